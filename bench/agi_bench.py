@@ -1,0 +1,1002 @@
+"""FastAGI load benchmark: vaihde's FastAGI server against a simulated Asterisk, and the same call
+decision as a process-per-call AGI script, in one run.
+
+The server (vaihde.agi.server.FastAgiServer routing "inbound" to vaihde.flows.inbound.inbound with
+the company from config/demo.yaml) runs in its own process pinned to one CPU core; the load
+generator runs in this process, pinned to another core, and plays Asterisk's side of the protocol:
+it sends the `agi_*` environment, answers every command the way res_agi does for a live channel
+(the caller presses 1 at the menu) and checks that each call ended with VAIHDE_ROUTE=dial and the
+configured VAIHDE_DIAL.
+
+Phases, in order:
+
+1. warm-up (closed loop, not measured);
+2. throughput: closed loop, `--concurrency` sessions always in flight, zero media time →
+   sessions/s (and closed-loop latency, which is concurrency / throughput by Little's law);
+3. latency: open loop, Poisson arrivals at `--latency-rate` sessions/s, with STREAM FILE and
+   GET DATA answered after a simulated playback/typing time chosen so that
+   `--latency-concurrency` calls are in progress at once → p50/p99 of the time each call spent
+   waiting on vaihde (connect → close minus the simulated media time);
+4. generator ceiling: the same generator against a minimal fake FastAGI peer (no vaihde code), to
+   show whether the generator limits the figures;
+5. baseline: `agi/vaihde-agi inbound --config …` started per call with pipes on stdin/stdout, as
+   Asterisk runs a local AGI, pinned to the same single core the server had.
+
+Figures go to bench/results/agi.json and are printed as a table. Run `bench/run` or
+`.venv/bin/python bench/agi_bench.py --help`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import datetime as dt
+import errno
+import json
+import math
+import os
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = ROOT / "config" / "demo.yaml"
+DEFAULT_OUTPUT = ROOT / "bench" / "results" / "agi.json"
+AGI_SCRIPT = ROOT / "agi" / "vaihde-agi"
+SCRIPT = "inbound"
+AMI_SECRET = "bench"  # the settings loader insists on one; the benchmark never talks AMI
+
+# What the issue asks for on a 2-core machine.
+TARGET_SESSIONS_PER_S = 2000.0
+TARGET_P99_MS = 10.0
+TARGET_RATIO = 100.0
+
+# Replies a live channel gives: greeting played to the end, caller pressed 1, variable set.
+REPLY_STREAM = b"200 result=0 endpos=8000\n"
+REPLY_DIGIT_1 = b"200 result=1\n"
+REPLY_SET = b"200 result=1\n"
+REPLY_UNKNOWN = b"510 Invalid or unknown command\n"
+
+# How long the run may wait for sessions still open when a phase ends before calling them stuck.
+DRAIN_S = 5.0
+
+
+# --------------------------------------------------------------------------------------------
+# Small helpers
+# --------------------------------------------------------------------------------------------
+
+
+def pin(core: int | None) -> None:
+    """Pin the calling process to one CPU core (no-op when core is None)."""
+    if core is not None:
+        os.sched_setaffinity(0, {core})
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile of an already sorted list (q in 0..100); NaN when empty."""
+    if not sorted_values:
+        return math.nan
+    rank = max(1, math.ceil(q / 100 * len(sorted_values)))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+def proc_status_kb(pid: int, key: str) -> int:
+    """A `kB` field (VmHWM, VmRSS) from /proc/PID/status; 0 when unavailable."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def proc_cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used, from /proc/PID/stat."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rpartition(")")[2].split()
+    except OSError:
+        return math.nan
+    # After the ")" of comm: state is field 3, utime 14 and stime 15 (1-based, man proc).
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def self_cpu_s() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def round_or_none(value: float, digits: int = 2) -> float | None:
+    return None if value is None or math.isnan(value) else round(value, digits)
+
+
+def load_expectation(config: Path) -> tuple[str, str]:
+    """The VAIHDE_DIAL a caller pressing 1 must get, and the menu's escape digits."""
+    os.environ.setdefault("VAIHDE_AMI_SECRET", AMI_SECRET)
+    from vaihde.config.settings import load
+
+    company = load(config).company
+    option = company.menu.options.get("1")
+    if option is None or option.kind != "employee":
+        raise SystemExit(f"{config}: menu key 1 must ring an employee for this benchmark")
+    return company.employees[option.target].dial_string, "".join(sorted(company.menu.options))
+
+
+def network_environment() -> bytes:
+    """The environment Asterisk sends for agi://127.0.0.1/inbound."""
+    from vaihde.agi.peer import environment
+
+    return environment(SCRIPT)
+
+
+def local_environment() -> bytes:
+    """The environment Asterisk sends to a local AGI(/…/vaihde-agi,inbound): no agi_network*,
+    agi_request is the script path, and the application argument appears as agi_arg_1."""
+    lines = []
+    for line in network_environment().decode().splitlines():
+        if not line:
+            continue
+        key = line.partition(": ")[0]
+        if key in ("agi_network", "agi_network_script"):
+            continue
+        if key == "agi_request":
+            line = f"agi_request: {AGI_SCRIPT}"
+        lines.append(line)
+    lines.append(f"agi_arg_1: {SCRIPT}")
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+# --------------------------------------------------------------------------------------------
+# Load generator: Asterisk's side of FastAGI, as a bare asyncio Protocol
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Phase:
+    """Everything one load phase records."""
+
+    name: str
+    env: bytes
+    expected_dial: bytes
+    hold_s: float = 0.0  # simulated playback / typing time before STREAM FILE, GET DATA replies
+    window: tuple[float, float] = (0.0, math.inf)  # sessions connecting in here are measured
+    wall_ms: list[float] = field(default_factory=list)
+    server_ms: list[float] = field(default_factory=list)
+    decision_ms: list[float] = field(default_factory=list)
+    lag_ms: list[float] = field(default_factory=list)
+    completed: int = 0  # every session that ended, in or out of the window
+    errors: Counter[str] = field(default_factory=Counter)
+    inflight: int = 0
+    active: set[AsteriskSide] = field(default_factory=set)
+    concurrency_samples: list[int] = field(default_factory=list)
+
+    def error(self, kind: str) -> None:
+        self.errors[kind] += 1
+
+
+class AsteriskSide(asyncio.Protocol):
+    """One simulated call. Replies are pre-encoded; only SET VARIABLE lines are parsed."""
+
+    __slots__ = (
+        "buf",
+        "decided_at",
+        "done",
+        "ended_at",
+        "held",
+        "phase",
+        "problem",
+        "route",
+        "dial",
+        "started",
+        "transport",
+    )
+
+    def __init__(self, phase: Phase, started: float, done: asyncio.Future[None]) -> None:
+        self.phase = phase
+        self.started = started
+        self.done = done
+        self.transport: asyncio.Transport | None = None
+        self.buf = b""
+        self.held = 0.0
+        self.decided_at = 0.0
+        self.ended_at = 0.0
+        self.route = b""
+        self.dial = b""
+        self.problem = ""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.phase.active.add(self)
+        transport.write(self.phase.env)
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buf + data if self.buf else data
+        while (i := buf.find(b"\n")) >= 0:
+            self._command(buf[:i])
+            buf = buf[i + 1 :]
+        self.buf = buf
+
+    def _command(self, line: bytes) -> None:
+        assert self.transport is not None
+        if line.startswith(b"SET VARIABLE "):
+            name, _, value = line[13:].partition(b" ")
+            if name == b'"VAIHDE_ROUTE"':
+                self.route = value
+            elif name == b'"VAIHDE_DIAL"':
+                self.dial = value
+            self.transport.write(REPLY_SET)
+        elif line.startswith(b"STREAM FILE "):
+            self._reply(REPLY_STREAM, False)
+        elif line.startswith(b"GET DATA "):
+            self._reply(REPLY_DIGIT_1, True)
+        else:
+            self.problem = "unexpected-command"
+            self.transport.write(REPLY_UNKNOWN)
+
+    def _reply(self, reply: bytes, digit: bool) -> None:
+        assert self.transport is not None
+        hold = self.phase.hold_s
+        if hold <= 0:
+            self.transport.write(reply)
+            if digit:
+                self.decided_at = time.perf_counter()
+            return
+        asyncio.get_running_loop().call_later(
+            hold, self._held_reply, reply, digit, time.perf_counter()
+        )
+
+    def _held_reply(self, reply: bytes, digit: bool, received: float) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        self.transport.write(reply)
+        now = time.perf_counter()
+        self.held += now - received
+        if digit:
+            self.decided_at = now
+
+    def eof_received(self) -> bool:
+        # The server closing the connection is the end of the AGI session.
+        if not self.ended_at:
+            self.ended_at = time.perf_counter()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        end = self.ended_at or time.perf_counter()
+        phase = self.phase
+        phase.active.discard(self)
+        phase.inflight -= 1
+        phase.completed += 1
+        if self.problem:
+            phase.error(self.problem)
+        elif exc is not None:
+            phase.error(f"connection-{type(exc).__name__}")
+        elif self.route != b'"dial"' or self.dial != phase.expected_dial:
+            phase.error("misrouted")
+        elif phase.window[0] <= self.started < phase.window[1]:
+            wall = (end - self.started) * 1000
+            phase.wall_ms.append(wall)
+            phase.server_ms.append(wall - self.held * 1000)
+            phase.decision_ms.append((end - self.decided_at) * 1000)
+        if not self.done.done():
+            self.done.set_result(None)
+
+
+class LoadGenerator:
+    def __init__(self, host: str, port: int, env: bytes, expected_dial: str) -> None:
+        self.host = host
+        self.port = port
+        self.env = env
+        self.expected_dial = f'"{expected_dial}"'.encode()
+
+    def phase(self, name: str, hold_s: float = 0.0) -> Phase:
+        return Phase(name, self.env, self.expected_dial, hold_s)
+
+    async def _session(self, phase: Phase, started: float | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        t0 = time.perf_counter()
+        if started is not None:
+            phase.lag_ms.append((t0 - started) * 1000)
+        phase.inflight += 1
+        try:
+            await loop.create_connection(
+                lambda: AsteriskSide(phase, t0, done), self.host, self.port
+            )
+        except OSError as exc:
+            phase.inflight -= 1
+            phase.error(f"connect-{errno.errorcode.get(exc.errno or 0, type(exc).__name__)}")
+            await asyncio.sleep(0.01)  # do not spin on a refusing server
+            return
+        await done
+
+    async def _drain(self, phase: Phase) -> None:
+        deadline = time.perf_counter() + DRAIN_S
+        while phase.inflight > 0 and time.perf_counter() < deadline:
+            await asyncio.sleep(0.01)
+        for side in list(phase.active):
+            side.problem = "stuck"
+            if side.transport is not None:
+                side.transport.abort()
+        await asyncio.sleep(0.05)
+
+    async def closed_loop(self, name: str, concurrency: int, seconds: float) -> Phase:
+        """`concurrency` sessions always in flight for `seconds`; each ends → the next starts."""
+        phase = self.phase(name)
+        start = time.perf_counter()
+        stop = start + seconds
+        phase.window = (start, stop)
+
+        async def worker() -> None:
+            while time.perf_counter() < stop:
+                await self._session(phase)
+
+        async with asyncio.TaskGroup() as tg:
+            for _ in range(concurrency):
+                tg.create_task(worker())
+        await self._drain(phase)
+        return phase
+
+    async def open_loop(
+        self, name: str, rate: float, concurrency: int, ramp_s: float, seconds: float, seed: int
+    ) -> Phase:
+        """Poisson arrivals at `rate`/s; media commands take concurrency/rate seconds in all, so
+        that about `concurrency` calls are in progress once the ramp is over."""
+        phase = self.phase(name, hold_s=concurrency / rate / 2)  # greeting + menu prompt
+        rng = random.Random(seed)
+        start = time.perf_counter()
+        measure_from = start + max(ramp_s, 2 * phase.hold_s)
+        stop = measure_from + seconds
+        phase.window = (measure_from, stop)
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def sampler() -> None:
+            while time.perf_counter() < stop:
+                if time.perf_counter() >= measure_from:
+                    phase.concurrency_samples.append(phase.inflight)
+                await asyncio.sleep(0.01)
+
+        sampling = asyncio.create_task(sampler())
+        due = start
+        while due < stop:
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            task = asyncio.create_task(self._session(phase, due if due >= measure_from else None))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            due += rng.expovariate(rate)
+        await sampling
+        if tasks:
+            await asyncio.wait(set(tasks), timeout=DRAIN_S + 2 * phase.hold_s)
+        await self._drain(phase)
+        return phase
+
+
+def summarize(phase: Phase, seconds: float | None = None) -> dict[str, Any]:
+    wall = sorted(phase.wall_ms)
+    server = sorted(phase.server_ms)
+    decision = sorted(phase.decision_ms)
+    out: dict[str, Any] = {
+        "sessions": len(wall),
+        "errors": sum(phase.errors.values()),
+        "error_kinds": dict(phase.errors),
+        "wall_p50_ms": round_or_none(percentile(wall, 50), 3),
+        "wall_p99_ms": round_or_none(percentile(wall, 99), 3),
+        "server_p50_ms": round_or_none(percentile(server, 50), 3),
+        "server_p99_ms": round_or_none(percentile(server, 99), 3),
+        "server_max_ms": round_or_none(server[-1] if server else math.nan, 3),
+        "decision_p99_ms": round_or_none(percentile(decision, 99), 3),
+    }
+    if seconds:
+        out["seconds"] = round(seconds, 3)
+        out["sessions_per_s"] = round(len(wall) / seconds, 1)
+    if phase.lag_ms:
+        out["generator_lag_p99_ms"] = round_or_none(percentile(sorted(phase.lag_ms), 99), 3)
+    if phase.concurrency_samples:
+        samples = phase.concurrency_samples
+        out["concurrency_mean"] = round(sum(samples) / len(samples), 1)
+        out["concurrency_min"] = min(samples)
+        out["concurrency_max"] = max(samples)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Server processes (run by this same file with --role)
+# --------------------------------------------------------------------------------------------
+
+
+async def _wait_stdin_eof() -> None:
+    """Return once the parent closes our stdin (or dies)."""
+    loop = asyncio.get_running_loop()
+    closed = loop.create_future()
+
+    class Watch(asyncio.Protocol):
+        def connection_lost(self, exc: Exception | None) -> None:
+            if not closed.done():
+                closed.set_result(None)
+
+    await loop.connect_read_pipe(Watch, sys.stdin)
+    await closed
+
+
+def _announce(port: int) -> None:
+    sys.stdout.write(f"PORT {port}\n")
+    sys.stdout.flush()
+
+
+async def serve_vaihde(config: Path, log_mode: str) -> dict[str, Any]:
+    """The system under test: FastAgiServer + the inbound flow with the configured company."""
+    os.environ.setdefault("VAIHDE_AMI_SECRET", AMI_SECRET)
+    from vaihde import contract, logs
+    from vaihde.agi.channel import Channel
+    from vaihde.agi.server import FastAgiServer
+    from vaihde.agi.session import Router
+    from vaihde.config.settings import load
+    from vaihde.flows.inbound import inbound
+
+    settings = load(config)
+    if log_mode == "service":
+        logs.setup(settings.log_format)  # what `vaihde serve` does; stderr goes to a file
+    router = Router()
+
+    async def inbound_handler(channel: Channel) -> None:  # as vaihde.service.build_router
+        await inbound(channel, settings.company)
+
+    router.add(contract.SCRIPT_INBOUND, inbound_handler)
+    server = FastAgiServer(router, "127.0.0.1", 0)
+    await server.start()
+    _announce(server.port)
+    await _wait_stdin_eof()
+    await server.stop(grace=1.0)
+    return {"outcomes": dict(server.outcomes)}
+
+
+async def serve_fake(expected_commands: list[bytes]) -> dict[str, Any]:
+    """A minimal FastAGI peer with no vaihde code: sends the six commands the inbound flow sends
+    and closes. Measures how fast the load generator can go."""
+    loop = asyncio.get_running_loop()
+    served = 0
+
+    class Fake(asyncio.Protocol):
+        def __init__(self) -> None:
+            self.buf = b""
+            self.step = -1
+            self.transport: asyncio.Transport | None = None
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            assert isinstance(transport, asyncio.Transport)
+            self.transport = transport
+
+        def data_received(self, data: bytes) -> None:
+            nonlocal served
+            assert self.transport is not None
+            self.buf += data
+            if self.step < 0:
+                end = self.buf.find(b"\n\n")
+                if end < 0:
+                    return
+                self.buf = self.buf[end + 2 :]
+                self.step = 0
+                self.transport.write(expected_commands[0])
+            while (i := self.buf.find(b"\n")) >= 0:
+                self.buf = self.buf[i + 1 :]
+                self.step += 1
+                if self.step == len(expected_commands):
+                    served += 1
+                    self.transport.close()
+                    return
+                self.transport.write(expected_commands[self.step])
+
+    server = await loop.create_server(Fake, "127.0.0.1", 0, backlog=4096)
+    _announce(server.sockets[0].getsockname()[1])
+    await _wait_stdin_eof()
+    server.close()
+    return {"outcomes": {"done": served}}
+
+
+def fake_commands(config: Path) -> list[bytes]:
+    from vaihde.agi.protocol import format_command
+
+    os.environ.setdefault("VAIHDE_AMI_SECRET", AMI_SECRET)
+    from vaihde.config.settings import load
+
+    company = load(config).company
+    menu = company.menu
+    option = menu.options["1"]
+    employee = company.employees[option.target]
+    return [
+        format_command("STREAM FILE", menu.greeting[0], "".join(sorted(menu.options))),
+        format_command("GET DATA", menu.prompt, menu.wait_ms, 1),
+        format_command("SET VARIABLE", "VAIHDE_REASON", f"menu-1-{employee.id}"),
+        format_command("SET VARIABLE", "VAIHDE_DIAL", employee.dial_string),
+        format_command("SET VARIABLE", "VAIHDE_DIAL_TIMEOUT", str(employee.ring_seconds)),
+        format_command("SET VARIABLE", "VAIHDE_ROUTE", "dial"),
+    ]
+
+
+def server_role(args: argparse.Namespace) -> int:
+    pin(args.cpu)
+    config = Path(args.config)
+    if args.role == "server":
+        main: Callable[[], Any] = lambda: serve_vaihde(config, args.server_log)  # noqa: E731
+    else:
+        commands = fake_commands(config)
+        main = lambda: serve_fake(commands)  # noqa: E731
+    profiler = cProfile.Profile() if args.profile else None
+    if profiler is not None:
+        profiler.enable()
+    result = asyncio.run(main())
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(args.profile)
+    result["peak_rss_kb"] = proc_status_kb(os.getpid(), "VmHWM")
+    sys.stdout.write(json.dumps(result) + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+@dataclass
+class ServerProcess:
+    """A server child: started pinned to a core, stopped by closing its stdin."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    log_path: str
+
+    @classmethod
+    def start(
+        cls, role: str, core: int | None, config: Path, log_mode: str, profile: str | None
+    ) -> ServerProcess:
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--role", role]
+        cmd += ["--config", str(config), "--server-log", log_mode]
+        if core is not None:
+            cmd += ["--cpu", str(core)]
+        if profile:
+            cmd += ["--profile", profile]
+        log = tempfile.NamedTemporaryFile(prefix=f"vaihde-bench-{role}-", suffix=".log", delete=False)
+        env = dict(os.environ, VAIHDE_AMI_SECRET=AMI_SECRET)
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env, cwd=ROOT
+        )
+        log.close()
+        assert proc.stdout is not None
+        line = proc.stdout.readline().decode()
+        if not line.startswith("PORT "):
+            proc.kill()
+            tail = Path(log.name).read_text(errors="replace")[-2000:]
+            raise SystemExit(f"{role} process did not start:\n{tail}")
+        return cls(proc, int(line.split()[1]), log.name)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stop(self) -> dict[str, Any]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.close()
+        try:
+            out = self.proc.stdout.read().decode()
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out = ""
+        result: dict[str, Any] = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
+        result["log_warnings"] = self._log_problems()
+        os.unlink(self.log_path)
+        return result
+
+    def _log_problems(self) -> int:
+        """Warning/error records (text format: 'HH:MM:SS.mmm W logger: …') and tracebacks."""
+        count = 0
+        with open(self.log_path, errors="replace") as fh:
+            for line in fh:
+                if line[13:15] in ("W ", "E ", "C ") or line.startswith("Traceback"):
+                    count += 1
+        return count
+
+
+# --------------------------------------------------------------------------------------------
+# Baseline: process-per-call AGI over stdin/stdout
+# --------------------------------------------------------------------------------------------
+
+
+def baseline_session(cmd: list[str], env: dict[str, str], agi_env: bytes, core: int | None,
+                     expected_dial: str) -> tuple[float, str]:
+    """Run one call the way Asterisk runs a local AGI; returns (seconds, problem or '')."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,  # Asterisk would log it; the bench discards it
+        env=env,
+        preexec_fn=(lambda: pin(core)) if core is not None else None,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    variables: dict[str, str] = {}
+    problem = ""
+    try:
+        proc.stdin.write(agi_env)
+        proc.stdin.flush()
+        while line := proc.stdout.readline():
+            if line.startswith(b"SET VARIABLE "):
+                name, _, value = line[13:].decode().rstrip("\n").partition(" ")
+                variables[name.strip('"')] = value.strip('"')
+                reply = REPLY_SET
+            elif line.startswith(b"STREAM FILE "):
+                reply = REPLY_STREAM
+            elif line.startswith(b"GET DATA "):
+                reply = REPLY_DIGIT_1
+            else:
+                problem = "unexpected-command"
+                reply = REPLY_UNKNOWN
+            proc.stdin.write(reply)
+            proc.stdin.flush()
+    except BrokenPipeError:
+        problem = problem or "broken-pipe"
+    finally:
+        proc.stdin.close()
+        proc.stdout.close()
+        code = proc.wait()
+    seconds = time.perf_counter() - started
+    if not problem and code != 0:
+        problem = f"exit-{code}"
+    if not problem and (variables.get("VAIHDE_ROUTE") != "dial"
+                        or variables.get("VAIHDE_DIAL") != expected_dial):
+        problem = "misrouted"
+    return seconds, problem
+
+
+def run_baseline(config: Path, core: int | None, parallel: int, seconds: float,
+                 min_sessions: int, max_seconds: float, expected_dial: str) -> dict[str, Any]:
+    venv_bin = str(Path(sys.executable).parent)
+    env = dict(os.environ, VAIHDE_AMI_SECRET=AMI_SECRET)
+    env["PATH"] = venv_bin + os.pathsep + env.get("PATH", "")  # the script's `env python3`
+    cmd = [str(AGI_SCRIPT), SCRIPT, "--config", str(config)]
+    agi_env = local_environment()
+    lock = threading.Lock()
+    latencies: list[float] = []
+    errors: Counter[str] = Counter()
+    start = time.perf_counter()
+    last_end = start
+
+    def enough() -> bool:
+        elapsed = time.perf_counter() - start
+        done = len(latencies) + sum(errors.values())
+        return elapsed >= max_seconds or (elapsed >= seconds and done >= min_sessions)
+
+    def worker() -> None:
+        nonlocal last_end
+        while not enough():
+            took, problem = baseline_session(cmd, env, agi_env, core, expected_dial)
+            with lock:
+                last_end = time.perf_counter()
+                if problem:
+                    errors[problem] += 1
+                else:
+                    latencies.append(took * 1000)
+
+    threads = [threading.Thread(target=worker) for _ in range(parallel)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = last_end - start
+    lat = sorted(latencies)
+    return {
+        "command": f"{AGI_SCRIPT.relative_to(ROOT)} {SCRIPT} --config {config}",
+        "python": str(Path(venv_bin) / "python3"),
+        "parallel": parallel,
+        "core": core,
+        "seconds": round(elapsed, 3),
+        "sessions": len(lat),
+        "errors": sum(errors.values()),
+        "error_kinds": dict(errors),
+        "sessions_per_s": round(len(lat) / elapsed, 2) if elapsed > 0 else 0.0,
+        "p50_ms": round_or_none(percentile(lat, 50), 1),
+        "p99_ms": round_or_none(percentile(lat, 99), 1),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# The benchmark
+# --------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description="FastAGI load benchmark: vaihde's FastAGI server vs process-per-call AGI.",
+    )
+    p.add_argument("--quick", action="store_true", help="short phases (~10 s in all)")
+    p.add_argument("--duration", type=float, help="seconds per measured phase (default 5)")
+    p.add_argument("--concurrency", type=int, default=200,
+                   help="sessions in flight during the throughput phase (default 200)")
+    p.add_argument("--latency-concurrency", type=int, default=500,
+                   help="calls in progress during the latency phase (default 500)")
+    p.add_argument("--latency-rate", type=float, default=1000.0,
+                   help="new calls per second during the latency phase (default 1000)")
+    p.add_argument("--warmup", type=float, help="seconds of unmeasured load first (default 1)")
+    p.add_argument("--baseline-parallel", type=int, default=2,
+                   help="process-per-call sessions at once (default 2)")
+    p.add_argument("--baseline-duration", type=float, help="seconds of baseline (default 5)")
+    p.add_argument("--baseline-min-sessions", type=int,
+                   help="baseline runs at least this many calls (default 30)")
+    p.add_argument("--no-ceiling", action="store_true",
+                   help="skip measuring the load generator's own ceiling")
+    p.add_argument("--server-log", choices=["service", "off"], default="service",
+                   help="server logging: as `vaihde serve` (INFO to stderr, here a temp file) "
+                   "or unconfigured (default service)")
+    p.add_argument("--profile-server", metavar="FILE",
+                   help="run the server under cProfile and write its stats to FILE")
+    p.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    p.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    p.add_argument("--seed", type=int, default=1)
+    # Internal: this file also runs the server processes.
+    p.add_argument("--role", choices=["bench", "server", "fake"], default="bench",
+                   help=argparse.SUPPRESS)
+    p.add_argument("--cpu", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--profile", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    quick = args.quick
+    if args.duration is None:
+        args.duration = 1.5 if quick else 5.0
+    if args.warmup is None:
+        args.warmup = 0.5 if quick else 1.0
+    if args.baseline_duration is None:
+        args.baseline_duration = 1.5 if quick else 5.0
+    if args.baseline_min_sessions is None:
+        args.baseline_min_sessions = 6 if quick else 30
+    args.config = args.config.resolve()
+    return args
+
+
+def choose_cores() -> tuple[int | None, int | None, bool]:
+    """(server core, generator core, separate): the first two cores this process may use."""
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) >= 2:
+        return cores[0], cores[1], True
+    return cores[0], cores[0], False
+
+
+async def fastagi_phases(
+    args: argparse.Namespace, port: int, expected_dial: str, server_pid: int
+) -> dict[str, Any]:
+    gen = LoadGenerator("127.0.0.1", port, network_environment(), expected_dial)
+    out: dict[str, Any] = {}
+
+    warm = await gen.closed_loop("warmup", args.concurrency, args.warmup)
+    out["warmup"] = {"sessions": warm.completed, "errors": sum(warm.errors.values()),
+                     "error_kinds": dict(warm.errors)}
+
+    cpu_s, gen_cpu = proc_cpu_s(server_pid), self_cpu_s()
+    t0 = time.perf_counter()
+    thr = await gen.closed_loop("throughput", args.concurrency, args.duration)
+    elapsed = time.perf_counter() - t0
+    out["throughput"] = summarize(thr, thr.window[1] - thr.window[0])
+    out["throughput"]["concurrency"] = args.concurrency
+    out["throughput"]["server_core_busy"] = round(
+        (proc_cpu_s(server_pid) - cpu_s) / elapsed, 3)
+    out["throughput"]["generator_core_busy"] = round((self_cpu_s() - gen_cpu) / elapsed, 3)
+
+    cpu_s, gen_cpu = proc_cpu_s(server_pid), self_cpu_s()
+    t0 = time.perf_counter()
+    lat = await gen.open_loop(
+        "latency", args.latency_rate, args.latency_concurrency,
+        ramp_s=0.5, seconds=args.duration, seed=args.seed,
+    )
+    elapsed = time.perf_counter() - t0
+    out["latency"] = summarize(lat, lat.window[1] - lat.window[0])
+    out["latency"].update(
+        rate=args.latency_rate,
+        target_concurrency=args.latency_concurrency,
+        media_hold_ms_per_command=round(lat.hold_s * 1000, 1),
+        server_core_busy=round((proc_cpu_s(server_pid) - cpu_s) / elapsed, 3),
+        generator_core_busy=round((self_cpu_s() - gen_cpu) / elapsed, 3),
+    )
+    out["total_completed"] = warm.completed + thr.completed + lat.completed
+    return out
+
+
+async def ceiling_phase(args: argparse.Namespace, port: int, expected_dial: str,
+                        server_pid: int) -> dict[str, Any]:
+    gen = LoadGenerator("127.0.0.1", port, network_environment(), expected_dial)
+    await gen.closed_loop("ceiling-warmup", args.concurrency, min(args.warmup, 0.5))
+    cpu_s, gen_cpu = proc_cpu_s(server_pid), self_cpu_s()
+    t0 = time.perf_counter()
+    phase = await gen.closed_loop("ceiling", args.concurrency, min(args.duration, 3.0))
+    elapsed = time.perf_counter() - t0
+    out = summarize(phase, phase.window[1] - phase.window[0])
+    out["fake_server_core_busy"] = round((proc_cpu_s(server_pid) - cpu_s) / elapsed, 3)
+    out["generator_core_busy"] = round((self_cpu_s() - gen_cpu) / elapsed, 3)
+    return out
+
+
+def run_bench(args: argparse.Namespace) -> dict[str, Any]:
+    from vaihde import __version__
+
+    server_core, gen_core, separate = choose_cores()
+    expected_dial, _ = load_expectation(args.config)
+    began = time.perf_counter()
+
+    server = ServerProcess.start("server", server_core, args.config, args.server_log,
+                                 args.profile_server)
+    pin(gen_core)
+    idle_rss_kb = proc_status_kb(server.pid, "VmRSS")
+    try:
+        phases = asyncio.run(fastagi_phases(args, server.port, expected_dial, server.pid))
+        peak_rss_kb = proc_status_kb(server.pid, "VmHWM")
+    finally:
+        server_result = server.stop()
+    outcomes: dict[str, int] = server_result.get("outcomes", {})
+    peak_rss_kb = max(peak_rss_kb, server_result.get("peak_rss_kb", 0))
+
+    ceiling: dict[str, Any] | None = None
+    if not args.no_ceiling:
+        fake = ServerProcess.start("fake", server_core, args.config, "off", None)
+        try:
+            ceiling = asyncio.run(ceiling_phase(args, fake.port, expected_dial, fake.pid))
+        finally:
+            fake.stop()
+
+    baseline = run_baseline(args.config, server_core, args.baseline_parallel,
+                            args.baseline_duration, args.baseline_min_sessions,
+                            max(args.baseline_duration * 4, 60.0), expected_dial)
+
+    thr, lat = phases["throughput"], phases["latency"]
+    # Every session the server finished some other way than "done" is an error too.
+    server_not_done = sum(v for k, v in outcomes.items() if k != "done")
+    errors = (phases["warmup"]["errors"] + thr["errors"] + lat["errors"] + server_not_done
+              + server_result.get("log_warnings", 0))
+    base_rate = baseline["sessions_per_s"]
+    ratio = thr["sessions_per_s"] / base_rate if base_rate else math.inf
+    result: dict[str, Any] = {
+        "benchmark": "agi",
+        "sessions_per_s": thr["sessions_per_s"],
+        "concurrency": args.concurrency,
+        "p50_ms": lat["server_p50_ms"],
+        "p99_ms": lat["server_p99_ms"],
+        "latency_concurrency": args.latency_concurrency,
+        "latency_rate": args.latency_rate,
+        "closed_loop_p50_ms": thr["wall_p50_ms"],
+        "closed_loop_p99_ms": thr["wall_p99_ms"],
+        "peak_rss_mb": round(peak_rss_kb / 1024, 1),
+        "idle_rss_mb": round(idle_rss_kb / 1024, 1),
+        "sessions": thr["sessions"] + lat["sessions"],
+        "sessions_total": phases["total_completed"],
+        "errors": errors,
+        "baseline_sessions_per_s": base_rate,
+        "baseline_errors": baseline["errors"],
+        "ratio": round(ratio, 1),
+        "generator_ceiling_sessions_per_s": ceiling["sessions_per_s"] if ceiling else None,
+        "targets": {
+            "sessions_per_s": {"target": TARGET_SESSIONS_PER_S,
+                               "met": thr["sessions_per_s"] >= TARGET_SESSIONS_PER_S},
+            "p99_ms": {"target": TARGET_P99_MS, "met": (lat["server_p99_ms"] or math.inf)
+                       <= TARGET_P99_MS and lat["errors"] == 0},
+            "ratio": {"target": TARGET_RATIO, "met": ratio >= TARGET_RATIO},
+        },
+        "cpu": {
+            "model": cpu_model(),
+            "machine_cores": os.cpu_count(),
+            "server_core": server_core,
+            "generator_core": gen_core,
+            "pinned_apart": separate,
+            "baseline_core": server_core,
+            "server_core_busy_throughput": thr["server_core_busy"],
+            "generator_core_busy_throughput": thr["generator_core_busy"],
+        },
+        "machine_cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "python_implementation": platform.python_implementation(),
+        "vaihde": __version__,
+        "platform": platform.platform(),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "server_logging": args.server_log,
+        "server_outcomes": outcomes,
+        "server_log_warnings": server_result.get("log_warnings", 0),
+        "phases": {**phases, "ceiling": ceiling, "baseline": baseline},
+        "options": {"duration_s": args.duration, "warmup_s": args.warmup, "quick": args.quick,
+                    "config": str(args.config.relative_to(ROOT))
+                    if args.config.is_relative_to(ROOT) else str(args.config)},
+        "run_seconds": round(time.perf_counter() - began, 1),
+    }
+    return result
+
+
+def render(r: dict[str, Any]) -> str:
+    """The figures as a readable table."""
+    thr = r["phases"]["throughput"]
+    lat = r["phases"]["latency"]
+    base = r["phases"]["baseline"]
+    ceil = r["phases"]["ceiling"]
+    cpu = r["cpu"]
+    t = r["targets"]
+
+    def mark(key: str) -> str:
+        return "met" if t[key]["met"] else "NOT MET"
+
+    pinning = (f"server on CPU {cpu['server_core']}, load generator on CPU {cpu['generator_core']}"
+               if cpu["pinned_apart"] else "ONE core only: server and generator share it")
+    rows = [
+        ("FastAGI sessions/s", f"{r['sessions_per_s']:,.0f}",
+         f">= {TARGET_SESSIONS_PER_S:,.0f} ({mark('sessions_per_s')})",
+         f"closed loop, {r['concurrency']} in flight, {thr['seconds']:.1f} s, "
+         f"server core {thr['server_core_busy']:.0%} busy"),
+        ("p50 / p99 server time", f"{r['p50_ms']} / {r['p99_ms']} ms",
+         f"p99 <= {TARGET_P99_MS:g} ms ({mark('p99_ms')})",
+         f"{lat.get('concurrency_mean', 0):.0f} calls in progress (target "
+         f"{r['latency_concurrency']}), {r['latency_rate']:g} new/s"),
+        ("  decision p99", f"{lat['decision_p99_ms']} ms", "",
+         "caller pressed 1 → connection closed (silence before ringing)"),
+        ("  closed-loop p50 / p99", f"{r['closed_loop_p50_ms']} / {r['closed_loop_p99_ms']} ms",
+         "", f"connect → close with {r['concurrency']} always queued (≈ concurrency / rate)"),
+        ("process-per-call sessions/s", f"{r['baseline_sessions_per_s']:,.1f}", "",
+         f"agi/vaihde-agi, {base['parallel']} at once on CPU {base['core']}, "
+         f"{base['sessions']} calls, p50 {base['p50_ms']} ms"),
+        ("ratio", f"{r['ratio']:,.0f}x", f">= {TARGET_RATIO:g}x ({mark('ratio')})",
+         "FastAGI sessions/s ÷ process-per-call sessions/s, same single core"),
+        ("server peak RSS", f"{r['peak_rss_mb']} MB", "", f"VmHWM (idle {r['idle_rss_mb']} MB)"),
+        ("sessions / errors", f"{r['sessions']:,} / {r['errors']}", "must be 0 errors",
+         f"{r['sessions_total']:,} incl. warm-up and ramp; baseline errors "
+         f"{r['baseline_errors']}"),
+    ]
+    if ceil:
+        rows.append(("generator ceiling", f"{ceil['sessions_per_s']:,.0f}/s", "",
+                     f"same generator vs a minimal fake peer (generator core "
+                     f"{ceil['generator_core_busy']:.0%} busy)"))
+    w0 = max(len(x[0]) for x in rows)
+    w1 = max(len(x[1]) for x in rows)
+    w2 = max(len(x[2]) for x in rows)
+    lines = [
+        f"vaihde FastAGI benchmark — {r['date']}, Python {r['python']}, "
+        f"{r['machine_cores']} cores ({cpu['model']})",
+        f"{pinning}; process-per-call pinned to CPU {cpu['baseline_core']} (same budget)",
+        "",
+    ]
+    for a, b, c, d in rows:
+        lines.append(f"  {a:<{w0}}  {b:>{w1}}  {c:<{w2}}  {d}")
+    if r["errors"] or r["baseline_errors"]:
+        lines.append("")
+        lines.append(f"  errors: {thr['error_kinds']} {lat['error_kinds']} "
+                     f"server outcomes {r['server_outcomes']} baseline {base['error_kinds']}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.role != "bench":
+        return server_role(args)
+    result = run_bench(args)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2) + "\n")
+    print(render(result))
+    print(f"\nwritten: {args.output}")
+    return 1 if result["errors"] or result["baseline_errors"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,258 @@
+"""The typed channel API a call handler uses, over one AGI connection (TCP or stdin/stdout).
+
+It also keeps the caller-silence guard: control commands and the handler's own thinking share a
+budget (the caller hears nothing meanwhile); playing audio or waiting for the caller's digits
+suspends it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from dataclasses import dataclass
+from typing import Protocol
+
+from vaihde.agi.protocol import (
+    MAX_LINE_BYTES,
+    AgiCommandError,
+    AgiEnvironment,
+    AgiError,
+    AgiHangup,
+    AgiProtocolError,
+    EnvironmentParser,
+    Reply,
+    ReplyAssembler,
+    format_command,
+    split_script,
+)
+
+# A media command can legitimately run as long as the prompt; beyond this something is wrong.
+MEDIA_TIMEOUT_S = 600.0
+_VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,79}$")
+_FUNC_EXPR = re.compile(r"^[A-Z_][A-Z0-9_]*\([^\x00-\x1f]*\)$")
+_DIGITS = "0123456789*#"
+
+
+class Writer(Protocol):
+    def write(self, data: bytes) -> object: ...
+    async def drain(self) -> None: ...
+    def close(self) -> object: ...
+
+
+class LineReader(Protocol):
+    async def readline(self) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Digits:
+    """What GET DATA returned: the digits and whether the caller stopped typing (timeout)."""
+
+    digits: str
+    timed_out: bool
+
+
+class SilenceGuard:
+    """Bounds how long the caller hears nothing because of us.
+
+    Wraps an asyncio.Timeout: `hold()` suspends it while audio plays or we wait for the caller,
+    `release()` starts a fresh budget afterwards.
+    """
+
+    def __init__(self, budget_s: float) -> None:
+        self.budget_s = budget_s
+        self._timeout: asyncio.Timeout | None = None
+
+    def bind(self, timeout: asyncio.Timeout) -> None:
+        self._timeout = timeout
+        self.release()
+
+    def hold(self) -> None:
+        if self._timeout is not None and not self._timeout.expired():
+            self._timeout.reschedule(None)
+
+    def release(self) -> None:
+        if self._timeout is not None and not self._timeout.expired():
+            self._timeout.reschedule(asyncio.get_running_loop().time() + self.budget_s)
+
+
+class AgiConnection:
+    """Line-level AGI over any reader/writer pair; one command in flight at a time."""
+
+    def __init__(self, reader: LineReader, writer: Writer) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._replies = ReplyAssembler()
+        self._unanswered = 0  # commands sent whose replies were abandoned (cancelled waits)
+        self.closed = False
+
+    @property
+    def hungup(self) -> bool:
+        return self._replies.hungup
+
+    async def _readline(self) -> str:
+        try:
+            raw = await self._reader.readline()
+        except (ConnectionError, asyncio.LimitOverrunError, ValueError) as exc:
+            raise AgiHangup(f"connection lost: {exc}") from exc
+        if not raw:
+            raise AgiHangup("end of stream")
+        if len(raw) > MAX_LINE_BYTES:
+            raise AgiProtocolError("line too long")
+        return raw.decode("utf-8", "replace").rstrip("\r\n")
+
+    async def read_environment(self) -> AgiEnvironment:
+        parser = EnvironmentParser()
+        while not parser.feed(await self._readline()):
+            pass
+        return parser.env
+
+    async def _read_reply(self) -> Reply:
+        while True:
+            reply = self._replies.feed(await self._readline())
+            if reply is not None:
+                return reply
+
+    async def send(self, verb: str, *args: str | int) -> Reply:
+        line = format_command(verb, *args)
+        # A cancelled earlier command still gets its reply from Asterisk; consume it first so
+        # this command reads its own reply.
+        while self._unanswered:
+            with contextlib.suppress(AgiCommandError):
+                await self._read_reply()
+            self._unanswered -= 1
+        self._unanswered += 1
+        self._writer.write(line)
+        await self._writer.drain()
+        # Only a cancelled wait leaves the reply unread; errors and replies both consume it.
+        try:
+            reply = await self._read_reply()
+        except AgiError:
+            self._unanswered -= 1
+            raise
+        self._unanswered -= 1
+        return reply
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            try:
+                self._writer.close()
+            except Exception:
+                pass
+
+
+class Channel:
+    """One call as seen from a handler. Methods raise AgiHangup once the caller is gone."""
+
+    def __init__(
+        self, conn: AgiConnection, env: AgiEnvironment, guard: SilenceGuard | None = None
+    ) -> None:
+        self.conn = conn
+        self.env = env
+        self.script, self.params = split_script(env.network_script)
+        self.guard = guard or SilenceGuard(3.0)
+        self.variables_set: dict[str, str] = {}
+
+    @property
+    def uniqueid(self) -> str:
+        return self.env.uniqueid
+
+    @property
+    def name(self) -> str:
+        return self.env.channel
+
+    @property
+    def hungup(self) -> bool:
+        return self.conn.hungup
+
+    async def _control(self, verb: str, *args: str | int) -> Reply:
+        if self.conn.hungup:
+            raise AgiHangup("caller hung up")
+        return await self.conn.send(verb, *args)
+
+    async def _waiting(self, timeout_s: float, verb: str, *args: str | int) -> Reply:
+        """A command during which the caller hears audio or is typing: not silence."""
+        if self.conn.hungup:
+            raise AgiHangup("caller hung up")
+        self.guard.hold()
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await self.conn.send(verb, *args)
+        finally:
+            self.guard.release()
+
+    async def answer(self) -> None:
+        if (await self._control("ANSWER")).result_int < 0:
+            raise AgiHangup("ANSWER failed")
+
+    async def stream_file(self, name: str, escape_digits: str = "") -> str | None:
+        """Play a sound; returns the digit that interrupted it, or None."""
+        _check_sound(name)
+        _check_digits(escape_digits)
+        reply = await self._waiting(MEDIA_TIMEOUT_S, "STREAM FILE", name, escape_digits)
+        code = reply.result_int
+        if code < 0:
+            # -1 means the file is missing as well as hangup; a hangup also sends HANGUP.
+            if self.conn.hungup:
+                raise AgiHangup("caller hung up during playback")
+            return None
+        return chr(code) if code else None
+
+    async def get_data(
+        self, prompt: str, timeout_ms: int = 5000, max_digits: int = 1
+    ) -> Digits:
+        """Play a prompt and collect up to max_digits digits (# ends input)."""
+        _check_sound(prompt)
+        if not (0 < max_digits <= 64 and 0 < timeout_ms <= 120_000):
+            raise ValueError("get_data: max_digits 1..64 and timeout_ms 1..120000")
+        budget = MEDIA_TIMEOUT_S + timeout_ms / 1000 * (max_digits + 1)
+        reply = await self._waiting(budget, "GET DATA", prompt, timeout_ms, max_digits)
+        if reply.result == "-1":
+            raise AgiHangup("caller hung up during GET DATA")
+        digits = "".join(c for c in reply.result if c in _DIGITS)
+        return Digits(digits, reply.data == "timeout")
+
+    async def wait_for_digit(self, timeout_ms: int) -> str | None:
+        reply = await self._waiting(timeout_ms / 1000 + 5, "WAIT FOR DIGIT", timeout_ms)
+        code = reply.result_int
+        if code < 0:
+            raise AgiHangup("caller hung up while waiting for a digit")
+        return chr(code) if code else None
+
+    async def get_variable(self, name: str) -> str | None:
+        if not (_VAR_NAME.match(name) or _FUNC_EXPR.match(name)):
+            raise ValueError(f"not a variable name: {name!r}")
+        reply = await self._control("GET VARIABLE", name)
+        return reply.data if reply.result == "1" else None
+
+    async def set_variable(self, name: str, value: str) -> None:
+        if not _VAR_NAME.match(name):
+            raise ValueError(f"not a variable name: {name!r}")
+        await self._control("SET VARIABLE", name, value)
+        self.variables_set[name] = value
+
+    async def exec(self, application: str, *args: str) -> int:
+        """Run a dialplan application. Arguments must not come from the caller unfiltered."""
+        if not application.isalnum():
+            raise ValueError(f"not an application name: {application!r}")
+        for arg in args:
+            if any(c in arg for c in ",|&$"):
+                raise ValueError(f"unsafe application argument for {application}: {arg!r}")
+        return (await self._control("EXEC", application, ",".join(args))).result_int
+
+    async def verbose(self, message: str, level: int = 1) -> None:
+        await self._control("VERBOSE", message[:500], level)
+
+    async def hangup(self) -> None:
+        await self._control("HANGUP")
+
+
+def _check_sound(name: str) -> None:
+    if not name or not re.fullmatch(r"[A-Za-z0-9_/.\-]{1,200}", name) or ".." in name:
+        raise ValueError(f"not a sound file name: {name!r}")
+
+
+def _check_digits(digits: str) -> None:
+    if any(c not in _DIGITS for c in digits):
+        raise ValueError(f"escape digits must be 0-9*#: {digits!r}")

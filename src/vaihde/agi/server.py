@@ -1,0 +1,91 @@
+"""FastAGI server: one asyncio task per Asterisk connection, so a stalled or hostile peer only
+ever costs its own task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+
+from vaihde.agi.channel import AgiConnection
+from vaihde.agi.protocol import MAX_LINE_BYTES
+from vaihde.agi.session import ENV_TIMEOUT_S, SILENCE_BUDGET_S, Router, run_session
+
+log = logging.getLogger("vaihde.agi")
+
+
+class FastAgiServer:
+    def __init__(
+        self,
+        router: Router,
+        host: str = "127.0.0.1",
+        port: int = 4573,
+        *,
+        silence_budget: float = SILENCE_BUDGET_S,
+        env_timeout: float = ENV_TIMEOUT_S,
+        max_sessions: int = 10_000,
+    ) -> None:
+        self.router = router
+        self.host = host
+        self.port = port
+        self.silence_budget = silence_budget
+        self.env_timeout = env_timeout
+        self.max_sessions = max_sessions
+        self.outcomes: Counter[str] = Counter()
+        self._server: asyncio.Server | None = None
+        self._sessions: set[asyncio.Task[None]] = set()
+
+    @property
+    def active(self) -> int:
+        return len(self._sessions)
+
+    @property
+    def listening(self) -> bool:
+        return self._server is not None and self._server.is_serving()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(
+            self._on_connect, self.host, self.port, limit=MAX_LINE_BYTES, backlog=4096
+        )
+        sock = self._server.sockets[0]
+        self.port = sock.getsockname()[1]
+        log.info("fastagi listening", extra={"host": self.host, "port": self.port})
+
+    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        conn = AgiConnection(reader, writer)
+        if len(self._sessions) >= self.max_sessions:
+            # Closing before the environment makes Asterisk continue its dialplan at once, which
+            # routes the call to the operator: better than queueing the caller in silence.
+            self.outcomes["overload"] += 1
+            conn.close()
+            return
+        self._sessions.add(task)
+        try:
+            result = await run_session(
+                conn,
+                self.router,
+                env_timeout=self.env_timeout,
+                silence_budget=self.silence_budget,
+            )
+            self.outcomes[result.outcome] += 1
+        finally:
+            self._sessions.discard(task)
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop accepting, let sessions in progress finish for `grace` seconds, then cut them
+        (each cut session still gets its fallback route)."""
+        if self._server is None:
+            return
+        self._server.close()
+        if self._sessions:
+            _, pending = await asyncio.wait(set(self._sessions), timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=1.0)
+        await self._server.wait_closed()
+        self._server = None
+        log.info("fastagi stopped", extra={"outcomes": dict(self.outcomes)})

@@ -1,0 +1,136 @@
+"""Runs one AGI session: read the environment, route to a handler, and on any failure send the call
+down the dialplan's path to a human instead of hanging up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from vaihde import contract
+from vaihde.agi.channel import AgiConnection, Channel, SilenceGuard
+from vaihde.agi.protocol import AgiError, AgiHangup
+
+log = logging.getLogger("vaihde.agi")
+
+Handler = Callable[[Channel], Awaitable[None]]
+
+# How long Asterisk may take to send the environment block (it sends it at once on connect).
+ENV_TIMEOUT_S = 2.0
+# Caller silence we allow ourselves; the dialplan needs a moment more to start ringing someone,
+# and the promise is < 3 s.
+SILENCE_BUDGET_S = 2.0
+# The fallback instruction itself must not add silence.
+FALLBACK_TIMEOUT_S = 0.5
+
+
+class Router:
+    """Maps `agi_network_script` paths (without the ?query) to handlers."""
+
+    def __init__(self) -> None:
+        self._routes: dict[str, Handler] = {}
+
+    def add(self, path: str, handler: Handler) -> None:
+        key = path.strip("/")
+        if key in self._routes:
+            raise ValueError(f"AGI route registered twice: {key}")
+        self._routes[key] = handler
+
+    def route(self, path: str) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            self.add(path, handler)
+            return handler
+
+        return register
+
+    def resolve(self, path: str) -> Handler | None:
+        return self._routes.get(path.strip("/"))
+
+    @property
+    def paths(self) -> list[str]:
+        return sorted(self._routes)
+
+
+@dataclass(slots=True)
+class SessionResult:
+    """How a session ended; the server keeps counters of these."""
+
+    outcome: str  # "done", "hangup", "fallback", "rejected"
+    reason: str = ""
+    script: str = ""
+    uniqueid: str = ""
+    seconds: float = 0.0
+
+
+async def run_session(
+    conn: AgiConnection,
+    router: Router,
+    *,
+    env_timeout: float = ENV_TIMEOUT_S,
+    silence_budget: float = SILENCE_BUDGET_S,
+    script_override: str | None = None,
+) -> SessionResult:
+    started = time.monotonic()
+    try:
+        try:
+            async with asyncio.timeout(env_timeout):
+                env = await conn.read_environment()
+        except (TimeoutError, AgiError) as exc:
+            # Not a call we can help (port scanner, garbage, a peer that left): just drop it.
+            log.info("agi session rejected", extra={"why": type(exc).__name__, "detail": str(exc)})
+            return SessionResult("rejected", str(exc) or "timeout")
+
+        if script_override is not None:
+            env.values["agi_network_script"] = script_override
+        channel = Channel(conn, env, SilenceGuard(silence_budget))
+        ids = {"uniqueid": channel.uniqueid, "channel": channel.name, "script": channel.script}
+        handler = router.resolve(channel.script)
+        if handler is None:
+            log.error("no AGI handler for script", extra=ids)
+            return await _fallback(channel, "unknown-script", started)
+
+        try:
+            async with asyncio.timeout(None) as deadline:
+                channel.guard.bind(deadline)
+                await handler(channel)
+        except AgiHangup:
+            return _result(channel, "hangup", "caller hung up", started)
+        except asyncio.CancelledError:
+            # The service is shutting down under this call: hand it to the dialplan's human path.
+            await _fallback(channel, "service-stopping", started)
+            raise
+        except TimeoutError:
+            log.error("agi handler kept the caller silent too long", extra=ids)
+            return await _fallback(channel, "service-timeout", started)
+        except Exception as exc:
+            log.exception("agi handler failed", extra={**ids, "error": repr(exc)})
+            return await _fallback(channel, "service-error", started)
+        return _result(channel, "done", channel.variables_set.get(contract.ROUTE, ""), started)
+    finally:
+        conn.close()
+
+
+def _result(channel: Channel, outcome: str, reason: str, started: float) -> SessionResult:
+    return SessionResult(
+        outcome, reason, channel.script, channel.uniqueid, time.monotonic() - started
+    )
+
+
+async def _fallback(channel: Channel, reason: str, started: float) -> SessionResult:
+    """Tell the dialplan to take the call to a human. If even that fails, closing the connection
+    leaves VAIHDE_ROUTE unset, which the dialplan also treats as "to the operator"."""
+    try:
+        async with asyncio.timeout(FALLBACK_TIMEOUT_S):
+            await channel.set_variable(contract.REASON, reason)
+            await channel.set_variable(contract.ROUTE, contract.Route.FALLBACK)
+    except AgiHangup:
+        return _result(channel, "hangup", "caller hung up", started)
+    except (TimeoutError, AgiError, OSError) as exc:
+        log.warning(
+            "could not send fallback route; dialplan falls back by itself",
+            extra={"uniqueid": channel.uniqueid, "error": repr(exc)},
+        )
+    return _result(channel, "fallback", reason, started)

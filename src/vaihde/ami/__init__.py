@@ -1,0 +1,45 @@
+"""Asterisk Manager Interface: the AMI client and the call tracker built from its events."""
+
+from vaihde.ami.client import (
+    AmiActionError,
+    AmiAuthError,
+    AmiClient,
+    AmiConnectError,
+    AmiError,
+    AmiMessage,
+    AmiNotConnected,
+    AmiResponse,
+    AmiTimeout,
+)
+from vaihde.ami.tracker import (
+    Bridge,
+    CallTracker,
+    Change,
+    ChangeKind,
+    ChangeQueue,
+    Channel,
+    Dial,
+    HangupRecord,
+    QueueCaller,
+)
+
+__all__ = [
+    "AmiActionError",
+    "AmiAuthError",
+    "AmiClient",
+    "AmiConnectError",
+    "AmiError",
+    "AmiMessage",
+    "AmiNotConnected",
+    "AmiResponse",
+    "AmiTimeout",
+    "Bridge",
+    "CallTracker",
+    "Change",
+    "ChangeKind",
+    "ChangeQueue",
+    "Channel",
+    "Dial",
+    "HangupRecord",
+    "QueueCaller",
+]

@@ -1,0 +1,172 @@
+"""YAML documents whose every value remembers its file and line, so that a mistake can be reported
+as `file:line: field: what is wrong` in plain words.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(Exception):
+    """One or more problems in a configuration file; nothing from it has been applied."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True, slots=True)
+class Where:
+    file: str
+    line: int
+    field: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.field or '(top level)'}"
+
+
+_SCALARS = yaml.SafeLoader("")
+
+
+class Node:
+    """A YAML value with its location. Maps and lists hold Nodes."""
+
+    __slots__ = ("value", "where")
+
+    def __init__(self, value: Any, where: Where) -> None:
+        self.value = value
+        self.where = where
+
+
+def _convert(node: yaml.Node, file: str, field: str) -> Node:
+    where = Where(file, node.start_mark.line + 1, field)
+    if isinstance(node, yaml.MappingNode):
+        out: dict[str, Node] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            if not isinstance(key, str):
+                line = key_node.start_mark.line + 1
+                raise ConfigError([f"{file}:{line}: {field}: keys must be plain words"])
+            child = f"{field}.{key}" if field else key
+            if key in out:
+                line = key_node.start_mark.line + 1
+                raise ConfigError([f"{file}:{line}: {child}: given twice"])
+            out[key] = _convert(value_node, file, child)
+        return Node(out, where)
+    if isinstance(node, yaml.SequenceNode):
+        return Node(
+            [_convert(v, file, f"{field}[{i}]") for i, v in enumerate(node.value)], where
+        )
+    # Scalars take the safe loader's types (int, bool, null, float, str).
+    return Node(_SCALARS.construct_object(node, deep=True), where)
+
+
+def load_yaml(path: str | Path) -> Node:
+    """Parse one YAML file into located Nodes, or raise ConfigError naming the line."""
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{file}: cannot read: {exc.strerror or exc}"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{file}: not UTF-8 text ({exc.reason})"]) from None
+    return parse_yaml(text, file)
+
+
+def parse_yaml(text: str, file: str = "<config>") -> Node:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line = mark.line + 1 if mark else 0
+        raise ConfigError([f"{file}:{line}: not valid YAML: {exc.problem}"]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{file}: not valid YAML: {exc}"]) from None
+    if root is None:
+        return Node({}, Where(file, 1, ""))
+    return _convert(root, file, "")
+
+
+class Reader:
+    """Typed access to a mapping Node that collects problems instead of stopping at the first."""
+
+    def __init__(self, node: Node, problems: list[str]) -> None:
+        self.node = node
+        self.problems = problems
+        self._used: set[str] = set()
+        if not isinstance(node.value, dict):
+            self.error(node, "must be a mapping of names to values")
+            node.value = {}
+
+    @property
+    def where(self) -> Where:
+        return self.node.where
+
+    def error(self, node: Node, message: str) -> None:
+        self.problems.append(f"{node.where}: {message}")
+
+    def child(self, key: str) -> Node | None:
+        self._used.add(key)
+        return self.node.value.get(key)
+
+    def has(self, key: str) -> bool:
+        return key in self.node.value
+
+    def _missing(self, key: str) -> None:
+        field = f"{self.where.field}.{key}" if self.where.field else key
+        self.problems.append(f"{self.where.file}:{self.where.line}: {field}: is required")
+
+    def str(self, key: str, default: str | None = None, *, required: bool = False) -> str:
+        node = self.child(key)
+        if node is None or node.value is None:
+            if required:
+                self._missing(key)
+            return default or ""
+        if isinstance(node.value, bool) or not isinstance(node.value, str | int):
+            self.error(node, "must be text")
+            return default or ""
+        return str(node.value)
+
+    def int(self, key: str, default: int, *, low: int, high: int) -> int:
+        node = self.child(key)
+        if node is None or node.value is None:
+            return default
+        if isinstance(node.value, bool) or not isinstance(node.value, int):
+            self.error(node, f"must be a whole number from {low} to {high}")
+            return default
+        if not low <= node.value <= high:
+            self.error(node, f"must be from {low} to {high}, not {node.value}")
+            return default
+        return node.value
+
+    def section(self, key: str, *, required: bool = False) -> Reader:
+        node = self.child(key)
+        if node is None or node.value is None:
+            if required:
+                self._missing(key)
+            field = f"{self.where.field}.{key}" if self.where.field else key
+            node = Node({}, Where(self.where.file, self.where.line, field))
+        return Reader(node, self.problems)
+
+    def list(self, key: str) -> list[Node]:
+        node = self.child(key)
+        if node is None or node.value is None:
+            return []
+        if not isinstance(node.value, list):
+            self.error(node, "must be a list")
+            return []
+        return node.value
+
+    def items(self) -> list[tuple[str, Node]]:
+        self._used.update(self.node.value)
+        return list(self.node.value.items())
+
+    def done(self) -> None:
+        """Report keys nobody asked for: typos must not be silently ignored."""
+        for key, node in self.node.value.items():
+            if key not in self._used:
+                self.error(node, "unknown setting (misspelt?)")

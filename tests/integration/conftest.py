@@ -1,0 +1,157 @@
+"""Fixtures for tests against a real Asterisk from the sandbox chroot.
+
+`asterisk` (session): the running instance `test`; `ami`: a logged-in AmiProbe; `sipp_phone`: SIPp
+answering as PJSIP/sipp-phone. If Asterisk cannot be built or started, these tests fail: never skip.
+"""
+
+from __future__ import annotations
+
+import atexit
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from amiprobe import AmiProbe  # tests/integration is on sys.path (no package)
+
+from vaihde.sandbox import Instance, InstanceSettings, SandboxError, build
+
+REPO = Path(__file__).resolve().parents[2]
+TEST_DIALPLAN = REPO / "tests" / "asterisk" / "vaihde-test.conf"
+
+AMI_PORT = 15038
+SIP_PORT = 15060
+AGI_PORT = 14573  # nothing listens here unless a test starts a FastAGI server itself
+SIPP_PORT = 15070
+SIPP_MEDIA_PORT = 15072
+OPERATORS = "Local/operator@vaihde-test-phones"
+
+ASTERISK_FIXTURES = {"asterisk", "ami", "sipp_phone", "clean_channels"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # A test that uses the sandbox is an asterisk test even if someone forgot the marker, so
+    # `-m "not asterisk"` never starts Asterisk.
+    for item in items:
+        if ASTERISK_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.asterisk)
+
+
+def sandbox_test_settings() -> InstanceSettings:
+    return InstanceSettings(
+        name="test",
+        ami_port=AMI_PORT,
+        sip_port=SIP_PORT,
+        rtp_start=21000,
+        rtp_end=21999,
+        ami_secret=secrets.token_urlsafe(16),
+        agi_url=f"agi://127.0.0.1:{AGI_PORT}",
+        operators=OPERATORS,
+        operator_timeout=20,
+        endpoints=[{"name": "sipp-phone", "contact": f"sip:sipp@127.0.0.1:{SIPP_PORT}"}],
+        extra_dialplan=[str(TEST_DIALPLAN)],
+    )
+
+
+def _progress(line: str) -> None:
+    # Past pytest's capture: a first build takes a minute and should not look like a hang.
+    print(line, file=sys.__stderr__, flush=True)
+
+
+@pytest.fixture(scope="session")
+def asterisk() -> Iterator[Instance]:
+    """The sandbox instance `test`, started once per session and always stopped at the end."""
+    instance = Instance(sandbox_test_settings())
+    problem = None
+    try:
+        build(log=_progress)
+        # replace: a test run killed with SIGKILL may have left one; tie_to_parent: if this one
+        # is killed so, the kernel stops Asterisk too.
+        instance.start(replace=True, tie_to_parent=True)
+    except SandboxError as exc:
+        problem = str(exc)
+    if problem is not None:
+        pytest.fail(f"sandbox Asterisk could not be started: {problem}", pytrace=False)
+    atexit.register(instance.stop)  # in case the session ends without running teardown
+    try:
+        yield instance
+    finally:
+        instance.stop()
+        atexit.unregister(instance.stop)
+
+
+def _active_channels(asterisk: Instance) -> int:
+    out = asterisk.rx("core show channels count")
+    for line in out.splitlines():
+        if "active channel" in line:
+            return int(line.split()[0])
+    return 0
+
+
+@pytest.fixture
+def clean_channels(asterisk: Instance) -> Iterator[None]:
+    """Hangs up every channel after the test, so calls never leak into the next one."""
+    yield
+    asterisk.rx("channel request hangup all")
+    deadline = time.monotonic() + 5
+    while _active_channels(asterisk) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+@pytest.fixture
+async def ami(asterisk: Instance, clean_channels: None) -> AsyncIterator[AmiProbe]:
+    """An AmiProbe logged in as the vaihde AMI user of the test instance."""
+    s = asterisk.settings
+    probe = await AmiProbe.connect(s.ami_port, s.ami_username, s.ami_secret)
+    try:
+        yield probe
+    finally:
+        await probe.close()
+
+
+def _udp_port_taken(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+@pytest.fixture
+def sipp_phone(asterisk: Instance, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """SIPp as a UAS on 127.0.0.1:15070: answers every call to PJSIP/sipp-phone."""
+    sipp = shutil.which("sipp")
+    if sipp is None:
+        pytest.fail("sipp is not installed: apt-get install sip-tester", pytrace=False)
+    if _udp_port_taken(SIPP_PORT):
+        pytest.fail(f"udp/{SIPP_PORT} is taken: a stray sipp?", pytrace=False)
+    cmd = [
+        sipp, "-sn", "uas", "-i", "127.0.0.1", "-p", str(SIPP_PORT),
+        "-mi", "127.0.0.1", "-mp", str(SIPP_MEDIA_PORT),
+        "-nostdin", "-aa", "-trace_err",
+        "-timeout", "300s",  # a leaked SIPp still goes away by itself
+    ]  # fmt: skip
+    out_path = tmp_path / "sipp.out"
+    with open(out_path, "wb") as out:
+        proc = subprocess.Popen(cmd, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+    try:
+        deadline = time.monotonic() + 5
+        while not _udp_port_taken(SIPP_PORT):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                tail = out_path.read_bytes()[-2000:].decode(errors="replace")
+                pytest.fail(f"sipp did not start listening: {tail}", pytrace=False)
+            time.sleep(0.02)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -1,0 +1,232 @@
+"""First end-to-end flow through real Asterisk: company number → greeting → menu → a phone that
+rings and answers, or the operator. Outcomes are asserted from Asterisk's own AMI events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+
+import aiohttp
+import pytest
+
+from vaihde.config.settings import loads
+from vaihde.service import Service
+
+pytestmark = pytest.mark.asterisk
+
+COMPANY_NUMBER = "0201234567"
+PHONES = "vaihde-test-phones"
+
+CONFIG = """\
+service:
+  fastagi: {{host: 127.0.0.1, port: {agi_port}}}
+  http: {{host: 127.0.0.1, port: 0}}
+  ami: {{host: 127.0.0.1, port: {ami_port}, username: vaihde, secret: "{secret}"}}
+company:
+  name: Testi Oy
+  numbers: ["{number}"]
+  operator: {{devices: [Local/operator@{phones}], ring_seconds: 20}}
+  employees:
+    anna: {{name: Anna Virtanen, devices: [Local/anna@{phones}], ring_seconds: 10}}
+    bob: {{name: Bob Ringing, devices: [Local/noanswer@{phones}], ring_seconds: 2}}
+    carl: {{name: Carl Busy, devices: [Local/busy@{phones}], ring_seconds: 10}}
+    sipp: {{name: Sipp Phone, devices: [PJSIP/sipp-phone], ring_seconds: 10}}
+  menu:
+    greeting: [hello-world]
+    prompt: beep
+    wait_ms: 1500
+    attempts: 2
+    options:
+      "1": {{employee: anna}}
+      "2": {{employee: bob}}
+      "3": {{employee: carl}}
+      "4": {{employee: sipp}}
+"""
+
+_ids = itertools.count(1)
+
+
+@pytest.fixture
+async def vaihde(asterisk, monkeypatch):
+    monkeypatch.delenv("VAIHDE_AMI_SECRET", raising=False)
+    settings = loads(
+        CONFIG.format(
+            agi_port=asterisk.agi_port,
+            ami_port=asterisk.ami_port,
+            secret=asterisk.ami_secret,
+            number=COMPANY_NUMBER,
+            phones=PHONES,
+        ),
+        "test-config.yaml",
+    )
+    service = Service(settings)
+    await service.start()
+    for _ in range(100):
+        if service.ami.connected:
+            break
+        await asyncio.sleep(0.05)
+    yield service
+    await service.stop()
+
+
+async def call(ami, digits: str = "", *, delay: float = 1.0, callerid: str = "0401234567"):
+    """Start a simulated caller; returns the Local channel name prefix of the caller's leg."""
+    tag = f"t{next(_ids)}{int(time.time() * 1000) % 100000}"
+    variables = [f"CALLER_DELAY={delay}", f"CALLER_TAG={tag}"]
+    if digits:
+        variables.append(f"CALLER_DIGITS={digits}")
+    response = await ami.action(
+        {
+            "Action": "Originate",
+            "Channel": f"Local/{COMPANY_NUMBER}@vaihde-inbound/n",
+            "Context": "vaihde-test-caller",
+            "Exten": "s",
+            "Priority": "1",
+            "Async": "true",
+            "CallerID": callerid,
+            "Variable": ",".join(variables),
+        }
+    )
+    assert response.get("Response") == "Success", response
+    return f"Local/{COMPANY_NUMBER}@vaihde-inbound-"
+
+
+def dial_to(prefix: str):
+    return lambda e: e.get("Event") == "DialBegin" and e.get("DestChannel", "").startswith(prefix)
+
+
+async def assert_bridged_with(ami, dest_prefix: str, timeout: float = 10):
+    """The destination phone answered and is bridged with the caller's leg."""
+    begin = await ami.wait_for(dial_to(dest_prefix), timeout)
+    caller, dest = begin["Channel"], begin["DestChannel"]
+    enter = await ami.wait_for(
+        lambda e: e.get("Event") == "BridgeEnter" and e.get("Channel") == dest, timeout
+    )
+    await ami.wait_for(
+        lambda e: e.get("Event") == "BridgeEnter"
+        and e.get("Channel") == caller
+        and e.get("BridgeUniqueid") == enter["BridgeUniqueid"],
+        timeout,
+    )
+    return begin
+
+
+async def test_menu_1_rings_anna_who_answers(asterisk, ami, vaihde):
+    await call(ami, "1")
+    begin = await assert_bridged_with(ami, f"Local/anna@{PHONES}")
+    assert begin["Channel"].startswith(f"Local/{COMPANY_NUMBER}@vaihde-inbound-")
+    # No other phone was dialled for this call.
+    dials = [e for e in ami.events if e.get("Event") == "DialBegin"]
+    assert [e["DestChannel"].split("-")[0] for e in dials] == [f"Local/anna@{PHONES}"]
+    assert vaihde.agi.outcomes["done"] >= 1
+
+
+async def test_menu_0_reaches_operator(asterisk, ami, vaihde):
+    await call(ami, "0")
+    await assert_bridged_with(ami, f"Local/operator@{PHONES}")
+
+
+async def test_sipp_phone_rings_and_answers(asterisk, ami, vaihde, sipp_phone):
+    await call(ami, "4")
+    begin = await assert_bridged_with(ami, "PJSIP/sipp-phone-")
+    up = await ami.wait_for(
+        lambda e: e.get("Channel") == begin["DestChannel"] and e.get("ChannelStateDesc") == "Up",
+        5,
+    )
+    assert up
+
+
+async def test_no_answer_goes_to_operator(asterisk, ami, vaihde):
+    await call(ami, "2")
+    end = await ami.wait_for(
+        lambda e: e.get("Event") == "DialEnd" and e.get("DestChannel", "").startswith(
+            f"Local/noanswer@{PHONES}"
+        ),
+        10,
+    )
+    assert end["DialStatus"] == "NOANSWER"
+    await assert_bridged_with(ami, f"Local/operator@{PHONES}")
+
+
+async def test_busy_goes_to_operator(asterisk, ami, vaihde):
+    await call(ami, "3")
+    end = await ami.wait_for(
+        lambda e: e.get("Event") == "DialEnd"
+        and e.get("DestChannel", "").startswith(f"Local/busy@{PHONES}"),
+        10,
+    )
+    assert end["DialStatus"] == "BUSY"
+    await assert_bridged_with(ami, f"Local/operator@{PHONES}")
+
+
+async def test_silent_caller_reaches_operator(asterisk, ami, vaihde):
+    await call(ami, "")
+    await assert_bridged_with(ami, f"Local/operator@{PHONES}", timeout=15)
+
+
+@pytest.mark.parametrize(
+    "callerid",
+    [
+        '"Evil & Co, ${EVAL(${SHELL(touch /tmp/pwn)})}" <123&PJSIP/x>',
+        '"a|b;c\\"d" <1;2|3>',
+        "<'$(reboot)'>",
+    ],
+)
+async def test_hostile_caller_id_is_routed_without_extra_legs(asterisk, ami, vaihde, callerid):
+    await call(ami, "1", callerid=callerid)
+    await assert_bridged_with(ami, f"Local/anna@{PHONES}")
+    dests = [e["DestChannel"] for e in ami.events if e.get("Event") == "DialBegin"]
+    assert len(dests) == 1 and dests[0].startswith(f"Local/anna@{PHONES}")
+
+
+async def test_fifty_digit_dtmf_reaches_operator(asterisk, ami, vaihde):
+    await call(ami, "1" * 50, delay=1.0)
+    # Fifty digits are no menu choice; the caller must still end up with a person.
+    dests = set()
+    begin = await ami.wait_for(lambda e: e.get("Event") == "DialBegin", 15)
+    dests.add(begin["DestChannel"].split("-")[0])
+    assert dests <= {f"Local/anna@{PHONES}", f"Local/operator@{PHONES}"}
+
+
+async def test_fastagi_down_reaches_operator_within_two_seconds(asterisk, ami):
+    # No vaihde service running: Asterisk's connect is refused and the dialplan goes to a human.
+    await call(ami, "1")
+    first = await ami.wait_for(
+        lambda e: e.get("Event") == "Newchannel"
+        and e.get("Channel", "").startswith(f"Local/{COMPANY_NUMBER}@vaihde-inbound-"),
+        5,
+    )
+    started = time.monotonic()
+    begin = await ami.wait_for(dial_to(f"Local/operator@{PHONES}"), 5)
+    assert time.monotonic() - started < 2.0
+    assert begin["Channel"].startswith(f"Local/{COMPANY_NUMBER}@vaihde-inbound-")
+    del first
+
+
+async def test_health_and_call_tracking(asterisk, ami, vaihde):
+    async with aiohttp.ClientSession() as http:
+        url = f"http://127.0.0.1:{vaihde.http_port}/health"
+        async with http.get(url) as resp:
+            body = await resp.json()
+    assert resp.status == 200
+    assert body["fastagi"]["listening"] and body["ami"]["connected"]
+    await call(ami, "1")
+    begin = await assert_bridged_with(ami, f"Local/anna@{PHONES}")
+    # The service's own tracker, fed by AMI, sees the answered employee leg.
+    channels = vaihde.tracker.snapshot()["channels"]
+    names = [c["name"] if isinstance(c, dict) else c.name for c in channels]
+    assert begin["DestChannel"] in names
+
+
+@pytest.fixture(autouse=True)
+async def no_calls_left_behind(asterisk):
+    """Each test starts and ends with no channels, so events of one test never leak into another."""
+    yield
+    asterisk.rx("channel request hangup all")
+    for _ in range(50):
+        if "0 active channels" in asterisk.rx("core show channels count"):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("channels still up after hangup all: " + asterisk.rx("core show channels"))

@@ -1,0 +1,221 @@
+"""The sandbox's pure parts: apt mirror discovery, generated Asterisk config, and its refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vaihde.sandbox import chroot, instance
+from vaihde.sandbox.__main__ import main as cli_main
+from vaihde.sandbox.chroot import (
+    SandboxError,
+    choose_mirror,
+    find_mirror,
+    parse_deb822,
+    parse_one_line,
+)
+from vaihde.sandbox.instance import Endpoint, InstanceSettings, render_config
+
+REPO = Path(__file__).resolve().parents[2]
+
+# Example hosts only (RFC 2606 names): no real mirror is named in the repo.
+DEB822 = """\
+Types: deb
+# a comment between fields
+URIs: http://mirror.example.org/debian
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: http://security.example.org/debian-security
+Suites: bookworm-security
+Components: main
+"""
+
+THIRD_PARTY = """\
+Types: deb
+URIs: https://repo.example.com/node_20.x
+Suites: nodistro
+Components: main
+"""
+
+
+def test_deb822_picks_main_archive_not_security() -> None:
+    sources = parse_deb822(DEB822)
+    assert [s.uri for s in sources] == [
+        "http://mirror.example.org/debian",
+        "http://security.example.org/debian-security",
+    ]
+    assert choose_mirror(sources) == "http://mirror.example.org/debian"
+
+
+def test_security_listed_first_is_still_skipped() -> None:
+    stanzas = DEB822.split("\n\n")
+    reordered = parse_deb822(stanzas[1] + "\n\n" + stanzas[0])
+    assert choose_mirror(reordered) == "http://mirror.example.org/debian"
+
+
+def test_third_party_and_disabled_entries_are_ignored() -> None:
+    disabled = DEB822.replace("Types: deb\n#", "Enabled: no\nTypes: deb\n#", 1)
+    assert choose_mirror(parse_deb822(THIRD_PARTY)) is None
+    assert choose_mirror(parse_deb822(disabled)) is None
+
+
+def test_one_line_format_with_options() -> None:
+    text = """\
+# deb http://old.example.org/debian buster main
+deb [arch=amd64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] \
+http://security.example.org/debian-security bookworm-security main
+deb-src http://src.example.org/debian bookworm main
+deb http://mirror.example.net/debian/ bookworm main contrib
+deb https://packages.example.com/apt cloud-sdk main
+"""
+    sources = parse_one_line(text)
+    assert [s.uri for s in sources] == [
+        "http://security.example.org/debian-security",
+        "http://src.example.org/debian",
+        "http://mirror.example.net/debian",
+        "https://packages.example.com/apt",
+    ]
+    assert choose_mirror(sources) == "http://mirror.example.net/debian"
+
+
+def test_find_mirror_reads_both_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(chroot.MIRROR_ENV, raising=False)
+    (tmp_path / "sources.list.d").mkdir()
+    (tmp_path / "sources.list.d" / "other.sources").write_text(THIRD_PARTY)
+    (tmp_path / "sources.list.d" / "debian.sources.disabled").write_text(DEB822)
+    with pytest.raises(SandboxError, match="no Debian mirror"):
+        find_mirror(tmp_path)
+    (tmp_path / "sources.list.d" / "debian.sources").write_text(DEB822)
+    assert find_mirror(tmp_path) == "http://mirror.example.org/debian"
+    (tmp_path / "sources.list").write_text("deb http://first.example.org/debian sid main\n")
+    assert find_mirror(tmp_path) == "http://first.example.org/debian"
+    monkeypatch.setenv(chroot.MIRROR_ENV, "http://env.example.org/debian/")
+    assert find_mirror(tmp_path) == "http://env.example.org/debian"
+
+
+def _settings(**overrides: object) -> InstanceSettings:
+    values: dict[str, object] = {
+        "name": "unit",
+        "ami_port": 15038,
+        "sip_port": 15060,
+        "rtp_start": 21000,
+        "rtp_end": 21999,
+        "ami_secret": "s3cret-unit",
+        "agi_url": "agi://127.0.0.1:14573",
+        "operators": "Local/operator@vaihde-test-phones&PJSIP/op2",
+        "operator_timeout": 20,
+        "endpoints": [
+            {"name": "sipp-phone", "contact": "sip:sipp@127.0.0.1:15070"},
+            {"name": "alice", "password": "pw-alice"},
+        ],
+    }
+    values.update(overrides)
+    return InstanceSettings(**values)  # type: ignore[arg-type]
+
+
+def _render(settings: InstanceSettings, extra: dict[str, str] | None = None) -> dict[str, str]:
+    manager = (REPO / "config" / "asterisk" / "manager-vaihde.conf").read_text()
+    return render_config(settings, manager, "; dialplan\n", extra)
+
+
+def test_extensions_conf_has_globals_and_includes() -> None:
+    files = _render(_settings(), {"vaihde-test.conf": "[vaihde-test-phones]\n"})
+    ext = files["extensions.conf"]
+    assert "static = yes" in ext and "writeprotect = yes" in ext
+    assert "VAIHDE_AGI = agi://127.0.0.1:14573" in ext
+    assert "VAIHDE_OPERATORS = Local/operator@vaihde-test-phones&PJSIP/op2" in ext
+    assert "VAIHDE_OPERATOR_TIMEOUT = 20" in ext
+    lines = ext.splitlines()
+    assert lines.index("[globals]") < lines.index("#include vaihde.conf")
+    assert lines.index("#include vaihde.conf") < lines.index("#include vaihde-test.conf")
+    assert files["vaihde.conf"] == "; dialplan\n"
+    assert files["vaihde-test.conf"] == "[vaihde-test-phones]\n"
+
+
+def test_manager_secret_substituted_and_permissions_kept() -> None:
+    files = _render(_settings())
+    user = files["manager-vaihde.conf"]
+    assert "[vaihde]" in user
+    assert "secret = s3cret-unit" in user
+    assert "change-me" not in user
+    original = (REPO / "config" / "asterisk" / "manager-vaihde.conf").read_text()
+    for line in original.splitlines():
+        if line.startswith(("read", "write", "permit", "deny")):
+            assert line in user.splitlines()
+    manager = files["manager.conf"]
+    assert "bindaddr = 127.0.0.1" in manager
+    assert "port = 15038" in manager
+    assert "#include manager-vaihde.conf" in manager
+
+
+def test_ports_and_endpoints() -> None:
+    files = _render(_settings())
+    pjsip = files["pjsip.conf"]
+    assert "bind = 127.0.0.1:15060" in pjsip
+    assert "contact = sip:sipp@127.0.0.1:15070" in pjsip
+    assert "match = 127.0.0.1:15070" in pjsip
+    assert "password = pw-alice" in pjsip
+    assert pjsip.count("allow = ulaw,alaw") == 2
+    assert pjsip.count("direct_media = no") == 2
+    assert "rtpstart = 21000" in files["rtp.conf"] and "rtpend = 21999" in files["rtp.conf"]
+    assert "astetcdir => /vaihde/unit/etc" in files["asterisk.conf"]
+    assert "astdatadir" not in files["asterisk.conf"]  # sounds stay at the shared default
+    assert "autoload = yes" in files["modules.conf"]
+    assert "noload => chan_iax2" in files["modules.conf"]
+
+
+def test_values_cannot_break_out_of_their_line() -> None:
+    with pytest.raises(SandboxError):
+        _render(_settings(operators="PJSIP/a\n#include /etc/passwd"))
+    with pytest.raises(SandboxError):
+        _settings(ami_secret="x\n[admin]")
+    with pytest.raises(SandboxError):
+        Endpoint(name="bad]name", contact="sip:x@127.0.0.1")
+    # ';' would start a comment and silently cut the value.
+    assert "VAIHDE_OPERATORS = a\\;b" in _render(_settings(operators="a;b"))["extensions.conf"]
+
+
+def test_settings_validation() -> None:
+    with pytest.raises(SandboxError):
+        _settings(rtp_start=22000, rtp_end=21000)
+    with pytest.raises(SandboxError):
+        Endpoint(name="both", contact="sip:x@127.0.0.1", password="p")
+    with pytest.raises(SandboxError, match="unknown keys"):
+        InstanceSettings.from_mapping({"name": "x", "amiport": 1})
+    with pytest.raises(SandboxError):
+        _settings(extra_dialplan=["/tmp/a/extensions.conf"])
+    assert len(InstanceSettings().ami_secret) >= 16  # a random secret when none is given
+
+
+def test_build_refuses_without_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(chroot.os, "geteuid", lambda: 1000)
+    with pytest.raises(SandboxError, match="needs root") as info:
+        chroot.build(tmp_path / "never-built")
+    assert info.value.exit_code == 2
+    assert not (tmp_path / "never-built").exists()
+
+
+def test_cli_reports_errors_without_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(chroot.os, "geteuid", lambda: 1000)
+    assert cli_main(["--root", str(tmp_path / "sb"), "build"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sandbox: ") and "needs root" in err
+    assert "Traceback" not in err
+
+
+def test_missing_debootstrap_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(chroot.shutil, "which", lambda *a, **k: None)
+    with pytest.raises(SandboxError, match="apt-get install debootstrap"):
+        chroot.find_debootstrap()
+
+
+def test_start_refuses_without_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(chroot.os, "geteuid", lambda: 1000)
+    with pytest.raises(SandboxError, match="needs root"):
+        instance.Instance(_settings(), root=tmp_path).start()
