@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import datetime as dt
 import errno
@@ -113,6 +114,19 @@ def proc_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_cpu_s() -> tuple[float, float]:
+    """(busy, steal) CPU seconds of the whole machine since boot, from /proc/stat."""
+    try:
+        with open("/proc/stat") as fh:
+            fields = [int(x) for x in fh.readline().split()[1:]]
+    except OSError:
+        return math.nan, math.nan
+    # user nice system idle iowait irq softirq steal guest guest_nice
+    busy = sum(fields[:3]) + sum(fields[5:8])
+    tick = os.sysconf("SC_CLK_TCK")
+    return busy / tick, fields[7] / tick
+
+
 def self_cpu_s() -> float:
     t = os.times()
     return t.user + t.system
@@ -133,8 +147,46 @@ def round_or_none(value: float, digits: int = 2) -> float | None:
     return None if value is None or math.isnan(value) else round(value, digits)
 
 
-def load_expectation(config: Path) -> tuple[str, str]:
-    """The VAIHDE_DIAL a caller pressing 1 must get, and the menu's escape digits."""
+class LagMonitor:
+    """Event-loop lag: how late a short sleep wakes up. A busy or descheduled loop delays every
+    connection it serves by about this much per round trip."""
+
+    INTERVAL_S = 0.01
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, float]] = []  # (time.time(), lag ms)
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(self.INTERVAL_S)
+            late = (loop.time() - before - self.INTERVAL_S) * 1000
+            self.samples.append((time.time(), late))
+
+
+def lag_summary(samples: list[tuple[float, float]] | list[list[float]],
+                window: tuple[float, float]) -> dict[str, float | None]:
+    """p50/p99/max loop lag (ms) of the samples taken within a wall-clock window."""
+    lags = sorted(lag for ts, lag in samples if window[0] <= ts < window[1])
+    return {
+        "p50_ms": round_or_none(percentile(lags, 50), 2),
+        "p99_ms": round_or_none(percentile(lags, 99), 2),
+        "max_ms": round_or_none(lags[-1] if lags else math.nan, 2),
+    }
+
+
+def load_expectation(config: Path) -> tuple[str, int]:
+    """The VAIHDE_DIAL a caller pressing 1 must get, and how many media commands (greeting
+    sounds + the menu prompt) a call goes through before the decision."""
     os.environ.setdefault("VAIHDE_AMI_SECRET", AMI_SECRET)
     from vaihde.config.settings import load
 
@@ -142,7 +194,7 @@ def load_expectation(config: Path) -> tuple[str, str]:
     option = company.menu.options.get("1")
     if option is None or option.kind != "employee":
         raise SystemExit(f"{config}: menu key 1 must ring an employee for this benchmark")
-    return company.employees[option.target].dial_string, "".join(sorted(company.menu.options))
+    return company.employees[option.target].dial_string, len(company.menu.greeting) + 1
 
 
 def network_environment() -> bytes:
@@ -192,9 +244,14 @@ class Phase:
     inflight: int = 0
     active: set[AsteriskSide] = field(default_factory=set)
     concurrency_samples: list[int] = field(default_factory=list)
+    idle: asyncio.Event | None = None  # set when inflight drops to 0, once someone waits for it
 
     def error(self, kind: str) -> None:
         self.errors[kind] += 1
+
+    def wake_if_idle(self) -> None:
+        if self.inflight <= 0 and self.idle is not None:
+            self.idle.set()
 
 
 class AsteriskSide(asyncio.Protocol):
@@ -203,13 +260,13 @@ class AsteriskSide(asyncio.Protocol):
     __slots__ = (
         "buf",
         "decided_at",
+        "dial",
         "done",
         "ended_at",
         "held",
         "phase",
         "problem",
         "route",
-        "dial",
         "started",
         "transport",
     )
@@ -289,6 +346,7 @@ class AsteriskSide(asyncio.Protocol):
         phase = self.phase
         phase.active.discard(self)
         phase.inflight -= 1
+        phase.wake_if_idle()
         phase.completed += 1
         if self.problem:
             phase.error(self.problem)
@@ -311,6 +369,7 @@ class LoadGenerator:
         self.port = port
         self.env = env
         self.expected_dial = f'"{expected_dial}"'.encode()
+        self.lag = LagMonitor()
 
     def phase(self, name: str, hold_s: float = 0.0) -> Phase:
         return Phase(name, self.env, self.expected_dial, hold_s)
@@ -328,15 +387,19 @@ class LoadGenerator:
             )
         except OSError as exc:
             phase.inflight -= 1
+            phase.wake_if_idle()
             phase.error(f"connect-{errno.errorcode.get(exc.errno or 0, type(exc).__name__)}")
             await asyncio.sleep(0.01)  # do not spin on a refusing server
             return
         await done
 
     async def _drain(self, phase: Phase) -> None:
-        deadline = time.perf_counter() + DRAIN_S
-        while phase.inflight > 0 and time.perf_counter() < deadline:
-            await asyncio.sleep(0.01)
+        """Wait for the sessions still open; any left after DRAIN_S are stuck (errors)."""
+        phase.idle = asyncio.Event()
+        phase.wake_if_idle()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(DRAIN_S):
+                await phase.idle.wait()
         for side in list(phase.active):
             side.problem = "stuck"
             if side.transport is not None:
@@ -361,14 +424,15 @@ class LoadGenerator:
         return phase
 
     async def open_loop(
-        self, name: str, rate: float, concurrency: int, ramp_s: float, seconds: float, seed: int
+        self, name: str, rate: float, hold_s: float, ramp_s: float, seconds: float, seed: int
     ) -> Phase:
-        """Poisson arrivals at `rate`/s; media commands take concurrency/rate seconds in all, so
-        that about `concurrency` calls are in progress once the ramp is over."""
-        phase = self.phase(name, hold_s=concurrency / rate / 2)  # greeting + menu prompt
+        """Poisson arrivals at `rate`/s; each media command (greeting sound, menu prompt) is
+        answered after `hold_s`, as if the sound played that long. With n media commands about
+        rate × n × hold_s calls are in progress once the ramp (ramp_s) is over."""
+        phase = self.phase(name, hold_s=hold_s)
         rng = random.Random(seed)
         start = time.perf_counter()
-        measure_from = start + max(ramp_s, 2 * phase.hold_s)
+        measure_from = start + ramp_s
         stop = measure_from + seconds
         phase.window = (measure_from, stop)
         tasks: set[asyncio.Task[None]] = set()
@@ -391,7 +455,7 @@ class LoadGenerator:
             due += rng.expovariate(rate)
         await sampling
         if tasks:
-            await asyncio.wait(set(tasks), timeout=DRAIN_S + 2 * phase.hold_s)
+            await asyncio.wait(set(tasks), timeout=DRAIN_S + ramp_s)
         await self._drain(phase)
         return phase
 
@@ -469,10 +533,17 @@ async def serve_vaihde(config: Path, log_mode: str) -> dict[str, Any]:
     router.add(contract.SCRIPT_INBOUND, inbound_handler)
     server = FastAgiServer(router, "127.0.0.1", 0)
     await server.start()
+    lag = LagMonitor()
+    lag.start()
     _announce(server.port)
     await _wait_stdin_eof()
+    lag.stop()
     await server.stop(grace=1.0)
-    return {"outcomes": dict(server.outcomes)}
+    return {"outcomes": dict(server.outcomes), "loop_lag": _compact(lag.samples)}
+
+
+def _compact(samples: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    return [(round(ts, 3), round(lag, 3)) for ts, lag in samples]
 
 
 async def serve_fake(expected_commands: list[bytes]) -> dict[str, Any]:
@@ -512,10 +583,13 @@ async def serve_fake(expected_commands: list[bytes]) -> dict[str, Any]:
                 self.transport.write(expected_commands[self.step])
 
     server = await loop.create_server(Fake, "127.0.0.1", 0, backlog=4096)
+    lag = LagMonitor()
+    lag.start()
     _announce(server.sockets[0].getsockname()[1])
     await _wait_stdin_eof()
+    lag.stop()
     server.close()
-    return {"outcomes": {"done": served}}
+    return {"outcomes": {"done": served}, "loop_lag": _compact(lag.samples)}
 
 
 def fake_commands(config: Path) -> list[bytes]:
@@ -528,8 +602,9 @@ def fake_commands(config: Path) -> list[bytes]:
     menu = company.menu
     option = menu.options["1"]
     employee = company.employees[option.target]
+    keys = "".join(sorted(menu.options))
     return [
-        format_command("STREAM FILE", menu.greeting[0], "".join(sorted(menu.options))),
+        *(format_command("STREAM FILE", sound, keys) for sound in menu.greeting),
         format_command("GET DATA", menu.prompt, menu.wait_ms, 1),
         format_command("SET VARIABLE", "VAIHDE_REASON", f"menu-1-{employee.id}"),
         format_command("SET VARIABLE", "VAIHDE_DIAL", employee.dial_string),
@@ -577,7 +652,9 @@ class ServerProcess:
             cmd += ["--cpu", str(core)]
         if profile:
             cmd += ["--profile", profile]
-        log = tempfile.NamedTemporaryFile(prefix=f"vaihde-bench-{role}-", suffix=".log", delete=False)
+        log = tempfile.NamedTemporaryFile(
+            prefix=f"vaihde-bench-{role}-", suffix=".log", delete=False
+        )
         env = dict(os.environ, VAIHDE_AMI_SECRET=AMI_SECRET)
         proc = subprocess.Popen(
             cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env, cwd=ROOT
@@ -737,8 +814,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="sessions in flight during the throughput phase (default 200)")
     p.add_argument("--latency-concurrency", type=int, default=500,
                    help="calls in progress during the latency phase (default 500)")
-    p.add_argument("--latency-rate", type=float, default=1000.0,
-                   help="new calls per second during the latency phase (default 1000)")
+    p.add_argument("--media-ms", type=float,
+                   help="latency phase: how long each greeting sound / menu prompt 'plays' "
+                   "before Asterisk answers (default 1000; the arrival rate follows from it)")
+    p.add_argument("--latency-rate", type=float,
+                   help="latency phase: new calls per second instead (media time then follows)")
+    p.add_argument("--stress-load", type=float,
+                   help="stress phase: arrivals at this fraction of the measured sessions/s, "
+                   "same concurrency (default 0.5; 0 skips it)")
     p.add_argument("--warmup", type=float, help="seconds of unmeasured load first (default 1)")
     p.add_argument("--baseline-parallel", type=int, default=2,
                    help="process-per-call sessions at once (default 2)")
@@ -764,6 +847,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     quick = args.quick
     if args.duration is None:
         args.duration = 1.5 if quick else 5.0
+    if args.media_ms is None:
+        args.media_ms = 300.0 if quick else 1000.0
+    if args.stress_load is None:
+        args.stress_load = 0.0 if quick else 0.5
     if args.warmup is None:
         args.warmup = 0.5 if quick else 1.0
     if args.baseline_duration is None:
@@ -782,110 +869,181 @@ def choose_cores() -> tuple[int | None, int | None, bool]:
     return cores[0], cores[0], False
 
 
+class Meter:
+    """Wall-clock window and CPU use of the server and generator processes during one phase."""
+
+    def __init__(self, server_pid: int) -> None:
+        self.server_pid = server_pid
+        self.window = (0.0, 0.0)  # time.time(), to match loop-lag samples across processes
+        self.server_busy = math.nan
+        self.generator_busy = math.nan
+        self.machine_busy = math.nan
+        self.steal = math.nan
+
+    def __enter__(self) -> Meter:
+        self._t0 = time.time()
+        self._p0 = time.perf_counter()
+        self._s0 = proc_cpu_s(self.server_pid)
+        self._g0 = self_cpu_s()
+        self._m0 = machine_cpu_s()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        elapsed = time.perf_counter() - self._p0
+        self.window = (self._t0, time.time())
+        self.server_busy = (proc_cpu_s(self.server_pid) - self._s0) / elapsed
+        self.generator_busy = (self_cpu_s() - self._g0) / elapsed
+        busy, steal = machine_cpu_s()
+        self.machine_busy = (busy - self._m0[0]) / elapsed
+        self.steal = (steal - self._m0[1]) / elapsed
+
+    def annotate(self, out: dict[str, Any], gen: LoadGenerator, server_key: str) -> None:
+        out[f"{server_key}_core_busy"] = round(self.server_busy, 3)
+        out["generator_core_busy"] = round(self.generator_busy, 3)
+        out["generator_loop_lag"] = lag_summary(gen.lag.samples, self.window)
+        # Cores' worth of CPU used by everything else on the machine (other processes, kernel
+        # threads): a noisy neighbour makes the figures worse, so it is reported, not hidden.
+        other = self.machine_busy - self.server_busy - self.generator_busy
+        out["other_cpu_load_cores"] = round(max(other, 0.0), 2)
+        out["steal_cores"] = round(self.steal, 3)
+        out["_window"] = self.window
+
+
 async def fastagi_phases(
-    args: argparse.Namespace, port: int, expected_dial: str, server_pid: int
+    args: argparse.Namespace, port: int, expected_dial: str, media: int, server_pid: int
 ) -> dict[str, Any]:
     gen = LoadGenerator("127.0.0.1", port, network_environment(), expected_dial)
+    gen.lag.start()
     out: dict[str, Any] = {}
 
     warm = await gen.closed_loop("warmup", args.concurrency, args.warmup)
     out["warmup"] = {"sessions": warm.completed, "errors": sum(warm.errors.values()),
                      "error_kinds": dict(warm.errors)}
+    completed = warm.completed
 
-    cpu_s, gen_cpu = proc_cpu_s(server_pid), self_cpu_s()
-    t0 = time.perf_counter()
-    thr = await gen.closed_loop("throughput", args.concurrency, args.duration)
-    elapsed = time.perf_counter() - t0
+    with Meter(server_pid) as m:
+        thr = await gen.closed_loop("throughput", args.concurrency, args.duration)
+    completed += thr.completed
     out["throughput"] = summarize(thr, thr.window[1] - thr.window[0])
     out["throughput"]["concurrency"] = args.concurrency
-    out["throughput"]["server_core_busy"] = round(
-        (proc_cpu_s(server_pid) - cpu_s) / elapsed, 3)
-    out["throughput"]["generator_core_busy"] = round((self_cpu_s() - gen_cpu) / elapsed, 3)
+    m.annotate(out["throughput"], gen, "server")
 
-    cpu_s, gen_cpu = proc_cpu_s(server_pid), self_cpu_s()
-    t0 = time.perf_counter()
-    lat = await gen.open_loop(
-        "latency", args.latency_rate, args.latency_concurrency,
-        ramp_s=0.5, seconds=args.duration, seed=args.seed,
-    )
-    elapsed = time.perf_counter() - t0
-    out["latency"] = summarize(lat, lat.window[1] - lat.window[0])
-    out["latency"].update(
-        rate=args.latency_rate,
-        target_concurrency=args.latency_concurrency,
-        media_hold_ms_per_command=round(lat.hold_s * 1000, 1),
-        server_core_busy=round((proc_cpu_s(server_pid) - cpu_s) / elapsed, 3),
-        generator_core_busy=round((self_cpu_s() - gen_cpu) / elapsed, 3),
-    )
-    out["total_completed"] = warm.completed + thr.completed + lat.completed
+    # Latency: `latency_concurrency` calls in progress, each spending media × hold_s in
+    # greeting/prompt playback; arrivals follow from Little's law.
+    calls = args.latency_concurrency
+    if args.latency_rate:
+        rate = args.latency_rate
+        hold = calls / rate / media
+    else:
+        hold = args.media_ms / 1000
+        rate = calls / (media * hold)
+    plans = [("latency", rate, hold)]
+    if args.stress_load > 0 and thr.wall_ms:
+        stress_rate = args.stress_load * out["throughput"]["sessions_per_s"]
+        plans.append(("stress", stress_rate, calls / stress_rate / media))
+    for name, rate, hold in plans:
+        with Meter(server_pid) as m:
+            phase = await gen.open_loop(
+                name, rate, hold, ramp_s=media * hold + 0.5, seconds=args.duration,
+                seed=args.seed,
+            )
+        completed += phase.completed
+        out[name] = summarize(phase, phase.window[1] - phase.window[0])
+        out[name].update(
+            rate=round(rate, 1),
+            target_concurrency=calls,
+            media_commands=media,
+            media_hold_ms_per_command=round(hold * 1000, 1),
+        )
+        m.annotate(out[name], gen, "server")
+    gen.lag.stop()
+    out["total_completed"] = completed
     return out
 
 
 async def ceiling_phase(args: argparse.Namespace, port: int, expected_dial: str,
                         server_pid: int) -> dict[str, Any]:
     gen = LoadGenerator("127.0.0.1", port, network_environment(), expected_dial)
+    gen.lag.start()
     await gen.closed_loop("ceiling-warmup", args.concurrency, min(args.warmup, 0.5))
-    cpu_s, gen_cpu = proc_cpu_s(server_pid), self_cpu_s()
-    t0 = time.perf_counter()
-    phase = await gen.closed_loop("ceiling", args.concurrency, min(args.duration, 3.0))
-    elapsed = time.perf_counter() - t0
+    with Meter(server_pid) as m:
+        phase = await gen.closed_loop("ceiling", args.concurrency, min(args.duration, 3.0))
     out = summarize(phase, phase.window[1] - phase.window[0])
-    out["fake_server_core_busy"] = round((proc_cpu_s(server_pid) - cpu_s) / elapsed, 3)
-    out["generator_core_busy"] = round((self_cpu_s() - gen_cpu) / elapsed, 3)
+    m.annotate(out, gen, "fake_server")
+    gen.lag.stop()
     return out
+
+
+def _attach_server_lag(phase: dict[str, Any] | None, samples: list[list[float]]) -> None:
+    if phase and "_window" in phase:
+        phase["server_loop_lag"] = lag_summary(samples, phase.pop("_window"))
 
 
 def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     from vaihde import __version__
 
     server_core, gen_core, separate = choose_cores()
-    expected_dial, _ = load_expectation(args.config)
+    expected_dial, media = load_expectation(args.config)
     began = time.perf_counter()
 
     server = ServerProcess.start("server", server_core, args.config, args.server_log,
                                  args.profile_server)
     pin(gen_core)
     idle_rss_kb = proc_status_kb(server.pid, "VmRSS")
+    peak_rss_kb = 0
     try:
-        phases = asyncio.run(fastagi_phases(args, server.port, expected_dial, server.pid))
+        phases = asyncio.run(
+            fastagi_phases(args, server.port, expected_dial, media, server.pid))
         peak_rss_kb = proc_status_kb(server.pid, "VmHWM")
     finally:
         server_result = server.stop()
     outcomes: dict[str, int] = server_result.get("outcomes", {})
     peak_rss_kb = max(peak_rss_kb, server_result.get("peak_rss_kb", 0))
+    for key in ("throughput", "latency", "stress"):
+        _attach_server_lag(phases.get(key), server_result.get("loop_lag", []))
 
     ceiling: dict[str, Any] | None = None
     if not args.no_ceiling:
         fake = ServerProcess.start("fake", server_core, args.config, "off", None)
         try:
-            ceiling = asyncio.run(ceiling_phase(args, fake.port, expected_dial, fake.pid))
+            ceiling = asyncio.run(
+                ceiling_phase(args, fake.port, expected_dial, fake.pid))
         finally:
-            fake.stop()
+            fake_result = fake.stop()
+        _attach_server_lag(ceiling, fake_result.get("loop_lag", []))
 
     baseline = run_baseline(args.config, server_core, args.baseline_parallel,
                             args.baseline_duration, args.baseline_min_sessions,
                             max(args.baseline_duration * 4, 60.0), expected_dial)
 
-    thr, lat = phases["throughput"], phases["latency"]
-    # Every session the server finished some other way than "done" is an error too.
+    thr, lat, stress = phases["throughput"], phases["latency"], phases.get("stress")
+    # Every session the server finished some other way than "done" is an error too, and so is
+    # every warning or error the server logged.
     server_not_done = sum(v for k, v in outcomes.items() if k != "done")
     errors = (phases["warmup"]["errors"] + thr["errors"] + lat["errors"] + server_not_done
-              + server_result.get("log_warnings", 0))
+              + (stress["errors"] if stress else 0) + server_result.get("log_warnings", 0))
     base_rate = baseline["sessions_per_s"]
     ratio = thr["sessions_per_s"] / base_rate if base_rate else math.inf
-    result: dict[str, Any] = {
+    p99 = lat["server_p99_ms"] if lat["server_p99_ms"] is not None else math.inf
+    return {
         "benchmark": "agi",
         "sessions_per_s": thr["sessions_per_s"],
         "concurrency": args.concurrency,
         "p50_ms": lat["server_p50_ms"],
         "p99_ms": lat["server_p99_ms"],
         "latency_concurrency": args.latency_concurrency,
-        "latency_rate": args.latency_rate,
+        "latency_concurrency_measured": lat.get("concurrency_mean"),
+        "latency_rate": lat["rate"],
+        "stress_rate": stress["rate"] if stress else None,
+        "stress_p50_ms": stress["server_p50_ms"] if stress else None,
+        "stress_p99_ms": stress["server_p99_ms"] if stress else None,
         "closed_loop_p50_ms": thr["wall_p50_ms"],
         "closed_loop_p99_ms": thr["wall_p99_ms"],
         "peak_rss_mb": round(peak_rss_kb / 1024, 1),
         "idle_rss_mb": round(idle_rss_kb / 1024, 1),
-        "sessions": thr["sessions"] + lat["sessions"],
+        "sessions": thr["sessions"] + lat["sessions"] + (stress["sessions"] if stress else 0),
+        "server_cpu_us_per_session": round(
+            thr["server_core_busy"] / thr["sessions_per_s"] * 1e6) if thr["sessions"] else None,
         "sessions_total": phases["total_completed"],
         "errors": errors,
         "baseline_sessions_per_s": base_rate,
@@ -895,8 +1053,8 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         "targets": {
             "sessions_per_s": {"target": TARGET_SESSIONS_PER_S,
                                "met": thr["sessions_per_s"] >= TARGET_SESSIONS_PER_S},
-            "p99_ms": {"target": TARGET_P99_MS, "met": (lat["server_p99_ms"] or math.inf)
-                       <= TARGET_P99_MS and lat["errors"] == 0},
+            "p99_ms": {"target": TARGET_P99_MS,
+                       "met": p99 <= TARGET_P99_MS and lat["errors"] == 0},
             "ratio": {"target": TARGET_RATIO, "met": ratio >= TARGET_RATIO},
         },
         "cpu": {
@@ -910,6 +1068,9 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             "generator_core_busy_throughput": thr["generator_core_busy"],
         },
         "machine_cores": os.cpu_count(),
+        # Busiest phase's CPU use by anything other than the server and the generator.
+        "other_cpu_load_cores": max(
+            p["other_cpu_load_cores"] for p in (thr, lat, stress) if p),
         "python": platform.python_version(),
         "python_implementation": platform.python_implementation(),
         "vaihde": __version__,
@@ -919,70 +1080,90 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         "server_outcomes": outcomes,
         "server_log_warnings": server_result.get("log_warnings", 0),
         "phases": {**phases, "ceiling": ceiling, "baseline": baseline},
-        "options": {"duration_s": args.duration, "warmup_s": args.warmup, "quick": args.quick,
-                    "config": str(args.config.relative_to(ROOT))
-                    if args.config.is_relative_to(ROOT) else str(args.config)},
+        "options": {
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "quick": args.quick,
+            "config": str(args.config.relative_to(ROOT))
+            if args.config.is_relative_to(ROOT) else str(args.config),
+        },
         "run_seconds": round(time.perf_counter() - began, 1),
     }
-    return result
 
 
 def render(r: dict[str, Any]) -> str:
     """The figures as a readable table."""
-    thr = r["phases"]["throughput"]
-    lat = r["phases"]["latency"]
-    base = r["phases"]["baseline"]
-    ceil = r["phases"]["ceiling"]
-    cpu = r["cpu"]
-    t = r["targets"]
+    ph = r["phases"]
+    thr, lat, stress = ph["throughput"], ph["latency"], ph.get("stress")
+    base, ceil, cpu, t = ph["baseline"], ph["ceiling"], r["cpu"], r["targets"]
 
     def mark(key: str) -> str:
         return "met" if t[key]["met"] else "NOT MET"
 
-    pinning = (f"server on CPU {cpu['server_core']}, load generator on CPU {cpu['generator_core']}"
-               if cpu["pinned_apart"] else "ONE core only: server and generator share it")
+    def open_loop_note(p: dict[str, Any]) -> str:
+        return (f"{p.get('concurrency_mean', 0):.0f} calls in progress (aim "
+                f"{p['target_concurrency']}), {p['rate']:,.0f} new/s, "
+                f"{p['media_hold_ms_per_command']:g} ms per prompt, "
+                f"server core {p['server_core_busy']:.0%} busy")
+
     rows = [
         ("FastAGI sessions/s", f"{r['sessions_per_s']:,.0f}",
          f">= {TARGET_SESSIONS_PER_S:,.0f} ({mark('sessions_per_s')})",
          f"closed loop, {r['concurrency']} in flight, {thr['seconds']:.1f} s, "
-         f"server core {thr['server_core_busy']:.0%} busy"),
+         f"server core {thr['server_core_busy']:.0%} busy, "
+         f"{r['server_cpu_us_per_session']} µs CPU/session"),
         ("p50 / p99 server time", f"{r['p50_ms']} / {r['p99_ms']} ms",
-         f"p99 <= {TARGET_P99_MS:g} ms ({mark('p99_ms')})",
-         f"{lat.get('concurrency_mean', 0):.0f} calls in progress (target "
-         f"{r['latency_concurrency']}), {r['latency_rate']:g} new/s"),
+         f"p99 <= {TARGET_P99_MS:g} ms ({mark('p99_ms')})", open_loop_note(lat)),
         ("  decision p99", f"{lat['decision_p99_ms']} ms", "",
-         "caller pressed 1 → connection closed (silence before ringing)"),
+         "caller's key press answered → connection closed (silence before ringing)"),
+    ]
+    if stress:
+        rows.append(("  stress p50 / p99", f"{stress['server_p50_ms']} / "
+                     f"{stress['server_p99_ms']} ms", "", open_loop_note(stress)))
+    rows += [
         ("  closed-loop p50 / p99", f"{r['closed_loop_p50_ms']} / {r['closed_loop_p99_ms']} ms",
-         "", f"connect → close with {r['concurrency']} always queued (≈ concurrency / rate)"),
+         "", f"connect → close, {r['concurrency']} always queued (≈ concurrency ÷ sessions/s)"),
         ("process-per-call sessions/s", f"{r['baseline_sessions_per_s']:,.1f}", "",
          f"agi/vaihde-agi, {base['parallel']} at once on CPU {base['core']}, "
-         f"{base['sessions']} calls, p50 {base['p50_ms']} ms"),
+         f"{base['sessions']} calls, p50 {base['p50_ms']} ms each"),
         ("ratio", f"{r['ratio']:,.0f}x", f">= {TARGET_RATIO:g}x ({mark('ratio')})",
          "FastAGI sessions/s ÷ process-per-call sessions/s, same single core"),
         ("server peak RSS", f"{r['peak_rss_mb']} MB", "", f"VmHWM (idle {r['idle_rss_mb']} MB)"),
-        ("sessions / errors", f"{r['sessions']:,} / {r['errors']}", "must be 0 errors",
-         f"{r['sessions_total']:,} incl. warm-up and ramp; baseline errors "
+        ("sessions / errors", f"{r['sessions']:,} / {r['errors']}", "must be 0",
+         f"measured; {r['sessions_total']:,} incl. warm-up and ramps; baseline errors "
          f"{r['baseline_errors']}"),
+        ("server loop lag p99", " / ".join(
+            f"{p['server_loop_lag']['p99_ms']}" for p in (thr, lat)) + " ms", "",
+         "throughput / latency phase: how late the server's event loop ran"),
+        ("generator loop lag p99", " / ".join(
+            f"{p['generator_loop_lag']['p99_ms']}" for p in (thr, lat)) + " ms", "",
+         f"generator core {thr['generator_core_busy']:.0%} / "
+         f"{lat['generator_core_busy']:.0%} busy"),
     ]
     if ceil:
         rows.append(("generator ceiling", f"{ceil['sessions_per_s']:,.0f}/s", "",
-                     f"same generator vs a minimal fake peer (generator core "
-                     f"{ceil['generator_core_busy']:.0%} busy)"))
-    w0 = max(len(x[0]) for x in rows)
-    w1 = max(len(x[1]) for x in rows)
-    w2 = max(len(x[2]) for x in rows)
+                     f"same generator vs a minimal fake peer; cores busy: fake "
+                     f"{ceil['fake_server_core_busy']:.0%}, generator "
+                     f"{ceil['generator_core_busy']:.0%}"))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    pinning = (f"server on CPU {cpu['server_core']}, load generator on CPU {cpu['generator_core']}"
+               if cpu["pinned_apart"] else "ONE core only: server and generator share it")
     lines = [
         f"vaihde FastAGI benchmark — {r['date']}, Python {r['python']}, "
-        f"{r['machine_cores']} cores ({cpu['model']})",
+        f"{r['machine_cores']} cores ({cpu['model']}), server logging: {r['server_logging']}",
         f"{pinning}; process-per-call pinned to CPU {cpu['baseline_core']} (same budget)",
         "",
     ]
     for a, b, c, d in rows:
-        lines.append(f"  {a:<{w0}}  {b:>{w1}}  {c:<{w2}}  {d}")
+        lines.append(f"  {a:<{widths[0]}}  {b:>{widths[1]}}  {c:<{widths[2]}}  {d}")
+    if r["other_cpu_load_cores"] >= 0.1:
+        lines += ["", f"  WARNING: other processes used up to {r['other_cpu_load_cores']} "
+                  "cores during the measurement; figures are pessimistic, rerun on a quiet "
+                  "machine"]
     if r["errors"] or r["baseline_errors"]:
-        lines.append("")
-        lines.append(f"  errors: {thr['error_kinds']} {lat['error_kinds']} "
-                     f"server outcomes {r['server_outcomes']} baseline {base['error_kinds']}")
+        kinds = {k: ph[k]["error_kinds"] for k in ("throughput", "latency", "stress") if ph.get(k)}
+        lines += ["", f"  errors: {kinds} server outcomes {r['server_outcomes']} "
+                  f"server log warnings {r['server_log_warnings']} baseline {base['error_kinds']}"]
     return "\n".join(lines)
 
 

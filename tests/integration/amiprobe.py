@@ -102,7 +102,7 @@ class AmiProbe:
 
     async def action(
         self,
-        name: str,
+        name: str | Mapping[str, str | Iterable[str]],
         fields: Mapping[str, str | Iterable[str]] | None = None,
         *,
         check: bool = True,
@@ -111,8 +111,12 @@ class AmiProbe:
     ) -> Message:
         """Send an action and return its response; a list value sends the key once per item.
 
+        `name` may also be a whole message with an "Action" key: action({"Action": "Ping"}).
         check: raise AmiError unless the response is Success.
         """
+        if not isinstance(name, str):
+            fields = {**name, **(fields or {})}
+            name = str(fields.pop("Action"))
         action_id = f"probe-{next(self._ids)}"
         pairs = [("Action", name), ("ActionID", action_id)]
         for key, value in {**(fields or {}), **kwargs}.items():

@@ -17,10 +17,6 @@ from vaihde.sandbox import Instance
 pytestmark = pytest.mark.asterisk
 
 
-def _agi_port(asterisk: Instance) -> int:
-    return int(asterisk.settings.agi_url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
-
-
 async def test_boots_and_accepts_ami_login(asterisk: Instance, ami: AmiProbe) -> None:
     assert asterisk.running
     assert ami.banner.startswith("Asterisk Call Manager/")
@@ -80,7 +76,7 @@ async def test_call_reaches_operators_when_the_agi_service_is_down(
     asterisk: Instance, ami: AmiProbe
 ) -> None:
     operators = asterisk.settings.operators
-    port = _agi_port(asterisk)
+    port = asterisk.agi_port
     assert not _port_listening(port), f"something listens on {port}; the test needs nothing there"
     since = ami.mark()
     started = time.monotonic()
@@ -131,7 +127,7 @@ async def _fake_fastagi(port: int, seen: dict[str, str]) -> tuple[asyncio.Server
 async def test_caller_dtmf_reaches_agi_get_data(asterisk: Instance, ami: AmiProbe) -> None:
     operators = asterisk.settings.operators
     seen: dict[str, str] = {}
-    server, done = await _fake_fastagi(_agi_port(asterisk), seen)
+    server, done = await _fake_fastagi(asterisk.agi_port, seen)
     try:
         since = ami.mark()
         await ami.action(

@@ -219,3 +219,12 @@ def test_start_refuses_without_root(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(chroot.os, "geteuid", lambda: 1000)
     with pytest.raises(SandboxError, match="needs root"):
         instance.Instance(_settings(), root=tmp_path).start()
+
+
+def test_agi_port_parsing() -> None:
+    assert instance.agi_port("agi://127.0.0.1:14573") == 14573
+    assert instance.agi_port("agi://127.0.0.1:14573/inbound") == 14573
+    assert instance.agi_port("agi://localhost") == 4573
+    with pytest.raises(SandboxError):
+        _settings(agi_url="http://127.0.0.1:14573")
+    assert instance.Instance(_settings()).agi_port == 14573

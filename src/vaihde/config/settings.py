@@ -95,7 +95,8 @@ def _endpoint(r: Reader, default_port: int) -> Endpoint:
     host = r.str("host", "127.0.0.1")
     if not _HOST.match(host):
         r.problems.append(f"{r.where}.host: not a host name or address: {host!r}")
-    port = r.int("port", default_port, low=1, high=65535)
+    # 0 = any free port (tests, several instances on one machine).
+    port = r.int("port", default_port, low=0, high=65535)
     r.done()
     return Endpoint(host, port)
 

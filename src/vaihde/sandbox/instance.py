@@ -51,7 +51,7 @@ NOLOAD_MODULES: tuple[str, ...] = (
     "res_pjsip_notify", "res_stir_shaken", "res_pjsip_stir_shaken", "res_geolocation",
     "res_pjsip_geolocation", "res_aeap", "res_speech_aeap", "res_calendar",
     "res_calendar_caldav", "res_calendar_ews", "res_calendar_exchange", "res_calendar_icalendar",
-    "app_agent_pool", "app_queue", "app_confbridge", "app_page", "app_festival", "app_amd",
+    "app_agent_pool", "app_confbridge", "app_page", "app_festival", "app_amd",
     "app_followme", "app_minivm", "app_alarmreceiver", "res_clialiases", "res_fax",
     "res_fax_spandsp", "res_http_media_cache", "res_adsi", "app_adsiprog", "app_getcpeid",
     "app_sms", "app_jack", "res_ari", "res_ari_applications", "res_ari_asterisk",
@@ -134,6 +134,7 @@ class InstanceSettings:
         if not self.ami_secret:
             self.ami_secret = secrets.token_urlsafe(18)
         _check_value("AMI secret", self.ami_secret)
+        agi_port(self.agi_url)
         self.extra_dialplan = [str(p) for p in self.extra_dialplan]
         self.endpoints = [Endpoint.from_any(e) for e in self.endpoints]
         names = [Path(p).name for p in self.extra_dialplan]
@@ -337,6 +338,8 @@ STATIC_FILES: dict[str, str] = {
     "res_parking.conf": "[general]\n\n[default]\nparkext = 700\nparkpos = 701-720\n"
     "context = parkedcalls\n",
     "voicemail.conf": "[general]\nformat = wav49|wav\n",
+    # app_queue stays loaded: the answering service queues callers for operators.
+    "queues.conf": "[general]\npersistentmembers = no\nautofill = yes\nshared_lastcall = yes\n",
     "musiconhold.conf": (
         "[general]\n\n[default]\nmode = files\ndirectory = /usr/share/asterisk/moh\n"
     ),
@@ -398,6 +401,14 @@ def render_config(
 
 
 # --- running -----------------------------------------------------------------------------------
+
+
+def agi_port(agi_url: str) -> int:
+    """Port of an agi://host[:port][/script] URL (FastAGI's default 4573 when none is given)."""
+    m = re.match(r"^agi://(\[[^\]]*\]|[^/:]*)(?::(\d+))?(?:/|$)", agi_url)
+    if not m:
+        raise SandboxError(f"not an agi:// URL: {agi_url!r}")
+    return int(m.group(2)) if m.group(2) else 4573
 
 
 def _port_in_use(port: int, kind: int) -> bool:
@@ -465,6 +476,31 @@ class Instance:
     @property
     def name(self) -> str:
         return self.settings.name
+
+    @property
+    def ami_port(self) -> int:
+        return self.settings.ami_port
+
+    @property
+    def ami_username(self) -> str:
+        return self.settings.ami_username
+
+    @property
+    def ami_secret(self) -> str:
+        return self.settings.ami_secret
+
+    @property
+    def sip_port(self) -> int:
+        return self.settings.sip_port
+
+    @property
+    def agi_url(self) -> str:
+        return self.settings.agi_url
+
+    @property
+    def agi_port(self) -> int:
+        """The port of agi_url: where the FastAGI server under test must listen."""
+        return agi_port(self.settings.agi_url)
 
     @property
     def dir(self) -> Path:
