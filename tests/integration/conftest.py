@@ -7,6 +7,7 @@ answering as PJSIP/sipp-phone. If Asterisk cannot be built or started, these tes
 from __future__ import annotations
 
 import atexit
+import os
 import secrets
 import shutil
 import socket
@@ -24,11 +25,16 @@ from vaihde.sandbox import Instance, InstanceSettings, SandboxError, build
 REPO = Path(__file__).resolve().parents[2]
 TEST_DIALPLAN = REPO / "tests" / "asterisk" / "vaihde-test.conf"
 
-AMI_PORT = 15038
-SIP_PORT = 15060
-AGI_PORT = 14573  # nothing listens here unless a test starts a FastAGI server itself
-SIPP_PORT = 15070
-SIPP_MEDIA_PORT = 15072
+# VAIHDE_TEST_SLOT=N (0-9) lets several test runs share one machine: each slot has its own
+# instance name and ports.
+SLOT = int(os.environ.get("VAIHDE_TEST_SLOT", "0"))
+INSTANCE_NAME = "test" if SLOT == 0 else f"test{SLOT}"
+AMI_PORT = 15038 + SLOT * 100
+SIP_PORT = 15060 + SLOT * 100
+AGI_PORT = 14573 + SLOT * 100  # nothing listens here unless a test starts a FastAGI server
+SIPP_PORT = 15070 + SLOT * 100
+SIPP_MEDIA_PORT = 15072 + SLOT * 100
+RTP_START = 21000 + SLOT * 1000
 OPERATORS = "Local/operator@vaihde-test-phones"
 
 ASTERISK_FIXTURES = {"asterisk", "ami", "sipp_phone", "clean_channels"}
@@ -44,11 +50,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def sandbox_test_settings() -> InstanceSettings:
     return InstanceSettings(
-        name="test",
+        name=INSTANCE_NAME,
         ami_port=AMI_PORT,
         sip_port=SIP_PORT,
-        rtp_start=21000,
-        rtp_end=21999,
+        rtp_start=RTP_START,
+        rtp_end=RTP_START + 999,
         ami_secret=secrets.token_urlsafe(16),
         agi_url=f"agi://127.0.0.1:{AGI_PORT}",
         operators=OPERATORS,

@@ -1,4 +1,4 @@
-"""Settings file validation: every mistake reported with file, line and field; nothing accepted half."""
+"""Settings validation: every mistake named with file, line and field; nothing accepted half."""
 
 import pytest
 
