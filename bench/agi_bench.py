@@ -624,7 +624,12 @@ def server_role(args: argparse.Namespace) -> int:
     profiler = cProfile.Profile() if args.profile else None
     if profiler is not None:
         profiler.enable()
-    result = asyncio.run(main())
+    if args.loop == "uvloop":
+        import uvloop  # an experiment only: `vaihde serve` runs the stock asyncio loop
+
+        result = uvloop.run(main())
+    else:
+        result = asyncio.run(main())
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(args.profile)
@@ -644,10 +649,11 @@ class ServerProcess:
 
     @classmethod
     def start(
-        cls, role: str, core: int | None, config: Path, log_mode: str, profile: str | None
+        cls, role: str, core: int | None, config: Path, log_mode: str, profile: str | None,
+        loop: str = "asyncio",
     ) -> ServerProcess:
         cmd = [sys.executable, str(Path(__file__).resolve()), "--role", role]
-        cmd += ["--config", str(config), "--server-log", log_mode]
+        cmd += ["--config", str(config), "--server-log", log_mode, "--loop", loop]
         if core is not None:
             cmd += ["--cpu", str(core)]
         if profile:
@@ -830,6 +836,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="baseline runs at least this many calls (default 30)")
     p.add_argument("--no-ceiling", action="store_true",
                    help="skip measuring the load generator's own ceiling")
+    p.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio",
+                   help="the server's event loop: asyncio as `vaihde serve` (default), or "
+                   "uvloop if installed, to measure what it would change")
     p.add_argument("--server-log", choices=["service", "off"], default="service",
                    help="server logging: as `vaihde serve` (INFO to stderr, here a temp file) "
                    "or unconfigured (default service)")
@@ -987,7 +996,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     began = time.perf_counter()
 
     server = ServerProcess.start("server", server_core, args.config, args.server_log,
-                                 args.profile_server)
+                                 args.profile_server, args.loop)
     pin(gen_core)
     idle_rss_kb = proc_status_kb(server.pid, "VmRSS")
     peak_rss_kb = 0
@@ -1077,6 +1086,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         "platform": platform.platform(),
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "server_logging": args.server_log,
+        "server_loop": args.loop,
         "server_outcomes": outcomes,
         "server_log_warnings": server_result.get("log_warnings", 0),
         "phases": {**phases, "ceiling": ceiling, "baseline": baseline},
@@ -1150,7 +1160,8 @@ def render(r: dict[str, Any]) -> str:
                if cpu["pinned_apart"] else "ONE core only: server and generator share it")
     lines = [
         f"vaihde FastAGI benchmark — {r['date']}, Python {r['python']}, "
-        f"{r['machine_cores']} cores ({cpu['model']}), server logging: {r['server_logging']}",
+        f"{r['machine_cores']} cores ({cpu['model']}), server loop {r['server_loop']}, "
+        f"logging {r['server_logging']}",
         f"{pinning}; process-per-call pinned to CPU {cpu['baseline_core']} (same budget)",
         "",
     ]

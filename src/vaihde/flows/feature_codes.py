@@ -1,0 +1,84 @@
+"""Phone feature codes: an employee dials a code from their own phone to set their availability.
+
+`parse()` turns the dialled code into a request (pure); the AGI conversation that applies it and
+confirms it to the employee lives in `feature_call()`.
+
+  *70          back: available
+  *71[MIN]     in a meeting for MIN minutes (default 60)
+  *72[MIN]     lunch / away for MIN minutes (default 30)
+  *73DDMM      on vacation until the end of DD.MM (this year, or next year if already past)
+  *74          off work until the next morning (07:00)
+  *75[MIN]     busy for MIN minutes (default 60)
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+MAX_MINUTES = 24 * 60
+
+
+class FeatureCodeError(ValueError):
+    """The code cannot be understood; the message is what the employee's log/operator sees."""
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureRequest:
+    state: str  # a presence State value
+    until: datetime | None  # aware; None = until changed
+    code: str
+
+
+_CODE = re.compile(r"^\*7([0-5])([0-9]{0,8})$")
+
+
+def parse(code: str, now: datetime, tz: str = "Europe/Helsinki") -> FeatureRequest:
+    """Interpret a dialled feature code at `now` (aware) in the company's timezone."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    m = _CODE.match(code)
+    if not m:
+        raise FeatureCodeError(f"not a feature code: {code[:20]!r}")
+    kind, digits = m.group(1), m.group(2)
+    local_now = now.astimezone(ZoneInfo(tz))
+
+    def minutes(default: int) -> datetime:
+        value = int(digits) if digits else default
+        if not 1 <= value <= MAX_MINUTES:
+            raise FeatureCodeError(f"minutes must be 1-{MAX_MINUTES}, not {value}")
+        return now + timedelta(minutes=value)
+
+    def no_digits() -> None:
+        if digits:
+            raise FeatureCodeError(f"*7{kind} takes no digits")
+
+    if kind == "0":
+        no_digits()
+        return FeatureRequest("available", None, code)
+    if kind == "1":
+        return FeatureRequest("meeting", minutes(60), code)
+    if kind == "2":
+        return FeatureRequest("away", minutes(30), code)
+    if kind == "3":
+        if len(digits) != 4:
+            raise FeatureCodeError("vacation needs the last day as DDMM, e.g. *732411")
+        day, month = int(digits[:2]), int(digits[2:])
+        try:
+            last = date(local_now.year, month, day)
+        except ValueError:
+            raise FeatureCodeError(f"no such date: {day}.{month}.") from None
+        if last < local_now.date():
+            try:
+                last = date(local_now.year + 1, month, day)
+            except ValueError:  # 29.2. in a year without it
+                raise FeatureCodeError(f"no such date next year: {day}.{month}.") from None
+        end = datetime.combine(last + timedelta(days=1), time(0), ZoneInfo(tz))
+        return FeatureRequest("vacation", end, code)
+    if kind == "4":
+        no_digits()
+        tomorrow = local_now.date() + timedelta(days=1)
+        return FeatureRequest("off_work", datetime.combine(tomorrow, time(7), ZoneInfo(tz)), code)
+    return FeatureRequest("busy", minutes(60), code)
