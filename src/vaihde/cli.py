@@ -6,13 +6,21 @@ import argparse
 import asyncio
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from vaihde import __version__
+from vaihde.company import commands as company_commands
+
+if TYPE_CHECKING:
+    from vaihde.agi.channel import Channel
+    from vaihde.agi.session import SessionResult
+    from vaihde.company import CompanyConfig
+    from vaihde.config.settings import Settings
 
 DEFAULT_CONFIG = os.environ.get("VAIHDE_CONFIG", "config/demo.yaml")
 
 
-def _load(path: str):
+def _load(path: str) -> Settings:
     from vaihde.config.settings import load
     from vaihde.config.source import ConfigError
 
@@ -27,11 +35,16 @@ def _load(path: str):
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from vaihde import logs
-    from vaihde.service import serve
+    from vaihde.config.source import ConfigError
+    from vaihde.service import NoCompany, serve
 
     settings = _load(args.config)
     logs.setup(args.log_format or settings.log_format)
-    asyncio.run(serve(settings))
+    try:
+        asyncio.run(serve(settings))
+    except (NoCompany, ConfigError) as exc:
+        print(f"vaihde: cannot start: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -44,23 +57,45 @@ def cmd_agi(args: argparse.Namespace) -> int:
 
     settings = _load(args.config)
     logs.setup(settings.log_format)  # stderr: Asterisk logs it, stdout is the protocol
-    router = Router()
 
-    async def handler(channel):
-        await inbound(channel, settings.company)
+    async def run() -> SessionResult:
+        company = await _company_for_one_call(settings)
+        router = Router()
 
-    router.add(args.script, handler)
-    result = asyncio.run(serve_stdio(router, args.script))
+        async def handler(channel: Channel) -> None:
+            await inbound(channel, company, mobile_dial=settings.mobile_dial)
+
+        router.add(args.script, handler)
+        return await serve_stdio(router, args.script)
+
+    result = asyncio.run(run())
     return 0 if result.outcome in ("done", "hangup") else 1
 
 
-def cmd_config_check(args: argparse.Namespace) -> int:
+async def _company_for_one_call(settings: Settings) -> CompanyConfig:
+    """The applied company from the database, as the service would use it; the company file
+    only when the database has none yet."""
+    from vaihde.company import load_company
+    from vaihde.company.apply import current_company
+    from vaihde.db.engine import open_database
+
+    db = open_database(settings.database_url)
+    try:
+        async with db.sessions() as session:
+            company = await current_company(session)
+    except Exception:  # no database yet: the file is all there is
+        company = None
+    finally:
+        await db.close()
+    if company is None:
+        company = load_company(settings.company_file)
+    return company
+
+
+def cmd_settings_check(args: argparse.Namespace) -> int:
     settings = _load(args.file)
-    company = settings.company
-    print(
-        f"{args.file}: ok — {company.name}: {len(company.employees)} employee(s), "
-        f"menu keys {', '.join(sorted(company.menu.options))}"
-    )
+    print(f"{args.file}: ok — FastAGI {settings.fastagi.host}:{settings.fastagi.port}, "
+          f"AMI {settings.ami.host}:{settings.ami.port}, HTTP {settings.http.port}")
     return 0
 
 
@@ -81,11 +116,13 @@ def build_parser() -> argparse.ArgumentParser:
     agi.add_argument("--config", default=DEFAULT_CONFIG)
     agi.set_defaults(func=cmd_agi)
 
-    config = sub.add_parser("config", help="configuration tools")
-    config_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
-    check = config_sub.add_parser("check", help="validate a settings file; nothing is applied")
+    settings = sub.add_parser("settings", help="service settings file tools")
+    settings_sub = settings.add_subparsers(dest="settings_command", required=True, metavar="ACTION")
+    check = settings_sub.add_parser("check", help="validate a settings file")
     check.add_argument("file")
-    check.set_defaults(func=cmd_config_check)
+    check.set_defaults(func=cmd_settings_check)
+
+    company_commands.register(sub)
     return parser
 
 

@@ -1,7 +1,10 @@
-"""The running service: FastAGI for call decisions, AMI for call state, HTTP for health.
+"""The running service: FastAGI for call decisions, AMI for call state, HTTP for health, and the
+database that holds the company and everyone's availability.
 
-Configuration is reloaded on SIGHUP: the new file is validated whole and swapped in for the next
-caller; calls in progress keep the settings they started with.
+The company configuration is read from the database and swapped in when someone applies a new
+version (`vaihde config apply`, the admin pages): each call reads it once when it starts, so a
+change never alters a call half-way. SIGHUP reloads the settings file's log format only; the
+listening addresses need a restart.
 """
 
 from __future__ import annotations
@@ -20,20 +23,32 @@ from vaihde.agi.channel import Channel
 from vaihde.agi.server import FastAgiServer
 from vaihde.agi.session import Router
 from vaihde.ami import AmiClient, CallTracker
+from vaihde.ami.devicestate import DeviceStates
+from vaihde.company import CompanyConfig, load_company
+from vaihde.company.apply import apply_company, current_company
 from vaihde.config import settings as settings_mod
-from vaihde.config.source import ConfigError
+from vaihde.db.engine import Database, open_database
+from vaihde.db.migrate import upgrade_async
+from vaihde.db.models import CONFIG, current_revisions
 from vaihde.flows.inbound import inbound
 from vaihde.http.health import make_app
 
 log = logging.getLogger("vaihde.service")
+
+# How often the service looks for changes made by other processes (CLI, other instances).
+POLL_INTERVAL_S = 1.0
+
+
+class NoCompany(RuntimeError):
+    """The database holds no company and no company file was given to start from."""
 
 
 def build_router(service: Service) -> Router:
     router = Router()
 
     async def inbound_handler(channel: Channel) -> None:
-        # Read the settings once per call so a reload never changes a call half-way.
-        await inbound(channel, service.settings.company)
+        # Read the company once per call so a reload never changes a call half-way.
+        await inbound(channel, service.company, mobile_dial=service.settings.mobile_dial)
 
     router.add(contract.SCRIPT_INBOUND, inbound_handler)
     return router
@@ -48,8 +63,21 @@ class Service:
         self.ami = AmiClient(ami.host, ami.port, ami.username, ami.secret)
         self.tracker = CallTracker()
         self.tracker.attach(self.ami)
+        self.devices = DeviceStates()
+        self.devices.attach(self.ami)
+        self.db: Database | None = None
+        self._company: CompanyConfig | None = None
+        self.company_version = 0
+        self._revisions: dict[str, int] = {}
+        self._tasks: list[asyncio.Task[None]] = []
         self._http: web.AppRunner | None = None
         self.http_port = settings.http.port
+
+    @property
+    def company(self) -> CompanyConfig:
+        if self._company is None:
+            raise NoCompany("no company configuration loaded")
+        return self._company
 
     def status(self) -> dict[str, Any]:
         return {
@@ -62,12 +90,67 @@ class Service:
             },
             "ami": {"connected": self.ami.connected, "last_error": self.ami.last_error},
             "channels": len(self.tracker.channels),
-            "config": self.settings.source,
+            "company": {
+                "name": self._company.company.name if self._company else None,
+                "version": self.company_version,
+            },
+            "settings": self.settings.source,
         }
 
+    async def _load_company(self) -> None:
+        assert self.db is not None
+        async with self.db.sessions() as session:
+            self._revisions = await current_revisions(session)
+            company = await current_company(session)
+        if company is None and self.settings.company_file:
+            # First start on an empty database: the company file is the starting point.
+            config = load_company(self.settings.company_file)
+            result = await apply_company(
+                self.db.sessions, config, applied_by="vaihde serve",
+                source_name=str(Path(self.settings.company_file)),
+            )
+            log.info("company file applied to an empty database", extra={"version": result.version})
+            async with self.db.sessions() as session:
+                self._revisions = await current_revisions(session)
+                company = await current_company(session)
+        if company is None:
+            raise NoCompany(
+                "the database holds no company: run `vaihde config apply FILE` "
+                "or set company_file in the settings"
+            )
+        self._company = company
+        self.company_version = self._revisions.get(CONFIG, 0)
+
+    async def check_for_changes(self) -> None:
+        """Reload what other processes changed (the revision counters say what)."""
+        assert self.db is not None
+        async with self.db.sessions() as session:
+            revisions = await current_revisions(session)
+            if revisions.get(CONFIG) != self._revisions.get(CONFIG):
+                company = await current_company(session)
+                if company is not None:
+                    self._company = company
+                    self.company_version = revisions.get(CONFIG, 0)
+                    log.info("company configuration reloaded",
+                             extra={"version": self.company_version})
+        self._revisions = revisions
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(POLL_INTERVAL_S)
+            try:
+                await self.check_for_changes()
+            except Exception as exc:  # a database hiccup must not stop the service
+                log.warning("could not check for configuration changes",
+                            extra={"error": repr(exc)})
+
     async def start(self) -> None:
+        self.db = open_database(self.settings.database_url)
+        await upgrade_async(self.db.engine)
+        await self._load_company()
         await self.agi.start()
         self.ami.start()
+        self._tasks.append(asyncio.create_task(self._poll(), name="vaihde-poll"))
         self._http = web.AppRunner(make_app(self), access_log=None)
         await self._http.setup()
         site = web.TCPSite(self._http, self.settings.http.host, self.settings.http.port)
@@ -81,29 +164,26 @@ class Service:
                 "fastagi": f"{self.agi.host}:{self.agi.port}",
                 "http": f"{self.settings.http.host}:{self.http_port}",
                 "ami": f"{self.settings.ami.host}:{self.settings.ami.port}",
+                "company": self.company.company.name,
+                "version": self.company_version,
             },
         )
 
     async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
         await self.agi.stop()
         await self.ami.close()
         if self._http is not None:
             await self._http.cleanup()
             self._http = None
-
-    def reload(self, path: str | Path | None = None) -> bool:
-        source = path or self.settings.source
-        try:
-            new = settings_mod.load(source)
-        except ConfigError as exc:
-            log.error(
-                "configuration not reloaded; the running one stays",
-                extra={"problems": exc.problems},
-            )
-            return False
-        self.settings = new
-        log.info("configuration reloaded", extra={"config": str(source)})
-        return True
+        if self.db is not None:
+            await self.db.close()
+            self.db = None
 
 
 async def serve(settings: settings_mod.Settings) -> None:
@@ -113,7 +193,6 @@ async def serve(settings: settings_mod.Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, service.reload)
     try:
         await stop.wait()
     finally:

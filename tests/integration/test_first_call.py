@@ -20,48 +20,56 @@ pytestmark = pytest.mark.asterisk
 COMPANY_NUMBER = "0201234567"
 PHONES = "vaihde-test-phones"
 
-CONFIG = """\
+SETTINGS = """\
 service:
   fastagi: {{host: 127.0.0.1, port: {agi_port}}}
   http: {{host: 127.0.0.1, port: 0}}
   ami: {{host: 127.0.0.1, port: {ami_port}, username: vaihde, secret: "{secret}"}}
-company:
-  name: Testi Oy
-  numbers: ["{number}"]
-  operator: {{devices: [Local/operator@{phones}], ring_seconds: 20}}
-  employees:
-    anna: {{name: Anna Virtanen, devices: [Local/anna@{phones}], ring_seconds: 10}}
-    bob: {{name: Bob Ringing, devices: [Local/noanswer@{phones}], ring_seconds: 5}}
-    carl: {{name: Carl Busy, devices: [Local/busy@{phones}], ring_seconds: 10}}
-    sipp: {{name: Sipp Phone, devices: [PJSIP/sipp-phone], ring_seconds: 10}}
-  menu:
-    greeting: [hello-world]
-    prompt: beep
-    wait_ms: 1500
+database: {{url: "sqlite+aiosqlite:///{tmp}/vaihde.db"}}
+company_file: company.yaml
+"""
+
+COMPANY = f"""\
+company: {{name: Testi Oy, language: en, languages: [en]}}
+numbers:
+  "{COMPANY_NUMBER}": {{label: Main, menu: main}}
+hours:
+  mon-sun: 00:00-24:00
+  closed_action: {{operator: true}}
+menus:
+  main:
+    greeting: {{en: Hello, sound: hello-world}}
+    prompt: {{en: Choose, sound: beep}}
+    timeout: 2
     attempts: 2
     options:
-      "1": {{employee: anna}}
-      "2": {{employee: bob}}
-      "3": {{employee: carl}}
-      "4": {{employee: sipp}}
+      1: {{employee: anna}}
+      2: {{employee: bob}}
+      3: {{employee: carl}}
+      4: {{employee: sipp}}
+teams:
+  ops: {{name: Operators, kind: operators, members: [olga]}}
+employees:
+  anna: {{name: Anna Virtanen, devices: [desk: Local/anna@{PHONES}], ring_seconds: 10}}
+  bob: {{name: Bob Ringing, devices: [desk: Local/noanswer@{PHONES}], ring_seconds: 5}}
+  carl: {{name: Carl Busy, devices: [desk: Local/busy@{PHONES}], ring_seconds: 10}}
+  sipp: {{name: Sipp Phone, devices: [desk: PJSIP/sipp-phone], ring_seconds: 10}}
+  olga: {{name: Olga Operator, devices: [desk: Local/operator@{PHONES}]}}
 """
 
 _ids = itertools.count(1)
 
 
 @pytest.fixture
-async def vaihde(asterisk, monkeypatch):
+async def vaihde(asterisk, monkeypatch, tmp_path):
     monkeypatch.delenv("VAIHDE_AMI_SECRET", raising=False)
-    settings = loads(
-        CONFIG.format(
-            agi_port=asterisk.agi_port,
-            ami_port=asterisk.ami_port,
-            secret=asterisk.ami_secret,
-            number=COMPANY_NUMBER,
-            phones=PHONES,
-        ),
-        "test-config.yaml",
+    monkeypatch.delenv("VAIHDE_DB_URL", raising=False)
+    (tmp_path / "company.yaml").write_text(COMPANY)
+    text = SETTINGS.format(
+        agi_port=asterisk.agi_port, ami_port=asterisk.ami_port,
+        secret=asterisk.ami_secret, tmp=tmp_path,
     )
+    settings = loads(text, str(tmp_path / "settings.yaml"))
     service = Service(settings)
     await service.start()
     for _ in range(100):
@@ -237,3 +245,23 @@ async def test_health_and_call_tracking(asterisk, ami, vaihde):
     names = [c["name"] for c in vaihde.tracker.snapshot()["channels"].values()]
     assert begin["DestChannel"] in names
 
+
+
+async def test_applied_change_reaches_the_next_caller_without_restart(asterisk, ami, vaihde):
+    from vaihde.company import parse_company
+    from vaihde.company.apply import apply_company
+
+    before = vaihde.company_version
+    changed = parse_company(COMPANY.replace("1: {employee: anna}", "1: {employee: sipp}"))
+    result = await apply_company(
+        vaihde.db.sessions, changed, applied_by="test", source_name="company.yaml"
+    )
+    assert result.applied and [c.path for c in result.changes] == ["menus.main.options.1"]
+    for _ in range(60):
+        if vaihde.company_version > before:
+            break
+        await asyncio.sleep(0.05)
+    assert vaihde.company.menus["main"].options["1"].target.ref == "sipp"
+    await call(ami, "1")
+    await ami.wait_for(dial_to("PJSIP/sipp-phone-"), 10)
+    assert phones_dialled(ami) == ["PJSIP/sipp-phone"]

@@ -6,15 +6,28 @@ import signal
 import sys
 from pathlib import Path
 
+import pytest
+
 from vaihde.agi.peer import SimulatedChannel, environment
 
-SCRIPT = Path(__file__).resolve().parents[2] / "agi" / "vaihde-agi"
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "agi" / "vaihde-agi"
+
+
+@pytest.fixture(autouse=True)
+def settings_file(tmp_path, monkeypatch):
+    path = tmp_path / "settings.yaml"
+    path.write_text(
+        f"database: {{url: 'sqlite+aiosqlite:///{tmp_path}/vaihde.db'}}\n"
+        f"company_file: {REPO}/config/demo-company.yaml\n"
+    )
+    monkeypatch.setenv("VAIHDE_TEST_SETTINGS", str(path))
 
 
 async def spawn(*args: str) -> asyncio.subprocess.Process:
     env = {**os.environ, "VAIHDE_AMI_SECRET": "unused"}
     return await asyncio.create_subprocess_exec(
-        sys.executable, str(SCRIPT), *args, "--config", "config/demo.yaml",
+        sys.executable, str(SCRIPT), *args, "--config", os.environ["VAIHDE_TEST_SETTINGS"],
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE, env=env,
     )
@@ -34,14 +47,15 @@ async def test_same_flow_over_pipes():
     await asyncio.wait_for(converse(proc, chan), 20)
     assert await proc.wait() == 0
     assert chan.variables["VAIHDE_ROUTE"] == "dial"
-    assert chan.variables["VAIHDE_DIAL"] == "PJSIP/anna"
+    # 1 in the demo company is sales: Anna's and Mikko's phones.
+    assert chan.variables["VAIHDE_DIAL"] == "PJSIP/anna&PJSIP/mikko-soft&PJSIP/mikko"
 
 
 async def test_sighup_is_a_hangup_not_a_crash():
     proc = await spawn("inbound")
     proc.stdin.write(environment("", agi_network="no"))
     await proc.stdin.drain()
-    assert (await proc.stdout.readline()).startswith(b"STREAM FILE")
+    assert (await proc.stdout.readline()).startswith((b"STREAM FILE", b"GET DATA"))
     proc.send_signal(signal.SIGHUP)
     assert await asyncio.wait_for(proc.wait(), 10) == 0
 

@@ -6,45 +6,87 @@ from vaihde import contract
 from vaihde.agi.peer import SimulatedChannel, play_session
 from vaihde.agi.server import FastAgiServer
 from vaihde.agi.session import Router
-from vaihde.config.settings import loads
-from vaihde.flows.inbound import AskAgain, Ring, ToOperator, choose, inbound
+from vaihde.company import parse_company
+from vaihde.flows.inbound import AskAgain, GoTo, Ring, ToOperator, choose, inbound
 
-CONFIG = """\
-service: {ami: {secret: x}}
-company:
-  name: Demo Oy
-  operator: {devices: [PJSIP/operator]}
-  employees:
-    anna: {name: Anna Virtanen, devices: [PJSIP/anna], ring_seconds: 25}
-  menu:
-    greeting: [hello-world]
-    prompt: press-1
+COMPANY = """\
+company: {name: Testi Oy, language: en, languages: [en]}
+numbers:
+  "+358201234567": {label: Main, menu: main}
+hours:
+  mon-sun: 00:00-24:00
+  closed_action: {operator: true}
+menus:
+  main:
+    greeting: {en: Welcome, sound: hello-world}
+    prompt: {en: Press 1 for Anna, sound: press-1}
     attempts: 2
     options:
-      "1": {employee: anna}
+      1: {employee: anna}
+      2: {team: sales}
+      3: {menu: sub}
+      5: {announcement: news}
+  sub:
+    prompt: {en: Sub menu}
+    options:
+      1: {employee: bob}
+announcements:
+  news: {en: News}
+teams:
+  ops: {name: Operators, kind: operators, members: [olga]}
+  sales: {name: Sales, members: [anna, bob], ring_seconds: 15}
+employees:
+  anna:
+    name: Anna Virtanen
+    direct: ["+358201234501"]
+    devices: [{desk: PJSIP/anna}, {mobile: "+358401234567"}]
+    ring_seconds: 25
+  bob: {name: Bob Berg, devices: [{desk: PJSIP/bob}]}
+  olga: {name: Olga Operator, devices: [{desk: PJSIP/operator}]}
 """
 
 
 @pytest.fixture
 def company():
-    return loads(CONFIG).company
+    return parse_company(COMPANY, "company.yaml")
 
 
-def test_choice_rings_employee(company):
-    assert choose(company, "1", 1) == Ring("PJSIP/anna", 25, "menu-1-anna")
+@pytest.fixture
+def main(company):
+    return company.menus["main"]
 
 
-def test_zero_is_operator(company):
-    assert choose(company, "0", 1) == ToOperator("menu-0-operator")
+def test_choice_rings_employee_desk_phone(company, main):
+    assert choose(company, main, "1", 1) == Ring("PJSIP/anna", 25, "menu-main-1")
 
 
-@pytest.mark.parametrize("digits", ["", "5", "*", "11", "1" * 50])
-def test_bad_choice_retries_then_reaches_a_human(company, digits):
-    assert isinstance(choose(company, digits, 1), AskAgain)
-    assert isinstance(choose(company, digits, 2), ToOperator)
+def test_mobile_rings_only_with_a_trunk_template(company, main):
+    got = choose(company, main, "1", 1, mobile_dial="PJSIP/{number}@trunk")
+    assert got.dial == "PJSIP/anna&PJSIP/358401234567@trunk"
 
 
-async def run_flow(company, chan):
+def test_team_rings_every_member_once(company, main):
+    assert choose(company, main, "2", 1) == Ring("PJSIP/anna&PJSIP/bob", 15, "menu-main-2")
+
+
+def test_zero_star_hash(company, main):
+    assert choose(company, main, "0", 1) == ToOperator("menu-main-0")
+    assert choose(company, main, "*", 2) == AskAgain("repeat", counts=False)
+    assert choose(company, main, "#", 1) == GoTo("", "menu-main-back")
+    assert choose(company, main, "3", 1) == GoTo("sub", "menu-main-3")
+
+
+def test_unhandled_target_goes_to_a_person_with_the_reason(company, main):
+    assert choose(company, main, "5", 1) == ToOperator("menu-main-5-announcement")
+
+
+@pytest.mark.parametrize("digits", ["", "7", "11", "1" * 50])
+def test_bad_choice_retries_then_reaches_a_human(company, main, digits):
+    assert isinstance(choose(company, main, digits, 1), AskAgain)
+    assert isinstance(choose(company, main, digits, 2), ToOperator)
+
+
+async def run_flow(company, chan, script="inbound"):
     router = Router()
 
     @router.route("inbound")
@@ -54,7 +96,7 @@ async def run_flow(company, chan):
     server = FastAgiServer(router, "127.0.0.1", 0)
     await server.start()
     try:
-        return await play_session("127.0.0.1", server.port, "inbound", chan)
+        return await play_session("127.0.0.1", server.port, script, chan)
     finally:
         await server.stop()
 
@@ -64,14 +106,33 @@ async def test_conversation_sets_dial_route(company):
     assert chan.variables[contract.ROUTE] == "dial"
     assert chan.variables[contract.DIAL] == "PJSIP/anna"
     assert chan.variables[contract.DIAL_TIMEOUT] == "25"
-    assert chan.commands[0] == 'STREAM FILE "hello-world" "01"'
+    assert chan.commands[0] == 'STREAM FILE "hello-world" "#*01235"'
+
+
+async def test_direct_number_skips_the_menu(company):
+    chan = await run_flow(company, SimulatedChannel(), "inbound?did=358201234501")
+    assert chan.commands[0] == 'SET VARIABLE "VAIHDE_REASON" "direct-anna"'
+    assert chan.variables[contract.DIAL] == "PJSIP/anna"
+
+
+async def test_hostile_did_is_ignored(company):
+    chan = await run_flow(company, SimulatedChannel(digits=["0"]), "inbound?did=1%26PJSIP/x")
+    assert chan.variables[contract.ROUTE] == "operator"
 
 
 async def test_silent_caller_gets_operator_after_attempts(company):
     chan = await run_flow(company, SimulatedChannel(digits=["", ""]))
     assert sum(c.startswith("GET DATA") for c in chan.commands) == 2
     assert chan.variables[contract.ROUTE] == "operator"
-    assert chan.variables[contract.REASON] == "menu-no-choice"
+    assert chan.variables[contract.REASON] == "menu-main-no-choice"
+
+
+async def test_submenu_then_back_then_choice(company):
+    chan = await run_flow(company, SimulatedChannel(digits=["3", "#", "1"]))
+    prompts = [c for c in chan.commands if c.startswith("GET DATA")]
+    # The sub menu has no recording yet: a silent prompt, never a missing file.
+    assert prompts[1].startswith('GET DATA "silence/1"')
+    assert chan.variables[contract.DIAL] == "PJSIP/anna"
 
 
 async def test_invalid_choice_is_told_then_asked_again(company):

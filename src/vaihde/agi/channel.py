@@ -138,7 +138,7 @@ class AgiConnection:
             self.closed = True
             try:
                 self._writer.close()
-            except Exception:
+            except Exception:  # closing a broken transport must not raise
                 pass
 
 

@@ -105,7 +105,7 @@ async def run_session(
         except TimeoutError:
             log.error("agi handler kept the caller silent too long", extra=ids)
             return await _fallback(channel, "service-timeout", started)
-        except Exception as exc:
+        except Exception as exc:  # any bug must still reach a human
             log.exception("agi handler failed", extra={**ids, "error": repr(exc)})
             return await _fallback(channel, "service-error", started)
         return _result(channel, "done", channel.variables_set.get(contract.ROUTE, ""), started)

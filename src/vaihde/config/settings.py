@@ -1,5 +1,7 @@
-"""The service's configuration file: where it listens, how it reaches Asterisk, and the company's
-numbers, people and menu. Validated as a whole; any problem rejects the whole file.
+"""The service's settings file: where it listens, how it reaches Asterisk and its database.
+
+The company itself (numbers, menus, people) is the admin's company file, applied into the
+database (see vaihde.company). Validated as a whole; any problem rejects the whole file.
 """
 
 from __future__ import annotations
@@ -9,14 +11,11 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vaihde.config.patterns import DEVICE
 from vaihde.config.source import ConfigError, Node, Reader, load_yaml, parse_yaml
 
-# Dial strings reach Dial() as they are, so only plain device names are allowed: no '&' (extra
-# legs), ',' (Dial options), '$' or quotes (expressions).
-_DEVICE = re.compile(r"^(PJSIP|SIP|IAX2|DAHDI|Local)/[A-Za-z0-9_.+@\-/]{1,80}$")
-_SOUND = re.compile(r"^[A-Za-z0-9_\-/]{1,120}$")
-_ID = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,39}$")
 _HOST = re.compile(r"^[A-Za-z0-9.\-:]{1,253}$")
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/vaihde.db"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,51 +33,14 @@ class AmiSettings:
 
 
 @dataclass(frozen=True, slots=True)
-class Employee:
-    id: str
-    name: str
-    devices: tuple[str, ...]
-    ring_seconds: int
-
-    @property
-    def dial_string(self) -> str:
-        return "&".join(self.devices)
-
-
-@dataclass(frozen=True, slots=True)
-class MenuOption:
-    digit: str
-    kind: str  # "employee" | "operator"
-    target: str = ""  # employee id for kind "employee"
-
-
-@dataclass(frozen=True, slots=True)
-class Menu:
-    greeting: tuple[str, ...]
-    prompt: str
-    options: dict[str, MenuOption]
-    wait_ms: int
-    attempts: int
-    invalid: str
-
-
-@dataclass(frozen=True, slots=True)
-class Company:
-    name: str
-    numbers: tuple[str, ...]
-    operator_devices: tuple[str, ...]
-    operator_ring_seconds: int
-    employees: dict[str, Employee]
-    menu: Menu
-
-
-@dataclass(frozen=True, slots=True)
 class Settings:
     source: str
     fastagi: Endpoint
     http: Endpoint
     ami: AmiSettings
-    company: Company
+    database_url: str
+    company_file: str  # applied at start when the database holds no company yet; "" = none
+    mobile_dial: str  # Dial() template for mobile numbers, e.g. PJSIP/{number}@trunk; "" = none
     log_format: str = "text"
 
 
@@ -101,24 +63,6 @@ def _endpoint(r: Reader, default_port: int) -> Endpoint:
     return Endpoint(host, port)
 
 
-def _devices(r: Reader, key: str, why: str) -> tuple[str, ...]:
-    nodes = r.list(key)
-    if not nodes:
-        r.problems.append(f"{r.where}.{key}: at least one device is required: {why}")
-    out = []
-    for node in nodes:
-        value = node.value
-        if not isinstance(value, str) or not _DEVICE.match(value):
-            r.error(
-                node,
-                "must be a device like PJSIP/anna or Local/anna@context "
-                "(letters, digits and . _ - + @ / only)",
-            )
-            continue
-        out.append(value)
-    return tuple(out)
-
-
 def _build(root: Node) -> Settings:
     problems: list[str] = []
     top = Reader(root, problems)
@@ -139,9 +83,21 @@ def _build(root: Node) -> Settings:
     log_format = service.str("log_format", "text")
     if log_format not in ("text", "json"):
         problems.append(f"{service.where}.log_format: must be text or json")
+    mobile_dial = service.str("mobile_dial", "")
+    if mobile_dial and not DEVICE.match(mobile_dial.replace("{number}", "358401234567")):
+        problems.append(
+            f"{service.where}.mobile_dial: must be a device template like PJSIP/{{number}}@trunk"
+        )
     service.done()
 
-    company = _company(top.section("company", required=True), problems)
+    # The database URL may come from the environment so that secrets stay out of the file.
+    db = top.section("database")
+    database_url = os.environ.get("VAIHDE_DB_URL") or db.str("url", DEFAULT_DATABASE_URL)
+    db.done()
+    company_file = top.str("company_file", "")
+    if company_file and not Path(company_file).is_absolute():
+        # Relative to the settings file, so the pair can move together.
+        company_file = str(Path(root.where.file).parent / company_file)
     top.done()
     if problems:
         raise ConfigError(problems)
@@ -150,84 +106,8 @@ def _build(root: Node) -> Settings:
         fastagi=fastagi,
         http=http,
         ami=AmiSettings(ami_host, ami_port, ami_user, secret),
-        company=company,
+        database_url=database_url,
+        company_file=company_file,
+        mobile_dial=mobile_dial,
         log_format=log_format,
     )
-
-
-def _company(r: Reader, problems: list[str]) -> Company:
-    name = r.str("name", required=True)
-    numbers = []
-    for node in r.list("numbers"):
-        value = str(node.value) if isinstance(node.value, str | int) else ""
-        if not re.fullmatch(r"\+?[0-9]{3,20}", value):
-            r.error(node, "must be a phone number: digits, optionally a leading +")
-        numbers.append(value.lstrip("+"))
-
-    op = r.section("operator", required=True)
-    operator_devices = _devices(op, "devices", "the phones that answer for operators")
-    operator_ring = op.int("ring_seconds", 30, low=5, high=300)
-    op.done()
-
-    employees: dict[str, Employee] = {}
-    for emp_id, node in r.section("employees").items():
-        er = Reader(node, problems)
-        if not _ID.match(emp_id):
-            er.error(node, "employee id must be lower-case letters, digits, - or _")
-        devices = _devices(er, "devices", "the phones this employee answers on")
-        employees[emp_id] = Employee(
-            id=emp_id,
-            name=er.str("name", required=True),
-            devices=devices,
-            ring_seconds=er.int("ring_seconds", 20, low=5, high=300),
-        )
-        er.done()
-
-    menu = _menu(r.section("menu", required=True), employees, problems)
-    r.done()
-    return Company(name, tuple(numbers), operator_devices, operator_ring, employees, menu)
-
-
-def _sound(r: Reader, node: Node | None) -> str:
-    if node is None:
-        return ""
-    if not isinstance(node.value, str) or not _SOUND.match(node.value):
-        r.error(node, "must be a sound name like custom/welcome (no extension)")
-        return ""
-    return node.value
-
-
-def _menu(r: Reader, employees: dict[str, Employee], problems: list[str]) -> Menu:
-    greeting = tuple(s for s in (_sound(r, n) for n in r.list("greeting")) if s)
-    prompt = _sound(r, r.child("prompt"))
-    if not prompt:
-        problems.append(f"{r.where}.prompt: is required: the sound that lists the choices")
-    invalid = _sound(r, r.child("invalid")) or "pm-invalid-option"
-    wait_ms = r.int("wait_ms", 5000, low=1000, high=30000)
-    attempts = r.int("attempts", 3, low=1, high=10)
-    options: dict[str, MenuOption] = {}
-    for digit, node in r.section("options").items():
-        orr = Reader(node, problems)
-        if not re.fullmatch(r"[0-9]", digit):
-            orr.error(node, "menu keys are single digits 0-9 (* and # are reserved)")
-            continue
-        if orr.has("employee"):
-            target = orr.str("employee")
-            if target not in employees:
-                orr.error(
-                    orr.child("employee") or node,
-                    f"no employee {target!r} (known: {', '.join(sorted(employees)) or 'none'})",
-                )
-            options[digit] = MenuOption(digit, "employee", target)
-        elif orr.has("operator"):
-            orr.child("operator")
-            options[digit] = MenuOption(digit, "operator")
-        else:
-            orr.error(node, "say where this choice goes: employee: <id> or operator: true")
-        orr.done()
-    # "0 is the operator everywhere": callers rely on it, so the config cannot take it away.
-    if "0" in options and options["0"].kind != "operator":
-        problems.append(f"{r.where}.options.0: 0 is always the operator")
-    options.setdefault("0", MenuOption("0", "operator"))
-    r.done()
-    return Menu(greeting, prompt, options, wait_ms, attempts, invalid)

@@ -33,17 +33,23 @@ _SCALARS = yaml.SafeLoader("")
 
 
 class Node:
-    """A YAML value with its location. Maps and lists hold Nodes."""
+    """A YAML value with its location. Maps and lists hold Nodes.
 
-    __slots__ = ("value", "where")
+    `text` is a scalar's source text as written: YAML 1.1 turns `0401234567` into an octal number,
+    `+358401234567` into an int without its +, and `12:00` into 720, so phone numbers, extensions,
+    times and dates are read from the text rather than from `value`.
+    """
 
-    def __init__(self, value: Any, where: Where) -> None:
+    __slots__ = ("text", "value", "where")
+
+    def __init__(self, value: Any, where: Where, text: str | None = None) -> None:
         self.value = value
         self.where = where
+        self.text = text
 
 
-def _convert(node: yaml.Node, file: str, field: str) -> Node:
-    where = Where(file, node.start_mark.line + 1, field)
+def _convert(node: yaml.Node, file: str, field: str, line: int | None = None) -> Node:
+    where = Where(file, line or node.start_mark.line + 1, field)
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Node] = {}
         for key_node, value_node in node.value:
@@ -55,14 +61,32 @@ def _convert(node: yaml.Node, file: str, field: str) -> Node:
             if key in out:
                 line = key_node.start_mark.line + 1
                 raise ConfigError([f"{file}:{line}: {child}: given twice"])
-            out[key] = _convert(value_node, file, child)
+            # A block value starts below its key; the admin looks for the key's line.
+            out[key] = _convert(value_node, file, child, key_node.start_mark.line + 1)
         return Node(out, where)
     if isinstance(node, yaml.SequenceNode):
         return Node(
             [_convert(v, file, f"{field}[{i}]") for i, v in enumerate(node.value)], where
         )
     # Scalars take the safe loader's types (int, bool, null, float, str).
-    return Node(_SCALARS.construct_object(node, deep=True), where)
+    return Node(_SCALARS.construct_object(node, deep=True), where, node.value)
+
+
+def node_from_data(data: Any, file: str = "<data>", field: str = "", line: int = 1) -> Node:
+    """Located Nodes for plain Python data (e.g. a stored JSON document), so the same readers and
+    messages serve files and documents; every value is placed at `file:line`."""
+    where = Where(file, line, field)
+    if isinstance(data, dict):
+        out = {}
+        for key, value in data.items():
+            key = str(key)
+            out[key] = node_from_data(value, file, f"{field}.{key}" if field else key, line)
+        return Node(out, where)
+    if isinstance(data, list | tuple):
+        return Node(
+            [node_from_data(v, file, f"{field}[{i}]", line) for i, v in enumerate(data)], where
+        )
+    return Node(data, where, data if isinstance(data, str) else None)
 
 
 def load_yaml(path: str | Path) -> Node:

@@ -1,18 +1,33 @@
-"""What a caller hears on the company number: greeting, numbered menu, then a phone or a human.
+"""What a caller hears on a company number: greeting, numbered menus, then a phone or a human.
 
-`choose()` is the decision (pure); `inbound()` is the conversation that plays it out over AGI.
+`choose()` and `ring_*()` are the decisions (pure); `inbound()` is the conversation that plays
+them out over AGI. Targets this flow does not handle yet go to the operator, with the reason
+saying so, never to silence.
 """
 
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from vaihde import contract
 from vaihde.agi.channel import Channel
-from vaihde.config.settings import Company
+from vaihde.company import CompanyConfig, Employee, Menu, Say, Team
 
 log = logging.getLogger("vaihde.flows")
+
+# Played while waiting for a key when a menu has neither a recording nor synthesized speech.
+SILENT_PROMPT = "silence/1"
+_DIGITS = re.compile(r"^[0-9]{1,32}$")
+
+Prompts = Callable[[Say, str], str | None]
+
+
+def recorded_only(say: Say, language: str) -> str | None:
+    """The default prompt source: the admin's recording, if any."""
+    return say.sound or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,23 +47,88 @@ class ToOperator:
 @dataclass(frozen=True, slots=True)
 class AskAgain:
     reason: str
+    counts: bool = True  # a wrong key counts as an attempt; * (repeat) does not
 
 
-Decision = Ring | ToOperator | AskAgain
+@dataclass(frozen=True, slots=True)
+class GoTo:
+    menu: str  # "" = back to the previous menu
+    reason: str
 
 
-def choose(company: Company, digits: str, attempt: int) -> Decision:
-    """Decide from the caller's key press on attempt `attempt` (1-based)."""
-    menu = company.menu
+Decision = Ring | ToOperator | AskAgain | GoTo
+
+
+def device_dials(employee: Employee, mobile_dial: str = "") -> list[str]:
+    """Dial strings of an employee's devices in ring order. Mobiles need a trunk template
+    (`PJSIP/{number}@trunk`); without one they are left out rather than dialled wrong."""
+    out = []
+    for device in employee.devices:
+        if device.kind == "mobile":
+            if mobile_dial:
+                out.append(mobile_dial.format(number=device.address.lstrip("+")))
+        else:
+            out.append(device.address)
+    return out
+
+
+def ring_employee(employee: Employee, reason: str, mobile_dial: str = "") -> Ring | ToOperator:
+    dials = device_dials(employee, mobile_dial)
+    if not dials:
+        return ToOperator(f"{reason}-no-devices")
+    return Ring("&".join(dials), employee.ring_seconds, reason)
+
+
+def ring_team(
+    company: CompanyConfig, team: Team, reason: str, mobile_dial: str = ""
+) -> Ring | ToOperator:
+    dials: list[str] = []
+    for member in team.members:
+        for dial in device_dials(company.employees[member], mobile_dial):
+            if dial not in dials:
+                dials.append(dial)
+    if not dials:
+        return ToOperator(f"{reason}-no-devices")
+    return Ring("&".join(dials), team.ring_seconds, reason)
+
+
+def choose(
+    company: CompanyConfig, menu: Menu, digits: str, attempt: int, mobile_dial: str = ""
+) -> Decision:
+    """Decide from the caller's key press in `menu` on attempt `attempt` (1-based)."""
+    if digits == "0":
+        return ToOperator(f"menu-{menu.id}-0")
+    if digits == "*":
+        return AskAgain("repeat", counts=False)
+    if digits == "#":
+        return GoTo("", f"menu-{menu.id}-back")
     option = menu.options.get(digits) if len(digits) == 1 else None
     if option is None:
         why = "no-choice" if not digits else "invalid-choice"
         # After the last attempt a person helps: never loop a caller in the menu.
-        return ToOperator(f"menu-{why}") if attempt >= menu.attempts else AskAgain(why)
-    if option.kind == "operator":
-        return ToOperator(f"menu-{option.digit}-operator")
-    employee = company.employees[option.target]
-    return Ring(employee.dial_string, employee.ring_seconds, f"menu-{option.digit}-{employee.id}")
+        if attempt >= menu.attempts:
+            return ToOperator(f"menu-{menu.id}-{why}")
+        return AskAgain(why)
+    target, reason = option.target, f"menu-{menu.id}-{option.digit}"
+    if target.kind == "operator":
+        return ToOperator(reason)
+    if target.kind == "menu":
+        return GoTo(target.ref, reason)
+    if target.kind == "employee":
+        return ring_employee(company.employees[target.ref], reason, mobile_dial)
+    if target.kind == "team":
+        return ring_team(company, company.teams[target.ref], reason, mobile_dial)
+    # announcement, external, dial_by_name, message, language, hangup: a person handles them
+    # until their flows exist, and the reason tells the operator what the caller chose.
+    return ToOperator(f"{reason}-{target.kind}")
+
+
+def direct_decision(company: CompanyConfig, dialled: str, mobile_dial: str = "") -> Decision | None:
+    """A call to an employee's direct number skips the menu."""
+    employee = company.employee_by_number(dialled) if dialled else None
+    if employee is None:
+        return None
+    return ring_employee(employee, f"direct-{employee.id}", mobile_dial)
 
 
 async def apply(channel: Channel, decision: Ring | ToOperator) -> None:
@@ -62,29 +142,62 @@ async def apply(channel: Channel, decision: Ring | ToOperator) -> None:
         await channel.set_variable(contract.ROUTE, contract.Route.OPERATOR)
 
 
-async def inbound(channel: Channel, company: Company) -> Decision:
-    menu = company.menu
-    keys = "".join(sorted(menu.options))
-    pressed = ""
-    for sound in menu.greeting:
-        # Callers who know the menu may press their choice during the greeting.
-        pressed = await channel.stream_file(sound, keys) or ""
-        if pressed:
-            break
+def _entry(company: CompanyConfig, dialled: str) -> Menu:
+    menu = company.entry_menu(dialled) if dialled else None
+    return menu or company.menus.get("main") or next(iter(company.menus.values()))
+
+
+async def inbound(
+    channel: Channel,
+    company: CompanyConfig,
+    *,
+    prompts: Prompts = recorded_only,
+    mobile_dial: str = "",
+) -> Decision:
+    dialled = channel.params.get("did", "")
+    if not _DIGITS.match(dialled):
+        dialled = ""
+    direct = direct_decision(company, dialled, mobile_dial)
+    if isinstance(direct, Ring | ToOperator):
+        await apply(channel, direct)
+        return direct
+
+    language = company.company.language
+    menu = _entry(company, dialled)
+    stack: list[Menu] = []
+    greet = True
     attempt = 1
     while True:
+        keys = "".join(sorted({*menu.options, "0", "*", "#"}))
+        pressed = ""
+        if greet and menu.greeting is not None:
+            # Callers who know the menu may press their choice during the greeting.
+            sound = prompts(menu.greeting, language)
+            if sound:
+                pressed = await channel.stream_file(sound, keys) or ""
+        greet = False
         if not pressed:
-            got = await channel.get_data(menu.prompt, menu.wait_ms, 1)
+            sound = prompts(menu.prompt, language) or SILENT_PROMPT
+            got = await channel.get_data(sound, menu.timeout * 1000, 1)
             pressed = got.digits
-        decision = choose(company, pressed, attempt)
+        decision = choose(company, menu, pressed, attempt, mobile_dial)
         log.info(
             "menu decision",
-            extra={"uniqueid": channel.uniqueid, "attempt": attempt, "decision": decision},
+            extra={"uniqueid": channel.uniqueid, "menu": menu.id, "attempt": attempt,
+                   "pressed": pressed, "decision": decision},
         )
-        if not isinstance(decision, AskAgain):
+        if isinstance(decision, Ring | ToOperator):
             await apply(channel, decision)
             return decision
-        if pressed:
-            await channel.stream_file(menu.invalid)
-        pressed = ""
-        attempt += 1
+        if isinstance(decision, GoTo):
+            if decision.menu:
+                stack.append(menu)
+                menu = company.menus[decision.menu]
+            elif stack:
+                menu = stack.pop()
+            greet, attempt = True, 1
+            continue
+        if decision.reason == "invalid-choice":
+            await channel.stream_file("pm-invalid-option")
+        if decision.counts:
+            attempt += 1

@@ -1,0 +1,105 @@
+"""Applying the admin's company file to the database: the directory and the versioned document
+are written in one transaction, so either all of a new version takes effect or none of it.
+
+The running service notices the new version through the `config` revision counter and swaps it
+in for the next caller; calls in progress keep the version they started with.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from vaihde.company.diff import Change, diff_company
+from vaihde.company.load import company_from_document
+from vaihde.company.schema import CompanyConfig
+from vaihde.directory import (
+    DeviceDescription,
+    DirectoryDescription,
+    EmployeeDescription,
+    TeamDescription,
+)
+from vaihde.directory.store import latest_config, record_config, sync_directory
+
+log = logging.getLogger("vaihde.company")
+
+
+def to_directory(config: CompanyConfig) -> DirectoryDescription:
+    """The people and teams of a company file, as the directory stores them."""
+    employees = tuple(
+        EmployeeDescription(
+            id=e.id,
+            name=e.name,
+            extension=e.extension or None,
+            email=e.email or None,
+            sms_number=e.sms or None,
+            languages=e.languages,
+            numbers=e.direct,
+            devices=tuple(DeviceDescription(d.address, d.kind) for d in e.devices),
+            delegates=e.delegates,
+        )
+        for e in config.employees.values()
+    )
+    teams = tuple(
+        TeamDescription(id=t.id, name=t.name, kind=t.kind, members=t.members)
+        for t in config.teams.values()
+    )
+    return DirectoryDescription(employees=employees, teams=teams)
+
+
+def document_text(config: CompanyConfig) -> str:
+    """The stored form: canonical JSON, so its sha256 equals `config.digest()`."""
+    return json.dumps(
+        config.to_document(), sort_keys=True, ensure_ascii=False, separators=(",", ":")
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    changes: tuple[Change, ...]
+    version: int | None  # the stored version's id; None when nothing changed
+    applied: bool
+
+
+async def current_company(session: AsyncSession) -> CompanyConfig | None:
+    """The company as last applied, or None on a fresh database."""
+    record = await latest_config(session)
+    if record is None:
+        return None
+    return company_from_document(json.loads(record.document), f"config version {record.id}")
+
+
+async def pending_changes(
+    sessions: async_sessionmaker[AsyncSession], config: CompanyConfig
+) -> list[Change]:
+    """What applying `config` would change (for `vaihde config diff`)."""
+    async with sessions() as session:
+        return diff_company(await current_company(session), config)
+
+
+async def apply_company(
+    sessions: async_sessionmaker[AsyncSession],
+    config: CompanyConfig,
+    *,
+    applied_by: str,
+    source_name: str,
+) -> ApplyResult:
+    """Store `config` as the current company. Raises (and writes nothing) if any part fails."""
+    async with sessions() as session, session.begin():
+        old = await current_company(session)
+        changes = tuple(diff_company(old, config))
+        if old is not None and not changes:
+            return ApplyResult((), None, applied=False)
+        await sync_directory(session, to_directory(config))
+        record = await record_config(
+            session, document=document_text(config), source_name=source_name,
+            applied_by=applied_by,
+        )
+    log.info(
+        "company configuration applied",
+        extra={"version": record.id, "changes": len(changes), "by": applied_by},
+    )
+    return ApplyResult(changes, record.id, applied=True)

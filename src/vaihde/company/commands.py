@@ -1,0 +1,144 @@
+"""`vaihde config check|diff|apply FILE`: the admin's company file, validated, compared with what
+the database holds, and applied as a whole (or not at all)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from vaihde.config.source import ConfigError
+
+if TYPE_CHECKING:
+    from vaihde.company.schema import CompanyConfig
+    from vaihde.db.engine import Database
+
+
+def _company(path: str) -> CompanyConfig:
+    from vaihde.company.load import load_company
+
+    try:
+        config = load_company(path)
+    except ConfigError as exc:
+        print(f"vaihde: {path} has {len(exc.problems)} problem(s); nothing was applied:",
+              file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        raise SystemExit(2) from None
+    for warning in config.warnings:
+        print(f"  warning: {warning}", file=sys.stderr)
+    return config
+
+
+def database_for(args: argparse.Namespace) -> str | None:
+    """--db wins; else the settings file's database; else the environment / default."""
+    if getattr(args, "db", None):
+        return args.db
+    settings = getattr(args, "settings", None) or os.environ.get("VAIHDE_CONFIG")
+    if settings is None and Path("config/demo.yaml").exists():
+        settings = "config/demo.yaml"
+    if settings:
+        from vaihde.config.settings import load
+
+        os.environ.setdefault("VAIHDE_AMI_SECRET", "-")  # not needed for database work
+        try:
+            return load(settings).database_url
+        except ConfigError as exc:
+            print(f"vaihde: {settings}: {exc.problems[0]}", file=sys.stderr)
+            raise SystemExit(2) from None
+    return None
+
+
+async def _open(url: str | None) -> Database:
+    from vaihde.db.engine import DatabaseUrlError, open_database
+    from vaihde.db.migrate import upgrade_async
+
+    try:
+        db = open_database(url)
+    except DatabaseUrlError as exc:
+        print(f"vaihde: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    await upgrade_async(db.engine)
+    return db
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    config = _company(args.file)
+    print(
+        f"{args.file}: ok — {config.company.name}: {len(config.employees)} employees, "
+        f"{len(config.teams)} teams, {len(config.menus)} menus, {len(config.numbers)} numbers"
+    )
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from vaihde.company.apply import pending_changes
+    from vaihde.company.diff import render_diff
+
+    config = _company(args.file)
+
+    async def run() -> str:
+        db = await _open(database_for(args))
+        try:
+            return render_diff(await pending_changes(db.sessions, config))
+        finally:
+            await db.close()
+
+    print(asyncio.run(run()))
+    return 0
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    from vaihde.company.apply import apply_company
+    from vaihde.company.diff import render_diff
+    from vaihde.directory import DirectoryError
+
+    config = _company(args.file)
+
+    async def run() -> int:
+        db = await _open(database_for(args))
+        try:
+            result = await apply_company(
+                db.sessions, config, applied_by=args.by, source_name=str(Path(args.file))
+            )
+        except DirectoryError as exc:
+            print(f"vaihde: {args.file} cannot be applied; nothing changed:", file=sys.stderr)
+            for problem in exc.problems:
+                print(f"  {problem}", file=sys.stderr)
+            return 2
+        finally:
+            await db.close()
+        if not result.applied:
+            print("No changes: the database already holds this configuration.")
+        else:
+            print(render_diff(list(result.changes)))
+            print(f"Applied as version {result.version}; the running service picks it up.")
+        return 0
+
+    return asyncio.run(run())
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    config = sub.add_parser("config", help="the company file: check, diff, apply")
+    actions = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+
+    def db_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--db", help="database URL (default: from --settings, $VAIHDE_DB_URL)")
+        p.add_argument("--settings", help="service settings file whose database to use")
+
+    check = actions.add_parser("check", help="validate a company file; nothing is applied")
+    check.add_argument("file")
+    check.set_defaults(func=cmd_check)
+    diff = actions.add_parser("diff", help="what applying the file would change")
+    diff.add_argument("file")
+    db_options(diff)
+    diff.set_defaults(func=cmd_diff)
+    apply = actions.add_parser("apply", help="apply the file: all of it or nothing")
+    apply.add_argument("file")
+    apply.add_argument("--by", default=getpass.getuser(), help="who applies (audit trail)")
+    db_options(apply)
+    apply.set_defaults(func=cmd_apply)

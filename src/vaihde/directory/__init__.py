@@ -1,0 +1,251 @@
+"""The employee directory: plain descriptions of employees and teams (built from the company
+configuration, stored by `directory.store`, searched by `directory.search`). No I/O here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+
+ID = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,39}$")
+DEVICE_KINDS = ("desk", "mobile", "softphone")
+_LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
+_EXTENSION = re.compile(r"^[0-9]{1,20}$")
+_SMS = re.compile(r"^\+?[0-9]{3,20}$")
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{1,60}$")
+_NUMBER_SEPARATORS = str.maketrans("", "", " +-().\u00a0/")
+
+
+class DirectoryError(ValueError):
+    """The directory description (or a caller's details) cannot be stored; nothing was written.
+    `problems` lists each thing wrong as "field: what is wrong"."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def digits(number: str) -> str:
+    """A phone number as callers dial it: digits only ("+358 40-123 4567" → "358401234567").
+    Raises ValueError if anything else than digits and the usual separators is in it."""
+    stripped = number.translate(_NUMBER_SEPARATORS)
+    if not stripped.isascii() or not stripped.isdigit():
+        raise ValueError(f"not a phone number: {number!r}")
+    return stripped
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceDescription:
+    dial: str  # Dial() device string, e.g. PJSIP/anna; validated by the configuration code
+    kind: str = "desk"  # desk | mobile | softphone
+
+
+@dataclass(frozen=True, slots=True)
+class EmployeeDescription:
+    id: str  # slug, e.g. "anna"
+    name: str
+    extension: str | None = None
+    email: str | None = None
+    sms_number: str | None = None
+    languages: tuple[str, ...] = ()  # e.g. ("fi", "sv", "en")
+    numbers: tuple[str, ...] = ()  # direct numbers; separators allowed, stored as digits
+    devices: tuple[DeviceDescription, ...] = ()  # ring order
+    delegates: tuple[str, ...] = ()  # employee ids, in order
+
+
+@dataclass(frozen=True, slots=True)
+class TeamDescription:
+    id: str
+    name: str
+    kind: str = "team"  # e.g. "operators", "sales"
+    members: tuple[str, ...] = ()  # employee ids, in order
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryDescription:
+    """Everyone the company configuration describes; stored whole by `store.sync_directory`."""
+
+    employees: tuple[EmployeeDescription, ...] = ()
+    teams: tuple[TeamDescription, ...] = ()
+
+    def problems(self) -> list[str]:
+        """Everything wrong with the description, as "field: what is wrong" lines."""
+        out: list[str] = []
+        ids = Counter(e.id for e in self.employees)
+        for dup in sorted(i for i, n in ids.items() if n > 1):
+            out.append(f"employees.{dup}: given {ids[dup]} times")
+        extensions: dict[str, str] = {}
+        numbers: dict[str, str] = {}
+        for e in self.employees:
+            where = f"employees.{e.id}"
+            if not isinstance(e.id, str) or not ID.match(e.id):
+                out.append(
+                    f"{where}: id must be 1-40 lower-case letters, digits, _ or -, "
+                    "starting with a letter or digit"
+                )
+            if not e.name or not e.name.strip() or len(e.name) > 200:
+                out.append(f"{where}.name: must be 1-200 characters")
+            if e.extension is not None:
+                if not _EXTENSION.match(e.extension):
+                    out.append(f"{where}.extension: must be digits, not {e.extension!r}")
+                elif e.extension in extensions:
+                    out.append(
+                        f"{where}.extension: {e.extension} is already {extensions[e.extension]}'s"
+                    )
+                else:
+                    extensions[e.extension] = e.id
+            for n in e.numbers:
+                try:
+                    d = digits(n)
+                except ValueError:
+                    out.append(f"{where}.numbers: not a phone number: {n!r}")
+                    continue
+                if not 3 <= len(d) <= 32:
+                    out.append(f"{where}.numbers: {n!r} must have 3-32 digits")
+                elif d in numbers:
+                    out.append(f"{where}.numbers: {n} is already {numbers[d]}'s")
+                else:
+                    numbers[d] = e.id
+            if e.email is not None and (len(e.email) > 254 or not _EMAIL.match(e.email)):
+                out.append(f"{where}.email: not an e-mail address: {e.email!r}")
+            if e.sms_number is not None and not _SMS.match(
+                e.sms_number.translate(str.maketrans("", "", " -"))
+            ):
+                out.append(f"{where}.sms_number: not a phone number: {e.sms_number!r}")
+            for lang in e.languages:
+                if not isinstance(lang, str) or not _LANGUAGE.match(lang):
+                    out.append(f"{where}.languages: not a language code: {lang!r}")
+            for i, device in enumerate(e.devices):
+                if device.kind not in DEVICE_KINDS:
+                    out.append(
+                        f"{where}.devices[{i}].kind: must be one of {', '.join(DEVICE_KINDS)}"
+                    )
+                if not device.dial or len(device.dial) > 120:
+                    out.append(f"{where}.devices[{i}].dial: must be 1-120 characters")
+            seen: set[str] = set()
+            for d_id in e.delegates:
+                if d_id == e.id:
+                    out.append(f"{where}.delegates: cannot delegate to themselves")
+                elif d_id not in ids:
+                    out.append(f"{where}.delegates: no employee {d_id!r}")
+                elif d_id in seen:
+                    out.append(f"{where}.delegates: {d_id} given twice")
+                seen.add(d_id)
+        team_ids = Counter(t.id for t in self.teams)
+        for dup in sorted(i for i, n in team_ids.items() if n > 1):
+            out.append(f"teams.{dup}: given {team_ids[dup]} times")
+        for t in self.teams:
+            where = f"teams.{t.id}"
+            if not isinstance(t.id, str) or not ID.match(t.id):
+                out.append(f"{where}: id must be 1-40 lower-case letters, digits, _ or -")
+            if not t.name or not t.name.strip() or len(t.name) > 200:
+                out.append(f"{where}.name: must be 1-200 characters")
+            if not t.kind or len(t.kind) > 40:
+                out.append(f"{where}.kind: must be 1-40 characters")
+            seen = set()
+            for m in t.members:
+                if m not in ids:
+                    out.append(f"{where}.members: no employee {m!r}")
+                elif m in seen:
+                    out.append(f"{where}.members: {m} given twice")
+                seen.add(m)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class EmployeeRecord:
+    """An employee as stored, with what the configuration said and what the store keeps."""
+
+    id: str
+    name: str
+    extension: str | None
+    email: str | None
+    sms_number: str | None
+    languages: tuple[str, ...]
+    numbers: tuple[str, ...]  # digits
+    devices: tuple[DeviceDescription, ...]
+    delegates: tuple[str, ...]
+    teams: tuple[str, ...]  # team ids
+    active: bool
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SyncReport:
+    """What `sync_directory` changed (employee and team ids)."""
+
+    added: tuple[str, ...] = ()
+    updated: tuple[str, ...] = ()
+    deactivated: tuple[str, ...] = ()
+    reactivated: tuple[str, ...] = ()
+    teams_added: tuple[str, ...] = ()
+    teams_updated: tuple[str, ...] = ()
+    teams_deactivated: tuple[str, ...] = ()
+    unchanged: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return any(
+            (
+                self.added,
+                self.updated,
+                self.deactivated,
+                self.reactivated,
+                self.teams_added,
+                self.teams_updated,
+                self.teams_deactivated,
+            )
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CallerRecord:
+    number: str  # digits
+    name: str
+    organisation: str
+    greet_by_name: bool  # the caller agreed to be greeted by name
+    preferred_channel: str | None  # phone | email | sms
+    email: str | None
+    notes: str
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ContactRecord:
+    id: int
+    caller_number: str | None  # None: number withheld
+    at: datetime
+    direction: str  # in | out
+    path: str  # direct_number, menu, extension, name_search, operator, callback, …
+    employee_id: str | None
+    outcome: str
+    call_id: str
+    details: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigVersionRecord:
+    id: int
+    applied_at: datetime
+    applied_by: str
+    sha256: str
+    source_name: str
+    document: str
+
+
+__all__ = [
+    "DEVICE_KINDS",
+    "CallerRecord",
+    "ConfigVersionRecord",
+    "ContactRecord",
+    "DeviceDescription",
+    "DirectoryDescription",
+    "DirectoryError",
+    "EmployeeDescription",
+    "EmployeeRecord",
+    "SyncReport",
+    "TeamDescription",
+    "digits",
+]

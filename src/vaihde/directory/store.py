@@ -1,0 +1,608 @@
+"""Directory, callers and configuration versions in the database. Every function works inside the
+caller's transaction (`async with sessions.begin() as session:`) and never commits, so that
+config apply can write the directory and its config_versions row atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from vaihde.db import models as m
+from vaihde.directory import (
+    CallerRecord,
+    ConfigVersionRecord,
+    ContactRecord,
+    DeviceDescription,
+    DirectoryDescription,
+    DirectoryError,
+    EmployeeDescription,
+    EmployeeRecord,
+    SyncReport,
+    TeamDescription,
+    digits,
+)
+from vaihde.directory.search import Record, fold
+
+
+def _now(now: datetime | None) -> datetime:
+    if now is None:
+        return datetime.now(UTC)
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("now must be timezone-aware")
+    return now
+
+
+def _normalised(e: EmployeeDescription) -> EmployeeDescription:
+    return EmployeeDescription(
+        id=e.id,
+        name=e.name.strip(),
+        extension=e.extension,
+        email=e.email,
+        sms_number=e.sms_number.replace(" ", "").replace("-", "") if e.sms_number else None,
+        languages=tuple(e.languages),
+        numbers=tuple(sorted({digits(n) for n in e.numbers})),
+        devices=tuple(e.devices),
+        delegates=tuple(e.delegates),
+    )
+
+
+# --- directory sync -------------------------------------------------------------------------
+
+
+async def sync_directory(
+    session: AsyncSession, description: DirectoryDescription, *, now: datetime | None = None
+) -> SyncReport:
+    """Make the stored directory equal to `description`, inside the caller's transaction.
+
+    Employees and teams missing from it are deactivated (never deleted: history keeps its
+    owner); their extension, numbers, devices, memberships and delegates are released. Raises
+    DirectoryError (nothing written) if the description is inconsistent. A failure part-way
+    raises too: the caller's transaction must then be rolled back, leaving the previous
+    directory intact.
+    """
+    problems = description.problems()
+    if problems:
+        raise DirectoryError(problems)
+    at = _now(now)
+    await m.bump_revision(session, m.DIRECTORY)
+
+    wanted = {e.id: _normalised(e) for e in description.employees}
+    wanted_teams = {t.id: t for t in description.teams}
+    rows = {
+        e.id: e
+        for e in (
+            await session.scalars(
+                select(m.Employee)
+                .options(
+                    selectinload(m.Employee.numbers),
+                    selectinload(m.Employee.devices),
+                    selectinload(m.Employee.delegates),
+                )
+                .execution_options(populate_existing=True)
+            )
+        ).all()
+    }
+    team_rows = {
+        t.id: t
+        for t in (
+            await session.scalars(
+                select(m.Team)
+                .options(selectinload(m.Team.members))
+                .execution_options(populate_existing=True)
+            )
+        ).all()
+    }
+    changed: set[str] = set()
+
+    # 1. Release what moves or goes away first: unique numbers and extensions may pass from one
+    # employee to another in the same apply, and rows are checked statement by statement.
+    for eid, row in rows.items():
+        want = wanted.get(eid)
+        want_numbers = set(want.numbers) if want else set()
+        for n in row.numbers:
+            if n.number not in want_numbers:
+                await session.delete(n)
+                changed.add(eid)
+        want_devices = [(i, d.kind, d.dial) for i, d in enumerate(want.devices)] if want else []
+        if [(d.position, d.kind, d.dial) for d in row.devices] != want_devices:
+            for d in row.devices:
+                await session.delete(d)
+            changed.add(eid)
+        want_delegates = list(want.delegates) if want else []
+        if [d.delegate_id for d in row.delegates] != want_delegates:
+            for d in row.delegates:
+                await session.delete(d)
+            changed.add(eid)
+        want_extension = want.extension if want else None
+        if row.extension is not None and row.extension != want_extension:
+            row.extension = None
+            changed.add(eid)
+    member_of: dict[str, list[str]] = {}
+    for tid, team in team_rows.items():
+        want_members = list(wanted_teams[tid].members) if tid in wanted_teams else []
+        if [mb.employee_id for mb in team.members] != want_members:
+            for mb in team.members:
+                await session.delete(mb)
+                changed.add(mb.employee_id)
+            changed.update(want_members)
+            member_of[tid] = want_members
+    for tid, t in wanted_teams.items():
+        if tid not in team_rows:
+            member_of[tid] = list(t.members)
+            changed.update(t.members)
+    await session.flush()
+
+    # 2. Employees: insert, update, reactivate, deactivate.
+    added, updated, deactivated, reactivated = [], [], [], []
+    for eid, want in wanted.items():
+        row = rows.get(eid)
+        fields = {
+            "name": want.name,
+            "name_folded": fold(want.name),
+            "extension": want.extension,
+            "email": want.email,
+            "sms_number": want.sms_number,
+            "languages": list(want.languages),
+        }
+        if row is None:
+            session.add(m.Employee(id=eid, active=True, updated_at=at, **fields))
+            added.append(eid)
+            continue
+        differs = [k for k, v in fields.items() if getattr(row, k) != v]
+        for k in differs:
+            setattr(row, k, fields[k])
+        if not row.active:
+            row.active = True
+            reactivated.append(eid)
+        elif differs or eid in changed:
+            updated.append(eid)
+        if differs or eid in changed or eid in reactivated:
+            row.updated_at = at
+    for eid, row in rows.items():
+        if eid not in wanted and row.active:
+            row.active = False
+            row.updated_at = at
+            deactivated.append(eid)
+        elif eid not in wanted and eid in changed:
+            row.updated_at = at
+
+    teams_added, teams_updated, teams_deactivated = [], [], []
+    for tid, want_team in wanted_teams.items():
+        team = team_rows.get(tid)
+        if team is None:
+            session.add(
+                m.Team(id=tid, name=want_team.name, kind=want_team.kind, active=True, updated_at=at)
+            )
+            teams_added.append(tid)
+            continue
+        if (
+            team.name != want_team.name
+            or team.kind != want_team.kind
+            or not team.active
+            or tid in member_of
+        ):
+            team.name, team.kind, team.active, team.updated_at = (
+                want_team.name,
+                want_team.kind,
+                True,
+                at,
+            )
+            teams_updated.append(tid)
+    for tid, team in team_rows.items():
+        if tid not in wanted_teams and team.active:
+            team.active = False
+            team.updated_at = at
+            teams_deactivated.append(tid)
+    await session.flush()
+
+    # 3. What belongs to employees and teams, now that every row it points to exists.
+    for eid, want in wanted.items():
+        row = rows.get(eid)
+        have_numbers = {n.number for n in row.numbers} if row is not None else set()
+        for n in want.numbers:
+            if n not in have_numbers:
+                session.add(m.EmployeeNumber(number=n, employee_id=eid))
+        have_devices = [(d.position, d.kind, d.dial) for d in row.devices] if row else []
+        if have_devices != [(i, d.kind, d.dial) for i, d in enumerate(want.devices)]:
+            for i, d in enumerate(want.devices):
+                session.add(m.Device(employee_id=eid, position=i, kind=d.kind, dial=d.dial))
+        have_delegates = [d.delegate_id for d in row.delegates] if row else []
+        if have_delegates != list(want.delegates):
+            for i, d_id in enumerate(want.delegates):
+                session.add(m.Delegate(employee_id=eid, delegate_id=d_id, position=i))
+    for tid, members in member_of.items():
+        for i, eid in enumerate(members):
+            session.add(m.TeamMember(team_id=tid, employee_id=eid, position=i))
+    await session.flush()
+
+    # The relationship lists loaded above are stale now: reads re-load with populate_existing.
+    touched = set(added) | set(updated) | set(deactivated) | set(reactivated)
+    return SyncReport(
+        added=tuple(added),
+        updated=tuple(updated),
+        deactivated=tuple(deactivated),
+        reactivated=tuple(reactivated),
+        teams_added=tuple(teams_added),
+        teams_updated=tuple(teams_updated),
+        teams_deactivated=tuple(teams_deactivated),
+        unchanged=len(wanted) - len(touched & set(wanted)),
+    )
+
+
+# --- directory reads ------------------------------------------------------------------------
+
+
+def _employee_query() -> Any:
+    # populate_existing: rows already in the session (e.g. after sync_directory in the same
+    # transaction) get fresh relationship lists.
+    return (
+        select(m.Employee)
+        .options(
+            selectinload(m.Employee.numbers),
+            selectinload(m.Employee.devices),
+            selectinload(m.Employee.delegates),
+            selectinload(m.Employee.memberships),
+        )
+        .execution_options(populate_existing=True)
+    )
+
+
+def _record(row: m.Employee) -> EmployeeRecord:
+    return EmployeeRecord(
+        id=row.id,
+        name=row.name,
+        extension=row.extension,
+        email=row.email,
+        sms_number=row.sms_number,
+        languages=tuple(row.languages or ()),
+        numbers=tuple(n.number for n in row.numbers),
+        devices=tuple(DeviceDescription(d.dial, d.kind) for d in row.devices),
+        delegates=tuple(d.delegate_id for d in row.delegates),
+        teams=tuple(sorted(mb.team_id for mb in row.memberships)),
+        active=row.active,
+        updated_at=row.updated_at,
+    )
+
+
+async def get_employee(session: AsyncSession, employee_id: str) -> EmployeeRecord | None:
+    row = (
+        await session.scalars(_employee_query().where(m.Employee.id == employee_id))
+    ).one_or_none()
+    return _record(row) if row is not None else None
+
+
+async def list_employees(
+    session: AsyncSession, *, include_inactive: bool = False
+) -> list[EmployeeRecord]:
+    """Employees in name order (accent-insensitive)."""
+    query = _employee_query().order_by(m.Employee.name_folded, m.Employee.id)
+    if not include_inactive:
+        query = query.where(m.Employee.active.is_(True))
+    return [_record(row) for row in (await session.scalars(query)).all()]
+
+
+async def load_directory(session: AsyncSession) -> DirectoryDescription:
+    """The active directory as a description (what the last sync stored, numbers as digits)."""
+    employees = await list_employees(session)
+    teams = (
+        await session.scalars(
+            select(m.Team)
+            .where(m.Team.active.is_(True))
+            .options(selectinload(m.Team.members))
+            .order_by(m.Team.id)
+            .execution_options(populate_existing=True)
+        )
+    ).all()
+    return DirectoryDescription(
+        employees=tuple(
+            EmployeeDescription(
+                id=e.id,
+                name=e.name,
+                extension=e.extension,
+                email=e.email,
+                sms_number=e.sms_number,
+                languages=e.languages,
+                numbers=e.numbers,
+                devices=e.devices,
+                delegates=e.delegates,
+            )
+            for e in sorted(employees, key=lambda e: e.id)
+        ),
+        teams=tuple(
+            TeamDescription(
+                id=t.id,
+                name=t.name,
+                kind=t.kind,
+                members=tuple(mb.employee_id for mb in t.members),
+            )
+            for t in teams
+        ),
+    )
+
+
+async def search_records(session: AsyncSession) -> list[Record]:
+    """Records for `search.DirectoryIndex.build`: active employees with their team names."""
+    employees = await list_employees(session)
+    names = dict(
+        (await session.execute(select(m.Team.id, m.Team.name).where(m.Team.active.is_(True))))
+        .tuples()
+        .all()
+    )
+    return [
+        Record(
+            employee_id=e.id,
+            name=e.name,
+            extension=e.extension,
+            numbers=e.numbers,
+            teams=tuple(names[t] for t in e.teams if t in names),
+            devices=tuple(d.dial for d in e.devices),
+        )
+        for e in employees
+    ]
+
+
+async def employee_for_number(session: AsyncSession, number: str) -> str | None:
+    """Whose direct number this is (active employees only), or None."""
+    try:
+        wanted = digits(number)
+    except ValueError:
+        return None
+    return (
+        await session.scalars(
+            select(m.EmployeeNumber.employee_id)
+            .join(m.Employee)
+            .where(m.EmployeeNumber.number == wanted, m.Employee.active.is_(True))
+        )
+    ).one_or_none()
+
+
+# --- callers and contacts -------------------------------------------------------------------
+
+
+class _Unchanged:
+    def __repr__(self) -> str:
+        return "UNCHANGED"
+
+
+UNCHANGED: Final = _Unchanged()
+CHANNELS = m.CHANNELS
+DIRECTIONS = m.DIRECTIONS
+
+
+def _caller_number(number: str, field: str = "number") -> str:
+    try:
+        d = digits(number)
+    except ValueError:
+        raise DirectoryError([f"{field}: not a phone number: {number!r}"]) from None
+    if not 3 <= len(d) <= 32:
+        raise DirectoryError([f"{field}: {number!r} must have 3-32 digits"])
+    return d
+
+
+def _caller(row: m.Caller) -> CallerRecord:
+    return CallerRecord(
+        number=row.number,
+        name=row.name,
+        organisation=row.organisation,
+        greet_by_name=row.greet_by_name,
+        preferred_channel=row.preferred_channel,
+        email=row.email,
+        notes=row.notes,
+        updated_at=row.updated_at,
+    )
+
+
+async def get_caller(session: AsyncSession, number: str) -> CallerRecord | None:
+    row = await session.get(m.Caller, _caller_number(number))
+    return _caller(row) if row is not None else None
+
+
+async def upsert_caller(
+    session: AsyncSession,
+    number: str,
+    *,
+    name: str | _Unchanged = UNCHANGED,
+    organisation: str | _Unchanged = UNCHANGED,
+    greet_by_name: bool | _Unchanged = UNCHANGED,
+    preferred_channel: str | _Unchanged | None = UNCHANGED,
+    email: str | _Unchanged | None = UNCHANGED,
+    notes: str | _Unchanged = UNCHANGED,
+    now: datetime | None = None,
+) -> CallerRecord:
+    """Create or change what we know about a caller; fields left UNCHANGED keep their value."""
+    key = _caller_number(number)
+    problems = []
+    for field, value, limit in (
+        ("name", name, 200),
+        ("organisation", organisation, 200),
+        ("notes", notes, 5000),
+    ):
+        if not isinstance(value, _Unchanged) and (not isinstance(value, str) or len(value) > limit):
+            problems.append(f"{field}: must be text of at most {limit} characters")
+    if not isinstance(greet_by_name, _Unchanged | bool):
+        problems.append("greet_by_name: must be true or false")
+    if not isinstance(preferred_channel, _Unchanged) and preferred_channel not in (
+        None,
+        *CHANNELS,
+    ):
+        problems.append(f"preferred_channel: must be one of {', '.join(CHANNELS)}")
+    if (
+        not isinstance(email, _Unchanged)
+        and email is not None
+        and (not isinstance(email, str) or "@" not in email or len(email) > 254)
+    ):
+        problems.append(f"email: not an e-mail address: {email!r}")
+    if problems:
+        raise DirectoryError(problems)
+    at = _now(now)
+    await m.bump_revision(session, m.CALLERS)
+    row = await session.get(m.Caller, key)
+    if row is None:
+        row = m.Caller(number=key, name="", organisation="", greet_by_name=False, notes="")
+        session.add(row)
+    for field, value in (
+        ("name", name),
+        ("organisation", organisation),
+        ("greet_by_name", greet_by_name),
+        ("preferred_channel", preferred_channel),
+        ("email", email),
+        ("notes", notes),
+    ):
+        if not isinstance(value, _Unchanged):
+            setattr(row, field, value)
+    row.updated_at = at
+    await session.flush()
+    return _caller(row)
+
+
+def _contact(row: m.Contact) -> ContactRecord:
+    return ContactRecord(
+        id=row.id,
+        caller_number=row.caller_number,
+        at=row.at,
+        direction=row.direction,
+        path=row.path,
+        employee_id=row.employee_id,
+        outcome=row.outcome,
+        call_id=row.call_id,
+        details=dict(row.details or {}),
+    )
+
+
+async def add_contact(
+    session: AsyncSession,
+    *,
+    caller_number: str | None,
+    direction: str,
+    path: str,
+    employee_id: str | None = None,
+    outcome: str = "",
+    call_id: str = "",
+    details: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> ContactRecord:
+    """Log one call with a caller (`caller_number=None`: withheld). Not a revision bump: contacts
+    are a log, read on demand."""
+    problems = []
+    number = None
+    if caller_number is not None:
+        try:
+            number = _caller_number(caller_number, "caller_number")
+        except DirectoryError as exc:
+            problems.extend(exc.problems)
+    if direction not in DIRECTIONS:
+        problems.append(f"direction: must be one of {', '.join(DIRECTIONS)}")
+    if not path or len(path) > 32 or not path.replace("_", "").isalnum():
+        problems.append(f"path: must be a short word like menu or direct_number, not {path!r}")
+    if len(outcome) > 64:
+        problems.append("outcome: at most 64 characters")
+    if len(call_id) > 64:
+        problems.append("call_id: at most 64 characters")
+    if employee_id is not None and await session.get(m.Employee, employee_id) is None:
+        problems.append(f"employee_id: no employee {employee_id!r}")
+    if problems:
+        raise DirectoryError(problems)
+    row = m.Contact(
+        caller_number=number,
+        at=_now(at),
+        direction=direction,
+        path=path,
+        employee_id=employee_id,
+        outcome=outcome,
+        call_id=call_id,
+        details=dict(details or {}),
+    )
+    session.add(row)
+    await session.flush()
+    return _contact(row)
+
+
+async def contacts_for(
+    session: AsyncSession, number: str, *, since: datetime | None = None, limit: int = 50
+) -> list[ContactRecord]:
+    """Earlier calls with this number, newest first."""
+    query = select(m.Contact).where(m.Contact.caller_number == _caller_number(number))
+    if since is not None:
+        query = query.where(m.Contact.at >= since)
+    query = query.order_by(m.Contact.at.desc(), m.Contact.id.desc()).limit(limit)
+    return [_contact(row) for row in (await session.scalars(query)).all()]
+
+
+# --- configuration versions ----------------------------------------------------------------
+
+
+def _config(row: m.ConfigVersion) -> ConfigVersionRecord:
+    return ConfigVersionRecord(
+        id=row.id,
+        applied_at=row.applied_at,
+        applied_by=row.applied_by,
+        sha256=row.sha256,
+        source_name=row.source_name,
+        document=row.document,
+    )
+
+
+async def record_config(
+    session: AsyncSession,
+    *,
+    document: str,
+    source_name: str,
+    applied_by: str,
+    now: datetime | None = None,
+) -> ConfigVersionRecord:
+    """Remember the configuration document as applied (in the caller's transaction, typically
+    together with `sync_directory`)."""
+    row = m.ConfigVersion(
+        applied_at=_now(now),
+        applied_by=applied_by[:200],
+        sha256=hashlib.sha256(document.encode("utf-8")).hexdigest(),
+        source_name=source_name[:500],
+        document=document,
+    )
+    await m.bump_revision(session, m.CONFIG)
+    session.add(row)
+    await session.flush()
+    return _config(row)
+
+
+async def latest_config(session: AsyncSession) -> ConfigVersionRecord | None:
+    row = (
+        await session.scalars(select(m.ConfigVersion).order_by(m.ConfigVersion.id.desc()).limit(1))
+    ).one_or_none()
+    return _config(row) if row is not None else None
+
+
+async def employees_exist(session: AsyncSession, ids: Iterable[str]) -> set[str]:
+    """Which of these ids are active employees."""
+    wanted = set(ids)
+    if not wanted:
+        return set()
+    found = await session.scalars(
+        select(m.Employee.id).where(m.Employee.id.in_(wanted), m.Employee.active.is_(True))
+    )
+    return set(found.all())
+
+
+__all__ = [
+    "UNCHANGED",
+    "add_contact",
+    "contacts_for",
+    "employee_for_number",
+    "employees_exist",
+    "get_caller",
+    "get_employee",
+    "latest_config",
+    "list_employees",
+    "load_directory",
+    "record_config",
+    "search_records",
+    "sync_directory",
+    "upsert_caller",
+]
