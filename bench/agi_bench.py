@@ -39,6 +39,7 @@ import contextlib
 import cProfile
 import datetime as dt
 import errno
+import gc
 import json
 import math
 import os
@@ -189,6 +190,43 @@ class LagMonitor:
             await asyncio.sleep(self.INTERVAL_S)
             late = (loop.time() - before - self.INTERVAL_S) * 1000
             self.samples.append((time.time(), late))
+
+
+class GcMonitor:
+    """Times the cyclic garbage collector's pauses (gc.callbacks): a full collection stops the
+    event loop for as long as it walks the heap."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[float, int, float]] = []  # (time.time(), generation, ms)
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        ms = (time.perf_counter() - self._started) * 1000
+        if info["generation"] > 0 or ms >= 1.0:  # young collections are many and short
+            self.pauses.append((round(time.time(), 3), info["generation"], round(ms, 3)))
+
+    def start(self) -> None:
+        gc.callbacks.append(self)
+
+    def stop(self) -> None:
+        if self in gc.callbacks:
+            gc.callbacks.remove(self)
+
+
+def gc_summary(pauses: list[list[float]], window: tuple[float, float]) -> dict[str, Any]:
+    """Collections of generation 1 and 2 (and any young one of 1 ms or more) in a window."""
+    inside = [(int(gen), ms) for ts, gen, ms in pauses if window[0] <= ts < window[1]]
+    full = [ms for gen, ms in inside if gen == 2]
+    return {
+        "gen2_collections": len(full),
+        "gen2_max_ms": round(max(full), 2) if full else 0.0,
+        "gen1_collections": sum(1 for gen, _ in inside if gen == 1),
+        "max_pause_ms": round(max((ms for _, ms in inside), default=0.0), 2),
+        "pause_total_ms": round(sum(ms for _, ms in inside), 1),
+    }
 
 
 def lag_summary(
@@ -429,7 +467,8 @@ class AsteriskSide(asyncio.Protocol):
             wall = (end - self.started) * 1000
             phase.wall_ms.append(wall)
             phase.server_ms.append(wall - self.held * 1000)
-            phase.decision_ms.append((end - self.decided_at) * 1000)
+            if self.decided_at:  # the call had a menu (GET DATA) to answer
+                phase.decision_ms.append((end - self.decided_at) * 1000)
         if phase.record is not None and self.lines is not None:
             phase.record.append((b"\n".join(self.lines), self.route, self.dial))
         if not self.done.done():
@@ -605,7 +644,7 @@ def _announce(port: int) -> None:
     sys.stdout.flush()
 
 
-async def serve_vaihde(config: Path, log_mode: str) -> dict[str, Any]:
+async def serve_vaihde(config: Path, log_mode: str, gc_mode: str) -> dict[str, Any]:
     """The system under test: FastAgiServer + the inbound flow with the configured company."""
     from vaihde import logs
     from vaihde.agi.server import FastAgiServer
@@ -616,13 +655,26 @@ async def serve_vaihde(config: Path, log_mode: str) -> dict[str, Any]:
         logs.setup(getattr(settings, "log_format", "text"))
     server = FastAgiServer(build_router(settings, company), "127.0.0.1", 0)
     await server.start()
+    if gc_mode == "freeze":
+        # Experiment: keep everything alive after start-up (modules, settings, company) out of
+        # the collector's full passes.
+        gc.collect()
+        gc.freeze()
     lag = LagMonitor()
     lag.start()
+    gc_monitor = GcMonitor()
+    gc_monitor.start()
     _announce(server.port)
     await _wait_stdin_eof()
+    gc_monitor.stop()
     lag.stop()
     await server.stop(grace=1.0)
-    return {"outcomes": dict(server.outcomes), "loop_lag": _compact(lag.samples)}
+    return {
+        "outcomes": dict(server.outcomes),
+        "loop_lag": _compact(lag.samples),
+        "gc": gc_monitor.pauses,
+        "gc_objects": len(gc.get_objects()),
+    }
 
 
 def _compact(samples: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -679,7 +731,7 @@ def server_role(args: argparse.Namespace) -> int:
     pin(args.cpu)
     config = Path(args.config)
     if args.role == "server":
-        main: Callable[[], Any] = lambda: serve_vaihde(config, args.server_log)  # noqa: E731
+        main: Callable[[], Any] = lambda: serve_vaihde(config, args.server_log, args.server_gc)  # noqa: E731
     else:
         commands = [line.encode() + b"\n" for line in json.loads(Path(args.commands).read_text())]
         main = lambda: serve_fake(commands)  # noqa: E731
@@ -719,9 +771,11 @@ class ServerProcess:
         profile: str | None,
         loop: str = "asyncio",
         extra: list[str] | None = None,
+        gc_mode: str = "default",
     ) -> ServerProcess:
         cmd = [sys.executable, str(Path(__file__).resolve()), "--role", role]
         cmd += ["--config", str(config), "--server-log", log_mode, "--loop", loop]
+        cmd += ["--server-gc", gc_mode]
         if core is not None:
             cmd += ["--cpu", str(core)]
         if profile:
@@ -787,6 +841,7 @@ def baseline_session(
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,  # Asterisk would log it; the bench discards it
         env=env,
+        cwd=ROOT,  # relative paths in the settings (database, company file) resolve as in CI
         preexec_fn=(lambda: pin(core)) if core is not None else None,
     )
     assert proc.stdin is not None and proc.stdout is not None
@@ -938,6 +993,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument(
         "--no-ceiling", action="store_true", help="skip measuring the load generator's own ceiling"
+    )
+    p.add_argument(
+        "--server-gc",
+        choices=["default", "freeze"],
+        default="default",
+        help="the server's garbage collector: as `vaihde serve` (default), or gc.freeze() after "
+        "start-up, to measure what it would change",
     )
     p.add_argument(
         "--loop",
@@ -1109,9 +1171,12 @@ async def ceiling_phase(
     return out
 
 
-def _attach_server_lag(phase: dict[str, Any] | None, samples: list[list[float]]) -> None:
+def _attach_server_lag(phase: dict[str, Any] | None, server_result: dict[str, Any]) -> None:
     if phase and "_window" in phase:
-        phase["server_loop_lag"] = lag_summary(samples, phase.pop("_window"))
+        window = phase.pop("_window")
+        phase["server_loop_lag"] = lag_summary(server_result.get("loop_lag", []), window)
+        if "gc" in server_result:
+            phase["server_gc"] = gc_summary(server_result["gc"], window)
 
 
 def run_bench(args: argparse.Namespace) -> dict[str, Any]:
@@ -1121,7 +1186,13 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     began = time.perf_counter()
 
     server = ServerProcess.start(
-        "server", server_core, args.config, args.server_log, args.profile_server, args.loop
+        "server",
+        server_core,
+        args.config,
+        args.server_log,
+        args.profile_server,
+        args.loop,
+        gc_mode=args.server_gc,
     )
     pin(gen_core)
     calibration_start = calibrate()
@@ -1135,7 +1206,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     outcomes: dict[str, int] = server_result.get("outcomes", {})
     peak_rss_kb = max(peak_rss_kb, server_result.get("peak_rss_kb", 0))
     for key in ("throughput", "latency", "stress"):
-        _attach_server_lag(phases.get(key), server_result.get("loop_lag", []))
+        _attach_server_lag(phases.get(key), server_result)
 
     ceiling: dict[str, Any] | None = None
     if not args.no_ceiling:
@@ -1149,7 +1220,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             ceiling = asyncio.run(ceiling_phase(args, fake.port, probe.dial, fake.pid))
         finally:
             fake_result = fake.stop()
-        _attach_server_lag(ceiling, fake_result.get("loop_lag", []))
+        _attach_server_lag(ceiling, fake_result)
 
     baseline = run_baseline(
         args.config,
@@ -1236,7 +1307,9 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "server_logging": args.server_log,
         "server_loop": args.loop,
+        "server_gc": args.server_gc,
         "server_outcomes": outcomes,
+        "server_gc_objects": server_result.get("gc_objects"),
         "server_log_warnings": server_result.get("log_warnings", 0),
         "phases": {**phases, "ceiling": ceiling, "baseline": baseline},
         "probe": {"commands": probe.commands, "dial": probe.dial, "media_commands": probe.media},
@@ -1336,6 +1409,17 @@ def render(r: dict[str, Any]) -> str:
             "throughput / latency phase: how late the server's event loop ran",
         ),
         (
+            "server GC pauses",
+            " / ".join(
+                f"{p['server_gc']['gen2_collections']}×{p['server_gc']['gen2_max_ms']}"
+                for p in (thr, lat)
+            )
+            + " ms",
+            "",
+            "throughput / latency phase: full (gen 2) collections × longest, "
+            f"{r['server_gc_objects'] or 0:,} objects tracked at the end",
+        ),
+        (
             "generator loop lag p99",
             " / ".join(f"{p['generator_loop_lag']['p99_ms']}" for p in (thr, lat)) + " ms",
             "",
@@ -1363,6 +1447,7 @@ def render(r: dict[str, Any]) -> str:
     lines = [
         f"vaihde FastAGI benchmark — {r['date']}, Python {r['python']}, "
         f"{r['machine_cores']} cores ({cpu['model']}), server loop {r['server_loop']}, "
+        f"gc {r['server_gc']}, "
         f"logging {r['server_logging']}",
         f"{pinning}; process-per-call pinned to CPU {cpu['baseline_core']} (same budget)",
         f"machine speed: calibration loop {r['calibration_ms']['start']} ms at start, "

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from vaihde import __version__
 from vaihde.company import commands as company_commands
+from vaihde.presence import commands as presence_commands
 
 if TYPE_CHECKING:
     from vaihde.agi.channel import Channel
@@ -123,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_settings_check)
 
     company_commands.register(sub)
+    presence_commands.register(sub)
     return parser
 
 

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import asyncpg
 import pytest
@@ -37,6 +40,7 @@ SLOT = int(os.environ.get("VAIHDE_TEST_SLOT", "0"))
 PG_NAME = "test" if SLOT == 0 else f"test{SLOT}"
 PG_PORT = 15442 + 100 * SLOT
 BACKENDS = ["sqlite", "postgresql"]
+T = TypeVar("T")
 
 T0 = datetime(2025, 6, 2, 9, 0, tzinfo=UTC)  # a Monday morning (12:00 in Helsinki)
 
@@ -53,9 +57,27 @@ def _script(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+SESSION_DB = f"vaihde_s{SLOT}_{os.getpid()}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[str]:
-    """URL of the private cluster's vaihde_test database (the cluster runs for the session)."""
+    """URL of the private cluster's vaihde_test database (the cluster runs for the session).
+
+    Each session owns a database named after its pid: stale ones (dead pids) are dropped, and
+    the cluster is only stopped by the session that started it when no other live session on
+    the same slot still uses it.
+    """
     was_running = _script("status").returncode == 0
     started = _script("start")
     if started.returncode != 0:
@@ -65,9 +87,43 @@ def pg_server() -> Iterator[str]:
             pytrace=False,
         )
     url = _script("url").stdout.strip()
+    others = _in_thread(lambda: asyncio.run(_other_sessions(url)))
+    stale = [name for name, pid in others if not _alive(pid)]
+    create = (f"DROP DATABASE IF EXISTS {SESSION_DB}", f"CREATE DATABASE {SESSION_DB}")
+    drops = tuple(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)" for name in stale)
+    _in_thread(lambda: asyncio.run(_admin(url, *drops, *create)))
     yield url
-    if not was_running:
+    drop = f"DROP DATABASE IF EXISTS {SESSION_DB} WITH (FORCE)"
+    _in_thread(lambda: asyncio.run(_admin(url, drop)))
+    others = _in_thread(lambda: asyncio.run(_other_sessions(url)))
+    if not was_running and not any(_alive(pid) for _, pid in others):
         _script("stop")
+
+
+async def _other_sessions(url: str) -> list[tuple[str, int]]:
+    u = make_url(url)
+    conn = await asyncpg.connect(
+        host=u.host, port=u.port, user=u.username, database="postgres", timeout=10
+    )
+    try:
+        rows = await conn.fetch(
+            "SELECT datname FROM pg_database WHERE datname LIKE $1", f"vaihde\\_s{SLOT}\\_%"
+        )
+    finally:
+        await conn.close()
+    out = []
+    for row in rows:
+        match = re.match(r"^vaihde_s\d+_(\d+)(_empty)?$", row["datname"])
+        if match and int(match[1]) != os.getpid():
+            out.append((row["datname"], int(match[1])))
+    return out
+
+
+def _in_thread(fn: Callable[[], T]) -> T:
+    """Run blocking setup that uses its own event loop (asyncio.run) from anywhere, including
+    session fixtures first requested inside an async fixture, where a loop is running."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(fn).result()
 
 
 async def _admin(url: str, *statements: str) -> None:
@@ -87,21 +143,18 @@ def _pg_database_url(server_url: str, name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_database(pg_server: str) -> Iterator[str]:
-    """A database for this session, migrated once; tests empty it before they run."""
-    name = f"vaihde_s{SLOT}_{os.getpid()}"
-    asyncio.run(_admin(pg_server, f"DROP DATABASE IF EXISTS {name}", f"CREATE DATABASE {name}"))
-    url = _pg_database_url(pg_server, name)
-    migrate.upgrade(url)
-    yield url
-    asyncio.run(_admin(pg_server, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+def pg_database(pg_server: str) -> str:
+    """This session's database, migrated once; tests empty it before they run."""
+    url = _pg_database_url(pg_server, SESSION_DB)
+    _in_thread(lambda: migrate.upgrade(url))
+    return url
 
 
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A migrated SQLite file; each test gets a copy (faster than migrating each time)."""
     path = tmp_path_factory.mktemp("sqlite") / "template.db"
-    migrate.upgrade(f"sqlite+aiosqlite:///{path}")
+    _in_thread(lambda: migrate.upgrade(f"sqlite+aiosqlite:///{path}"))
     return path
 
 
@@ -136,7 +189,7 @@ async def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
         yield f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
         return
     server = request.getfixturevalue("pg_server")
-    name = f"vaihde_e{SLOT}_{os.getpid()}"
+    name = f"{SESSION_DB}_empty"  # "vaihde_s…_<pid>_empty": goes with the session's
     await _admin(server, f"DROP DATABASE IF EXISTS {name}", f"CREATE DATABASE {name}")
     try:
         yield _pg_database_url(server, name)

@@ -13,6 +13,7 @@ from vaihde.db.engine import (
     make_engine,
     make_sessionmaker,
     open_database,
+    sqlite_path,
 )
 from vaihde.db.models import Base, bump_revision, current_revisions
 
@@ -29,4 +30,5 @@ __all__ = [
     "make_engine",
     "make_sessionmaker",
     "open_database",
+    "sqlite_path",
 ]

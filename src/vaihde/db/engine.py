@@ -84,11 +84,19 @@ def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str | URL | None = None, **kwargs: Any) -> AsyncEngine:
-    """An async engine for `url` (see database_url). Creates the SQLite file's directory."""
+def sqlite_path(url: str | URL | None = None) -> Path | None:
+    """The file behind an SQLite URL (None for PostgreSQL or in-memory SQLite)."""
+    return _sqlite_file(database_url(url))
+
+
+def make_engine(
+    url: str | URL | None = None, *, create_dir: bool = True, **kwargs: Any
+) -> AsyncEngine:
+    """An async engine for `url` (see database_url). Creates the SQLite file's directory unless
+    `create_dir=False`."""
     resolved = database_url(url)
     path = _sqlite_file(resolved)
-    if path is not None:
+    if path is not None and create_dir:
         path.parent.mkdir(parents=True, exist_ok=True)
     if resolved.get_backend_name() == "postgresql":
         # A dead server must not hang callers for the OS TCP timeout.
@@ -123,6 +131,8 @@ class Database:
         await self.engine.dispose()
 
 
-def open_database(url: str | URL | None = None, **kwargs: Any) -> Database:
-    engine = make_engine(url, **kwargs)
+def open_database(
+    url: str | URL | None = None, *, create_dir: bool = True, **kwargs: Any
+) -> Database:
+    engine = make_engine(url, create_dir=create_dir, **kwargs)
     return Database(engine, make_sessionmaker(engine))

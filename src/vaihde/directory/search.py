@@ -49,8 +49,9 @@ _WORD = re.compile(r"[^\W_]+")
 _DIGIT_RUN = re.compile(r"[0-9]{3,}")
 _NUMBER_QUERY = re.compile(r"^[0-9\s+\-().]+$")
 
-# Per-word scores; a record's rank is (worst word, sum of words, name order).
-EXACT, EXACT_2ND, PREFIX, PREFIX_2ND, SUBSTRING, SUBSTRING_2ND = 6, 5, 4, 3, 2, 1
+# Per-word scores, one less when the word matched only a team name or a device; a record's rank
+# is (worst word, sum of words, name order).
+EXACT, PREFIX, SUBSTRING = 6, 4, 2
 MIN_SUBSTRING = 3  # shorter digit strings match only at the start of a number
 
 NAME, TEAM, EXTENSION, NUMBER, DEVICE = "name", "team", "extension", "number", "device"
@@ -88,7 +89,8 @@ class Hit:
     matched: tuple[str, ...]  # which fields matched: name, team, extension, number, device
 
 
-def _tokens(record: Record) -> list[tuple[str, str]]:
+def record_tokens(record: Record) -> list[tuple[str, str]]:
+    """The searchable words of a record, folded, with the field each came from."""
     out = [(w, NAME) for w in words(record.name)]
     for team in record.teams:
         out.extend((w, TEAM) for w in words(team))
@@ -121,70 +123,76 @@ class DirectoryIndex:
                 (secondary if kind in _SECONDARY else primary).setdefault(token, set()).add(i)
                 primary.setdefault(token, set())
                 secondary.setdefault(token, set())
-        # token -> (records matching through a name/number/extension, through a team/device)
-        self._postings: dict[str, tuple[frozenset[int], frozenset[int]]] = {
-            t: (frozenset(primary[t]), frozenset(secondary[t] - primary[t])) for t in primary
-        }
+        # Sorted token lists with aligned posting lists: records matching through a name, number
+        # or extension (primary), and only through a team or device (secondary). A prefix is a
+        # slice of these, combined at C speed.
         self._text = sorted(t for t in primary if not t.isdigit())
         self._digits = sorted(t for t in primary if t.isdigit())
-        # All digit tokens in one string: C-speed substring search instead of a Python loop.
-        self._blob = "\n".join(self._digits)
+        self._text_postings = self._aligned(self._text, primary, secondary)
+        self._digit_postings = self._aligned(self._digits, primary, secondary)
+        # Digit tokens without their first digit, in one string: occurrences found there are
+        # the inside-a-number matches (prefixes come from bisect), at C speed.
+        self._blob = "\n".join(t[1:] for t in self._digits)
         self._starts: list[int] = []
         pos = 0
         for t in self._digits:
             self._starts.append(pos)
-            pos += len(t) + 1
+            pos += len(t)  # len(t) - 1 characters plus the separator
+
+    @staticmethod
+    def _aligned(
+        tokens: list[str], primary: dict[str, set[int]], secondary: dict[str, set[int]]
+    ) -> tuple[list[frozenset[int]], list[frozenset[int]]]:
+        return (
+            [frozenset(primary[t]) for t in tokens],
+            [frozenset(secondary[t] - primary[t]) for t in tokens],
+        )
 
     @classmethod
     def build(cls, records: Iterable[Record]) -> DirectoryIndex:
         # Record order = result order among equals: by folded name, then id.
         ordered = sorted(records, key=lambda r: (fold(r.name), r.employee_id))
-        return cls(ordered, [tuple(_tokens(r)) for r in ordered])
+        return cls(ordered, [tuple(record_tokens(r)) for r in ordered])
 
     def __len__(self) -> int:
         return len(self.records)
 
-    def _prefix_range(self, tokens: list[str], prefix: str) -> list[str]:
-        lo = bisect_left(tokens, prefix)
-        hi = bisect_left(tokens, prefix + "\U0010ffff", lo)
-        return tokens[lo:hi]
-
-    def _add(self, groups: dict[int, list[frozenset[int]]], token: str, best: int) -> None:
-        # best: EXACT, PREFIX or SUBSTRING for a primary field; one less through a team/device.
-        primary, secondary = self._postings[token]
-        if primary:
-            groups.setdefault(best, []).append(primary)
-        if secondary:
-            groups.setdefault(best - 1, []).append(secondary)
-
     def _match_word(self, word: str) -> dict[int, set[int]]:
         """score -> records whose best match for `word` has that score (disjoint sets)."""
-        groups: dict[int, list[frozenset[int]]] = {}
-        if not word.isdigit():
-            for token in self._prefix_range(self._text, word):
-                self._add(groups, token, EXACT if token == word else PREFIX)
-        elif len(word) < MIN_SUBSTRING:
-            for token in self._prefix_range(self._digits, word):
-                self._add(groups, token, EXACT if token == word else PREFIX)
-        else:
-            blob, starts, tokens = self._blob, self._starts, self._digits
+        is_text = not word.isdigit()
+        tokens = self._text if is_text else self._digits
+        primary, secondary = self._text_postings if is_text else self._digit_postings
+        lo = bisect_left(tokens, word)
+        hi = bisect_left(tokens, word + "\U0010ffff", lo)
+        # Best first: exact, prefix, inside a number; primary fields above team/device (-1).
+        ranked: list[tuple[int, list[frozenset[int]]]] = []
+        if lo < hi and tokens[lo] == word:
+            ranked += [(EXACT, [primary[lo]]), (EXACT - 1, [secondary[lo]])]
+            lo += 1
+        ranked += [(PREFIX, primary[lo:hi]), (PREFIX - 1, secondary[lo:hi])]
+        if not is_text and len(word) >= MIN_SUBSTRING:
+            inside: list[int] = []
+            blob, starts = self._blob, self._starts
             pos = blob.find(word)
             while pos >= 0:
                 i = bisect_right(starts, pos) - 1
-                token = tokens[i]
-                if pos != starts[i]:
-                    self._add(groups, token, SUBSTRING)
-                else:
-                    self._add(groups, token, EXACT if len(token) == len(word) else PREFIX)
-                # Each token counts once, by its first (best) occurrence.
-                pos = blob.find(word, starts[i] + len(token) + 1)
+                inside.append(i)
+                # Each token counts once.
+                pos = blob.find(word, starts[i + 1] if i + 1 < len(starts) else len(blob))
+            ranked += [
+                (SUBSTRING, [primary[i] for i in inside]),
+                (SUBSTRING - 1, [secondary[i] for i in inside]),
+            ]
         levels: dict[int, set[int]] = {}
         seen: set[int] = set()
-        for score in sorted(groups, reverse=True):
-            level = set().union(*groups[score]) - seen
-            if level:
-                levels[score] = level
-                seen |= level
+        for score, sets in ranked:
+            if sets:
+                level = set().union(*sets)
+                if seen:
+                    level -= seen
+                if level:
+                    levels[score] = level
+                    seen |= level
         return levels
 
     def _query_words(self, query: str) -> list[str]:
@@ -197,35 +205,51 @@ class DirectoryIndex:
         if limit <= 0:
             return []
         qwords = self._query_words(query)
-        matches = [self._match_word(w) for w in qwords]
-        if not matches or not all(matches):
+        if not qwords:
             return []
-        if len(matches) == 1:
-            # Best level first; inside a level, name order (= record index).
-            picked: list[tuple[int, int]] = []
-            for score, level in sorted(matches[0].items(), reverse=True):
-                need = limit - len(picked)
-                if need <= 0:
-                    break
-                chosen = sorted(level)[:need] if len(level) <= 4 * need else nsmallest(need, level)
-                picked.extend((rec, score) for rec in chosen)
-            return [self._hit(rec, score, qwords) for rec, score in picked]
-        alls = [set().union(*m.values()) for m in matches]
-        alls.sort(key=len)
-        candidates = alls[0].intersection(*alls[1:])
-        ranked: list[tuple[int, int, int]] = []
-        for rec in candidates:
-            scores = [next(s for s, level in m.items() if rec in level) for m in matches]
-            ranked.append((-min(scores), -sum(scores), rec))
-        return [self._hit(rec, -worst, qwords) for worst, _t, rec in nsmallest(limit, ranked)]
+        # Group records by (worst word score, sum of word scores) with set intersections only:
+        # a handful of groups, however many employees match.
+        groups: dict[tuple[int, int], set[int]] = {}
+        for n, word in enumerate(sorted(qwords, key=len, reverse=True)):
+            levels = self._match_word(word)
+            if not levels:
+                return []
+            if n == 0:
+                groups = {(score, score): level for score, level in levels.items()}
+                continue
+            narrowed: dict[tuple[int, int], set[int]] = {}
+            for (worst, total), recs in groups.items():
+                for score, level in levels.items():
+                    both = recs & level
+                    if both:
+                        key = (min(worst, score), total + score)
+                        narrowed[key] = narrowed[key] | both if key in narrowed else both
+            if not narrowed:
+                return []
+            groups = narrowed
+        hits: list[Hit] = []
+        tests = [(w, w.isdigit() and len(w) >= MIN_SUBSTRING) for w in qwords]
+        for key in sorted(groups, reverse=True):
+            need = limit - len(hits)
+            if need <= 0:
+                break
+            recs = groups[key]
+            # In name order (= record index) inside a group.
+            chosen = sorted(recs)[:need] if len(recs) <= 4 * need else nsmallest(need, recs)
+            hits.extend(self._hit(rec, key[0], tests) for rec in chosen)
+        return hits
 
-    def _hit(self, rec: int, score: int, qwords: list[str]) -> Hit:
+    def _hit(self, rec: int, score: int, tests: list[tuple[str, bool]]) -> Hit:
         record = self.records[rec]
         # Only for the few hits shown: which fields the query touched, for highlighting.
         fields: list[str] = []
         for token, kind in self._tokens[rec]:
-            if kind not in fields and any(_touches(w, token) for w in qwords):
-                fields.append(kind)
+            if kind in fields:
+                continue
+            for word, inside in tests:
+                if (word in token) if inside else token.startswith(word):
+                    fields.append(kind)
+                    break
         return Hit(record.employee_id, record.name, score, tuple(fields))
 
 
@@ -254,16 +278,25 @@ def records_from_description(description: DirectoryDescription) -> list[Record]:
     ]
 
 
-def linear_search(records: list[Record], query: str, limit: int = 20) -> list[str]:
-    """The naive way (every record, every query): the benchmark's baseline and the tests'
-    oracle for which employees match."""
-    qwords = words(query)
-    found = []
-    for r in sorted(records, key=lambda r: (fold(r.name), r.employee_id)):
-        tokens = [t for t, _ in _tokens(r)]
-        if qwords and all(any(t.startswith(w) for t in tokens) for w in qwords):
-            found.append(r.employee_id)
-    return found[:limit] if limit else found
+class LinearScan:
+    """The naive way: every query looks at every employee's (pre-folded) words. The benchmark's
+    baseline and the tests' oracle for which employees match; it does not rank."""
+
+    def __init__(self, records: Iterable[Record]) -> None:
+        ordered = sorted(records, key=lambda r: (fold(r.name), r.employee_id))
+        self._rows = [(r.employee_id, [t for t, _ in record_tokens(r)]) for r in ordered]
+
+    def search(self, query: str, limit: int = 20) -> list[str]:
+        qwords = words(query)
+        if _NUMBER_QUERY.match(query) and any(c.isdigit() for c in query):
+            qwords = ["".join(c for c in query if c.isdigit())]
+        # All of them, as ranking needs every match (this one just keeps name order).
+        found = [
+            eid
+            for eid, tokens in self._rows
+            if qwords and all(any(_touches(w, t) for t in tokens) for w in qwords)
+        ]
+        return found[:limit] if limit else found
 
 
 # --- synthetic data for benchmarks and tests ---------------------------------------------
@@ -320,3 +353,40 @@ def make_synthetic_directory(n: int, seed: int = 1) -> DirectoryDescription:
         for j, ((name, kind), members) in enumerate(zip(TEAM_NAMES, team_members, strict=True))
     )
     return DirectoryDescription(employees=tuple(employees), teams=teams)
+
+
+def synthetic_queries(description: DirectoryDescription, n: int, seed: int = 2) -> list[str]:
+    """What people type into a directory search, drawn from `description`: surname prefixes,
+    full names, first name + initial, names without accents, extensions, parts of numbers,
+    team names, and a few that find nobody."""
+    rng = random.Random(seed)
+    employees = description.employees
+    teams = [t.name for t in description.teams]
+    out: list[str] = []
+    for _ in range(n):
+        e = rng.choice(employees)
+        first, _, last = e.name.partition(" ")
+        kind = rng.randrange(10)
+        if kind == 0:
+            out.append(last[: rng.randint(3, 5)])
+        elif kind == 1:
+            out.append(e.name)
+        elif kind == 2:
+            out.append(f"{first} {last[0]}")
+        elif kind == 3:
+            out.append(" ".join(words(e.name)))  # typed without accents
+        elif kind == 4:
+            out.append(e.extension or first)
+        elif kind == 5 and e.numbers:
+            d = digits(e.numbers[0])
+            start = rng.randrange(0, max(1, len(d) - 5))
+            out.append(d[start : start + 5])
+        elif kind == 6:
+            out.append(rng.choice(teams))
+        elif kind == 7:
+            out.append(first[:2])
+        elif kind == 8:
+            out.append(rng.choice(("xq", "zzz", "987654321", "qwerty")))
+        else:
+            out.append(f"{last} {first}".lower())
+    return out

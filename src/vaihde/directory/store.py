@@ -330,11 +330,8 @@ async def load_directory(session: AsyncSession) -> DirectoryDescription:
 async def search_records(session: AsyncSession) -> list[Record]:
     """Records for `search.DirectoryIndex.build`: active employees with their team names."""
     employees = await list_employees(session)
-    names = dict(
-        (await session.execute(select(m.Team.id, m.Team.name).where(m.Team.active.is_(True))))
-        .tuples()
-        .all()
-    )
+    rows = await session.execute(select(m.Team.id, m.Team.name).where(m.Team.active.is_(True)))
+    names = {tid: name for tid, name in rows}
     return [
         Record(
             employee_id=e.id,

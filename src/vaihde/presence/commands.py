@@ -85,9 +85,13 @@ def _local(at: datetime | None, tz: tzinfo) -> str:
 async def _open(url: str | None) -> Any:
     """The database, checked to be migrated to what this vaihde expects."""
     from vaihde.db import migrate
-    from vaihde.db.engine import display_url, open_database
+    from vaihde.db.engine import display_url, open_database, sqlite_path
 
-    db = open_database(url)
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        # Opening would create an empty file: say what is missing instead.
+        raise CommandError(f"no database at {path}: run `vaihde db upgrade` (or give --db URL)")
+    db = open_database(url, create_dir=False)
     try:
         have = await migrate.current_async(db.engine)
     except BaseException:

@@ -490,9 +490,32 @@ class PresenceStore:
         self.sessions = sessions
         self.cache = cache
 
-    async def set_availability(self, employee_id: str, state: str | State, **kwargs: Any) -> Entry:
+    async def set_availability(
+        self,
+        employee_id: str,
+        state: str | State,
+        *,
+        source: str | Source,
+        set_by: str,
+        until: datetime | None = None,
+        starts_at: datetime | None = None,
+        note_for_callers: str = "",
+        internal_note: str = "",
+        now: datetime | None = None,
+    ) -> Entry:
         async with self.sessions.begin() as session:
-            entry = await set_availability(session, employee_id, state, **kwargs)
+            entry = await set_availability(
+                session,
+                employee_id,
+                state,
+                source=source,
+                set_by=set_by,
+                until=until,
+                starts_at=starts_at,
+                note_for_callers=note_for_callers,
+                internal_note=internal_note,
+                now=now,
+            )
         if self.cache is not None:
             await self.cache.invalidate(employee_id)
         return entry

@@ -1,0 +1,179 @@
+"""Directory search: accents, partial words, numbers, ranking, and speed at 10,000 employees."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from vaihde.directory import (
+    DeviceDescription,
+    DirectoryDescription,
+    EmployeeDescription,
+    TeamDescription,
+)
+from vaihde.directory.search import (
+    DirectoryIndex,
+    LinearScan,
+    Record,
+    fold,
+    make_synthetic_directory,
+    records_from_description,
+)
+
+RECORDS = [
+    Record("anna", "Anna Virtanen", "101", ("09 123 4501",), ("Myynti",), ("PJSIP/anna",)),
+    Record("annika", "Annika Mäkinen", "102", (), ("Asiakaspalvelu",)),
+    Record("matti", "Matti Mäkinen", "103", ("+358 9 123 4503",), ("Myynti",)),
+    Record("jarvi", "Jörgen Järvinen", "104", (), (), ("Local/0401234567@pstn",)),
+    Record("asa", "Åsa Öberg", "105"),
+    Record("asko", "Asko Virta", "1050"),
+    Record("bjorn", "Bjørn Ærø", "106"),
+    Record("liisa", "Anna-Liisa Hämäläinen", "107", ("0201234599",)),
+]
+
+
+@pytest.fixture(scope="module")
+def index() -> DirectoryIndex:
+    return DirectoryIndex.build(RECORDS)
+
+
+def ids(index: DirectoryIndex, query: str, limit: int = 20) -> list[str]:
+    return [h.employee_id for h in index.search(query, limit)]
+
+
+def test_fold_removes_accents_and_case():
+    assert fold("Åsa MÄKINEN") == "asa makinen"
+    assert fold("Bjørn Ærø") == "bjorn aero"
+    assert fold("Straße") == "strasse"
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("makinen", {"annika", "matti"}),
+        ("Mäkinen", {"annika", "matti"}),
+        ("MÄKINEN", {"annika", "matti"}),
+        ("jarvinen", {"jarvi"}),
+        ("järvinen", {"jarvi"}),
+        ("åsa", {"asa"}),
+        ("oberg", {"asa"}),
+        ("bjorn", {"bjorn"}),
+        ("aero", {"bjorn"}),
+        ("hamalainen", {"liisa"}),
+        ("anna-liisa", {"liisa"}),
+        ("liisa", {"liisa"}),
+    ],
+)
+def test_accent_and_case_insensitive(index, query, expected):
+    assert set(ids(index, query)) == expected
+
+
+def test_asa_with_and_without_ring_finds_the_same(index):
+    assert ids(index, "åsa") == ids(index, "asa")[: len(ids(index, "åsa"))]
+    assert "asa" in ids(index, "asa") and "asa" in ids(index, "ÅSA")
+
+
+def test_prefix_of_any_word(index):
+    assert ids(index, "virt") == ["anna", "asko"]  # both by prefix: name order
+    assert ids(index, "virta") == ["asko", "anna"]  # Virta exactly first, then Virtanen
+    assert set(ids(index, "mak")) == {"annika", "matti"}
+    assert ids(index, "anna v") == ["anna"]
+    assert ids(index, "v anna") == ["anna"]  # word order does not matter
+    assert ids(index, "anna x") == []  # every word must match
+
+
+def test_team_names_are_searchable_but_rank_below_names(index):
+    assert set(ids(index, "myynti")) == {"anna", "matti"}
+    hit = index.search("myynti")[0]
+    assert hit.matched == ("team",)
+
+
+def test_numbers_by_digits_ignoring_separators(index):
+    assert ids(index, "101") == ["anna"]
+    assert ids(index, "09 123 4501") == ["anna"]
+    assert ids(index, "091234501") == ["anna"]
+    assert ids(index, "+358 9 123 4503") == ["matti"]
+    assert ids(index, "1234503") == ["matti"]  # substring of the number
+    assert ids(index, "040-123 4567") == ["jarvi"]  # mobile from a dial string
+    assert index.search("0401234567")[0].matched == ("device",)
+
+
+def test_short_digit_queries_match_only_at_the_start(index):
+    # "10" begins every extension 101..107 and 1050; it is inside no other number here.
+    everyone = {r.employee_id for r in RECORDS}
+    assert set(ids(index, "10")) == everyone
+    assert ids(index, "99") == []  # 0201234599 ends with 99: too short for a substring match
+
+
+def test_ranking_exact_then_prefix_then_substring(index):
+    # "105" is Åsa's extension exactly, Asko's 1050 by prefix.
+    assert ids(index, "105") == ["asa", "asko"]
+    inside = index.search("4503")
+    assert [h.employee_id for h in inside] == ["matti"]
+    assert inside[0].score < index.search("103")[0].score
+
+
+def test_ranking_is_stable_in_name_order(index):
+    # All exact first-name matches: in name order, whatever the insertion order.
+    reversed_index = DirectoryIndex.build(list(reversed(RECORDS)))
+    assert ids(index, "anna") == ids(reversed_index, "anna")
+    assert ids(index, "anna") == ["anna", "liisa"]
+    assert ids(index, "ann") == ["anna", "liisa", "annika"]
+    assert ids(index, "a") == ids(reversed_index, "a")
+
+
+def test_limit_and_empty_queries(index):
+    assert len(index.search("a", limit=2)) == 2
+    assert index.search("", 20) == [] and index.search("  ", 20) == []
+    assert index.search("a", limit=0) == []
+    assert index.search("zzz") == []
+
+
+def test_records_from_description_carry_team_names():
+    d = DirectoryDescription(
+        employees=(
+            EmployeeDescription(
+                "anna",
+                "Anna Virtanen",
+                extension="101",
+                devices=(DeviceDescription("Local/0405556666@pstn", "mobile"),),
+            ),
+        ),
+        teams=(TeamDescription("sales", "Myynti", "sales", ("anna",)),),
+    )
+    index = DirectoryIndex.build(records_from_description(d))
+    assert ids(index, "myy") == ["anna"] and ids(index, "0405556") == ["anna"]
+
+
+@pytest.fixture(scope="module")
+def big() -> tuple[DirectoryIndex, list[Record]]:
+    records = records_from_description(make_synthetic_directory(10_000))
+    return DirectoryIndex.build(records), records
+
+
+def test_ten_thousand_employees_agree_with_a_linear_scan(big):
+    index, records = big
+    scan = LinearScan(records)
+    queries = ["makinen", "åsa", "asa mak", "jor", "virtanen anna", "sjo", "hämäläinen-ek"]
+    queries += ["20042", "0401", "095", "5000", "09 500 00", "myynti", "it-tuki", "zz"]
+    for query in queries:
+        got = {h.employee_id for h in index.search(query, limit=100_000)}
+        assert got == set(scan.search(query, limit=0)), query
+        assert got or query == "zz", query
+
+
+def test_ten_thousand_employees_search_in_about_a_millisecond(big):
+    index, _ = big
+    queries = ["makinen", "åsa", "anna v", "virt", "a", "20042", "09 500", "myynti", "jörgen s"]
+    for q in queries:  # warm-up
+        index.search(q)
+    times = []
+    for _ in range(30):
+        for q in queries:
+            start = time.perf_counter()
+            index.search(q)
+            times.append(time.perf_counter() - start)
+    times.sort()
+    p99 = times[int(len(times) * 0.99)]
+    assert p99 < 0.010, f"p99 {p99 * 1000:.2f} ms"  # ~1 ms here; 10x margin for slow CI
