@@ -24,6 +24,7 @@ OPERATOR_TIMEOUT_GLOBAL = "VAIHDE_OPERATOR_TIMEOUT"
 
 # AGI script names the dialplan calls: ${VAIHDE_AGI}/<script>.
 SCRIPT_INBOUND = "inbound"
+SCRIPT_FEATURE = "feature"  # ?code=*71&device=PJSIP/anna (device optional)
 
 
 class Route(StrEnum):

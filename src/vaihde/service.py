@@ -13,8 +13,10 @@ import asyncio
 import contextlib
 import logging
 import signal
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -23,15 +25,20 @@ from vaihde.agi.channel import Channel
 from vaihde.agi.server import FastAgiServer
 from vaihde.agi.session import Router
 from vaihde.ami import AmiClient, CallTracker
-from vaihde.ami.devicestate import DeviceStates
+from vaihde.ami.devicestate import DeviceStates, device_of_channel
+from vaihde.calendar.importer import CalendarScheduler, resolve_source
 from vaihde.company import CompanyConfig, load_company
 from vaihde.company.apply import apply_company, current_company
 from vaihde.config import settings as settings_mod
 from vaihde.db.engine import Database, open_database
 from vaihde.db.migrate import upgrade_async
 from vaihde.db.models import CONFIG, current_revisions
+from vaihde.flows.feature_codes import FeatureRequest, feature_call
 from vaihde.flows.inbound import inbound
 from vaihde.http.health import make_app
+from vaihde.presence.cache import PresenceCache
+from vaihde.presence.model import Source
+from vaihde.presence.store import set_availability
 
 log = logging.getLogger("vaihde.service")
 
@@ -50,7 +57,22 @@ def build_router(service: Service) -> Router:
         # Read the company once per call so a reload never changes a call half-way.
         await inbound(channel, service.company, mobile_dial=service.settings.mobile_dial)
 
+    async def feature_handler(channel: Channel) -> None:
+        device = channel.params.get("device") or device_of_channel(channel.name)
+
+        async def set_from_phone(employee_id: str, request: FeatureRequest) -> None:
+            assert service.db is not None
+            async with service.db.sessions() as session, session.begin():
+                await set_availability(
+                    session, employee_id, request.state, source=Source.PHONE,
+                    set_by=f"phone {device}"[:80], until=request.until,
+                )
+            await service.presence.invalidate(employee_id)
+
+        await feature_call(channel, service.company, set_from_phone, now=datetime.now(UTC))
+
     router.add(contract.SCRIPT_INBOUND, inbound_handler)
+    router.add(contract.SCRIPT_FEATURE, feature_handler)
     return router
 
 
@@ -65,7 +87,10 @@ class Service:
         self.tracker.attach(self.ami)
         self.devices = DeviceStates()
         self.devices.attach(self.ami)
+        self.devices.add_listener(self._device_changed)
         self.db: Database | None = None
+        self._presence: PresenceCache | None = None
+        self.calendars: CalendarScheduler | None = None
         self._company: CompanyConfig | None = None
         self.company_version = 0
         self._revisions: dict[str, int] = {}
@@ -78,6 +103,30 @@ class Service:
         if self._company is None:
             raise NoCompany("no company configuration loaded")
         return self._company
+
+    @property
+    def presence(self) -> PresenceCache:
+        if self._presence is None:
+            raise RuntimeError("presence cache not loaded yet")
+        return self._presence
+
+    def _device_changed(self, device: str, in_use: bool) -> None:
+        """A phone went into or out of a call: its owner is "on a call" while any is in use."""
+        if self._presence is None or self._company is None:
+            return
+        for employee in self._company.employees.values():
+            addresses = {d.address for d in employee.devices if d.kind != "mobile"}
+            if device in addresses:
+                busy = any(self.devices.in_use.get(a, False) for a in addresses)
+                self._presence.set_on_call(employee.id, busy)
+
+    def _calendar_feeds(self) -> dict[str, str]:
+        base = Path(self.settings.company_file).parent if self.settings.company_file else None
+        return {
+            e.id: resolve_source(e.calendar, base)
+            for e in self.company.employees.values()
+            if e.calendar
+        }
 
     def status(self) -> dict[str, Any]:
         return {
@@ -148,9 +197,19 @@ class Service:
         self.db = open_database(self.settings.database_url)
         await upgrade_async(self.db.engine)
         await self._load_company()
+        self._presence = PresenceCache(
+            self.db.sessions, tz=ZoneInfo(self.company.company.timezone)
+        )
+        await self._presence.load()
         await self.agi.start()
         self.ami.start()
         self._tasks.append(asyncio.create_task(self._poll(), name="vaihde-poll"))
+        self._tasks.append(asyncio.create_task(self._presence.run(), name="vaihde-presence"))
+        self.calendars = CalendarScheduler(
+            self.db.sessions, self._calendar_feeds, lambda: self.company.company.timezone,
+            on_synced=self._presence.invalidate, interval=self.settings.calendar_interval_s,
+        )
+        self._tasks.append(asyncio.create_task(self.calendars.run(), name="vaihde-calendars"))
         self._http = web.AppRunner(make_app(self), access_log=None)
         await self._http.setup()
         site = web.TCPSite(self._http, self.settings.http.host, self.settings.http.port)

@@ -161,3 +161,17 @@ def sipp_phone(asterisk: Instance, tmp_path: Path) -> Iterator[subprocess.Popen[
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture
+async def vaihde(asterisk: Instance, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """The vaihde service on the test instance's FastAGI port, with the test company."""
+    from company import start_vaihde
+
+    monkeypatch.delenv("VAIHDE_AMI_SECRET", raising=False)
+    monkeypatch.delenv("VAIHDE_DB_URL", raising=False)
+    service = await start_vaihde(asterisk, tmp_path)
+    try:
+        yield service
+    finally:
+        await service.stop()

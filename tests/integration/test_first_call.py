@@ -11,73 +11,11 @@ import time
 
 import aiohttp
 import pytest
-
-from vaihde.config.settings import loads
-from vaihde.service import Service
+from company import COMPANY, COMPANY_NUMBER, PHONES  # tests/integration is on sys.path
 
 pytestmark = pytest.mark.asterisk
 
-COMPANY_NUMBER = "0201234567"
-PHONES = "vaihde-test-phones"
-
-SETTINGS = """\
-service:
-  fastagi: {{host: 127.0.0.1, port: {agi_port}}}
-  http: {{host: 127.0.0.1, port: 0}}
-  ami: {{host: 127.0.0.1, port: {ami_port}, username: vaihde, secret: "{secret}"}}
-database: {{url: "sqlite+aiosqlite:///{tmp}/vaihde.db"}}
-company_file: company.yaml
-"""
-
-COMPANY = f"""\
-company: {{name: Testi Oy, language: en, languages: [en]}}
-numbers:
-  "{COMPANY_NUMBER}": {{label: Main, menu: main}}
-hours:
-  mon-sun: 00:00-24:00
-  closed_action: {{operator: true}}
-menus:
-  main:
-    greeting: {{en: Hello, sound: hello-world}}
-    prompt: {{en: Choose, sound: beep}}
-    timeout: 2
-    attempts: 2
-    options:
-      1: {{employee: anna}}
-      2: {{employee: bob}}
-      3: {{employee: carl}}
-      4: {{employee: sipp}}
-teams:
-  ops: {{name: Operators, kind: operators, members: [olga]}}
-employees:
-  anna: {{name: Anna Virtanen, devices: [desk: Local/anna@{PHONES}], ring_seconds: 10}}
-  bob: {{name: Bob Ringing, devices: [desk: Local/noanswer@{PHONES}], ring_seconds: 5}}
-  carl: {{name: Carl Busy, devices: [desk: Local/busy@{PHONES}], ring_seconds: 10}}
-  sipp: {{name: Sipp Phone, devices: [desk: PJSIP/sipp-phone], ring_seconds: 10}}
-  olga: {{name: Olga Operator, devices: [desk: Local/operator@{PHONES}]}}
-"""
-
 _ids = itertools.count(1)
-
-
-@pytest.fixture
-async def vaihde(asterisk, monkeypatch, tmp_path):
-    monkeypatch.delenv("VAIHDE_AMI_SECRET", raising=False)
-    monkeypatch.delenv("VAIHDE_DB_URL", raising=False)
-    (tmp_path / "company.yaml").write_text(COMPANY)
-    text = SETTINGS.format(
-        agi_port=asterisk.agi_port, ami_port=asterisk.ami_port,
-        secret=asterisk.ami_secret, tmp=tmp_path,
-    )
-    settings = loads(text, str(tmp_path / "settings.yaml"))
-    service = Service(settings)
-    await service.start()
-    for _ in range(100):
-        if service.ami.connected:
-            break
-        await asyncio.sleep(0.05)
-    yield service
-    await service.stop()
 
 
 async def call(ami, digits: str = "", *, delay: float = 1.0, callerid: str = "0401234567"):

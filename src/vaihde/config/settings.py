@@ -41,6 +41,7 @@ class Settings:
     database_url: str
     company_file: str  # applied at start when the database holds no company yet; "" = none
     mobile_dial: str  # Dial() template for mobile numbers, e.g. PJSIP/{number}@trunk; "" = none
+    calendar_interval_s: int = 300
     log_format: str = "text"
 
 
@@ -88,6 +89,7 @@ def _build(root: Node) -> Settings:
         problems.append(
             f"{service.where}.mobile_dial: must be a device template like PJSIP/{{number}}@trunk"
         )
+    calendar_interval = service.int("calendar_interval_s", 300, low=30, high=86400)
     service.done()
 
     # The database URL may come from the environment so that secrets stay out of the file.
@@ -109,5 +111,6 @@ def _build(root: Node) -> Settings:
         database_url=database_url,
         company_file=company_file,
         mobile_dial=mobile_dial,
+        calendar_interval_s=calendar_interval,
         log_format=log_format,
     )

@@ -13,10 +13,15 @@ confirms it to the employee lives in `feature_call()`.
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
+
+log = logging.getLogger("vaihde.flows.feature_codes")
 
 MAX_MINUTES = 24 * 60
 
@@ -82,3 +87,52 @@ def parse(code: str, now: datetime, tz: str = "Europe/Helsinki") -> FeatureReque
         tomorrow = local_now.date() + timedelta(days=1)
         return FeatureRequest("off_work", datetime.combine(tomorrow, time(7), ZoneInfo(tz)), code)
     return FeatureRequest("busy", minutes(60), code)
+
+
+# --- the phone conversation ----------------------------------------------------------------
+
+# Core Asterisk sounds: "activated" / "de-activated" confirm; "pbx-invalid" and "im-sorry" refuse.
+CONFIRM_SET = "activated"
+CONFIRM_BACK = "de-activated"
+REFUSED = "pbx-invalid"
+NOT_YOURS = "im-sorry"
+
+
+def employee_for_device(company: Any, device: str) -> str | None:
+    """The employee whose desk phone or softphone `device` is (mobiles cannot dial codes)."""
+    for employee in company.employees.values():
+        if any(d.kind != "mobile" and d.address == device for d in employee.devices):
+            return employee.id
+    return None
+
+
+async def feature_call(
+    channel: Any,
+    company: Any,
+    set_availability: Callable[[str, FeatureRequest], Awaitable[None]],
+    *,
+    now: datetime,
+) -> str:
+    """Apply the dialled code for the employee whose phone is calling; returns what happened.
+
+    The calling device comes from VAIHDE_DEVICE, set only by trusted dialplan, else from the
+    channel name (PJSIP/anna-0000002a → PJSIP/anna), which PJSIP authenticated.
+    """
+    from vaihde.ami.devicestate import device_of_channel
+
+    code = channel.params.get("code", "")
+    device = channel.params.get("device") or device_of_channel(channel.name)
+    employee_id = employee_for_device(company, device)
+    if employee_id is None:
+        log.warning("feature code from an unknown device", extra={"device": device[:80]})
+        await channel.stream_file(NOT_YOURS)
+        return "unknown-device"
+    try:
+        request = parse(code, now, company.company.timezone)
+    except FeatureCodeError as exc:
+        log.info("feature code refused", extra={"employee": employee_id, "why": str(exc)})
+        await channel.stream_file(REFUSED)
+        return "invalid-code"
+    await set_availability(employee_id, request)
+    await channel.stream_file(CONFIRM_BACK if request.state == "available" else CONFIRM_SET)
+    return f"{employee_id}:{request.state}"

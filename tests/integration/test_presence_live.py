@@ -1,0 +1,81 @@
+"""Availability from the sources nobody types: the phone's device state from AMI, and the
+employee's calendar feed, both seen by the running service."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from company import COMPANY, PHONES
+from test_first_call import assert_bridged_with, call
+
+from vaihde.company import parse_company
+from vaihde.company.apply import apply_company
+
+
+async def eventually(predicate, timeout: float = 10.0) -> None:
+    for _ in range(int(timeout / 0.05)):
+        if predicate():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+async def test_answered_call_shows_employee_on_a_call(asterisk, ami, vaihde):
+    assert vaihde.presence.lookup("anna").on_call is False
+    await call(ami, "1")
+    await assert_bridged_with(ami, f"Local/anna@{PHONES}")
+    await eventually(lambda: vaihde.presence.lookup("anna").on_call)
+    assert vaihde.presence.lookup("anna").state == "on_call"
+    asterisk.rx("channel request hangup all")
+    await eventually(lambda: not vaihde.presence.lookup("anna").on_call)
+    assert vaihde.presence.lookup("anna").state == "available"
+
+
+def ics(start: datetime, end: datetime, uid: str = "m1@test") -> str:
+    fmt = "%Y%m%dT%H%M%SZ"
+    return (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\n"
+        f"UID:{uid}\r\nDTSTAMP:{start.strftime(fmt)}\r\nDTSTART:{start.strftime(fmt)}\r\n"
+        f"DTEND:{end.strftime(fmt)}\r\nSUMMARY:Budget review\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+
+
+async def test_calendar_meeting_becomes_availability_and_removal_clears_it(vaihde, tmp_path):
+    now = datetime.now(UTC).replace(microsecond=0)
+    feed = tmp_path / "anna.ics"
+    feed.write_text(ics(now - timedelta(minutes=10), now + timedelta(minutes=50)))
+    company = COMPANY.replace(
+        "anna: {name: Anna Virtanen,", f"anna: {{name: Anna Virtanen, calendar: '{feed}',"
+    )
+    await apply_company(vaihde.db.sessions, parse_company(company), applied_by="test",
+                        source_name="company.yaml")
+    await vaihde.check_for_changes()
+    (result,) = await vaihde.calendars.sync_all()
+    assert result.created == 1
+    got = vaihde.presence.lookup("anna")
+    assert got.state == "meeting" and got.source == "calendar"
+    assert got.until == now + timedelta(minutes=50)
+    assert "Budget review" in got.internal_note and got.note_for_callers == ""
+
+    feed.write_text(ics(now + timedelta(days=1), now + timedelta(days=1, hours=1), uid="m2@x"))
+    (result,) = await vaihde.calendars.sync_all()
+    assert result.cancelled == 1 and result.created == 1
+    assert vaihde.presence.lookup("anna").state == "available"
+
+
+async def test_broken_feed_keeps_previous_entries(vaihde, tmp_path):
+    now = datetime.now(UTC).replace(microsecond=0)
+    feed = tmp_path / "anna.ics"
+    feed.write_text(ics(now - timedelta(minutes=5), now + timedelta(minutes=30)))
+    company = COMPANY.replace(
+        "anna: {name: Anna Virtanen,", f"anna: {{name: Anna Virtanen, calendar: '{feed}',"
+    )
+    await apply_company(vaihde.db.sessions, parse_company(company), applied_by="test",
+                        source_name="company.yaml")
+    await vaihde.check_for_changes()
+    await vaihde.calendars.sync_all()
+    feed.write_text("<html>Please log in</html>")
+    (result,) = await vaihde.calendars.sync_all()
+    assert result.error and "anna.ics" in result.error
+    assert vaihde.presence.lookup("anna").state == "meeting"
