@@ -27,7 +27,8 @@ async def played(asterisk, channel_part: str, sound: str, timeout: float = 10.0)
     """Asterisk's own log says it played `sound` on the channel that dialled the code."""
     log = Path(asterisk.full_log_path)
     for _ in range(int(timeout / 0.1)):
-        for line in log.read_text(errors="replace").splitlines():
+        text = await asyncio.to_thread(log.read_text, errors="replace")
+        for line in text.splitlines():
             if f"Playing '{sound}'" in line and channel_part in line:
                 return
         await asyncio.sleep(0.1)
