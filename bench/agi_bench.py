@@ -793,7 +793,9 @@ class ServerProcess:
         line = proc.stdout.readline().decode()
         if not line.startswith("PORT "):
             proc.kill()
+            proc.wait()
             tail = Path(log.name).read_text(errors="replace")[-2000:]
+            os.unlink(log.name)
             raise SystemExit(f"{role} process did not start:\n{tail}")
         return cls(proc, int(line.split()[1]), log.name)
 

@@ -15,23 +15,17 @@ import shutil
 import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
 import asyncpg
 import pytest
-from sqlalchemy import delete, func, select, update
+from dbdata import DIRECTORY, T0  # tests/db is on sys.path (no package)
+from sqlalchemy import delete, update
 from sqlalchemy.engine import make_url
 
 from vaihde.db import Database, migrate, open_database
 from vaihde.db import models as m
-from vaihde.directory import (
-    DeviceDescription,
-    DirectoryDescription,
-    EmployeeDescription,
-    TeamDescription,
-)
 from vaihde.directory.store import sync_directory
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,7 +36,6 @@ PG_PORT = 15442 + 100 * SLOT
 BACKENDS = ["sqlite", "postgresql"]
 T = TypeVar("T")
 
-T0 = datetime(2025, 6, 2, 9, 0, tzinfo=UTC)  # a Monday morning (12:00 in Helsinki)
 
 
 def _script(*args: str) -> subprocess.CompletedProcess[str]:
@@ -199,50 +192,9 @@ async def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
 
 # --- shared data and helpers ---------------------------------------------------------------
 
-DIRECTORY = DirectoryDescription(
-    employees=(
-        EmployeeDescription(
-            id="anna",
-            name="Anna Virtanen",
-            extension="101",
-            email="anna@example.fi",
-            sms_number="+358401111111",
-            languages=("fi", "en"),
-            numbers=("09 123 4501",),
-            devices=(
-                DeviceDescription("PJSIP/anna", "desk"),
-                DeviceDescription("Local/0401111111@pstn", "mobile"),
-            ),
-            delegates=("matti",),
-        ),
-        EmployeeDescription(id="matti", name="Matti Mäkinen", extension="102"),
-        EmployeeDescription(
-            id="asa", name="Åsa Järvinen", extension="103", numbers=("+358 9 123 4503",)
-        ),
-    ),
-    teams=(
-        TeamDescription(id="sales", name="Myynti", kind="sales", members=("anna", "matti")),
-        TeamDescription(id="operators", name="Vaihde", kind="operators", members=("asa",)),
-    ),
-)
-
-
 @pytest.fixture
 async def people(db: Database) -> Database:
     """`db` with DIRECTORY stored."""
     async with db.sessions.begin() as session:
         await sync_directory(session, DIRECTORY, now=T0)
     return db
-
-
-async def row_counts(db: Database) -> dict[str, int]:
-    """Rows per table and the revision counters: equal before and after = nothing written."""
-    out: dict[str, int] = {}
-    async with db.sessions() as session:
-        for table in m.Base.metadata.sorted_tables:
-            out[table.name] = (
-                await session.execute(select(func.count()).select_from(table))
-            ).scalar_one()
-        for name, counter in (await m.current_revisions(session)).items():
-            out[f"revision:{name}"] = counter
-    return out

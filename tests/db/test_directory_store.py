@@ -6,7 +6,7 @@ import dataclasses
 from datetime import timedelta
 
 import pytest
-from conftest import DIRECTORY, T0, row_counts  # tests/db is on sys.path (no package)
+from dbdata import DIRECTORY, T0, row_counts  # tests/db is on sys.path (no package)
 from sqlalchemy.exc import IntegrityError
 
 from vaihde.db import models as m

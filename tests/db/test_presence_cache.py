@@ -7,7 +7,7 @@ import asyncio
 import time
 from datetime import timedelta
 
-from conftest import T0  # tests/db is on sys.path (no package)
+from dbdata import T0  # tests/db is on sys.path (no package)
 
 from vaihde.db import open_database
 from vaihde.directory import store as directory
@@ -84,7 +84,7 @@ async def test_refresh_picks_up_another_process_writes(people):
 
 
 async def test_directory_changes_reach_the_cache(people):
-    from conftest import DIRECTORY
+    from dbdata import DIRECTORY
 
     cache = PresenceCache(people.sessions, clock=lambda: T0)
     await cache.load()

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import DIRECTORY  # tests/db is on sys.path (no package)
+from dbdata import DIRECTORY  # tests/db is on sys.path (no package)
 
 from vaihde.db import open_database
 from vaihde.directory.store import sync_directory

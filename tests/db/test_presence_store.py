@@ -7,7 +7,7 @@ import asyncio
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from conftest import T0, row_counts  # tests/db is on sys.path (no package)
+from dbdata import T0, row_counts  # tests/db is on sys.path (no package)
 from sqlalchemy import select, update
 
 from vaihde.db import models as m

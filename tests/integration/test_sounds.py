@@ -1,11 +1,12 @@
-"""Every sound the dialplan and the demo settings play exists in the sandbox Asterisk, so no caller
-hears silence where a prompt was meant."""
+"""Every fixed sound the dialplan and the flows play, and every recording the demo company names,
+exists in the sandbox Asterisk, so no caller hears silence where a prompt was meant."""
 
 import re
 import subprocess
 from pathlib import Path
 
-from vaihde.config.settings import load
+from vaihde.company import load_company
+from vaihde.flows import feature_codes, inbound
 
 
 def sounds_in_dialplan() -> set[str]:
@@ -13,20 +14,29 @@ def sounds_in_dialplan() -> set[str]:
     return {s for group in re.findall(r"Playback\(([^)]*)\)", text) for s in group.split("&")}
 
 
-def sounds_in_demo(monkeypatch) -> set[str]:
-    monkeypatch.setenv("VAIHDE_AMI_SECRET", "x")
-    menu = load("config/demo.yaml").company.menu
-    return {*menu.greeting, menu.prompt, menu.invalid}
+def sounds_in_flows() -> set[str]:
+    return {
+        inbound.SILENT_PROMPT, inbound.INVALID_CHOICE, feature_codes.CONFIRM_SET,
+        feature_codes.CONFIRM_BACK, feature_codes.REFUSED, feature_codes.NOT_YOURS,
+    }
 
 
-def test_every_played_sound_exists(asterisk, monkeypatch):
+def sounds_in_demo() -> set[str]:
+    company = load_company("config/demo-company.yaml")
+    says = [m.prompt for m in company.menus.values()]
+    says += [m.greeting for m in company.menus.values() if m.greeting]
+    says += [a.say for a in company.announcements.values()]
+    return {s.sound for s in says if s.sound}
+
+
+def test_every_played_sound_exists(asterisk):
     # Resolve the language directory as Asterisk sees it (absolute links inside the chroot).
     resolved = subprocess.run(
         ["chroot", str(asterisk.root), "readlink", "-f", "/usr/share/asterisk/sounds/en"],
         capture_output=True, text=True, check=True,
     ).stdout.strip()
     sounds = Path(asterisk.root) / resolved.lstrip("/")
-    wanted = sounds_in_dialplan() | sounds_in_demo(monkeypatch)
-    assert "pls-hold-while-try" in wanted  # the scan itself works
+    wanted = sounds_in_dialplan() | sounds_in_flows() | sounds_in_demo()
+    assert {"pls-hold-while-try", "activated"} <= wanted  # the scans themselves work
     missing = sorted(s for s in wanted if not list(sounds.glob(f"{s}.*")))
     assert missing == []

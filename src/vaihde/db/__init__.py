@@ -3,6 +3,7 @@
 SQLite by default (var/vaihde.db), PostgreSQL with postgresql+asyncpg://…; see docs/presence.md.
 """
 
+from vaihde.db import auth_models  # noqa: F401  (puts the auth tables on Base.metadata)
 from vaihde.db.engine import (
     DEFAULT_URL,
     URL_ENV,

@@ -20,6 +20,7 @@ log = logging.getLogger("vaihde.flows")
 
 # Played while waiting for a key when a menu has neither a recording nor synthesized speech.
 SILENT_PROMPT = "silence/1"
+INVALID_CHOICE = "pm-invalid-option"
 _DIGITS = re.compile(r"^[0-9]{1,32}$")
 
 Prompts = Callable[[Say, str], str | None]
@@ -198,6 +199,6 @@ async def inbound(
             greet, attempt = True, 1
             continue
         if decision.reason == "invalid-choice":
-            await channel.stream_file("pm-invalid-option")
+            await channel.stream_file(INVALID_CHOICE)
         if decision.counts:
             attempt += 1

@@ -26,7 +26,7 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 MANAGER_TEMPLATE = REPO_ROOT / "config" / "asterisk" / "manager-vaihde.conf"
 DIALPLAN = REPO_ROOT / "dialplan" / "vaihde.conf"
 
-INSTANCE_SUBDIRS = ("etc", "run", "log", "spool", "lib", "lib/keys", "db", "cache")
+INSTANCE_SUBDIRS = ("etc", "run", "log", "spool", "lib", "lib/keys", "db", "cache", "sounds")
 PID_FILE = "vaihde-instance.json"
 OUTPUT_LOG = "asterisk.out"
 
@@ -506,6 +506,16 @@ class Instance:
     def dir(self) -> Path:
         """The instance dir on the host; it is /vaihde/<name> inside the chroot."""
         return self.root / "vaihde" / self.name
+
+    @property
+    def sounds_dir(self) -> Path:
+        """Where vaihde writes prompts for this instance (host path; created by start())."""
+        return self.dir / "sounds"
+
+    @property
+    def sounds_dir_in_asterisk(self) -> str:
+        """sounds_dir as this Asterisk sees it inside the chroot."""
+        return f"/vaihde/{self.name}/sounds"
 
     @property
     def conf_in_chroot(self) -> str:

@@ -1,0 +1,149 @@
+"""Who is asking and what they may do: roles, the Principal a request runs as, input rules for
+users, and the permission checks (pure: no I/O, no clock).
+
+The rule in one sentence: everyone may read the directory and availability; an employee may
+change only their own availability (their user's employee_id); an operator may change anyone's
+and use the caller register; an admin may do everything, including configuration and users.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from enum import StrEnum
+
+from vaihde.config.patterns import DEVICE
+
+
+class Role(StrEnum):
+    EMPLOYEE = "employee"
+    OPERATOR = "operator"
+    ADMIN = "admin"
+
+
+class Action(StrEnum):
+    READ_DIRECTORY = "directory.read"  # employees, teams, search
+    READ_AVAILABILITY = "availability.read"  # states, notes for callers, upcoming entries
+    CHANGE_AVAILABILITY = "availability.change"  # set, schedule, cancel
+    READ_PRIVATE = "availability.private"  # internal notes, history and audit trail
+    USE_CALLERS = "callers"  # the caller register and contact history
+    CONFIGURE = "config"  # check, diff, apply and read the company configuration
+    MANAGE_USERS = "users"
+
+
+_EVERYONE = frozenset({Action.READ_DIRECTORY, Action.READ_AVAILABILITY})
+_STAFF = _EVERYONE | {Action.CHANGE_AVAILABILITY, Action.READ_PRIVATE, Action.USE_CALLERS}
+GRANTS: dict[Role, frozenset[Action]] = {
+    Role.EMPLOYEE: _EVERYONE,
+    Role.OPERATOR: _STAFF,
+    Role.ADMIN: frozenset(Action),
+}
+# What a user may do for the employee they are, whatever their role.
+SELF = frozenset({Action.CHANGE_AVAILABILITY, Action.READ_PRIVATE})
+
+USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@\-]{0,63}$")
+MIN_PASSWORD = 10
+# argon2 takes any length, but nobody types more; a cap keeps request bodies small.
+MAX_PASSWORD = 1024
+MAX_DISPLAY_NAME = 200
+MAX_LABEL = 200
+
+
+class AuthError(ValueError):
+    """Bad input for a user or token change, in plain words; nothing was written."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The user a request acts as, and how it proved it ("token" or "session")."""
+
+    user_id: int
+    username: str
+    role: Role
+    employee_id: str | None
+    display_name: str = ""
+    sip_endpoint: str | None = None
+    via: str = "token"
+
+
+def allowed(principal: Principal, action: Action, employee_id: str | None = None) -> bool:
+    """May `principal` do `action` (to `employee_id`'s data, for per-employee actions)?"""
+    if action in GRANTS[principal.role]:
+        return True
+    return (
+        action in SELF
+        and employee_id is not None
+        and principal.employee_id is not None
+        and principal.employee_id == employee_id
+    )
+
+
+def availability_source(principal: Principal, employee_id: str) -> str:
+    """`manual` when people set their own availability, `operator` when someone else's."""
+    return "manual" if principal.employee_id == employee_id else "operator"
+
+
+# --- input rules ---------------------------------------------------------------------------
+
+
+def parse_role(value: str | Role) -> Role:
+    try:
+        return Role(value)
+    except ValueError:
+        names = ", ".join(r.value for r in Role)
+        raise AuthError("role", f"unknown role {value!r}; use one of: {names}") from None
+
+
+def check_username(value: str) -> str:
+    """The username as stored (lower case); AuthError if it cannot be one."""
+    if not isinstance(value, str):
+        raise AuthError("username", "must be text")
+    name = value.strip().lower()
+    if not USERNAME.match(name):
+        raise AuthError(
+            "username",
+            "must be 1-64 letters a-z, digits, '.', '_', '-' or '@', starting with a letter or "
+            "digit",
+        )
+    return name
+
+
+def check_password(value: str) -> None:
+    if not isinstance(value, str):
+        raise AuthError("password", "must be text")
+    if len(value) < MIN_PASSWORD:
+        raise AuthError("password", f"is too short: at least {MIN_PASSWORD} characters")
+    if len(value) > MAX_PASSWORD:
+        raise AuthError("password", f"is too long: at most {MAX_PASSWORD} characters")
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
+        raise AuthError("password", "contains a control character")
+
+
+def check_text(field: str, value: str, limit: int) -> str:
+    if not isinstance(value, str):
+        raise AuthError(field, "must be text")
+    value = value.strip()
+    if len(value) > limit:
+        raise AuthError(field, f"is {len(value)} characters long; at most {limit} allowed")
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
+        raise AuthError(field, "contains a control character")
+    return value
+
+
+def check_sip_endpoint(value: str | None) -> str | None:
+    """An operator's phone: a device string like the employees' (it reaches Dial())."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not DEVICE.match(value):
+        raise AuthError(
+            "sip_endpoint",
+            f"{value!r} is not a device like PJSIP/operator1 (technology/name; letters, digits "
+            "and _ . + @ - / only)",
+        )
+    return value

@@ -1,0 +1,489 @@
+"""Users, API tokens and web sessions in the database. Functions work inside the caller's
+transaction (they flush, never commit). Tokens and session ids are random secrets shown once;
+only their SHA-256 is stored, and a lookup by that digest leaks nothing about the secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vaihde.auth.model import (
+    MAX_DISPLAY_NAME,
+    MAX_LABEL,
+    AuthError,
+    Principal,
+    Role,
+    check_sip_endpoint,
+    check_text,
+    check_username,
+    parse_role,
+)
+from vaihde.db import auth_models as a
+from vaihde.db import models as m
+
+SESSION_IDLE = timedelta(hours=12)  # a session unused this long has ended
+SESSION_ABSOLUTE = timedelta(days=7)  # and none lasts longer than this
+# last_used_at / last_seen_at are written at most this often: not a write per request.
+TOUCH_EVERY = timedelta(minutes=1)
+TOKEN_PREFIX = "vaihde_"  # recognisable in logs and by secret scanners
+_SECRET_BYTES = 32
+_MAX_SECRET = 200  # anything longer is not ours; refused before any hashing or query
+MAX_USER_AGENT = 300
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    id: int
+    username: str
+    display_name: str
+    role: Role
+    employee_id: str | None
+    sip_endpoint: str | None
+    has_password: bool
+    active: bool
+    created_at: datetime
+    last_login_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    id: int
+    user_id: int
+    username: str
+    label: str
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+    def state(self, now: datetime) -> str:
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        return "active"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    user_id: int
+    csrf_token: str
+    created_at: datetime
+    expires_at: datetime  # absolute end
+    last_seen_at: datetime
+
+    def ends_at(self) -> datetime:
+        """When it ends if it stays unused: the idle limit or the absolute one."""
+        return min(self.expires_at, self.last_seen_at + SESSION_IDLE)
+
+
+@dataclass(frozen=True, slots=True)
+class LoginCandidate:
+    """What a login needs to know about a username (never shown to the client)."""
+
+    user: UserRecord
+    password_hash: str | None
+
+
+def digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def _now(now: datetime | None) -> datetime:
+    if now is None:
+        return datetime.now(UTC)
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("now must be timezone-aware")
+    return now
+
+
+def _user(row: a.User) -> UserRecord:
+    return UserRecord(
+        id=row.id,
+        username=row.username,
+        display_name=row.display_name,
+        role=Role(row.role),
+        employee_id=row.employee_id,
+        sip_endpoint=row.sip_endpoint,
+        has_password=row.password_hash is not None,
+        active=row.active,
+        created_at=row.created_at,
+        last_login_at=row.last_login_at,
+    )
+
+
+def principal_of(user: UserRecord | a.User, via: str) -> Principal:
+    return Principal(
+        user_id=user.id,
+        username=user.username,
+        role=Role(user.role),
+        employee_id=user.employee_id,
+        display_name=user.display_name,
+        sip_endpoint=user.sip_endpoint,
+        via=via,
+    )
+
+
+# --- users ---------------------------------------------------------------------------------
+
+
+async def _employee_check(session: AsyncSession, employee_id: str | None) -> str | None:
+    if employee_id is None or employee_id == "":
+        return None
+    active = (
+        await session.execute(select(m.Employee.active).where(m.Employee.id == employee_id))
+    ).scalar_one_or_none()
+    if active is None:
+        raise AuthError("employee_id", f"no employee {employee_id!r} in the directory")
+    if not active:
+        raise AuthError("employee_id", f"{employee_id!r} is no longer in the directory")
+    return employee_id
+
+
+async def _user_row(session: AsyncSession, username: str) -> a.User:
+    name = check_username(username)
+    row = (await session.scalars(select(a.User).where(a.User.username == name))).one_or_none()
+    if row is None:
+        raise AuthError("username", f"no user {name!r}")
+    return row
+
+
+async def add_user(
+    session: AsyncSession,
+    username: str,
+    *,
+    role: str | Role,
+    display_name: str = "",
+    employee_id: str | None = None,
+    sip_endpoint: str | None = None,
+    password_hash: str | None = None,
+    now: datetime | None = None,
+) -> UserRecord:
+    name = check_username(username)
+    role_ = parse_role(role)
+    display = check_text("display_name", display_name, MAX_DISPLAY_NAME)
+    endpoint = check_sip_endpoint(sip_endpoint)
+    employee = await _employee_check(session, employee_id)
+    taken = await session.scalar(select(a.User.id).where(a.User.username == name))
+    if taken is not None:
+        raise AuthError("username", f"{name!r} is already taken")
+    row = a.User(
+        username=name,
+        display_name=display,
+        role=role_.value,
+        employee_id=employee,
+        sip_endpoint=endpoint,
+        password_hash=password_hash,
+        active=True,
+        created_at=_now(now),
+    )
+    session.add(row)
+    await session.flush()
+    return _user(row)
+
+
+async def get_user(session: AsyncSession, username: str) -> UserRecord | None:
+    try:
+        return _user(await _user_row(session, username))
+    except AuthError:
+        return None
+
+
+async def list_users(session: AsyncSession) -> list[UserRecord]:
+    rows = await session.scalars(select(a.User).order_by(a.User.username))
+    return [_user(r) for r in rows.all()]
+
+
+async def end_sessions_of(session: AsyncSession, user_id: int) -> int:
+    result = await session.execute(delete(a.WebSession).where(a.WebSession.user_id == user_id))
+    return int(result.rowcount or 0)
+
+
+async def set_password(
+    session: AsyncSession, username: str, password_hash: str | None
+) -> UserRecord:
+    """Set (or with None remove) the password; the user's web sessions end."""
+    row = await _user_row(session, username)
+    row.password_hash = password_hash
+    await end_sessions_of(session, row.id)
+    await session.flush()
+    return _user(row)
+
+
+async def set_active(
+    session: AsyncSession, username: str, active: bool, *, now: datetime | None = None
+) -> UserRecord:
+    """Disable (tokens are revoked and sessions end, so that enabling again does not bring old
+    secrets back) or enable a user."""
+    at = _now(now)
+    row = await _user_row(session, username)
+    row.active = active
+    if not active:
+        await session.execute(
+            update(a.ApiToken)
+            .where(a.ApiToken.user_id == row.id, a.ApiToken.revoked_at.is_(None))
+            .values(revoked_at=at)
+        )
+        await end_sessions_of(session, row.id)
+    await session.flush()
+    return _user(row)
+
+
+async def update_user(
+    session: AsyncSession,
+    username: str,
+    *,
+    role: str | Role | None = None,
+    display_name: str | None = None,
+    employee_id: str | None = None,
+    sip_endpoint: str | None = None,
+) -> UserRecord:
+    """Change the given fields (None = keep; "" clears employee_id and sip_endpoint)."""
+    row = await _user_row(session, username)
+    if role is not None:
+        row.role = parse_role(role).value
+    if display_name is not None:
+        row.display_name = check_text("display_name", display_name, MAX_DISPLAY_NAME)
+    if employee_id is not None:
+        row.employee_id = await _employee_check(session, employee_id)
+    if sip_endpoint is not None:
+        row.sip_endpoint = check_sip_endpoint(sip_endpoint)
+    await session.flush()
+    return _user(row)
+
+
+async def login_candidate(session: AsyncSession, username: str) -> LoginCandidate | None:
+    """The active user with this name and their password hash, or None (no such user, or
+    disabled): the caller must answer both the same way."""
+    try:
+        name = check_username(username)
+    except AuthError:
+        return None
+    row = (
+        await session.scalars(
+            select(a.User).where(a.User.username == name, a.User.active.is_(True))
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    return LoginCandidate(_user(row), row.password_hash)
+
+
+async def record_login(
+    session: AsyncSession,
+    user_id: int,
+    *,
+    now: datetime | None = None,
+    new_hash: str | None = None,
+) -> None:
+    """Remember the login; `new_hash` replaces a hash made with older parameters."""
+    values: dict[str, object] = {"last_login_at": _now(now)}
+    if new_hash is not None:
+        values["password_hash"] = new_hash
+    await session.execute(update(a.User).where(a.User.id == user_id).values(**values))
+
+
+# --- API tokens ----------------------------------------------------------------------------
+
+
+def _token(row: a.ApiToken, username: str) -> TokenRecord:
+    return TokenRecord(
+        id=row.id,
+        user_id=row.user_id,
+        username=username,
+        label=row.label,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        last_used_at=row.last_used_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+async def create_token(
+    session: AsyncSession,
+    username: str,
+    *,
+    label: str = "",
+    expires_at: datetime | None = None,
+    now: datetime | None = None,
+) -> tuple[str, TokenRecord]:
+    """A new token for the user: (the secret, shown once; its record)."""
+    at = _now(now)
+    user = await _user_row(session, username)
+    if not user.active:
+        raise AuthError("username", f"{user.username!r} is disabled")
+    text = check_text("label", label, MAX_LABEL)
+    if expires_at is not None:
+        if expires_at.tzinfo is None or expires_at.utcoffset() is None:
+            raise AuthError("expires_at", "must include a time zone")
+        if expires_at <= at:
+            raise AuthError("expires_at", "is already in the past")
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(_SECRET_BYTES)
+    row = a.ApiToken(
+        user_id=user.id,
+        token_sha256=digest(secret),
+        label=text,
+        created_at=at,
+        expires_at=expires_at,
+    )
+    session.add(row)
+    await session.flush()
+    return secret, _token(row, user.username)
+
+
+async def list_tokens(session: AsyncSession, username: str | None = None) -> list[TokenRecord]:
+    query = select(a.ApiToken, a.User.username).join(a.User, a.User.id == a.ApiToken.user_id)
+    if username is not None:
+        query = query.where(a.User.username == check_username(username))
+    rows = await session.execute(query.order_by(a.ApiToken.id))
+    return [_token(row, name) for row, name in rows.all()]
+
+
+async def revoke_token(
+    session: AsyncSession, token_id: int, *, now: datetime | None = None
+) -> TokenRecord:
+    row = await session.get(a.ApiToken, token_id)
+    if row is None:
+        raise AuthError("token", f"no token #{token_id}")
+    if row.revoked_at is not None:
+        raise AuthError("token", f"#{token_id} was already revoked")
+    row.revoked_at = _now(now)
+    await session.flush()
+    user = await session.get(a.User, row.user_id)
+    return _token(row, user.username if user else "?")
+
+
+def _plausible(secret: str) -> bool:
+    return 0 < len(secret) <= _MAX_SECRET and secret.isascii()
+
+
+async def principal_for_token(
+    session: AsyncSession, token: str, *, now: datetime | None = None
+) -> tuple[Principal, int, bool] | None:
+    """(who, token id, whether last_used_at is due for an update) for a working token; None if
+    the token is unknown, expired or revoked, or its user is disabled."""
+    if not token.startswith(TOKEN_PREFIX) or not _plausible(token):
+        return None
+    at = _now(now)
+    row = (
+        await session.execute(
+            select(a.ApiToken.id, a.ApiToken.expires_at, a.ApiToken.last_used_at, a.User)
+            .join(a.User, a.User.id == a.ApiToken.user_id)
+            .where(
+                a.ApiToken.token_sha256 == digest(token),
+                a.ApiToken.revoked_at.is_(None),
+                a.User.active.is_(True),
+            )
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    token_id, expires_at, last_used_at, user = row
+    if expires_at is not None and expires_at <= at:
+        return None
+    due = last_used_at is None or at - last_used_at >= TOUCH_EVERY
+    return principal_of(user, "token"), token_id, due
+
+
+async def touch_token(session: AsyncSession, token_id: int, *, now: datetime | None = None) -> None:
+    await session.execute(
+        update(a.ApiToken).where(a.ApiToken.id == token_id).values(last_used_at=_now(now))
+    )
+
+
+# --- web sessions --------------------------------------------------------------------------
+
+
+def _session(row: a.WebSession) -> SessionRecord:
+    return SessionRecord(
+        user_id=row.user_id,
+        csrf_token=row.csrf_token,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        last_seen_at=row.last_seen_at,
+    )
+
+
+async def purge_sessions(session: AsyncSession, *, now: datetime | None = None) -> int:
+    """Delete sessions that have ended (absolute or idle limit)."""
+    at = _now(now)
+    result = await session.execute(
+        delete(a.WebSession).where(
+            or_(a.WebSession.expires_at <= at, a.WebSession.last_seen_at <= at - SESSION_IDLE)
+        )
+    )
+    return int(result.rowcount or 0)
+
+
+async def create_session(
+    session: AsyncSession,
+    user_id: int,
+    *,
+    user_agent: str = "",
+    now: datetime | None = None,
+) -> tuple[str, SessionRecord]:
+    """A new web session: (the cookie value, shown once; its record with the CSRF token)."""
+    at = _now(now)
+    await purge_sessions(session, now=at)
+    secret = secrets.token_urlsafe(_SECRET_BYTES)
+    agent = "".join(ch for ch in user_agent if ch.isprintable())[:MAX_USER_AGENT]
+    row = a.WebSession(
+        id_sha256=digest(secret),
+        user_id=user_id,
+        csrf_token=secrets.token_urlsafe(_SECRET_BYTES),
+        created_at=at,
+        expires_at=at + SESSION_ABSOLUTE,
+        last_seen_at=at,
+        user_agent=agent,
+    )
+    session.add(row)
+    await session.flush()
+    return secret, _session(row)
+
+
+async def principal_for_session(
+    session: AsyncSession, secret: str, *, now: datetime | None = None
+) -> tuple[Principal, SessionRecord, bool] | None:
+    """(who, the session, whether last_seen_at is due for an update) for a live session; None
+    if unknown, ended (idle or absolute limit) or its user is disabled."""
+    if not _plausible(secret):
+        return None
+    at = _now(now)
+    row = (
+        await session.execute(
+            select(a.WebSession, a.User)
+            .join(a.User, a.User.id == a.WebSession.user_id)
+            .where(a.WebSession.id_sha256 == digest(secret), a.User.active.is_(True))
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    web_session, user = row
+    record = _session(web_session)
+    if at >= record.ends_at():
+        return None
+    due = at - record.last_seen_at >= TOUCH_EVERY
+    return principal_of(user, "session"), record, due
+
+
+async def touch_session(session: AsyncSession, secret: str, *, now: datetime | None = None) -> None:
+    await session.execute(
+        update(a.WebSession)
+        .where(a.WebSession.id_sha256 == digest(secret))
+        .values(last_seen_at=_now(now))
+    )
+
+
+async def end_session(session: AsyncSession, secret: str) -> bool:
+    if not _plausible(secret):
+        return False
+    result = await session.execute(
+        delete(a.WebSession).where(a.WebSession.id_sha256 == digest(secret))
+    )
+    return bool(result.rowcount)
