@@ -2,7 +2,7 @@
 decision as a process-per-call AGI script, in one run.
 
 The server (vaihde.agi.server.FastAgiServer routing "inbound" to vaihde.flows.inbound.inbound with
-the company from config/demo.yaml) runs in its own process pinned to one CPU core; the load
+the company from bench/settings.yaml) runs in its own process pinned to one CPU core; the load
 generator runs in this process, pinned to another core, and plays Asterisk's side of the protocol:
 it sends the `agi_*` environment, answers every command the way res_agi does for a live channel
 (the caller presses 1 at the menu) and checks that each call ended with VAIHDE_ROUTE=dial and the
@@ -57,7 +57,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG = ROOT / "config" / "demo.yaml"
+DEFAULT_CONFIG = ROOT / "bench" / "settings.yaml"
 DEFAULT_OUTPUT = ROOT / "bench" / "results" / "agi.json"
 AGI_SCRIPT = ROOT / "agi" / "vaihde-agi"
 SCRIPT = "inbound"
@@ -273,7 +273,18 @@ def build_router(settings: Any, company: Any) -> Any:
     except ImportError:
         service_router = None
     if service_router is not None:
-        stand_in = SimpleNamespace(settings=settings, company=company)
+        # Availability as the service's cache answers it for someone with no entries: the
+        # same pure resolve() per call, without a database.
+        from datetime import UTC, datetime
+
+        from vaihde.presence.model import resolve
+
+        def lookup(employee_id: str) -> Any:
+            return resolve(employee_id, (), now=datetime.now(UTC))
+
+        stand_in = SimpleNamespace(
+            settings=settings, company=company, presence=SimpleNamespace(lookup=lookup)
+        )
         return service_router(stand_in)  # type: ignore[arg-type]
     from vaihde import contract
     from vaihde.agi.session import Router
@@ -739,7 +750,7 @@ def server_role(args: argparse.Namespace) -> int:
     if profiler is not None:
         profiler.enable()
     if args.loop == "uvloop":
-        import uvloop  # an experiment only: `vaihde serve` runs the stock asyncio loop
+        import uvloop  # as `vaihde serve` (vaihde.cli.run_loop)
 
         result = uvloop.run(main())
     else:
@@ -999,16 +1010,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--server-gc",
         choices=["default", "freeze"],
-        default="default",
-        help="the server's garbage collector: as `vaihde serve` (default), or gc.freeze() after "
-        "start-up, to measure what it would change",
+        default="freeze",
+        help="the server's garbage collector: gc.freeze() after start-up as `vaihde serve` does "
+        "(default), or Python's default, to measure what freezing changes",
     )
     p.add_argument(
         "--loop",
         choices=["asyncio", "uvloop"],
-        default="asyncio",
-        help="the server's event loop: asyncio as `vaihde serve` (default), or "
-        "uvloop if installed, to measure what it would change",
+        default="uvloop",
+        help="the server's event loop: uvloop as `vaihde serve` (default), or the stock "
+        "asyncio loop, to measure what uvloop changes",
     )
     p.add_argument(
         "--server-log",

@@ -6,7 +6,8 @@ import argparse
 import asyncio
 import os
 import sys
-from typing import TYPE_CHECKING
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
 
 from vaihde import __version__
 from vaihde.company import commands as company_commands
@@ -42,11 +43,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _load(args.config)
     logs.setup(args.log_format or settings.log_format)
     try:
-        asyncio.run(serve(settings))
+        run_loop(serve(settings))
     except (NoCompany, ConfigError) as exc:
         print(f"vaihde: cannot start: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def run_loop(main: Coroutine[Any, Any, None]) -> None:
+    """uvloop where installed (a quarter less CPU per call, bench/README.md), else asyncio."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
 
 
 def cmd_agi(args: argparse.Namespace) -> int:

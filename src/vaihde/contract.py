@@ -33,3 +33,4 @@ class Route(StrEnum):
     DIAL = "dial"
     OPERATOR = "operator"
     FALLBACK = "fallback"
+    HANGUP = "hangup"  # only where the admin configured a goodbye (e.g. after hours)

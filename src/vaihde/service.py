@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from datetime import UTC, datetime
@@ -55,7 +56,10 @@ def build_router(service: Service) -> Router:
 
     async def inbound_handler(channel: Channel) -> None:
         # Read the company once per call so a reload never changes a call half-way.
-        await inbound(channel, service.company, mobile_dial=service.settings.mobile_dial)
+        await inbound(
+            channel, service.company, mobile_dial=service.settings.mobile_dial,
+            lookup=service.presence.lookup,
+        )
 
     async def feature_handler(channel: Channel) -> None:
         device = channel.params.get("device") or device_of_channel(channel.name)
@@ -248,6 +252,10 @@ class Service:
 async def serve(settings: settings_mod.Settings) -> None:
     service = Service(settings)
     await service.start()
+    # Everything alive now (modules, settings, the company) lives as long as the process: keep
+    # it out of the collector's full passes, which otherwise stop the loop for ~90 ms each.
+    gc.collect()
+    gc.freeze()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from vaihde.company import OpeningHours, day_rule, is_open, next_opening, parse_company
+from vaihde.company import OpeningHours, day_rule, is_open, next_opening, open_now, parse_company
 
 HELSINKI = ZoneInfo("Europe/Helsinki")
 WEEK = """\
@@ -196,3 +196,13 @@ def test_demo_company_hours():
     assert not is_open(hours, hki(2026, 12, 6, 10, 0)).open  # Itsenäisyyspäivä (a Sunday)
     summer = is_open(hours, hki(2027, 7, 7, 8, 30))
     assert not summer.open and summer.opens_at == hki(2027, 7, 7, 9, 0)
+
+
+def test_open_now_agrees_with_is_open_every_quarter_hour_for_a_week(week):
+    # open_now is the routing fast path; it must never disagree with is_open.
+    start = hki(2026, 12, 21)  # holidays and exceptions fall in this week
+    for quarter in range(7 * 24 * 4):
+        at = start + timedelta(minutes=15 * quarter)
+        full = is_open(week, at)
+        fast, rule = open_now(week, at)
+        assert (fast, rule.kind) == (full.open, full.kind), at

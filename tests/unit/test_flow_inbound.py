@@ -57,7 +57,7 @@ def main(company):
 
 
 def test_choice_rings_employee_desk_phone(company, main):
-    assert choose(company, main, "1", 1) == Ring("PJSIP/anna", 25, "menu-main-1")
+    assert choose(company, main, "1", 1) == Ring("PJSIP/anna", 25, "menu-main-1", "anna")
 
 
 def test_mobile_rings_only_with_a_trunk_template(company, main):

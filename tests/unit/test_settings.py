@@ -40,6 +40,9 @@ def test_secret_and_database_from_environment(monkeypatch):
     monkeypatch.setenv("VAIHDE_DB_URL", "postgresql+asyncpg://db/vaihde")
     s = loads("service: {}\n")
     assert s.ami.secret == "from-env" and s.database_url == "postgresql+asyncpg://db/vaihde"
+    # The environment wins over the file, and the file's keys are still known settings.
+    s = loads(GOOD, "conf/settings.yaml")
+    assert s.ami.secret == "from-env" and s.database_url == "postgresql+asyncpg://db/vaihde"
 
 
 def test_demo_settings_are_valid(monkeypatch):

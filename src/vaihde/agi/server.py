@@ -9,8 +9,8 @@ import logging
 from collections import Counter
 
 from vaihde.agi.channel import AgiConnection
-from vaihde.agi.protocol import MAX_LINE_BYTES
 from vaihde.agi.session import ENV_TIMEOUT_S, SILENCE_BUDGET_S, Router, run_session
+from vaihde.agi.stream import AgiStream
 
 log = logging.getLogger("vaihde.agi")
 
@@ -45,17 +45,18 @@ class FastAgiServer:
         return self._server is not None and self._server.is_serving()
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(
-            self._on_connect, self.host, self.port, limit=MAX_LINE_BYTES, backlog=4096
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: AgiStream(self._on_connect), self.host, self.port, backlog=4096
         )
         sock = self._server.sockets[0]
         self.port = sock.getsockname()[1]
         log.info("fastagi listening", extra={"host": self.host, "port": self.port})
 
-    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _on_connect(self, stream: AgiStream) -> None:
         task = asyncio.current_task()
         assert task is not None
-        conn = AgiConnection(reader, writer)
+        conn = AgiConnection(stream, stream)
         if len(self._sessions) >= self.max_sessions:
             # Closing before the environment makes Asterisk continue its dialplan at once, which
             # routes the call to the operator: better than queueing the caller in silence.

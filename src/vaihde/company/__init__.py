@@ -3,7 +3,7 @@ hours, and what changes between two versions.
 """
 
 from vaihde.company.diff import Change, diff_company, render_diff
-from vaihde.company.hours import DayRule, OpenState, day_rule, is_open, next_opening
+from vaihde.company.hours import DayRule, OpenState, day_rule, is_open, next_opening, open_now
 from vaihde.company.load import company_from_document, load_company, parse_company
 from vaihde.company.schema import (
     Announcement,
@@ -52,6 +52,7 @@ __all__ = [
     "is_open",
     "load_company",
     "next_opening",
+    "open_now",
     "parse_company",
     "render_diff",
 ]

@@ -54,6 +54,17 @@ def day_rule(hours: OpeningHours, day: date) -> DayRule:
     return DayRule("weekly", WEEKDAYS[weekday], hours.weekly[weekday])
 
 
+def open_now(hours: OpeningHours, at: datetime) -> tuple[bool, DayRule]:
+    """Just open or closed, and the rule that decided: what routing needs on every call,
+    without looking ahead for the next change (is_open does that, for people)."""
+    if at.tzinfo is None:
+        raise ValueError("open_now needs an aware datetime (with a time zone)")
+    local = at.astimezone(ZoneInfo(hours.timezone))
+    seconds = local.hour * 3600 + local.minute * 60 + local.second
+    rule = day_rule(hours, local.date())
+    return any(r.start * 60 <= seconds < r.end * 60 for r in rule.ranges), rule
+
+
 def is_open(hours: OpeningHours, at: datetime) -> OpenState:
     """Open or closed at `at` (any zone, must be aware); ranges include the opening minute and
     exclude the closing one, so with 08:00-16:30 08:00 is open and 16:30 closed."""

@@ -75,7 +75,8 @@ def _build(root: Node) -> Settings:
     ami_port = ami_r.int("port", 5038, low=1, high=65535)
     ami_user = ami_r.str("username", "vaihde")
     # The secret may come from the environment so that the file can be committed.
-    secret = os.environ.get("VAIHDE_AMI_SECRET") or ami_r.str("secret")
+    secret = ami_r.str("secret")
+    secret = os.environ.get("VAIHDE_AMI_SECRET") or secret
     if not secret:
         problems.append(
             f"{ami_r.where}.secret: is required (or set VAIHDE_AMI_SECRET in the environment)"
@@ -94,7 +95,8 @@ def _build(root: Node) -> Settings:
 
     # The database URL may come from the environment so that secrets stay out of the file.
     db = top.section("database")
-    database_url = os.environ.get("VAIHDE_DB_URL") or db.str("url", DEFAULT_DATABASE_URL)
+    database_url = db.str("url", DEFAULT_DATABASE_URL)
+    database_url = os.environ.get("VAIHDE_DB_URL") or database_url
     db.done()
     company_file = top.str("company_file", "")
     if company_file and not Path(company_file).is_absolute():

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from vaihde import contract
 from vaihde.agi.channel import Channel
-from vaihde.company import CompanyConfig, Employee, Menu, Say, Team
+from vaihde.company import CompanyConfig, Employee, Menu, Say, Team, open_now
+from vaihde.flows.reach import reach
+from vaihde.presence.model import Availability
 
 log = logging.getLogger("vaihde.flows")
 
@@ -38,10 +41,18 @@ class Ring:
     dial: str
     seconds: int
     reason: str
+    employee: str = ""  # set when one person is rung: their availability is checked first
 
 
 @dataclass(frozen=True, slots=True)
 class ToOperator:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Goodbye:
+    """Say goodbye and end the call (only where the admin configured it, e.g. after hours)."""
+
     reason: str
 
 
@@ -57,7 +68,10 @@ class GoTo:
     reason: str
 
 
-Decision = Ring | ToOperator | AskAgain | GoTo
+Decision = Ring | ToOperator | AskAgain | GoTo | Goodbye
+Final = Ring | ToOperator | Goodbye
+Lookup = Callable[[str], Availability]
+Speak = Callable[[str, str], Awaitable[str | None]]
 
 
 def device_dials(employee: Employee, mobile_dial: str = "") -> list[str]:
@@ -77,7 +91,7 @@ def ring_employee(employee: Employee, reason: str, mobile_dial: str = "") -> Rin
     dials = device_dials(employee, mobile_dial)
     if not dials:
         return ToOperator(f"{reason}-no-devices")
-    return Ring("&".join(dials), employee.ring_seconds, reason)
+    return Ring("&".join(dials), employee.ring_seconds, reason, employee.id)
 
 
 def ring_team(
@@ -132,15 +146,74 @@ def direct_decision(company: CompanyConfig, dialled: str, mobile_dial: str = "")
     return ring_employee(employee, f"direct-{employee.id}", mobile_dial)
 
 
-async def apply(channel: Channel, decision: Ring | ToOperator) -> None:
+def closed_decision(
+    company: CompanyConfig, now: datetime, mobile_dial: str = ""
+) -> tuple[str, Decision | None]:
+    """Outside opening hours: the announcement to say first ("" = none) and where the call goes
+    (None = the closed action's menu, given as GoTo). Open: ("", None)."""
+    is_open, rule = open_now(company.hours, now)
+    if is_open:
+        return "", None
+    action = company.hours.closed_action
+    target, reason = action.target, f"closed-{rule.kind}"
+    decision: Decision
+    if target.kind == "menu":
+        decision = GoTo(target.ref, reason)
+    elif target.kind == "employee":
+        decision = ring_employee(company.employees[target.ref], reason, mobile_dial)
+    elif target.kind == "team":
+        decision = ring_team(company, company.teams[target.ref], reason, mobile_dial)
+    elif target.kind == "hangup":
+        decision = Goodbye(reason)
+    else:
+        decision = ToOperator(f"{reason}-{target.kind}")
+    return action.announcement, decision
+
+
+async def apply(channel: Channel, decision: Final) -> None:
     """Hand the decision to the dialplan through the contract variables."""
     await channel.set_variable(contract.REASON, decision.reason)
     if isinstance(decision, Ring):
         await channel.set_variable(contract.DIAL, decision.dial)
         await channel.set_variable(contract.DIAL_TIMEOUT, str(decision.seconds))
         await channel.set_variable(contract.ROUTE, contract.Route.DIAL)
+    elif isinstance(decision, Goodbye):
+        await channel.set_variable(contract.ROUTE, contract.Route.HANGUP)
     else:
         await channel.set_variable(contract.ROUTE, contract.Route.OPERATOR)
+
+
+# Played when an employee is away and no speech could be made in time.
+AWAY_FALLBACK = "vm-isunavail"
+
+
+async def check_reach(
+    channel: Channel,
+    company: CompanyConfig,
+    decision: Ring,
+    *,
+    lookup: Lookup,
+    speak: Speak | None,
+    language: str,
+    mobile_dial: str,
+) -> Final:
+    """Ring only a reachable employee; otherwise tell the caller and offer the alternatives."""
+    employee = company.employees[decision.employee]
+    away = reach(company, employee, lookup(employee.id), language=language, lookup=lookup)
+    if away is None:
+        return decision
+    state = lookup(employee.id).state
+    sound = await speak(f"{away.sentence} {away.offers}", language) if speak else None
+    got = await channel.get_data(sound or AWAY_FALLBACK, 6000, 1)
+    base = f"{decision.reason}-{state}"
+    if got.digits == "1" and away.delegate is not None:
+        delegate = company.employees[away.delegate]
+        return ring_employee(delegate, f"{base}-delegate-{delegate.id}", mobile_dial)
+    if got.digits == "2":
+        return ToOperator(f"{base}-wants-message")
+    if got.digits == "3":
+        return ToOperator(f"{base}-wants-callback")
+    return ToOperator(base)
 
 
 def _entry(company: CompanyConfig, dialled: str) -> Menu:
@@ -154,17 +227,39 @@ async def inbound(
     *,
     prompts: Prompts = recorded_only,
     mobile_dial: str = "",
+    lookup: Lookup | None = None,
+    speak: Speak | None = None,
+    now: datetime | None = None,
 ) -> Decision:
     dialled = channel.params.get("did", "")
     if not _DIGITS.match(dialled):
         dialled = ""
+    language = company.company.language
+
+    async def finish(decision: Final) -> Final:
+        if isinstance(decision, Ring) and decision.employee and lookup is not None:
+            decision = await check_reach(
+                channel, company, decision, lookup=lookup, speak=speak, language=language,
+                mobile_dial=mobile_dial,
+            )
+        await apply(channel, decision)
+        return decision
+
     direct = direct_decision(company, dialled, mobile_dial)
     if isinstance(direct, Ring | ToOperator):
-        await apply(channel, direct)
-        return direct
+        return await finish(direct)
 
-    language = company.company.language
     menu = _entry(company, dialled)
+    announcement, closed = closed_decision(company, now or datetime.now(UTC), mobile_dial)
+    if announcement:
+        sound = prompts(company.announcements[announcement].say, language)
+        if sound:
+            await channel.stream_file(sound)
+    if isinstance(closed, GoTo):
+        menu = company.menus[closed.menu]
+    elif isinstance(closed, Ring | ToOperator | Goodbye):
+        return await finish(closed)
+
     stack: list[Menu] = []
     greet = True
     attempt = 1
@@ -187,9 +282,8 @@ async def inbound(
             extra={"uniqueid": channel.uniqueid, "menu": menu.id, "attempt": attempt,
                    "pressed": pressed, "decision": decision},
         )
-        if isinstance(decision, Ring | ToOperator):
-            await apply(channel, decision)
-            return decision
+        if isinstance(decision, Ring | ToOperator | Goodbye):
+            return await finish(decision)
         if isinstance(decision, GoTo):
             if decision.menu:
                 stack.append(menu)

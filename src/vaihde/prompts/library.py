@@ -73,10 +73,12 @@ class PromptLibrary:
         self.default_language = default_language
         self.retry_after = retry_after
         self.text_deadline = text_deadline
-        self.dir.mkdir(parents=True, exist_ok=True)
-        # Asterisk may run as another user (a system Asterisk): it must be able to read.
-        with contextlib.suppress(OSError):
-            os.chmod(self.dir, 0o755)
+        if not self.dir.is_dir():
+            self.dir.mkdir(parents=True, exist_ok=True)
+            # A system Asterisk runs as its own user and must be able to read what we write; a
+            # directory the admin made keeps the permissions they chose.
+            with contextlib.suppress(OSError):
+                os.chmod(self.dir, 0o755)
         self._version: str | None = None
         self._version_failed_at: float | None = None
         self._inflight: dict[Item, asyncio.Task[tuple[str | None, str]]] = {}

@@ -194,7 +194,7 @@ def sanitize_name(name: str) -> str:
 
 
 def greeting_for(first_name: str, language: str) -> str:
-    """"Hei Anna" / "Hej Anna" / "Hello Anna"; only the greeting when no name is left."""
+    """Greet by first name: "Hei Anna", "Hej Anna", "Hello Anna"; no name left, no name said."""
     hello = GREETINGS.get(language, GREETINGS["en"])
     name = sanitize_name(first_name)
     return f"{hello} {name}" if name else hello
