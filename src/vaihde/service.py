@@ -40,6 +40,7 @@ from vaihde.http.health import make_app
 from vaihde.presence.cache import PresenceCache
 from vaihde.presence.model import Source
 from vaihde.presence.store import set_availability
+from vaihde.prompts import PromptLibrary
 
 log = logging.getLogger("vaihde.service")
 
@@ -58,7 +59,8 @@ def build_router(service: Service) -> Router:
         # Read the company once per call so a reload never changes a call half-way.
         await inbound(
             channel, service.company, mobile_dial=service.settings.mobile_dial,
-            lookup=service.presence.lookup,
+            lookup=service.presence.lookup, prompts=service.prompts.prompts,
+            speak=service.prompts.text,
         )
 
     async def feature_handler(channel: Channel) -> None:
@@ -95,6 +97,10 @@ class Service:
         self.db: Database | None = None
         self._presence: PresenceCache | None = None
         self.calendars: CalendarScheduler | None = None
+        self.prompts = PromptLibrary(
+            settings.prompts_dir, settings.prompts_asterisk_dir or None,
+            default_language="fi",
+        )
         self._company: CompanyConfig | None = None
         self.company_version = 0
         self._revisions: dict[str, int] = {}
@@ -184,9 +190,24 @@ class Service:
                 if company is not None:
                     self._company = company
                     self.company_version = revisions.get(CONFIG, 0)
+                    self._prefetch()
                     log.info("company configuration reloaded",
                              extra={"version": self.company_version})
         self._revisions = revisions
+
+    def _prefetch(self) -> None:
+        """Synthesize the company's prompts in the background; until a prompt exists the flow
+        plays a silent prompt rather than keeping the caller waiting for speech."""
+        company = self._company
+        if company is None:
+            return
+
+        async def run() -> None:
+            report = await self.prompts.prefetch(company)
+            log.info("prompts ready", extra={"generated": report.generated,
+                     "reused": report.reused, "failed": report.failed})
+
+        self._tasks.append(asyncio.create_task(run(), name="vaihde-prompts"))
 
     async def _poll(self) -> None:
         while True:
@@ -201,6 +222,7 @@ class Service:
         self.db = open_database(self.settings.database_url)
         await upgrade_async(self.db.engine)
         await self._load_company()
+        self._prefetch()
         self._presence = PresenceCache(
             self.db.sessions, tz=ZoneInfo(self.company.company.timezone)
         )
@@ -244,6 +266,7 @@ class Service:
         if self._http is not None:
             await self._http.cleanup()
             self._http = None
+        await self.prompts.close()
         if self.db is not None:
             await self.db.close()
             self.db = None

@@ -34,7 +34,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from openapi_schema_validator import OAS31Validator
 
@@ -50,6 +49,44 @@ from vaihde.presence.cache import PresenceCache
 
 PASSWORD = "correct horse battery"
 PREFIX = "/api/v1"
+
+# The tests/db directory as a company file (line numbers matter to tests that name them).
+COMPANY = """\
+company:
+  name: Testi Oy
+numbers:
+  "+358201234567": {label: Vaihde, menu: main}
+hours:
+  mon-fri: 08:00-16:30
+  closed_action: {operator: true}
+menus:
+  main:
+    prompt: Paina 1.
+    options:
+      1: {team: sales}
+teams:
+  operators: {name: Vaihde, kind: operators, members: [asa]}
+  sales: {name: Myynti, members: [anna, matti]}
+employees:
+  anna:
+    name: Anna Virtanen
+    title: Myyntipäällikkö
+    extension: 101
+    direct: ["+358912345010"]
+    devices:
+      - desk: PJSIP/anna
+    delegates: [matti]
+  matti:
+    name: Matti Mäkinen
+    extension: 102
+    devices:
+      - desk: PJSIP/matti
+  asa:
+    name: Åsa Järvinen
+    extension: 103
+    devices:
+      - desk: PJSIP/asa
+"""
 
 
 def _load_db_fixtures() -> ModuleType:
@@ -225,6 +262,7 @@ class Api:
     tokens: dict[str, str] = field(default_factory=dict)
     applied: list[str] = field(default_factory=list)
     password: str = PASSWORD
+    company_yaml: str = COMPANY
 
     async def call(
         self,

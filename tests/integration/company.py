@@ -18,6 +18,7 @@ service:
   ami: {{host: 127.0.0.1, port: {ami_port}, username: vaihde, secret: "{secret}"}}
 database: {{url: "sqlite+aiosqlite:///{tmp}/vaihde.db"}}
 company_file: company.yaml
+prompts: {{dir: "{sounds}", asterisk_dir: "{sounds_in_asterisk}"}}
 """
 
 COMPANY = f"""\
@@ -55,7 +56,8 @@ async def start_vaihde(asterisk, tmp_path: Path, company: str = COMPANY) -> Serv
     (tmp_path / "company.yaml").write_text(company)
     text = SETTINGS.format(
         agi_port=asterisk.agi_port, ami_port=asterisk.ami_port,
-        secret=asterisk.ami_secret, tmp=tmp_path,
+        secret=asterisk.ami_secret, tmp=tmp_path, sounds=asterisk.sounds_dir,
+        sounds_in_asterisk=asterisk.sounds_dir_in_asterisk,
     )
     settings = loads(text, str(tmp_path / "settings.yaml"))
     service = Service(settings)

@@ -168,8 +168,9 @@ async def vaihde(asterisk: Instance, monkeypatch: pytest.MonkeyPatch, tmp_path: 
     """The vaihde service on the test instance's FastAGI port, with the test company."""
     from company import start_vaihde
 
-    monkeypatch.delenv("VAIHDE_AMI_SECRET", raising=False)
-    monkeypatch.delenv("VAIHDE_DB_URL", raising=False)
+    for name in ("VAIHDE_AMI_SECRET", "VAIHDE_DB_URL", "VAIHDE_PROMPTS_DIR",
+                 "VAIHDE_PROMPTS_ASTERISK_DIR"):
+        monkeypatch.delenv(name, raising=False)
     service = await start_vaihde(asterisk, tmp_path)
     try:
         yield service

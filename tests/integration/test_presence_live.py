@@ -79,3 +79,24 @@ async def test_broken_feed_keeps_previous_entries(vaihde, tmp_path):
     (result,) = await vaihde.calendars.sync_all()
     assert result.error and "anna.ics" in result.error
     assert vaihde.presence.lookup("anna").state == "meeting"
+
+
+async def test_caller_hears_why_an_absent_employee_is_not_rung(asterisk, ami, vaihde):
+    from pathlib import Path
+
+    from vaihde.presence.store import set_availability
+
+    until = datetime.now(UTC) + timedelta(hours=2)
+    async with vaihde.db.sessions() as session, session.begin():
+        await set_availability(session, "anna", "meeting", source="operator",
+                               set_by="test", until=until)
+    await vaihde.presence.invalidate("anna")
+    await call(ami, "1")
+    # Not rung: after the spoken explanation and no further key, the switchboard answers.
+    await assert_bridged_with(ami, f"Local/operator@{PHONES}", timeout=20)
+    from test_first_call import phones_dialled
+
+    assert phones_dialled(ami) == [f"Local/operator@{PHONES}"]
+    # What the caller heard was synthesized speech from the instance's sounds directory.
+    log = Path(asterisk.full_log_path).read_text(errors="replace")
+    assert f"Playing '{asterisk.sounds_dir_in_asterisk}/vaihde-en-" in log

@@ -19,7 +19,7 @@ def settings_file(tmp_path, monkeypatch):
     path = tmp_path / "settings.yaml"
     path.write_text(
         f"database: {{url: 'sqlite+aiosqlite:///{tmp_path}/vaihde.db'}}\n"
-        f"company_file: {REPO}/config/demo-company.yaml\n"
+        f"company_file: {REPO}/bench/company.yaml\n"
     )
     monkeypatch.setenv("VAIHDE_TEST_SETTINGS", str(path))
 
@@ -47,8 +47,8 @@ async def test_same_flow_over_pipes():
     await asyncio.wait_for(converse(proc, chan), 20)
     assert await proc.wait() == 0
     assert chan.variables["VAIHDE_ROUTE"] == "dial"
-    # 1 in the demo company is sales: Anna's and Mikko's phones.
-    assert chan.variables["VAIHDE_DIAL"] == "PJSIP/anna&PJSIP/mikko-soft&PJSIP/mikko"
+    # 1 in the (always open) benchmark company is Anna: her desk phone and softphone.
+    assert chan.variables["VAIHDE_DIAL"] == "PJSIP/anna&PJSIP/anna-soft"
 
 
 async def test_sighup_is_a_hangup_not_a_crash():

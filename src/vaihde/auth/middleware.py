@@ -24,8 +24,11 @@ log = logging.getLogger("vaihde.auth")
 COOKIE = "vaihde_session"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-PRINCIPAL = "vaihde.principal"  # request[PRINCIPAL]: Principal | None
-SESSION = "vaihde.session"  # request[SESSION]: store.SessionRecord of a cookie login
+# request[PRINCIPAL]: Principal | None; request[SESSION]: the SessionRecord of a cookie login.
+# Typed keys where aiohttp has them (3.12+; it warns about plain strings there).
+_RequestKey: Any = getattr(web, "RequestKey", None)
+PRINCIPAL: Any = _RequestKey("vaihde.principal", object) if _RequestKey else "vaihde.principal"
+SESSION: Any = _RequestKey("vaihde.session", object) if _RequestKey else "vaihde.session"
 
 # Handler markers: PUBLIC handlers never look at credentials; OPTIONAL ones get a principal if
 # the request has a working one (and CSRF is still enforced for a live cookie session).

@@ -42,6 +42,8 @@ class Settings:
     company_file: str  # applied at start when the database holds no company yet; "" = none
     mobile_dial: str  # Dial() template for mobile numbers, e.g. PJSIP/{number}@trunk; "" = none
     calendar_interval_s: int = 300
+    prompts_dir: str = "var/prompts"  # where synthesized prompts are written
+    prompts_asterisk_dir: str = ""  # the same directory as Asterisk sees it; "" = prompts_dir
     log_format: str = "text"
 
 
@@ -98,6 +100,15 @@ def _build(root: Node) -> Settings:
     database_url = db.str("url", DEFAULT_DATABASE_URL)
     database_url = os.environ.get("VAIHDE_DB_URL") or database_url
     db.done()
+    prompts = top.section("prompts")
+    # The environment may say where the prompts go (the demo script knows the sandbox's paths).
+    prompts_dir = os.environ.get("VAIHDE_PROMPTS_DIR") or prompts.str("dir", "var/prompts")
+    prompts_asterisk_dir = os.environ.get("VAIHDE_PROMPTS_ASTERISK_DIR") or prompts.str(
+        "asterisk_dir", ""
+    )
+    if prompts_asterisk_dir and not prompts_asterisk_dir.startswith("/"):
+        problems.append(f"{prompts.where}.asterisk_dir: must be an absolute path")
+    prompts.done()
     company_file = top.str("company_file", "")
     if company_file and not Path(company_file).is_absolute():
         # Relative to the settings file, so the pair can move together.
@@ -114,5 +125,7 @@ def _build(root: Node) -> Settings:
         company_file=company_file,
         mobile_dial=mobile_dial,
         calendar_interval_s=calendar_interval,
+        prompts_dir=prompts_dir,
+        prompts_asterisk_dir=prompts_asterisk_dir,
         log_format=log_format,
     )
