@@ -282,8 +282,12 @@ def build_router(settings: Any, company: Any) -> Any:
         def lookup(employee_id: str) -> Any:
             return resolve(employee_id, (), now=datetime.now(UTC))
 
+        from vaihde.flows.inbound import recorded_only
+
+        # The bench company's prompts are recordings, as synthesized ones are once prefetched.
         stand_in = SimpleNamespace(
-            settings=settings, company=company, presence=SimpleNamespace(lookup=lookup)
+            settings=settings, company=company, presence=SimpleNamespace(lookup=lookup),
+            prompts=SimpleNamespace(prompts=recorded_only, text=None),
         )
         return service_router(stand_in)  # type: ignore[arg-type]
     from vaihde import contract

@@ -31,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
@@ -48,6 +49,7 @@ from vaihde.http.health import make_app
 from vaihde.presence.cache import PresenceCache
 
 PASSWORD = "correct horse battery"
+HELSINKI = ZoneInfo("Europe/Helsinki")  # times in responses carry its offset
 PREFIX = "/api/v1"
 
 # The tests/db directory as a company file (line numbers matter to tests that name them).
@@ -361,7 +363,7 @@ async def api(db: Database) -> AsyncIterator[Api]:
         cache=cache,
         directory=lambda: index,
         company=lambda: None,
-        tz=UTC,
+        tz=HELSINKI,
         config_applied=config_applied,
         clock=clock,
     )

@@ -98,5 +98,5 @@ async def test_caller_hears_why_an_absent_employee_is_not_rung(asterisk, ami, va
 
     assert phones_dialled(ami) == [f"Local/operator@{PHONES}"]
     # What the caller heard was synthesized speech from the instance's sounds directory.
-    log = Path(asterisk.full_log_path).read_text(errors="replace")
+    log = await asyncio.to_thread(Path(asterisk.full_log_path).read_text, errors="replace")
     assert f"Playing '{asterisk.sounds_dir_in_asterisk}/vaihde-en-" in log
