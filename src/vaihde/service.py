@@ -3,8 +3,8 @@ database that holds the company and everyone's availability.
 
 The company configuration is read from the database and swapped in when someone applies a new
 version (`vaihde config apply`, the admin pages): each call reads it once when it starts, so a
-change never alters a call half-way. SIGHUP reloads the settings file's log format only; the
-listening addresses need a restart.
+change never alters a call half-way. Changing the settings file (addresses, database) needs a
+restart.
 """
 
 from __future__ import annotations
