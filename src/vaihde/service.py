@@ -34,6 +34,7 @@ from vaihde.config import settings as settings_mod
 from vaihde.db.engine import Database, open_database
 from vaihde.db.migrate import upgrade_async
 from vaihde.db.models import CONFIG, current_revisions
+from vaihde.directory.store import add_contact
 from vaihde.flows.feature_codes import FeatureRequest, feature_call
 from vaihde.flows.inbound import inbound
 from vaihde.http.health import make_app
@@ -41,6 +42,7 @@ from vaihde.presence.cache import PresenceCache
 from vaihde.presence.model import Source
 from vaihde.presence.store import set_availability
 from vaihde.prompts import PromptLibrary
+from vaihde.story import CallStory, StoryBook
 
 log = logging.getLogger("vaihde.service")
 
@@ -57,10 +59,14 @@ def build_router(service: Service) -> Router:
 
     async def inbound_handler(channel: Channel) -> None:
         # Read the company once per call so a reload never changes a call half-way.
+        story = service.stories.open(
+            channel.uniqueid, channel.env.callerid, channel.env.calleridname,
+            channel.params.get("did", ""),
+        )
         await inbound(
             channel, service.company, mobile_dial=service.settings.mobile_dial,
             lookup=service.presence.lookup, prompts=service.prompts.prompts,
-            speak=service.prompts.text,
+            speak=service.prompts.text, story=story,
         )
 
     async def feature_handler(channel: Channel) -> None:
@@ -94,6 +100,8 @@ class Service:
         self.devices = DeviceStates()
         self.devices.attach(self.ami)
         self.devices.add_listener(self._device_changed)
+        self.stories = StoryBook(on_finished=self._story_finished)
+        self.ami.add_event_listener(self.stories.apply)
         self.db: Database | None = None
         self._presence: PresenceCache | None = None
         self.calendars: CalendarScheduler | None = None
@@ -105,6 +113,7 @@ class Service:
         self.company_version = 0
         self._revisions: dict[str, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[None]] = set()
         self._http: web.AppRunner | None = None
         self.http_port = settings.http.port
 
@@ -129,6 +138,30 @@ class Service:
             if device in addresses:
                 busy = any(self.devices.in_use.get(a, False) for a in addresses)
                 self._presence.set_on_call(employee.id, busy)
+
+    def _story_finished(self, story: CallStory) -> None:
+        """The caller hung up: their story joins their contact history (off the AMI reader)."""
+        if self.db is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._save_contact(story))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _save_contact(self, story: CallStory) -> None:
+        assert self.db is not None
+        try:
+            async with self.db.sessions() as session, session.begin():
+                await add_contact(
+                    session, direction="in",
+                    # Withheld or odd caller IDs are still a contact, just without a number.
+                    caller_number=story.caller_number if story.caller_number.isdigit() else None,
+                    path=story.path or "menu", outcome=story.outcome[:40],
+                    employee_id=story.sought_id if story.sought_kind == "employee" else None,
+                    call_id=story.call_id, details=story.to_dict(), at=story.started_at,
+                )
+        except Exception as exc:  # history is worth keeping, but never at a caller's expense
+            log.warning("contact not saved", extra={"call_id": story.call_id,
+                        "error": repr(exc)})
 
     def _calendar_feeds(self) -> dict[str, str]:
         base = Path(self.settings.company_file).parent if self.settings.company_file else None

@@ -265,6 +265,8 @@ class Api:
     applied: list[str] = field(default_factory=list)
     password: str = PASSWORD
     company_yaml: str = COMPANY
+    # What ApiContext.company() returns (the service's running configuration).
+    running: dict[str, Any] = field(default_factory=lambda: {"company": None})
 
     async def call(
         self,
@@ -354,6 +356,7 @@ async def api(db: Database) -> AsyncIterator[Api]:
         index = DirectoryIndex.build(await search_records(session))
     clock = Clock()
     applied: list[str] = []
+    running: dict[str, Any] = {"company": None}
 
     async def config_applied() -> None:
         applied.append("applied")
@@ -362,7 +365,7 @@ async def api(db: Database) -> AsyncIterator[Api]:
         sessions=db.sessions,
         cache=cache,
         directory=lambda: index,
-        company=lambda: None,
+        company=lambda: running["company"],
         tz=HELSINKI,
         config_applied=config_applied,
         clock=clock,
@@ -374,7 +377,7 @@ async def api(db: Database) -> AsyncIterator[Api]:
     client = TestClient(TestServer(root, host="127.0.0.1"), cookie_jar=aiohttp.DummyCookieJar())
     await client.start_server()
     try:
-        yield Api(client, db, cache, clock, tokens, applied)
+        yield Api(client, db, cache, clock, tokens, applied, running=running)
     finally:
         await client.close()
 

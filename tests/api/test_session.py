@@ -200,7 +200,7 @@ async def test_sessions_end_after_seven_days_however_busy(api):
 async def test_expired_and_revoked_tokens_are_refused(api):
     now = datetime.now(UTC)
     async with api.db.sessions.begin() as session:
-        short, short_record = await store.create_token(
+        short, _ = await store.create_token(
             session, "anna", label="short", expires_at=now + timedelta(hours=1)
         )
         revoked, revoked_record = await store.create_token(session, "anna", label="gone")

@@ -203,3 +203,24 @@ async def test_applied_change_reaches_the_next_caller_without_restart(asterisk, 
     await call(ami, "1")
     await ami.wait_for(dial_to("PJSIP/sipp-phone-"), 10)
     assert phones_dialled(ami) == ["PJSIP/sipp-phone"]
+
+
+async def test_story_becomes_the_callers_contact_history(asterisk, ami, vaihde):
+    from vaihde.directory.store import contacts_for
+
+    await call(ami, "1", callerid="0409998888")
+    begin = await assert_bridged_with(ami, f"Local/anna@{PHONES}")
+    story = vaihde.stories.get(begin["Uniqueid"])
+    assert story is not None and (story.sought_kind, story.sought_id) == ("employee", "anna")
+    assert story.path == "menu_option"
+    asterisk.rx("channel request hangup all")
+    for _ in range(100):
+        async with vaihde.db.sessions() as session:
+            contacts = await contacts_for(session, "0409998888")
+        if contacts:
+            break
+        await asyncio.sleep(0.05)
+    (contact,) = contacts
+    assert (contact.path, contact.employee_id, contact.outcome) == ("menu_option", "anna", "answered")
+    kinds = [step["kind"] for step in contact.details["steps"]]
+    assert kinds[:2] == ["entered", "menu"] and "availability" in kinds and "dial" in kinds

@@ -18,6 +18,7 @@ from vaihde.agi.channel import Channel
 from vaihde.company import CompanyConfig, Employee, Menu, Say, Team, open_now
 from vaihde.flows.reach import reach
 from vaihde.presence.model import Availability
+from vaihde.story import CallStory
 
 log = logging.getLogger("vaihde.flows")
 
@@ -230,26 +231,39 @@ async def inbound(
     lookup: Lookup | None = None,
     speak: Speak | None = None,
     now: datetime | None = None,
+    story: CallStory | None = None,
 ) -> Decision:
     dialled = channel.params.get("did", "")
     if not _DIGITS.match(dialled):
         dialled = ""
     language = company.company.language
+    story = story or CallStory(channel.uniqueid, "", "", dialled, datetime.now(UTC))
 
     async def finish(decision: Final) -> Final:
         if isinstance(decision, Ring) and decision.employee and lookup is not None:
+            availability = lookup(decision.employee)
+            story.add("availability", employee=decision.employee,
+                      state=str(availability.state),
+                      until=availability.until.isoformat() if availability.until else "")
             decision = await check_reach(
                 channel, company, decision, lookup=lookup, speak=speak, language=language,
                 mobile_dial=mobile_dial,
             )
+        if isinstance(decision, ToOperator) and not story.sought_kind:
+            story.seek("operator", "", "operator")
+        story.add("routed", route=type(decision).__name__.lower(), reason=decision.reason)
         await apply(channel, decision)
         return decision
 
     direct = direct_decision(company, dialled, mobile_dial)
     if isinstance(direct, Ring | ToOperator):
+        employee = company.employee_by_number(dialled)
+        if employee is not None:
+            story.seek("employee", employee.id, "direct_number", number=dialled)
         return await finish(direct)
 
     menu = _entry(company, dialled)
+    story.add("entered", number=dialled, menu=menu.id)
     announcement, closed = closed_decision(company, now or datetime.now(UTC), mobile_dial)
     if announcement:
         sound = prompts(company.announcements[announcement].say, language)
@@ -277,6 +291,11 @@ async def inbound(
             got = await channel.get_data(sound, menu.timeout * 1000, 1)
             pressed = got.digits
         decision = choose(company, menu, pressed, attempt, mobile_dial)
+        story.add("menu", menu=menu.id, key=pressed, attempt=str(attempt))
+        option = menu.options.get(pressed) if len(pressed) == 1 else None
+        if option is not None and option.target.kind in ("employee", "team"):
+            story.seek(option.target.kind, option.target.ref, "menu_option",
+                       menu=menu.id, key=pressed, label=option.label)
         log.info(
             "menu decision",
             extra={"uniqueid": channel.uniqueid, "menu": menu.id, "attempt": attempt,

@@ -1,0 +1,129 @@
+"""Employees, teams and directory search over HTTP, each with availability from the cache."""
+
+from __future__ import annotations
+
+import pytest
+
+
+async def test_employee_list_has_active_people_with_availability(api):
+    await api.call("PUT", "/employees/matti/availability",
+                   json={"state": "vacation", "note_for_callers": "Lomalla"}, as_="matti")
+    reply = await api.call("GET", "/employees", as_="anna")
+    assert reply.status == 200
+    employees = reply.json["employees"]
+    # In name order, accents folded: Anna, Åsa (asa), Matti.
+    assert [e["id"] for e in employees] == ["anna", "asa", "matti"]
+    matti = employees[2]
+    assert matti == {
+        "id": "matti",
+        "name": "Matti Mäkinen",
+        "title": "",
+        "extension": "102",
+        "teams": ["sales"],
+        "availability": {
+            "state": "vacation",
+            "until": None,
+            "on_call": False,
+            "reachable": False,
+            "note_for_callers": "Lomalla",
+        },
+    }
+
+
+async def test_employee_details(api):
+    api.cache.set_on_call("matti", True)
+    reply = await api.call("GET", "/employees/anna", as_="matti")
+    assert reply.status == 200
+    anna = reply.json
+    assert anna["name"] == "Anna Virtanen"
+    assert anna["active"] is True
+    assert anna["numbers"] == ["091234501"]
+    assert anna["devices"] == [
+        {"dial": "PJSIP/anna", "kind": "desk"},
+        {"dial": "Local/0401111111@pstn", "kind": "mobile"},
+    ]
+    assert anna["teams"] == [{"id": "sales", "name": "Myynti"}]
+    assert anna["delegates"][0]["id"] == "matti"
+    assert anna["delegates"][0]["name"] == "Matti Mäkinen"
+    assert anna["delegates"][0]["availability"]["state"] == "on_call"
+    assert anna["availability"]["explanation"] == "no entries"
+    assert "internal_note" not in anna["availability"]
+    own = await api.call("GET", "/employees/anna", as_="anna")
+    assert "internal_note" in own.json["availability"]
+
+
+async def test_titles_and_ring_settings_come_from_the_running_company(api):
+    from vaihde.company.load import parse_company
+
+    company = parse_company(api.company_yaml, "company.yaml")
+    api.running["company"] = company
+    reply = await api.call("GET", "/employees/anna", as_="anna")
+    assert reply.json["title"] == "Myyntipäällikkö"
+    team = await api.call("GET", "/teams/sales", as_="anna")
+    assert team.json["strategy"] == company.teams["sales"].strategy
+    assert team.json["ring_seconds"] == company.teams["sales"].ring_seconds
+    assert team.json["queue"] is None
+    # A service without a company only loses the extras.
+    api.running["company"] = None
+    assert (await api.call("GET", "/employees/anna", as_="anna")).json["title"] == ""
+
+
+async def test_teams(api):
+    reply = await api.call("GET", "/teams", as_="anna")
+    assert reply.status == 200
+    assert reply.json["teams"] == [
+        {"id": "operators", "name": "Vaihde", "kind": "operators", "members": ["asa"]},
+        {"id": "sales", "name": "Myynti", "kind": "sales", "members": ["anna", "matti"]},
+    ]
+    team = await api.call("GET", "/teams/sales", as_="anna")
+    assert team.status == 200
+    assert [m["id"] for m in team.json["members"]] == ["anna", "matti"]
+    assert team.json["members"][0]["availability"]["state"] == "available"
+    assert team.json["strategy"] is None  # no running company in this context
+    for missing in ("nobody", "Bad%20Id"):
+        reply = await api.call("GET", f"/teams/{missing}", as_="anna")
+        assert reply.status == 404
+
+
+@pytest.mark.parametrize(
+    ("q", "first"),
+    [("anna", "anna"), ("asa jarvinen", "asa"), ("Åsa", "asa"), ("102", "matti"),
+     ("1234501", "anna"), ("myynti", "anna")],
+)
+async def test_search_finds_people_with_their_availability(api, q, first):
+    reply = await api.call("GET", "/directory/search", params={"q": q}, as_="anna")
+    assert reply.status == 200
+    assert reply.json["query"] == q
+    hits = reply.json["hits"]
+    assert hits and hits[0]["employee_id"] == first
+    assert hits[0]["availability"]["state"] == "available"
+    assert isinstance(hits[0]["matched"], list) and hits[0]["matched"]
+
+
+async def test_search_result_details_and_limit(api):
+    reply = await api.call("GET", "/directory/search?q=myynti&limit=1", as_="olli")
+    assert len(reply.json["hits"]) == 1
+    hit = reply.json["hits"][0]
+    assert hit["extension"] == "101" and hit["teams"] == ["Myynti"]
+    assert hit["matched"] == ["team"]
+    nothing = await api.call("GET", "/directory/search?q=zzzz", as_="olli")
+    assert nothing.status == 200 and nothing.json["hits"] == []
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [("", "q"), ("q=", "q"), ("q=%20%20", "q"), ("q=" + "a" * 101, "q"), ("q=a&limit=0", "limit"),
+     ("q=a&limit=101", "limit"), ("q=a&limit=ten", "limit"), ("q=a&page=2", "page")],
+)
+async def test_search_parameters_are_checked(api, query, field):
+    reply = await api.call("GET", f"/directory/search?{query}", as_="anna")
+    assert reply.status == 400, query
+    assert reply.error["field"] == field
+
+
+async def test_unknown_query_parameters_are_refused_everywhere(api):
+    for path in ("/employees?active=false", "/teams?x=1", "/availability?all=1",
+                 "/employees/anna?expand=1"):
+        reply = await api.call("GET", path, as_="anna")
+        assert reply.status == 400, path
+        assert reply.error["code"] == "unknown_field"
