@@ -221,6 +221,7 @@ async def test_story_becomes_the_callers_contact_history(asterisk, ami, vaihde):
             break
         await asyncio.sleep(0.05)
     (contact,) = contacts
-    assert (contact.path, contact.employee_id, contact.outcome) == ("menu_option", "anna", "answered")
+    got = (contact.path, contact.employee_id, contact.outcome)
+    assert got == ("menu_option", "anna", "answered")
     kinds = [step["kind"] for step in contact.details["steps"]]
     assert kinds[:2] == ["entered", "menu"] and "availability" in kinds and "dial" in kinds
