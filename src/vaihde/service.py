@@ -38,6 +38,7 @@ from vaihde.directory.store import add_contact
 from vaihde.flows.feature_codes import FeatureRequest, feature_call
 from vaihde.flows.inbound import inbound
 from vaihde.http.health import make_app
+from vaihde.messages.delivery import Sender, transports_from_settings
 from vaihde.presence.cache import PresenceCache
 from vaihde.presence.model import Source
 from vaihde.presence.store import set_availability
@@ -105,6 +106,7 @@ class Service:
         self.db: Database | None = None
         self._presence: PresenceCache | None = None
         self.calendars: CalendarScheduler | None = None
+        self.sender: Sender | None = None
         self.prompts = PromptLibrary(
             settings.prompts_dir, settings.prompts_asterisk_dir or None,
             default_language="fi",
@@ -264,6 +266,12 @@ class Service:
         self.ami.start()
         self._tasks.append(asyncio.create_task(self._poll(), name="vaihde-poll"))
         self._tasks.append(asyncio.create_task(self._presence.run(), name="vaihde-presence"))
+        messaging = self.settings.messaging
+        self.sender = Sender(
+            self.db.sessions, transports_from_settings(messaging), lambda: self.company,
+            poll_interval=messaging.poll_interval_s, retry_for=messaging.retry_for,
+        )
+        self.sender.start()
         self.calendars = CalendarScheduler(
             self.db.sessions, self._calendar_feeds, lambda: self.company.company.timezone,
             on_synced=self._presence.invalidate, interval=self.settings.calendar_interval_s,
@@ -300,6 +308,8 @@ class Service:
             await self._http.cleanup()
             self._http = None
         await self.prompts.close()
+        if self.sender is not None:
+            await self.sender.stop()
         if self.db is not None:
             await self.db.close()
             self.db = None

@@ -127,3 +127,21 @@ async def test_unknown_query_parameters_are_refused_everywhere(api):
         reply = await api.call("GET", path, as_="anna")
         assert reply.status == 400, path
         assert reply.error["code"] == "unknown_field"
+
+
+async def test_live_directory_rebuilds_when_the_directory_changes(api):
+    from vaihde.api import LiveDirectory
+    from vaihde.directory import DirectoryDescription, EmployeeDescription
+    from vaihde.directory.store import sync_directory
+
+    live = LiveDirectory(api.db.sessions)
+    assert len(live()) == 0
+    assert await live.refresh() is True
+    assert {r.employee_id for r in live().records} == {"anna", "matti", "asa"}
+    assert await live.refresh() is False  # nothing changed: no rebuild
+    async with api.db.sessions.begin() as session:
+        await sync_directory(session, DirectoryDescription(
+            employees=(EmployeeDescription(id="pekka", name="Pekka Pouta"),)))
+    assert await live.refresh() is True
+    assert [h.employee_id for h in live().search("pouta")] == ["pekka"]
+    assert live().search("anna") == []

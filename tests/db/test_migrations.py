@@ -7,7 +7,10 @@ from alembic import command
 from sqlalchemy import inspect, pool, text
 
 from vaihde.db import make_engine, migrate
+from vaihde.db import message_models as mm
 from vaihde.db import models as m
+
+HEAD = "0003"  # the newest migration: update with each new one
 
 
 async def test_empty_database_upgrades_to_head_and_matches_the_models(empty_url):
@@ -15,16 +18,17 @@ async def test_empty_database_upgrades_to_head_and_matches_the_models(empty_url)
     try:
         assert await migrate.current_async(engine) is None
         await migrate.upgrade_async(engine)
-        assert await migrate.current_async(engine) == migrate.head() == "0001"
+        assert await migrate.current_async(engine) == migrate.head() == HEAD
         assert await migrate.pending_changes(engine) == []
         async with engine.connect() as conn:
             tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
             counters = dict((await conn.execute(text("SELECT name, counter FROM revisions"))).all())
         assert tables == set(m.Base.metadata.tables) | {"alembic_version"}
         assert counters == dict.fromkeys(m.REVISION_NAMES, 0)
+        assert m.MESSAGES == mm.MESSAGES
         # Upgrading again is a no-op.
         await migrate.upgrade_async(engine)
-        assert await migrate.current_async(engine) == "0001"
+        assert await migrate.current_async(engine) == HEAD
     finally:
         await engine.dispose()
 

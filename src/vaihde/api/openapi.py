@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from vaihde import __version__
+from vaihde.api.errors import Query
 from vaihde.auth.middleware import public
 from vaihde.presence.model import (
     MAX_INTERNAL_NOTE,
@@ -772,6 +773,7 @@ _ENCODED: bytes | None = None
 @public
 async def serve(request: web.Request) -> web.Response:
     global _ENCODED
+    Query(request, ())
     if _ENCODED is None:
         _ENCODED = json.dumps(document(), ensure_ascii=False, indent=1).encode("utf-8")
     return web.Response(body=_ENCODED, content_type="application/json", charset="utf-8")

@@ -75,6 +75,7 @@ async def set_availability(request: web.Request) -> web.Response:
     """Set the employee's status from now (replacing their earlier open-ended one)."""
     employee_id = employee_id_param(request)
     principal = require(request, Action.CHANGE_AVAILABILITY, employee_id)
+    Query(request, ())
     body = await json_body(request, SET_FIELDS)
     state = body.text("state", required=True, max_length=40) or ""
     until = body.time("until")
@@ -106,6 +107,7 @@ async def schedule(request: web.Request) -> web.Response:
     """A scheduled entry (vacation next week, a meeting at 14:00)."""
     employee_id = employee_id_param(request)
     principal = require(request, Action.CHANGE_AVAILABILITY, employee_id)
+    Query(request, ())
     body = await json_body(request, SCHEDULE_FIELDS)
     state = body.text("state", required=True, max_length=40) or ""
     starts_at = body.time("starts_at", required=True)
@@ -158,6 +160,7 @@ async def cancel(request: web.Request) -> web.Response:
     """Cancel an entry; it stays in the history, marked cancelled."""
     entry_id = int_param(request, "entry_id", "entry")
     principal = require(request, Action.READ_AVAILABILITY)
+    Query(request, ())
     api = ctx(request)
     async with api.sessions.begin() as session:
         # Only the owner column: the store reads the row itself under its revision lock.

@@ -71,6 +71,7 @@ async def put_caller(request: web.Request) -> web.Response:
     """Create or change what is known about a caller; fields not sent keep their value."""
     require(request, Action.USE_CALLERS)
     number = _number(request)
+    Query(request, ())
     body = await json_body(request, CALLER_FIELDS)
     changes: dict[str, Any] = {}
     for name, limit in TEXT_LIMITS.items():

@@ -9,11 +9,12 @@ from typing import Any
 
 from aiohttp import web
 
-from vaihde.api.errors import ApiError, json_body
+from vaihde.api.errors import ApiError, Query, json_body
 from vaihde.api.routes_common import Route, ctx, iso, who
 from vaihde.auth import passwords, store
 from vaihde.auth.middleware import (
     COOKIE,
+    PRINCIPAL,
     SESSION,
     LoginThrottle,
     client_address,
@@ -53,6 +54,7 @@ def session_json(
 
 @public
 async def login(request: web.Request) -> web.Response:
+    Query(request, ())
     body = await json_body(request, {"username", "password"})
     username = body.text("username", required=True, max_length=200) or ""
     password = body.text("password", required=True, max_length=MAX_PASSWORD) or ""
@@ -105,13 +107,18 @@ async def login(request: web.Request) -> web.Response:
 
 async def whoami(request: web.Request) -> web.Response:
     principal = who(request)
+    Query(request, ())
     return web.json_response(session_json(principal, request.get(SESSION), request))
 
 
 @optional_auth
 async def logout(request: web.Request) -> web.Response:
+    Query(request, ())
     cookie = request.cookies.get(COOKIE)
-    if cookie is not None:
+    principal = request.get(PRINCIPAL)
+    # A live session is ended only when the request proved it (the middleware checked the
+    # cookie and its CSRF token); a dead cookie is just cleared.
+    if cookie is not None and (principal is None or principal.via == "session"):
         async with ctx(request).sessions.begin() as session:
             await store.end_session(session, cookie)
     response = web.Response(status=204)

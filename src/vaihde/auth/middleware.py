@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from vaihde.auth import store
 from vaihde.auth.model import Principal
@@ -149,6 +149,13 @@ def make_auth_middleware(
 ) -> Any:
     """The middleware; `error(status, code, message)` builds the JSON error responses."""
 
+    # The credential check runs on every request: on a bare connection it costs about half
+    # of what it does through an ORM session.
+    engine = getattr(sessions, "kw", {}).get("bind")
+    connect: Callable[[], Any] = (
+        engine.connect if isinstance(engine, AsyncEngine) else sessions
+    )
+
     async def touch(fn: Any, *args: Any) -> None:
         # Only bookkeeping (last used / last seen): a busy database must not fail the request.
         try:
@@ -179,8 +186,8 @@ def make_auth_middleware(
             token = _bearer(header)
             found = None
             if token is not None:
-                async with sessions() as session:
-                    found = await store.principal_for_token(session, token, now=now)
+                async with connect() as db:
+                    found = await store.principal_for_token(db, token, now=now)
             if found is None:
                 if access == OPTIONAL:
                     request[PRINCIPAL] = None
@@ -194,8 +201,8 @@ def make_auth_middleware(
             if due:
                 await touch(store.touch_token, token_id)
         elif cookie is not None:
-            async with sessions() as session:
-                live = await store.principal_for_session(session, cookie, now=now)
+            async with connect() as db:
+                live = await store.principal_for_session(db, cookie, now=now)
             if live is None:
                 if access == OPTIONAL:
                     request[PRINCIPAL] = None

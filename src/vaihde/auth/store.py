@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from vaihde.auth.model import (
     MAX_DISPLAY_NAME,
@@ -363,32 +365,69 @@ def _plausible(secret: str) -> bool:
     return 0 < len(secret) <= _MAX_SECRET and secret.isascii()
 
 
+# Built once: these run on every API request (a statement object costs more to build than the
+# lookup by its unique index costs to run).
+_USER_COLUMNS = (
+    a.User.id,
+    a.User.username,
+    a.User.role,
+    a.User.employee_id,
+    a.User.display_name,
+    a.User.sip_endpoint,
+)
+_TOKEN_LOOKUP = (
+    select(a.ApiToken.id, a.ApiToken.expires_at, a.ApiToken.last_used_at, *_USER_COLUMNS)
+    .join(a.User, a.User.id == a.ApiToken.user_id)
+    .where(
+        a.ApiToken.token_sha256 == bindparam("digest"),
+        a.ApiToken.revoked_at.is_(None),
+        a.User.active.is_(True),
+    )
+)
+_SESSION_LOOKUP = (
+    select(
+        a.WebSession.user_id,
+        a.WebSession.csrf_token,
+        a.WebSession.created_at,
+        a.WebSession.expires_at,
+        a.WebSession.last_seen_at,
+        *_USER_COLUMNS,
+    )
+    .join(a.User, a.User.id == a.WebSession.user_id)
+    .where(a.WebSession.id_sha256 == bindparam("digest"), a.User.active.is_(True))
+)
+
+
+def _principal(columns: Sequence[Any], via: str) -> Principal:
+    user_id, username, role, employee_id, display_name, sip_endpoint = columns
+    return Principal(
+        user_id=user_id,
+        username=username,
+        role=Role(role),
+        employee_id=employee_id,
+        display_name=display_name,
+        sip_endpoint=sip_endpoint,
+        via=via,
+    )
+
+
 async def principal_for_token(
-    session: AsyncSession, token: str, *, now: datetime | None = None
+    db: AsyncSession | AsyncConnection, token: str, *, now: datetime | None = None
 ) -> tuple[Principal, int, bool] | None:
     """(who, token id, whether last_used_at is due for an update) for a working token; None if
-    the token is unknown, expired or revoked, or its user is disabled."""
+    the token is unknown, expired or revoked, or its user is disabled. `db` may be a session
+    or, cheaper for the per-request check, a plain connection."""
     if not token.startswith(TOKEN_PREFIX) or not _plausible(token):
         return None
     at = _now(now)
-    row = (
-        await session.execute(
-            select(a.ApiToken.id, a.ApiToken.expires_at, a.ApiToken.last_used_at, a.User)
-            .join(a.User, a.User.id == a.ApiToken.user_id)
-            .where(
-                a.ApiToken.token_sha256 == digest(token),
-                a.ApiToken.revoked_at.is_(None),
-                a.User.active.is_(True),
-            )
-        )
-    ).one_or_none()
+    row = (await db.execute(_TOKEN_LOOKUP, {"digest": digest(token)})).one_or_none()
     if row is None:
         return None
-    token_id, expires_at, last_used_at, user = row
+    token_id, expires_at, last_used_at = row[:3]
     if expires_at is not None and expires_at <= at:
         return None
     due = last_used_at is None or at - last_used_at >= TOUCH_EVERY
-    return principal_of(user, "token"), token_id, due
+    return _principal(row[3:], "token"), token_id, due
 
 
 async def touch_token(session: AsyncSession, token_id: int, *, now: datetime | None = None) -> None:
@@ -448,28 +487,21 @@ async def create_session(
 
 
 async def principal_for_session(
-    session: AsyncSession, secret: str, *, now: datetime | None = None
+    db: AsyncSession | AsyncConnection, secret: str, *, now: datetime | None = None
 ) -> tuple[Principal, SessionRecord, bool] | None:
     """(who, the session, whether last_seen_at is due for an update) for a live session; None
     if unknown, ended (idle or absolute limit) or its user is disabled."""
     if not _plausible(secret):
         return None
     at = _now(now)
-    row = (
-        await session.execute(
-            select(a.WebSession, a.User)
-            .join(a.User, a.User.id == a.WebSession.user_id)
-            .where(a.WebSession.id_sha256 == digest(secret), a.User.active.is_(True))
-        )
-    ).one_or_none()
+    row = (await db.execute(_SESSION_LOOKUP, {"digest": digest(secret)})).one_or_none()
     if row is None:
         return None
-    web_session, user = row
-    record = _session(web_session)
+    record = SessionRecord(*row[:5])
     if at >= record.ends_at():
         return None
     due = at - record.last_seen_at >= TOUCH_EVERY
-    return principal_of(user, "session"), record, due
+    return _principal(row[5:], "session"), record, due
 
 
 async def touch_session(session: AsyncSession, secret: str, *, now: datetime | None = None) -> None:

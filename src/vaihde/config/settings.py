@@ -13,6 +13,7 @@ from pathlib import Path
 
 from vaihde.config.patterns import DEVICE
 from vaihde.config.source import ConfigError, Node, Reader, load_yaml, parse_yaml
+from vaihde.messages.settings import MessagingSettings, parse_messaging
 
 _HOST = re.compile(r"^[A-Za-z0-9.\-:]{1,253}$")
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/vaihde.db"
@@ -44,6 +45,7 @@ class Settings:
     calendar_interval_s: int = 300
     prompts_dir: str = "var/prompts"  # where synthesized prompts are written
     prompts_asterisk_dir: str = ""  # the same directory as Asterisk sees it; "" = prompts_dir
+    messaging: MessagingSettings = field(default_factory=MessagingSettings)
     log_format: str = "text"
 
 
@@ -109,6 +111,7 @@ def _build(root: Node) -> Settings:
     if prompts_asterisk_dir and not prompts_asterisk_dir.startswith("/"):
         problems.append(f"{prompts.where}.asterisk_dir: must be an absolute path")
     prompts.done()
+    messaging = parse_messaging(top.section("messages"))
     company_file = top.str("company_file", "")
     if company_file and not Path(company_file).is_absolute():
         # Relative to the settings file, so the pair can move together.
@@ -127,5 +130,6 @@ def _build(root: Node) -> Settings:
         calendar_interval_s=calendar_interval,
         prompts_dir=prompts_dir,
         prompts_asterisk_dir=prompts_asterisk_dir,
+        messaging=messaging,
         log_format=log_format,
     )

@@ -3,7 +3,10 @@
 SQLite by default (var/vaihde.db), PostgreSQL with postgresql+asyncpg://…; see docs/presence.md.
 """
 
-from vaihde.db import auth_models  # noqa: F401  (puts the auth tables on Base.metadata)
+from vaihde.db import (
+    auth_models,  # noqa: F401  (puts the auth tables on Base.metadata)
+    message_models,  # noqa: F401  (and the answering service's)
+)
 from vaihde.db.engine import (
     DEFAULT_URL,
     URL_ENV,

@@ -59,7 +59,8 @@ PRESENCE = "presence"
 DIRECTORY = "directory"
 CONFIG = "config"
 CALLERS = "callers"
-REVISION_NAMES = (PRESENCE, DIRECTORY, CONFIG, CALLERS)
+MESSAGES = "messages"  # vaihde.db.message_models.MESSAGES: messages, deliveries, callbacks
+REVISION_NAMES = (PRESENCE, DIRECTORY, CONFIG, CALLERS, MESSAGES)
 
 
 def _one_of(column: str, values: tuple[str, ...]) -> str:

@@ -1,0 +1,239 @@
+"""The sender: claims due deliveries from the database, sends them through the e-mail and SMS
+transports and records each attempt, retrying with backoff. Several service processes may each
+run one (claims never overlap); a process that dies leaves its claims to the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from vaihde.messages.email import EmailTransport
+from vaihde.messages.model import (
+    BACKOFF,
+    RETRY_FOR,
+    DeliveryRecord,
+    Outgoing,
+    SendError,
+    recipient_name,
+)
+from vaihde.messages.settings import MessagingSettings
+from vaihde.messages.sms import SmsTransport
+from vaihde.messages.store import DEFAULT_LEASE, Claim, claim_due, record_attempt
+
+if TYPE_CHECKING:
+    from vaihde.company import CompanyConfig
+
+log = logging.getLogger("vaihde.messages")
+
+
+class Transport(Protocol):
+    channel: str
+
+    async def send(self, item: Outgoing) -> None:
+        """Send one delivery; raise SendError when it did not go."""
+
+    async def close(self) -> None: ...
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Sender:
+    """Delivers messages until stopped: `start()`, `wake()` after taking a message, `stop()`.
+
+    `company` returns the current company (a CompanyConfig): the texts use its language, time
+    zone and names as they are when the delivery is sent. `clock` is injectable for tests.
+    """
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        transports: Mapping[str, Transport],
+        company: Callable[[], CompanyConfig],
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        poll_interval: float = 30.0,
+        batch: int = 10,
+        concurrency: int = 4,
+        lease: timedelta = DEFAULT_LEASE,
+        backoff: tuple[timedelta, ...] = BACKOFF,
+        retry_for: timedelta = RETRY_FOR,
+        send_timeout: float = 120.0,
+    ) -> None:
+        self.sessions = sessions
+        self.transports = dict(transports)
+        self.company = company
+        self.clock = clock
+        self.poll_interval = poll_interval
+        self.batch = batch
+        self.lease = lease
+        self.backoff = backoff
+        self.retry_for = retry_for
+        # Below the lease: an attempt that outlives its lease could be sent twice.
+        self.send_timeout = min(send_timeout, lease.total_seconds() / 2)
+        self._limit = asyncio.Semaphore(concurrency)
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.last_error: str = ""  # the loop's own last problem (database down…), for health
+
+    def status(self) -> dict[str, object]:
+        """For the health page: is the loop running, what can it send, its last problem."""
+        return {
+            "running": self._task is not None and not self._task.done(),
+            "channels": sorted(self.transports),
+            "last_error": self.last_error,
+        }
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    def start(self) -> asyncio.Task[None]:
+        if self._task is None or self._task.done():
+            self._stopping = False
+            self._task = asyncio.create_task(self.run(), name="vaihde-messages")
+        return self._task
+
+    def wake(self) -> None:
+        """Look for due deliveries now (a message was just taken) instead of at the next poll."""
+        self._wake.set()
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Let the attempts under way finish (up to `grace` seconds), then stop. An attempt cut
+        short stays claimed until its lease ends and is then sent by whoever runs next."""
+        self._stopping = True
+        self._wake.set()
+        task, self._task = self._task, None
+        if task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(task), grace)
+            except TimeoutError:
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for transport in self.transports.values():
+            with contextlib.suppress(Exception):
+                await transport.close()
+
+    async def run(self) -> None:
+        while not self._stopping:
+            self._wake.clear()
+            try:
+                handled = await self.run_once()
+            except Exception as exc:  # the database may be away for a while: keep trying
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("message sender: cannot read due deliveries")
+                handled = 0
+            if self._stopping:
+                break
+            if handled >= self.batch:
+                continue  # more may be due right now
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+
+    async def run_once(self) -> int:
+        """Claim what is due now and send it; returns how many attempts were made."""
+        now = self.clock()
+        self.last_error = ""
+        async with self.sessions() as session, session.begin():
+            claims = await claim_due(session, now=now, limit=self.batch, lease=self.lease)
+        if not claims:
+            return 0
+        results = await asyncio.gather(
+            *(self._attempt(c) for c in claims), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                # Sent or not, the outcome is unknown: the claim's lease ends and it is tried
+                # again (possibly sent twice; never lost).
+                self.last_error = f"{type(result).__name__}: {result}"
+                log.error("message sender: cannot record an attempt", exc_info=result)
+        return len(claims)
+
+    # --- one attempt ------------------------------------------------------------------------
+
+    def _outgoing(self, claim: Claim) -> Outgoing:
+        company = self.company()
+        return Outgoing(
+            message=claim.message,
+            delivery=claim.delivery,
+            language=company.company.language,
+            timezone=company.company.timezone,
+            company_name=company.company.name,
+            recipient_name=recipient_name(claim.message.recipient, company),
+        )
+
+    async def _attempt(self, claim: Claim) -> DeliveryRecord | None:
+        delivery = claim.delivery
+        error: str | None = None
+        permanent = False
+        async with self._limit:
+            transport = self.transports.get(delivery.channel)
+            try:
+                if transport is None:
+                    # Settings changed since the message was planned: retried, so that fixing
+                    # the settings within the retry time still delivers it.
+                    raise SendError(f"no {delivery.channel} settings in this service")
+                await asyncio.wait_for(transport.send(self._outgoing(claim)), self.send_timeout)
+            except SendError as exc:
+                error, permanent = exc.reason, exc.permanent
+            except TimeoutError:
+                error = f"no answer within {self.send_timeout:.0f} s"
+            except Exception as exc:  # a bug in a transport must not stop the others
+                log.exception(
+                    "message sender: transport failed", extra={"delivery_id": delivery.id}
+                )
+                error = f"{type(exc).__name__}: {exc}"
+        return await self._record(claim, error, permanent)
+
+    async def _record(
+        self, claim: Claim, error: str | None, permanent: bool
+    ) -> DeliveryRecord | None:
+        # Shielded: the outcome of a mail that went must be written even while stopping.
+        return await asyncio.shield(self._record_now(claim, error, permanent))
+
+    async def _record_now(
+        self, claim: Claim, error: str | None, permanent: bool
+    ) -> DeliveryRecord | None:
+        async with self.sessions() as session, session.begin():
+            result = await record_attempt(
+                session, claim, error=error, permanent=permanent, now=self.clock(),
+                backoff=self.backoff, retry_for=self.retry_for,
+            )
+        d = claim.delivery
+        extra = {
+            "message_id": claim.message.id, "delivery_id": d.id, "channel": d.channel,
+            "attempt": d.attempts,
+        }
+        if result is None:
+            log.warning("message delivery was taken over or cancelled meanwhile", extra=extra)
+        elif result.status == "sent":
+            log.info("message delivered", extra=extra)
+        else:
+            log.warning(
+                "message delivery failed",
+                extra={**extra, "status": result.status, "error": error,
+                       "next_attempt_at": result.next_attempt_at},
+            )
+        return result
+
+
+def transports_from_settings(settings: MessagingSettings) -> dict[str, Transport]:
+    """The transports for these settings: e-mail if there is an SMTP server, SMS if there is a
+    gateway."""
+    out: dict[str, Transport] = {}
+    if settings.smtp is not None:
+        out["email"] = EmailTransport(settings.smtp)
+    if settings.sms is not None:
+        out["sms"] = SmsTransport(settings.sms)
+    return out
+
+
+__all__ = ["Sender", "Transport", "transports_from_settings", "utcnow"]

@@ -1,0 +1,474 @@
+"""Messages and callback requests as plain data: validation and sanitising of what callers and
+operators give us, the delivery plan (which channel to which address), retry timing. No I/O.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from vaihde.directory import digits
+
+RECIPIENT_KINDS = ("employee", "team")
+CHANNELS = ("email", "sms")
+EMAIL, SMS = CHANNELS
+# sending: claimed by a sender; a claim whose lease ran out (the process died) is due again.
+DELIVERY_STATUSES = ("pending", "sending", "sent", "retrying", "failed", "cancelled")
+OPEN_DELIVERY = ("pending", "sending", "retrying")
+# The message's summary of its deliveries. no_address: nobody to send it to (still stored: the
+# operators see it in the console).
+MESSAGE_STATUSES = ("pending", "sent", "partly_sent", "failed", "cancelled", "no_address")
+CALLBACK_STATUSES = ("open", "done", "cancelled")
+LANGUAGES = ("fi", "sv", "en")
+TAKEN_BY_CALLER = "caller"
+
+NAME_MAX = 200
+NOTE_MAX = 2000
+PATH_MAX = 1000
+TAKEN_BY_MAX = 64
+CALL_ID_MAX = 64
+RECORDING_PATH_MAX = 500
+ADDRESS_MAX = 254
+ERROR_MAX = 1000
+
+# Retry delays after the 1st, 2nd, … failed attempt; the last one repeats until the deadline.
+BACKOFF = (
+    timedelta(minutes=1),
+    timedelta(minutes=5),
+    timedelta(minutes=15),
+    timedelta(hours=1),
+    timedelta(hours=2),
+    timedelta(hours=4),
+)
+RETRY_FOR = timedelta(hours=24)
+
+_ID = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,39}$")
+_TAKEN_BY = re.compile(r"^[A-Za-z0-9._@\-]{1,64}$")
+_CALL_ID = re.compile(r"^[A-Za-z0-9._:\-]{0,64}$")
+_EMAIL = re.compile(r"^[^@\s<>,;:\"()\[\]\\]{1,64}@[A-Za-z0-9.\-]{1,189}\.[A-Za-z]{2,63}$")
+_SMS = re.compile(r"^\+?[0-9]{3,20}$")
+_SPACES = re.compile(r"[ \t]+")
+# Bidi overrides and isolates (category Cf) can make a name display as something else.
+_INVISIBLE = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
+
+
+class MessageError(ValueError):
+    """A message or callback cannot be stored; nothing was written. `problems` lists each thing
+    wrong as "field: what is wrong"."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+# --- sanitising ---------------------------------------------------------------------------
+
+
+def clean_line(value: str, limit: int) -> str:
+    """One line of text safe for mail headers, SMS and logs: control and invisible formatting
+    characters (CR, LF, NUL, bidi overrides…) become spaces, runs of spaces one, cut to `limit`."""
+    value = unicodedata.normalize("NFC", value)
+    chars = [" " if unicodedata.category(c) in _INVISIBLE or c.isspace() else c for c in value]
+    return _SPACES.sub(" ", "".join(chars)).strip()[:limit].rstrip()
+
+
+def clean_text(value: str, limit: int | None = None) -> str:
+    """Several lines of text: like clean_line, but line breaks stay (as \\n) and tabs become
+    spaces. Not cut: callers decide whether too long is an error."""
+    value = unicodedata.normalize("NFC", value).replace("\r\n", "\n").replace("\r", "\n")
+    lines = []
+    for line in value.split("\n"):
+        chars = [
+            " " if unicodedata.category(c) in _INVISIBLE or c.isspace() else c for c in line
+        ]
+        lines.append(_SPACES.sub(" ", "".join(chars)).strip())
+    text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+    return text[:limit].rstrip() if limit is not None else text
+
+
+def caller_digits(number: str | None) -> str | None:
+    """The caller's number as digits (None or "" = withheld). Raises ValueError if it is not a
+    phone number."""
+    if number is None or not number.strip():
+        return None
+    # Asterisk reports withheld numbers in several spellings.
+    if number.strip().lower() in ("anonymous", "unknown", "restricted", "private", "unavailable"):
+        return None
+    d = digits(number.strip())
+    if not 3 <= len(d) <= 32:
+        raise ValueError(f"must have 3-32 digits, not {number!r}")
+    return d
+
+
+# --- what is stored -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    kind: str  # employee | team
+    id: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.id}"
+
+
+@dataclass(frozen=True, slots=True)
+class MessageDraft:
+    """A message as the flow or an operator hands it over, before validation."""
+
+    recipient: Recipient
+    caller_number: str | None  # None or "": withheld
+    caller_name: str = ""
+    taken_by: str = TAKEN_BY_CALLER  # "caller" (recorded after the tone) or operator username
+    path: str = ""  # what the caller tried: whom, through what (call story, as text)
+    note: str = ""
+    recording_path: str | None = None  # a WAV file the service can read
+    call_id: str = ""  # Asterisk's linkedid/uniqueid
+    language: str = ""  # the caller's language; "" = the company's
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackDraft:
+    caller_number: str  # required: a callback needs somewhere to call
+    caller_name: str = ""
+    for_kind: str | None = None  # employee | team | None (= whoever takes it)
+    for_id: str | None = None
+    note: str = ""
+    call_id: str = ""
+    taken_by: str = TAKEN_BY_CALLER
+
+
+def validate_message(draft: MessageDraft, company_language: str = "fi") -> MessageDraft:
+    """The draft cleaned for storing, or MessageError listing everything wrong.
+
+    What comes from the network (caller name, path) is cut to its length limit: a long
+    CALLERID(name) must not cost the caller their message. What a person typed (the note) is
+    refused when too long, so that the operator sees it rather than losing the end.
+    """
+    problems: list[str] = []
+    recipient = draft.recipient
+    if not isinstance(recipient, Recipient) or recipient.kind not in RECIPIENT_KINDS:
+        problems.append(f"recipient: must be an employee or a team, not {recipient!r}")
+    elif not isinstance(recipient.id, str) or not _ID.match(recipient.id):
+        problems.append(f"recipient: not an {recipient.kind} id: {recipient.id!r}")
+    number = None
+    try:
+        number = caller_digits(draft.caller_number)
+    except (ValueError, AttributeError):
+        problems.append(f"caller_number: not a phone number: {draft.caller_number!r}")
+    if not isinstance(draft.taken_by, str) or not _TAKEN_BY.match(draft.taken_by):
+        problems.append(f"taken_by: must be \"caller\" or a user name, not {draft.taken_by!r}")
+    note = ""
+    if not isinstance(draft.note, str):
+        problems.append("note: must be text")
+    else:
+        note = clean_text(draft.note)
+        if len(note) > NOTE_MAX:
+            problems.append(f"note: at most {NOTE_MAX} characters ({len(note)} given)")
+    recording = draft.recording_path
+    if recording is not None and (
+        not isinstance(recording, str)
+        or not recording.startswith("/")
+        or len(recording) > RECORDING_PATH_MAX
+        or clean_line(recording, RECORDING_PATH_MAX) != recording
+    ):
+        problems.append(f"recording_path: must be an absolute file path, not {recording!r}")
+    if not isinstance(draft.call_id, str) or not _CALL_ID.match(draft.call_id):
+        problems.append(f"call_id: not a call id: {draft.call_id!r}")
+    language = draft.language or company_language
+    if language not in LANGUAGES:
+        problems.append(f"language: must be one of {', '.join(LANGUAGES)}, not {language!r}")
+    for name, value in (("caller_name", draft.caller_name), ("path", draft.path)):
+        if not isinstance(value, str):
+            problems.append(f"{name}: must be text")
+    if problems:
+        raise MessageError(problems)
+    return replace(
+        draft,
+        caller_number=number,
+        caller_name=clean_line(draft.caller_name, NAME_MAX),
+        path=clean_text(draft.path, PATH_MAX),
+        note=note,
+        language=language,
+    )
+
+
+def validate_callback(draft: CallbackDraft) -> CallbackDraft:
+    """The callback request cleaned for storing, or MessageError."""
+    problems: list[str] = []
+    number = None
+    try:
+        number = caller_digits(draft.caller_number)
+        if number is None:
+            problems.append("caller_number: a callback needs the caller's number")
+    except (ValueError, AttributeError):
+        problems.append(f"caller_number: not a phone number: {draft.caller_number!r}")
+    if (draft.for_kind is None) != (draft.for_id is None):
+        problems.append("for_kind, for_id: give both or neither")
+    elif draft.for_kind is not None:
+        if draft.for_kind not in RECIPIENT_KINDS:
+            problems.append(f"for_kind: must be employee or team, not {draft.for_kind!r}")
+        elif not isinstance(draft.for_id, str) or not _ID.match(draft.for_id):
+            problems.append(f"for_id: not an {draft.for_kind} id: {draft.for_id!r}")
+    if not isinstance(draft.taken_by, str) or not _TAKEN_BY.match(draft.taken_by):
+        problems.append(f"taken_by: must be \"caller\" or a user name, not {draft.taken_by!r}")
+    note = ""
+    if not isinstance(draft.note, str):
+        problems.append("note: must be text")
+    else:
+        note = clean_text(draft.note)
+        if len(note) > NOTE_MAX:
+            problems.append(f"note: at most {NOTE_MAX} characters ({len(note)} given)")
+    if not isinstance(draft.caller_name, str):
+        problems.append("caller_name: must be text")
+    if not isinstance(draft.call_id, str) or not _CALL_ID.match(draft.call_id):
+        problems.append(f"call_id: not a call id: {draft.call_id!r}")
+    if problems:
+        raise MessageError(problems)
+    return replace(
+        draft,
+        caller_number=number or "",
+        caller_name=clean_line(draft.caller_name, NAME_MAX),
+        note=note,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRecord:
+    id: int
+    message_id: int
+    channel: str  # email | sms
+    address: str
+    status: str  # DELIVERY_STATUSES
+    attempts: int
+    next_attempt_at: datetime | None  # None once final (sent, failed, cancelled)
+    last_error: str
+    sent_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRecord:
+    id: int
+    created_at: datetime
+    recipient: Recipient
+    caller_number: str | None  # digits; None = withheld
+    caller_name: str
+    taken_by: str
+    path: str
+    note: str
+    recording_path: str | None
+    call_id: str
+    language: str
+    status: str  # MESSAGE_STATUSES
+    deliveries: tuple[DeliveryRecord, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackRecord:
+    id: int
+    created_at: datetime
+    caller_number: str
+    caller_name: str
+    for_kind: str | None
+    for_id: str | None
+    note: str
+    call_id: str
+    taken_by: str
+    status: str  # open | done | cancelled
+    handled_by: str | None
+    handled_at: datetime | None
+
+
+# --- the delivery plan ----------------------------------------------------------------------
+
+
+class Company(Protocol):
+    """What the plan needs of vaihde.company.CompanyConfig."""
+
+    @property
+    def employees(self) -> Mapping[str, Any]: ...
+    @property
+    def teams(self) -> Mapping[str, Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    channel: str
+    address: str
+
+
+def _valid_address(channel: str, address: str) -> str | None:
+    address = address.strip()
+    if channel == EMAIL:
+        return address if len(address) <= ADDRESS_MAX and _EMAIL.match(address) else None
+    compact = address.replace(" ", "").replace("-", "")
+    return compact if _SMS.match(compact) else None
+
+
+def plan_deliveries(
+    recipient: Recipient, company: Company, channels: Iterable[str] = CHANNELS
+) -> list[Target]:
+    """Where a message for `recipient` goes: an employee's e-mail and SMS number; a team's own
+    e-mail, else every member's e-mail (teams get no SMS: a whole team's phones would buzz).
+
+    Only `channels` (those the service has settings for) are planned. Raises MessageError if
+    the company has no such recipient. Addresses that are not valid are left out.
+    """
+    allowed = set(channels)
+    wanted: list[tuple[str, str]] = []
+    if recipient.kind == "employee":
+        employee = company.employees.get(recipient.id)
+        if employee is None:
+            raise MessageError([f"recipient: no employee {recipient.id!r}"])
+        wanted = [(EMAIL, employee.email or ""), (SMS, employee.sms or "")]
+    elif recipient.kind == "team":
+        team = company.teams.get(recipient.id)
+        if team is None:
+            raise MessageError([f"recipient: no team {recipient.id!r}"])
+        if team.email:
+            wanted = [(EMAIL, team.email)]
+        else:
+            for member in team.members:
+                employee = company.employees.get(member)
+                if employee is not None:
+                    wanted.append((EMAIL, employee.email or ""))
+    else:
+        raise MessageError([f"recipient: must be an employee or a team, not {recipient.kind!r}"])
+    out: list[Target] = []
+    for channel, raw in wanted:
+        address = _valid_address(channel, raw) if raw and channel in allowed else None
+        if address is not None and Target(channel, address) not in out:
+            out.append(Target(channel, address))
+    return out
+
+
+def recipient_name(recipient: Recipient, company: Company) -> str:
+    """The recipient's name for texts ("Anna Virtanen", "Myynti"); the id if no longer known."""
+    table = company.employees if recipient.kind == "employee" else company.teams
+    found = table.get(recipient.id)
+    return found.name if found is not None else recipient.id
+
+
+def summary_status(statuses: Iterable[str]) -> str:
+    """The message's status from its deliveries' statuses."""
+    s = list(statuses)
+    if not s:
+        return "no_address"
+    if any(x in OPEN_DELIVERY for x in s):
+        return "pending"
+    live = [x for x in s if x != "cancelled"]
+    if not live:
+        return "cancelled"
+    if all(x == "sent" for x in live):
+        return "sent"
+    return "partly_sent" if "sent" in live else "failed"
+
+
+def next_attempt(
+    attempts: int,
+    created_at: datetime,
+    now: datetime,
+    *,
+    backoff: tuple[timedelta, ...] = BACKOFF,
+    retry_for: timedelta = RETRY_FOR,
+) -> datetime | None:
+    """When to try again after `attempts` failed attempts, or None: give up (failed).
+
+    The last try falls on the deadline (created_at + retry_for) rather than before it, so a
+    gateway that is down for a day still gets its full day.
+    """
+    deadline = created_at + retry_for
+    if now >= deadline:
+        return None
+    delay = backoff[min(max(attempts, 1), len(backoff)) - 1]
+    return min(now + delay, deadline)
+
+
+# --- what the transports get -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One delivery to send, with what the texts need to know about the company."""
+
+    message: MessageRecord
+    delivery: DeliveryRecord
+    language: str  # the company's language: the texts are for the employee
+    timezone: str
+    company_name: str
+    recipient_name: str
+
+
+class SendError(Exception):
+    """A transport could not send. permanent=True: trying again cannot help (the address or the
+    content was refused), so the delivery fails at once."""
+
+    def __init__(self, reason: str, *, permanent: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.permanent = permanent
+
+
+# --- texts shared by e-mail and SMS --------------------------------------------------------
+
+WITHHELD = {"fi": "Tuntematon numero", "sv": "Okänt nummer", "en": "Withheld number"}
+_TIME_FORMATS = {
+    "fi": "{d.day}.{d.month}.{d.year} klo {d.hour}.{d.minute:02d}",
+    "sv": "{d.day}.{d.month}.{d.year} kl. {d.hour}.{d.minute:02d}",
+    "en": "{d.year}-{d.month:02d}-{d.day:02d} {d.hour:02d}:{d.minute:02d}",
+}
+
+
+def caller_label(message: MessageRecord, language: str) -> str:
+    """"Matti Meikäläinen, 0401234567", the number alone, or "Withheld number"."""
+    number = message.caller_number or WITHHELD.get(language, WITHHELD["en"])
+    return f"{message.caller_name}, {number}" if message.caller_name else number
+
+
+def local_time(at: datetime, timezone: str, language: str) -> str:
+    """`at` as wall-clock time in the company's time zone, written the local way."""
+    try:
+        local = at.astimezone(ZoneInfo(timezone))
+    except (ZoneInfoNotFoundError, ValueError):
+        local = at
+    return _TIME_FORMATS.get(language, _TIME_FORMATS["en"]).format(d=local)
+
+
+__all__ = [
+    "BACKOFF",
+    "CALLBACK_STATUSES",
+    "CHANNELS",
+    "DELIVERY_STATUSES",
+    "EMAIL",
+    "MESSAGE_STATUSES",
+    "RECIPIENT_KINDS",
+    "RETRY_FOR",
+    "SMS",
+    "TAKEN_BY_CALLER",
+    "CallbackDraft",
+    "CallbackRecord",
+    "DeliveryRecord",
+    "MessageDraft",
+    "MessageError",
+    "MessageRecord",
+    "Outgoing",
+    "Recipient",
+    "SendError",
+    "Target",
+    "caller_digits",
+    "caller_label",
+    "clean_line",
+    "clean_text",
+    "local_time",
+    "next_attempt",
+    "plan_deliveries",
+    "recipient_name",
+    "summary_status",
+    "validate_callback",
+    "validate_message",
+]
