@@ -282,6 +282,17 @@ async def run_client(args: argparse.Namespace, port: int, token: str, pid: int) 
     return out
 
 
+def receive(conn: Connection, server: Any, timeout: float, what: str) -> dict[str, Any]:
+    """The server's next message; an error as soon as it dies (its traceback is on stderr)."""
+    deadline = time.monotonic() + timeout
+    while not conn.poll(0.2):
+        if not server.is_alive():
+            raise SystemExit(f"api_bench: the server failed to {what} (see above)")
+        if time.monotonic() > deadline:
+            raise SystemExit(f"api_bench: the server did not {what} in {timeout:g} s")
+    return conn.recv()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a short run (smoke test)")
@@ -327,12 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     setup_start = time.perf_counter()
     server.start()
     try:
-        if not parent.poll(600):
-            raise RuntimeError("the server did not fill its database in 10 minutes")
-        filled = parent.recv()
-        if not parent.poll(120):
-            raise RuntimeError("the server did not start")
-        started = parent.recv()
+        filled = receive(parent, server, 600, "fill its database")
+        started = receive(parent, server, 120, "start")
         setup_s = time.perf_counter() - setup_start
         if client_core is not None:
             os.sched_setaffinity(0, {client_core})

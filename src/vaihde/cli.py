@@ -10,6 +10,7 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from vaihde import __version__
+from vaihde.auth import commands as auth_commands
 from vaihde.company import commands as company_commands
 from vaihde.presence import commands as presence_commands
 
@@ -136,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     company_commands.register(sub)
     presence_commands.register(sub)
+    auth_commands.register(sub)
     return parser
 
 

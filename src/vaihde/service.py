@@ -27,6 +27,7 @@ from vaihde.agi.server import FastAgiServer
 from vaihde.agi.session import Router
 from vaihde.ami import AmiClient, CallTracker
 from vaihde.ami.devicestate import DeviceStates, device_of_channel
+from vaihde.api import ApiContext, LiveDirectory, make_api
 from vaihde.calendar.importer import CalendarScheduler, resolve_source
 from vaihde.company import CompanyConfig, load_company
 from vaihde.company.apply import apply_company, current_company
@@ -107,6 +108,7 @@ class Service:
         self._presence: PresenceCache | None = None
         self.calendars: CalendarScheduler | None = None
         self.sender: Sender | None = None
+        self.directory: LiveDirectory | None = None
         self.prompts = PromptLibrary(
             settings.prompts_dir, settings.prompts_asterisk_dir or None,
             default_language="fi",
@@ -230,6 +232,12 @@ class Service:
                              extra={"version": self.company_version})
         self._revisions = revisions
 
+    async def _config_applied(self) -> None:
+        """The admin applied a new company through the API: use it from the next call on."""
+        await self.check_for_changes()
+        if self.directory is not None:
+            await self.directory.refresh()
+
     def _prefetch(self) -> None:
         """Synthesize the company's prompts in the background; until a prompt exists the flow
         plays a silent prompt rather than keeping the caller waiting for speech."""
@@ -262,10 +270,13 @@ class Service:
             self.db.sessions, tz=ZoneInfo(self.company.company.timezone)
         )
         await self._presence.load()
+        self.directory = LiveDirectory(self.db.sessions)
+        await self.directory.refresh()
         await self.agi.start()
         self.ami.start()
         self._tasks.append(asyncio.create_task(self._poll(), name="vaihde-poll"))
         self._tasks.append(asyncio.create_task(self._presence.run(), name="vaihde-presence"))
+        self._tasks.append(asyncio.create_task(self.directory.run(), name="vaihde-directory"))
         messaging = self.settings.messaging
         self.sender = Sender(
             self.db.sessions, transports_from_settings(messaging), lambda: self.company,
@@ -277,7 +288,13 @@ class Service:
             on_synced=self._presence.invalidate, interval=self.settings.calendar_interval_s,
         )
         self._tasks.append(asyncio.create_task(self.calendars.run(), name="vaihde-calendars"))
-        self._http = web.AppRunner(make_app(self), access_log=None)
+        app = make_app(self)
+        app.add_subapp("/api/v1", make_api(ApiContext(
+            sessions=self.db.sessions, cache=self._presence, directory=self.directory,
+            company=lambda: self._company, tz=ZoneInfo(self.company.company.timezone),
+            config_applied=self._config_applied,
+        )))
+        self._http = web.AppRunner(app, access_log=None)
         await self._http.setup()
         site = web.TCPSite(self._http, self.settings.http.host, self.settings.http.port)
         await site.start()

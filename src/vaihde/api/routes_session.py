@@ -118,7 +118,8 @@ async def logout(request: web.Request) -> web.Response:
     principal = request.get(PRINCIPAL)
     # A live session is ended only when the request proved it (the middleware checked the
     # cookie and its CSRF token); a dead cookie is just cleared.
-    if cookie is not None and (principal is None or principal.via == "session"):
+    dead = principal is None and "Authorization" not in request.headers
+    if cookie is not None and (dead or (principal is not None and principal.via == "session")):
         async with ctx(request).sessions.begin() as session:
             await store.end_session(session, cookie)
     response = web.Response(status=204)
