@@ -283,11 +283,13 @@ def build_router(settings: Any, company: Any) -> Any:
             return resolve(employee_id, (), now=datetime.now(UTC))
 
         from vaihde.flows.inbound import recorded_only
+        from vaihde.story import StoryBook
 
         # The bench company's prompts are recordings, as synthesized ones are once prefetched.
         stand_in = SimpleNamespace(
             settings=settings, company=company, presence=SimpleNamespace(lookup=lookup),
             prompts=SimpleNamespace(prompts=recorded_only, text=None),
+            stories=StoryBook(),  # stories are kept per call, as in the service
         )
         return service_router(stand_in)  # type: ignore[arg-type]
     from vaihde import contract
