@@ -26,6 +26,7 @@ from vaihde.api.errors import error_middleware, error_response
 from vaihde.api.routes_common import CTX, Route
 from vaihde.auth.middleware import make_auth_middleware
 from vaihde.company.schema import CompanyConfig
+from vaihde.db.clock import utcnow as _utcnow
 from vaihde.db.models import DIRECTORY, current_revisions
 from vaihde.directory.search import DirectoryIndex
 from vaihde.directory.store import search_records
@@ -44,8 +45,6 @@ ROUTE_MODULES = (
 )
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import hashlib
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, delete, or_, select, update
@@ -28,6 +28,7 @@ from vaihde.auth.model import (
 )
 from vaihde.db import auth_models as a
 from vaihde.db import models as m
+from vaihde.db.clock import aware_now as _now
 
 SESSION_IDLE = timedelta(hours=12)  # a session unused this long has ended
 SESSION_ABSOLUTE = timedelta(days=7)  # and none lasts longer than this
@@ -97,12 +98,6 @@ def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
-def _now(now: datetime | None) -> datetime:
-    if now is None:
-        return datetime.now(UTC)
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise ValueError("now must be timezone-aware")
-    return now
 
 
 def _user(row: a.User) -> UserRecord:

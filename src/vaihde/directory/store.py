@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
 from sqlalchemy import select
@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from vaihde.db import models as m
+from vaihde.db.clock import aware_now as _now
 from vaihde.directory import (
     CallerRecord,
     ConfigVersionRecord,
@@ -29,14 +30,6 @@ from vaihde.directory import (
     digits,
 )
 from vaihde.directory.search import Record, fold
-
-
-def _now(now: datetime | None) -> datetime:
-    if now is None:
-        return datetime.now(UTC)
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise ValueError("now must be timezone-aware")
-    return now
 
 
 def _normalised(e: EmployeeDescription) -> EmployeeDescription:

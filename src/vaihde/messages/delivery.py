@@ -9,11 +9,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from vaihde.db.clock import utcnow
 from vaihde.messages.email import EmailTransport
 from vaihde.messages.model import (
     BACKOFF,
@@ -42,8 +43,6 @@ class Transport(Protocol):
     async def close(self) -> None: ...
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Sender:

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vaihde.db import message_models as mm
 from vaihde.db import models as m
+from vaihde.db.clock import aware_now as _now
 from vaihde.messages.model import (
     BACKOFF,
     CALLBACK_STATUSES,
@@ -42,12 +43,6 @@ from vaihde.messages.model import (
 DEFAULT_LEASE = timedelta(minutes=5)
 
 
-def _now(now: datetime | None) -> datetime:
-    if now is None:
-        return datetime.now(UTC)
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise ValueError("now must be timezone-aware")
-    return now
 
 
 def _delivery(row: mm.MessageDelivery) -> DeliveryRecord:

@@ -13,6 +13,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vaihde.db import models as m
+from vaihde.db.clock import utcnow as _utcnow
 from vaihde.presence.model import Availability, Entry, resolve
 from vaihde.presence.store import active_entries, changed_entries, to_entry
 
@@ -24,8 +25,6 @@ KEEP = timedelta(hours=1)
 Subscriber = Callable[[Availability], None]
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class PresenceCache:
