@@ -7,7 +7,7 @@ from vaihde.agi.peer import SimulatedChannel, play_session
 from vaihde.agi.server import FastAgiServer
 from vaihde.agi.session import Router
 from vaihde.company import parse_company
-from vaihde.flows.inbound import AskAgain, GoTo, Ring, ToOperator, choose, inbound
+from vaihde.flows.inbound import Announce, AskAgain, GoTo, Ring, ToOperator, choose, inbound
 
 COMPANY = """\
 company: {name: Testi Oy, language: en, languages: [en]}
@@ -26,12 +26,13 @@ menus:
       2: {team: sales}
       3: {menu: sub}
       5: {announcement: news}
+      6: {external: "+358401110000"}
   sub:
     prompt: {en: Sub menu}
     options:
       1: {employee: bob}
 announcements:
-  news: {en: News}
+  news: {en: News, sound: news-recording}
 teams:
   ops: {name: Operators, kind: operators, members: [olga]}
   sales: {name: Sales, members: [anna, bob], ring_seconds: 15}
@@ -76,8 +77,19 @@ def test_zero_star_hash(company, main):
     assert choose(company, main, "3", 1) == GoTo("sub", "menu-main-3")
 
 
+def test_announcement_then_back(company, main):
+    assert choose(company, main, "5", 1) == Announce("news", "back", "menu-main-5")
+
+
+async def test_announcement_is_said_then_the_menu_again(company):
+    chan = await run_flow(company, SimulatedChannel(digits=["5", "1"]))
+    said = [c for c in chan.commands if c.startswith("STREAM FILE")]
+    assert said[-1] == 'STREAM FILE "news-recording" ""'
+    assert chan.variables[contract.DIAL] == "PJSIP/anna"
+
+
 def test_unhandled_target_goes_to_a_person_with_the_reason(company, main):
-    assert choose(company, main, "5", 1) == ToOperator("menu-main-5-announcement")
+    assert choose(company, main, "6", 1) == ToOperator("menu-main-6-external")
 
 
 @pytest.mark.parametrize("digits", ["", "7", "11", "1" * 50])
@@ -106,7 +118,7 @@ async def test_conversation_sets_dial_route(company):
     assert chan.variables[contract.ROUTE] == "dial"
     assert chan.variables[contract.DIAL] == "PJSIP/anna"
     assert chan.variables[contract.DIAL_TIMEOUT] == "25"
-    assert chan.commands[0] == 'STREAM FILE "hello-world" "#*01235"'
+    assert chan.commands[0] == 'STREAM FILE "hello-world" "#*012356"'
 
 
 async def test_direct_number_skips_the_menu(company):

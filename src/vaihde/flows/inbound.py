@@ -64,12 +64,21 @@ class AskAgain:
 
 
 @dataclass(frozen=True, slots=True)
+class Announce:
+    """Say an announcement, then go back to the menu or (if so configured) say goodbye."""
+
+    announcement: str
+    then: str  # "back" | "hangup"
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class GoTo:
     menu: str  # "" = back to the previous menu
     reason: str
 
 
-Decision = Ring | ToOperator | AskAgain | GoTo | Goodbye
+Decision = Ring | ToOperator | AskAgain | GoTo | Goodbye | Announce
 Final = Ring | ToOperator | Goodbye
 Lookup = Callable[[str], Availability]
 Speak = Callable[[str, str], Awaitable[str | None]]
@@ -134,7 +143,9 @@ def choose(
         return ring_employee(company.employees[target.ref], reason, mobile_dial)
     if target.kind == "team":
         return ring_team(company, company.teams[target.ref], reason, mobile_dial)
-    # announcement, external, dial_by_name, message, language, hangup: a person handles them
+    if target.kind == "announcement":
+        return Announce(target.ref, option.then or "back", reason)
+    # external, dial_by_name, message, language, hangup: a person handles them
     # until their flows exist, and the reason tells the operator what the caller chose.
     return ToOperator(f"{reason}-{target.kind}")
 
@@ -303,6 +314,14 @@ async def inbound(
         )
         if isinstance(decision, Ring | ToOperator | Goodbye):
             return await finish(decision)
+        if isinstance(decision, Announce):
+            sound = prompts(company.announcements[decision.announcement].say, language)
+            if sound:
+                await channel.stream_file(sound)
+            if decision.then == "hangup":
+                return await finish(Goodbye(decision.reason))
+            attempt = 1
+            continue
         if isinstance(decision, GoTo):
             if decision.menu:
                 stack.append(menu)
