@@ -263,6 +263,10 @@ def load_company(config: Path) -> tuple[Any, Any]:
     return settings, company
 
 
+def _never(*_: Any) -> Any:
+    raise RuntimeError("the benchmark's callers do not leave messages")
+
+
 def build_router(settings: Any, company: Any) -> Any:
     """The service's own router (vaihde.service.build_router) over a stand-in service that holds
     just the settings and the company, so the benchmark runs exactly the production handler."""
@@ -290,6 +294,8 @@ def build_router(settings: Any, company: Any) -> Any:
             settings=settings, company=company, presence=SimpleNamespace(lookup=lookup),
             prompts=SimpleNamespace(prompts=recorded_only, text=None),
             stories=StoryBook(),  # stories are kept per call, as in the service
+            # The bench's callers never leave messages; storing one would fail loudly here.
+            recording_for=_never, store_message=_never, store_callback=_never,
         )
         return service_router(stand_in)  # type: ignore[arg-type]
     from vaihde import contract

@@ -36,15 +36,18 @@ from vaihde.db.engine import Database, open_database
 from vaihde.db.migrate import upgrade_async
 from vaihde.db.models import CONFIG, current_revisions
 from vaihde.directory.store import add_contact
+from vaihde.flows.answering import Answering, Recording
 from vaihde.flows.feature_codes import FeatureRequest, feature_call
 from vaihde.flows.inbound import inbound
 from vaihde.http.health import make_app
 from vaihde.messages.delivery import Sender, transports_from_settings
+from vaihde.messages.model import CallbackDraft, MessageDraft, Recipient
+from vaihde.messages.store import take_callback, take_message
 from vaihde.presence.cache import PresenceCache
 from vaihde.presence.model import Source
 from vaihde.presence.store import set_availability
 from vaihde.prompts import PromptLibrary
-from vaihde.story import CallStory, StoryBook
+from vaihde.story import CallStory, StoryBook, describe_path
 
 log = logging.getLogger("vaihde.service")
 
@@ -65,10 +68,17 @@ def build_router(service: Service) -> Router:
             channel.uniqueid, channel.env.callerid, channel.env.calleridname,
             channel.params.get("did", ""),
         )
+        answering = Answering(
+            recording_for=service.recording_for,
+            store_message=lambda kind, target, path: service.store_message(
+                story, kind, target, path
+            ),
+            store_callback=lambda kind, target: service.store_callback(story, kind, target),
+        )
         await inbound(
             channel, service.company, mobile_dial=service.settings.mobile_dial,
             lookup=service.presence.lookup, prompts=service.prompts.prompts,
-            speak=service.prompts.text, story=story,
+            speak=service.prompts.text, story=story, answering=answering,
         )
 
     async def feature_handler(channel: Channel) -> None:
@@ -166,6 +176,51 @@ class Service:
         except Exception as exc:  # history is worth keeping, but never at a caller's expense
             log.warning("contact not saved", extra={"call_id": story.call_id,
                         "error": repr(exc)})
+
+    def recording_for(self, call_id: str) -> Recording:
+        """A message recording's place: under the prompts directory, which both the service
+        and Asterisk can reach (each by its own path)."""
+        name = "msg-" + "".join(c for c in call_id if c.isalnum() or c in ".-")[:40]
+        name += datetime.now(UTC).strftime("-%Y%m%dT%H%M%S")
+        return Recording(
+            asterisk_path=f"{self.prompts.asterisk_dir.rstrip('/')}/recordings/{name}",
+            host_path=str(self.prompts.dir / "recordings" / f"{name}.wav"),
+        )
+
+    async def store_message(
+        self, story: CallStory, kind: str, target: str, recording_path: str | None
+    ) -> bool:
+        """Stored and committed before the caller is told so; False if it could not be."""
+        assert self.db is not None
+        draft = MessageDraft(
+            Recipient(kind, target), caller_number=story.caller_number or None,
+            caller_name=story.caller_name, path=describe_path(story),
+            recording_path=recording_path, call_id=story.call_id,
+        )
+        try:
+            await take_message(self.db.sessions, draft, self.company,
+                               channels=self.settings.messaging.channels)
+        except Exception as exc:  # the caller then reaches a person: say so in the log
+            log.error("message not stored", extra={"call_id": story.call_id, "error": repr(exc)})
+            return False
+        if self.sender is not None:
+            self.sender.wake()
+        return True
+
+    async def store_callback(self, story: CallStory, kind: str, target: str) -> bool:
+        assert self.db is not None
+        if not story.caller_number.isdigit():
+            return False  # a withheld number cannot be called back: a person helps instead
+        draft = CallbackDraft(
+            story.caller_number, caller_name=story.caller_name, for_kind=kind, for_id=target,
+            call_id=story.call_id,
+        )
+        try:
+            await take_callback(self.db.sessions, draft)
+        except Exception as exc:
+            log.error("callback not stored", extra={"call_id": story.call_id, "error": repr(exc)})
+            return False
+        return True
 
     def _calendar_feeds(self) -> dict[str, str]:
         base = Path(self.settings.company_file).parent if self.settings.company_file else None
@@ -265,6 +320,7 @@ class Service:
         self.db = open_database(self.settings.database_url)
         await upgrade_async(self.db.engine)
         await self._load_company()
+        (self.prompts.dir / "recordings").mkdir(parents=True, exist_ok=True)
         self._prefetch()
         self._presence = PresenceCache(
             self.db.sessions, tz=ZoneInfo(self.company.company.timezone)

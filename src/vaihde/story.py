@@ -123,3 +123,16 @@ class StoryBook:
                     self.on_finished(story)
                 except Exception:  # a failing listener must not break the AMI reader
                     log.exception("story listener failed", extra={"call_id": story.call_id})
+
+
+def describe_path(story: CallStory) -> str:
+    """In words, for a message: whom the caller sought and how ("employee anna via menu_option
+    main/1")."""
+    if not story.sought_kind:
+        return story.path
+    via = story.path
+    for step in reversed(story.steps):
+        if step.kind == "sought" and "menu" in step.detail:
+            via += f" {step.detail['menu']}/{step.detail.get('key', '')}"
+            break
+    return f"{story.sought_kind} {story.sought_id} via {via}".strip()

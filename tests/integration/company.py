@@ -39,6 +39,7 @@ menus:
       2: {{employee: bob}}
       3: {{employee: carl}}
       4: {{employee: sipp}}
+      5: {{message: anna}}
 teams:
   ops: {{name: Operators, kind: operators, members: [olga]}}
 employees:

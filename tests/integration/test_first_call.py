@@ -18,10 +18,15 @@ pytestmark = pytest.mark.asterisk
 _ids = itertools.count(1)
 
 
-async def call(ami, digits: str = "", *, delay: float = 1.0, callerid: str = "0401234567"):
+async def call(
+    ami, digits: str = "", *, delay: float = 1.0, callerid: str = "0401234567", hold: int = 60,
+    say: str = "", say_delay: float = 0,
+):
     """Start a simulated caller; returns the Local channel name prefix of the caller's leg."""
     tag = f"t{next(_ids)}{int(time.time() * 1000) % 100000}"
-    variables = [f"CALLER_DELAY={delay}", f"CALLER_TAG={tag}"]
+    variables = [f"CALLER_DELAY={delay}", f"CALLER_TAG={tag}", f"CALLER_HOLD={hold}"]
+    if say:
+        variables += [f"CALLER_SAY={say}", f"CALLER_SAY_DELAY={say_delay}"]
     if digits:
         variables.append(f"CALLER_DIGITS={digits}")
     response = await ami.action(
@@ -149,7 +154,7 @@ async def test_fifty_digit_dtmf_first_key_chooses(asterisk, ami, vaihde):
 
 
 async def test_fifty_invalid_digits_reach_operator(asterisk, ami, vaihde):
-    await call(ami, "5" * 50, delay=1.0)
+    await call(ami, "7" * 50, delay=1.0)
     # No valid choice in fifty presses; the caller must still end up with a person.
     await assert_bridged_with(ami, f"Local/operator@{PHONES}", timeout=15)
     assert phones_dialled(ami) == [f"Local/operator@{PHONES}"]

@@ -100,3 +100,40 @@ async def test_caller_hears_why_an_absent_employee_is_not_rung(asterisk, ami, va
     # What the caller heard was synthesized speech from the instance's sounds directory.
     log = await asyncio.to_thread(Path(asterisk.full_log_path).read_text, errors="replace")
     assert f"Playing '{asterisk.sounds_dir_in_asterisk}/vaihde-en-" in log
+
+
+async def test_caller_leaves_a_message_that_is_stored_with_its_recording(asterisk, ami, vaihde):
+    from pathlib import Path
+
+    from vaihde.messages.model import Recipient
+    from vaihde.messages.store import list_messages
+
+    # The caller chooses "leave a message for Anna", talks after the tone, and hangs up.
+    await call(ami, "5", say="hello-world", say_delay=6, hold=3)
+    messages = []
+    for _ in range(300):
+        async with vaihde.db.sessions() as session:
+            messages = await list_messages(session, recipient=Recipient("employee", "anna"))
+        if messages:
+            break
+        await asyncio.sleep(0.1)
+    (message,) = messages
+    assert message.caller_number == "0401234567" and message.taken_by == "caller"
+    assert "menu_option" in message.path
+    recording = Path(message.recording_path)
+
+    def size() -> int:
+        return recording.stat().st_size if recording.exists() else 0
+
+    for _ in range(50):
+        if size() > 44:
+            break
+        await asyncio.sleep(0.1)
+    assert size() > 44  # more than a WAV header: the caller's audio
+    assert phones_dialled_none(ami)
+
+
+def phones_dialled_none(ami) -> bool:
+    from test_first_call import phones_dialled
+
+    return phones_dialled(ami) == []

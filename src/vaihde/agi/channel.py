@@ -213,6 +213,27 @@ class Channel:
         digits = "".join(c for c in reply.result if c in _DIGITS)
         return Digits(digits, reply.data == "timeout")
 
+    async def record_file(
+        self, path: str, fmt: str = "wav", escape_digits: str = "#", timeout_ms: int = 120_000,
+        *, beep: bool = True, silence_s: int = 0,
+    ) -> str | None:
+        """Record the caller into `path` (no extension); returns the key that ended it, if any.
+        Raises AgiHangup when the caller hangs up (the file is kept by Asterisk)."""
+        _check_sound(path.lstrip("/"))
+        _check_digits(escape_digits)
+        if fmt not in ("wav", "gsm", "sln", "ulaw", "alaw") or not 0 < timeout_ms <= 600_000:
+            raise ValueError("record_file: known format and timeout 1..600000 ms")
+        args: list[str | int] = [path, fmt, escape_digits, timeout_ms, 0]
+        if beep:
+            args.append("BEEP")
+        if silence_s:
+            args.append(f"s={int(silence_s)}")
+        reply = await self._waiting(timeout_ms / 1000 + 10, "RECORD FILE", *args)
+        if reply.result == "-1" or reply.data == "hangup":
+            raise AgiHangup("caller hung up while recording")
+        code = reply.result_int
+        return chr(code) if code > 0 and reply.data == "dtmf" else None
+
     async def wait_for_digit(self, timeout_ms: int) -> str | None:
         reply = await self._waiting(timeout_ms / 1000 + 5, "WAIT FOR DIGIT", timeout_ms)
         code = reply.result_int

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from vaihde import contract
 from vaihde.agi.channel import Channel
 from vaihde.company import CompanyConfig, Employee, Menu, Say, Team, open_now
+from vaihde.flows.answering import Answering, leave_message, request_callback
 from vaihde.flows.reach import reach
 from vaihde.presence.model import Availability
 from vaihde.story import CallStory
@@ -73,12 +74,28 @@ class Announce:
 
 
 @dataclass(frozen=True, slots=True)
+class TakeMessage:
+    """Record a message for an employee or a team (the answering service)."""
+
+    kind: str  # employee | team
+    target: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class TakeCallback:
+    kind: str
+    target: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class GoTo:
     menu: str  # "" = back to the previous menu
     reason: str
 
 
-Decision = Ring | ToOperator | AskAgain | GoTo | Goodbye | Announce
+Decision = Ring | ToOperator | AskAgain | GoTo | Goodbye | Announce | TakeMessage | TakeCallback
 Final = Ring | ToOperator | Goodbye
 Lookup = Callable[[str], Availability]
 Speak = Callable[[str, str], Awaitable[str | None]]
@@ -145,7 +162,10 @@ def choose(
         return ring_team(company, company.teams[target.ref], reason, mobile_dial)
     if target.kind == "announcement":
         return Announce(target.ref, option.then or "back", reason)
-    # external, dial_by_name, message, language, hangup: a person handles them
+    if target.kind == "message":
+        kind = "employee" if target.ref in company.employees else "team"
+        return TakeMessage(kind, target.ref, reason)
+    # external, dial_by_name, language, hangup: a person handles them
     # until their flows exist, and the reason tells the operator what the caller chose.
     return ToOperator(f"{reason}-{target.kind}")
 
@@ -208,7 +228,7 @@ async def check_reach(
     speak: Speak | None,
     language: str,
     mobile_dial: str,
-) -> Final:
+) -> Final | TakeMessage | TakeCallback:
     """Ring only a reachable employee; otherwise tell the caller and offer the alternatives."""
     employee = company.employees[decision.employee]
     away = reach(company, employee, lookup(employee.id), language=language, lookup=lookup)
@@ -222,9 +242,9 @@ async def check_reach(
         delegate = company.employees[away.delegate]
         return ring_employee(delegate, f"{base}-delegate-{delegate.id}", mobile_dial)
     if got.digits == "2":
-        return ToOperator(f"{base}-wants-message")
+        return TakeMessage("employee", employee.id, f"{base}-message")
     if got.digits == "3":
-        return ToOperator(f"{base}-wants-callback")
+        return TakeCallback("employee", employee.id, f"{base}-callback")
     return ToOperator(base)
 
 
@@ -243,6 +263,7 @@ async def inbound(
     speak: Speak | None = None,
     now: datetime | None = None,
     story: CallStory | None = None,
+    answering: Answering | None = None,
 ) -> Decision:
     dialled = channel.params.get("did", "")
     if not _DIGITS.match(dialled):
@@ -250,7 +271,7 @@ async def inbound(
     language = company.company.language
     story = story or CallStory(channel.uniqueid, "", "", dialled, datetime.now(UTC))
 
-    async def finish(decision: Final) -> Final:
+    async def finish(decision: Final | TakeMessage | TakeCallback) -> Final:
         if isinstance(decision, Ring) and decision.employee and lookup is not None:
             availability = lookup(decision.employee)
             story.add("availability", employee=decision.employee,
@@ -260,11 +281,35 @@ async def inbound(
                 channel, company, decision, lookup=lookup, speak=speak, language=language,
                 mobile_dial=mobile_dial,
             )
+        if isinstance(decision, TakeMessage | TakeCallback):
+            decision = await answer_for(decision)
         if isinstance(decision, ToOperator) and not story.sought_kind:
             story.seek("operator", "", "operator")
         story.add("routed", route=type(decision).__name__.lower(), reason=decision.reason)
         await apply(channel, decision)
         return decision
+
+    async def answer_for(decision: TakeMessage | TakeCallback) -> Final:
+        """The answering service; without it (or if storing fails) a person takes over."""
+        if answering is None:
+            return ToOperator(decision.reason)
+        if isinstance(decision, TakeMessage):
+            story.add("message", target=f"{decision.kind}:{decision.target}")
+            recording = answering.recording_for(channel.uniqueid)
+            stored = await leave_message(
+                channel, decision.kind, decision.target, recording, answering.store_message,
+                speak=speak, language=language,
+            )
+        else:
+            story.add("callback", target=f"{decision.kind}:{decision.target}")
+            stored = await request_callback(
+                channel, decision.kind, decision.target, answering.store_callback,
+                speak=speak, language=language,
+            )
+        if stored:
+            story.outcome = "message" if isinstance(decision, TakeMessage) else "callback"
+            return Goodbye(f"{decision.reason}-taken")
+        return ToOperator(f"{decision.reason}-not-stored")
 
     direct = direct_decision(company, dialled, mobile_dial)
     if isinstance(direct, Ring | ToOperator):
@@ -304,15 +349,18 @@ async def inbound(
         decision = choose(company, menu, pressed, attempt, mobile_dial)
         story.add("menu", menu=menu.id, key=pressed, attempt=str(attempt))
         option = menu.options.get(pressed) if len(pressed) == 1 else None
-        if option is not None and option.target.kind in ("employee", "team"):
-            story.seek(option.target.kind, option.target.ref, "menu_option",
-                       menu=menu.id, key=pressed, label=option.label)
+        if option is not None and option.target.kind in ("employee", "team", "message"):
+            ref = option.target.ref
+            kind = option.target.kind
+            if kind == "message":
+                kind = "employee" if ref in company.employees else "team"
+            story.seek(kind, ref, "menu_option", menu=menu.id, key=pressed, label=option.label)
         log.info(
             "menu decision",
             extra={"uniqueid": channel.uniqueid, "menu": menu.id, "attempt": attempt,
                    "pressed": pressed, "decision": decision},
         )
-        if isinstance(decision, Ring | ToOperator | Goodbye):
+        if isinstance(decision, Ring | ToOperator | Goodbye | TakeMessage | TakeCallback):
             return await finish(decision)
         if isinstance(decision, Announce):
             sound = prompts(company.announcements[decision.announcement].say, language)

@@ -1,0 +1,116 @@
+"""The answering service on the phone: a caller leaves a message after the tone, or asks to be
+called back. The message is stored before the caller hears that it was taken; if it cannot be
+stored, the caller is taken to a person instead of being told something untrue.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from vaihde.agi.channel import Channel
+from vaihde.agi.protocol import AgiHangup
+
+log = logging.getLogger("vaihde.flows.answering")
+
+# Core Asterisk sounds, used when no speech could be made.
+RECORD_INTRO = "vm-intro"  # "please leave your message after the tone…"
+MESSAGE_SAVED = "vm-msgsaved"
+CALLBACK_TAKEN = "auth-thankyou"
+
+MAX_MESSAGE_MS = 180_000  # three minutes is plenty for a switchboard message
+SILENCE_ENDS_S = 5  # this much silence ends the recording
+
+_INTRO = {
+    "fi": "Jätä viestisi äänimerkin jälkeen. Lopeta painamalla risuaitaa tai sulkemalla puhelin.",
+    "sv": "Lämna ditt meddelande efter tonen. Avsluta med fyrkant eller genom att lägga på.",
+    "en": "Please leave your message after the tone. Press hash or hang up when you are done.",
+}
+_SAVED = {
+    "fi": "Viestisi on vastaanotettu ja se välitetään perille. Kiitos soitostasi.",
+    "sv": "Ditt meddelande har tagits emot och vidarebefordras. Tack för ditt samtal.",
+    "en": "Your message has been taken and will be passed on. Thank you for calling.",
+}
+_CALLBACK = {
+    "fi": "Soittopyyntösi on vastaanotettu. Soitamme sinulle takaisin. Kiitos.",
+    "sv": "Din begäran om att bli uppringd har tagits emot. Vi ringer upp dig. Tack.",
+    "en": "Your callback request has been taken. We will call you back. Thank you.",
+}
+
+Speak = Callable[[str, str], Awaitable[str | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Recording:
+    """Where Asterisk writes the recording and where the service reads it."""
+
+    asterisk_path: str  # without extension, as RECORD FILE takes it
+    host_path: str  # the .wav the message points at
+
+
+# What the service provides: store the message / callback, return True once committed.
+StoreMessage = Callable[[str, str, str | None], Awaitable[bool]]  # kind, id, recording path
+StoreCallback = Callable[[str, str], Awaitable[bool]]  # kind, id
+
+
+async def _say(channel: Channel, speak: Speak | None, texts: dict[str, str], language: str,
+               fallback: str) -> None:
+    sound = await speak(texts.get(language, texts["en"]), language) if speak else None
+    await channel.stream_file(sound or fallback)
+
+
+async def leave_message(
+    channel: Channel,
+    recipient_kind: str,
+    recipient_id: str,
+    recording: Recording,
+    store: StoreMessage,
+    *,
+    speak: Speak | None,
+    language: str,
+) -> bool:
+    """Record after the tone and store. True: stored and confirmed; False: not stored (the
+    caller must then reach a person)."""
+    hung_up = False
+    try:
+        await _say(channel, speak, _INTRO, language, RECORD_INTRO)
+        await channel.record_file(
+            recording.asterisk_path, "wav", "#", MAX_MESSAGE_MS, beep=True,
+            silence_s=SILENCE_ENDS_S,
+        )
+    except AgiHangup:
+        hung_up = True  # hanging up is how many callers end a message: keep it
+    stored = await store(recipient_kind, recipient_id, recording.host_path)
+    if hung_up:
+        if not stored:
+            log.error("message of a caller who hung up could not be stored",
+                      extra={"uniqueid": channel.uniqueid, "recording": recording.host_path})
+        raise AgiHangup("caller hung up after leaving a message")
+    if stored:
+        await _say(channel, speak, _SAVED, language, MESSAGE_SAVED)
+    return stored
+
+
+async def request_callback(
+    channel: Channel,
+    kind: str,
+    target: str,
+    store: StoreCallback,
+    *,
+    speak: Speak | None,
+    language: str,
+) -> bool:
+    if not await store(kind, target):
+        return False
+    await _say(channel, speak, _CALLBACK, language, CALLBACK_TAKEN)
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class Answering:
+    """What the flows need from the service to take messages and callback requests."""
+
+    recording_for: Callable[[str], Recording]  # call id → where its recording goes
+    store_message: StoreMessage
+    store_callback: StoreCallback
