@@ -20,6 +20,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from vaihde import contract
 from vaihde.agi.channel import Channel
@@ -34,7 +36,7 @@ from vaihde.company.apply import apply_company, current_company
 from vaihde.config import settings as settings_mod
 from vaihde.db.engine import Database, open_database
 from vaihde.db.migrate import upgrade_async
-from vaihde.db.models import CONFIG, current_revisions
+from vaihde.db.models import CALLERS, CONFIG, Caller, current_revisions
 from vaihde.directory.store import add_contact
 from vaihde.flows.answering import Answering, Recording
 from vaihde.flows.feature_codes import FeatureRequest, feature_call
@@ -79,6 +81,7 @@ def build_router(service: Service) -> Router:
             channel, service.company, mobile_dial=service.settings.mobile_dial,
             lookup=service.presence.lookup, prompts=service.prompts.prompts,
             speak=service.prompts.text, story=story, answering=answering,
+            greet_name=service.greetings.get(story.caller_number, ""),
         )
 
     async def feature_handler(channel: Channel) -> None:
@@ -128,6 +131,9 @@ class Service:
         self._revisions: dict[str, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
+        # Known callers who agreed to be greeted by name: number → first name. Kept in memory
+        # (refreshed when the caller registry changes) so no call waits on the database.
+        self.greetings: dict[str, str] = {}
         self._http: web.AppRunner | None = None
         self.http_port = settings.http.port
 
@@ -253,6 +259,7 @@ class Service:
         async with self.db.sessions() as session:
             self._revisions = await current_revisions(session)
             company = await current_company(session)
+            await self._load_greetings(session)
         if company is None and self.settings.company_file:
             # First start on an empty database: the company file is the starting point.
             config = load_company(self.settings.company_file)
@@ -272,11 +279,21 @@ class Service:
         self._company = company
         self.company_version = self._revisions.get(CONFIG, 0)
 
+    async def _load_greetings(self, session: AsyncSession) -> None:
+        rows = await session.execute(
+            select(Caller.number, Caller.name).where(Caller.greet_by_name.is_(True))
+        )
+        self.greetings = {
+            number: name.split()[0] for number, name in rows if name and name.split()
+        }
+
     async def check_for_changes(self) -> None:
         """Reload what other processes changed (the revision counters say what)."""
         assert self.db is not None
         async with self.db.sessions() as session:
             revisions = await current_revisions(session)
+            if revisions.get(CALLERS) != self._revisions.get(CALLERS):
+                await self._load_greetings(session)
             if revisions.get(CONFIG) != self._revisions.get(CONFIG):
                 company = await current_company(session)
                 if company is not None:

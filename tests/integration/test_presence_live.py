@@ -137,3 +137,27 @@ def phones_dialled_none(ami) -> bool:
     from test_first_call import phones_dialled
 
     return phones_dialled(ami) == []
+
+
+async def test_known_caller_who_agreed_is_greeted_by_first_name(asterisk, ami, vaihde):
+    from pathlib import Path
+
+    from vaihde.directory.store import upsert_caller
+
+    async with vaihde.db.sessions() as session, session.begin():
+        await upsert_caller(session, "0405556666", name="Maija Meikäläinen", greet_by_name=True)
+        await upsert_caller(session, "0407778888", name="Pekka Puup", greet_by_name=False)
+    await vaihde.check_for_changes()
+    assert vaihde.greetings == {"0405556666": "Maija"}
+    await call(ami, "1", callerid="0407778888", delay=3)
+    await assert_bridged_with(ami, f"Local/anna@{PHONES}", timeout=15)
+    asterisk.rx("channel request hangup all")
+    await call(ami, "1", callerid="0405556666", delay=3)
+    await assert_bridged_with(ami, f"Local/anna@{PHONES}", timeout=15)
+    hello = await vaihde.prompts.text("Hello Maija", "en")
+    assert hello is not None
+    log = await asyncio.to_thread(Path(asterisk.full_log_path).read_text, errors="replace")
+    assert f"Playing '{hello}." in log
+    # Pekka, who did not agree, heard no name (had he, this cached file would be in the log).
+    pekka = await vaihde.prompts.text("Hello Pekka", "en")
+    assert pekka is not None and f"Playing '{pekka}." not in log

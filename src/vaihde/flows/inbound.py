@@ -19,6 +19,7 @@ from vaihde.company import CompanyConfig, Employee, Menu, Say, Team, open_now
 from vaihde.flows.answering import Answering, leave_message, request_callback
 from vaihde.flows.reach import reach
 from vaihde.presence.model import Availability
+from vaihde.prompts.say import greeting_for
 from vaihde.story import CallStory
 
 log = logging.getLogger("vaihde.flows")
@@ -264,6 +265,7 @@ async def inbound(
     now: datetime | None = None,
     story: CallStory | None = None,
     answering: Answering | None = None,
+    greet_name: str = "",
 ) -> Decision:
     dialled = channel.params.get("did", "")
     if not _DIGITS.match(dialled):
@@ -320,6 +322,11 @@ async def inbound(
 
     menu = _entry(company, dialled)
     story.add("entered", number=dialled, menu=menu.id)
+    if greet_name and speak is not None:
+        # A known caller who agreed to it is greeted by first name; everyone else is not.
+        sound = await speak(greeting_for(greet_name, language), language)
+        if sound:
+            await channel.stream_file(sound)
     announcement, closed = closed_decision(company, now or datetime.now(UTC), mobile_dial)
     if announcement:
         sound = prompts(company.announcements[announcement].say, language)
