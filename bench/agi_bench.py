@@ -296,6 +296,7 @@ def build_router(settings: Any, company: Any) -> Any:
             stories=StoryBook(),  # stories are kept per call, as in the service
             # The bench's callers never leave messages; storing one would fail loudly here.
             recording_for=_never, store_message=_never, store_callback=_never,
+            greetings={},  # the bench's callers are not known by name
         )
         return service_router(stand_in)  # type: ignore[arg-type]
     from vaihde import contract
