@@ -6,6 +6,7 @@ then refresh the cache, so routing sees the change before the response is sent.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from aiohttp import web
 from sqlalchemy import select
@@ -73,44 +74,23 @@ async def get_availability(request: web.Request) -> web.Response:
 
 async def set_availability(request: web.Request) -> web.Response:
     """Set the employee's status from now (replacing their earlier open-ended one)."""
-    employee_id = employee_id_param(request)
-    principal = require(request, Action.CHANGE_AVAILABILITY, employee_id)
-    Query(request, ())
-    body = await json_body(request, SET_FIELDS)
-    state = body.text("state", required=True, max_length=40) or ""
-    until = body.time("until")
-    note = body.text("note_for_callers", max_length=MAX_NOTE_FOR_CALLERS) or ""
-    internal = body.text("internal_note", max_length=MAX_INTERNAL_NOTE) or ""
-    await _require_active(request, employee_id)
-    api = ctx(request)
-    entry = await PresenceStore(api.sessions, api.cache).set_availability(
-        employee_id,
-        state,
-        source=availability_source(principal, employee_id),
-        set_by=principal.username,
-        until=until,
-        note_for_callers=note,
-        internal_note=internal,
-        now=api.clock(),
-    )
-    return web.json_response(
-        {
-            "entry": entry_json(entry, api.tz, private=True),
-            "availability": availability_json(
-                api.cache.lookup(employee_id), api.tz, private=True
-            ),
-        }
-    )
+    return await _store_entry(request, SET_FIELDS, scheduled=False)
 
 
 async def schedule(request: web.Request) -> web.Response:
     """A scheduled entry (vacation next week, a meeting at 14:00)."""
+    return await _store_entry(request, SCHEDULE_FIELDS, scheduled=True)
+
+
+async def _store_entry(
+    request: web.Request, fields: Any, *, scheduled: bool
+) -> web.Response:
     employee_id = employee_id_param(request)
     principal = require(request, Action.CHANGE_AVAILABILITY, employee_id)
     Query(request, ())
-    body = await json_body(request, SCHEDULE_FIELDS)
+    body = await json_body(request, fields)
     state = body.text("state", required=True, max_length=40) or ""
-    starts_at = body.time("starts_at", required=True)
+    starts_at = body.time("starts_at", required=True) if scheduled else None
     until = body.time("until")
     note = body.text("note_for_callers", max_length=MAX_NOTE_FOR_CALLERS) or ""
     internal = body.text("internal_note", max_length=MAX_INTERNAL_NOTE) or ""
@@ -134,7 +114,7 @@ async def schedule(request: web.Request) -> web.Response:
                 api.cache.lookup(employee_id), api.tz, private=True
             ),
         },
-        status=201,
+        status=201 if scheduled else 200,  # a scheduled entry is a new resource
     )
 
 
