@@ -263,53 +263,47 @@ def load_company(config: Path) -> tuple[Any, Any]:
     return settings, company
 
 
-def _never(*_: Any) -> Any:
-    raise RuntimeError("the benchmark's callers do not leave messages")
-
-
 def build_router(settings: Any, company: Any) -> Any:
-    """The service's own router (vaihde.service.build_router) over a stand-in service that holds
-    just the settings and the company, so the benchmark runs exactly the production handler."""
-    from types import SimpleNamespace
+    """The service's own router (vaihde.service.build_router) over a stand-in that meets its
+    `CallHost` contract with the settings and the company and no database, so the benchmark
+    runs exactly the production handlers."""
+    from datetime import UTC, datetime
 
-    try:
-        from vaihde.service import build_router as service_router
-    except ImportError:
-        service_router = None
-    if service_router is not None:
-        # Availability as the service's cache answers it for someone with no entries: the
-        # same pure resolve() per call, without a database.
-        from datetime import UTC, datetime
+    from vaihde.flows.inbound import recorded_only
+    from vaihde.presence.model import resolve
+    from vaihde.service import build_router as service_router
+    from vaihde.story import StoryBook
 
-        from vaihde.presence.model import resolve
-
-        def lookup(employee_id: str) -> Any:
+    class Presence:
+        def lookup(self, employee_id: str) -> Any:
+            # As the service's cache answers for someone with no entries: the same pure
+            # resolve() per call, without a database.
             return resolve(employee_id, (), now=datetime.now(UTC))
 
-        from vaihde.flows.inbound import recorded_only
-        from vaihde.story import StoryBook
-
+    class Prompts:
         # The bench company's prompts are recordings, as synthesized ones are once prefetched.
-        stand_in = SimpleNamespace(
-            settings=settings, company=company, presence=SimpleNamespace(lookup=lookup),
-            prompts=SimpleNamespace(prompts=recorded_only, text=None),
-            stories=StoryBook(),  # stories are kept per call, as in the service
-            # The bench's callers never leave messages; storing one would fail loudly here.
-            recording_for=_never, store_message=_never, store_callback=_never,
-            greetings={},  # the bench's callers are not known by name
-        )
-        return service_router(stand_in)  # type: ignore[arg-type]
-    from vaihde import contract
-    from vaihde.agi.session import Router
-    from vaihde.flows.inbound import inbound
+        prompts = staticmethod(recorded_only)
+        text = None
 
-    router = Router()
+    class StandIn:
+        db = None
 
-    async def inbound_handler(channel: Any) -> None:
-        await inbound(channel, company)
+        def __init__(self) -> None:
+            self.settings, self.company = settings, company
+            self.presence, self.prompts = Presence(), Prompts()
+            self.greetings: dict[str, str] = {}  # the bench's callers are not known by name
+            self.stories = StoryBook()  # stories are kept per call, as in the service
 
-    router.add(contract.SCRIPT_INBOUND, inbound_handler)
-    return router
+        def recording_for(self, call_id: str) -> Any:
+            raise RuntimeError("the benchmark's callers do not leave messages")
+
+        async def store_message(self, *_: Any) -> bool:
+            raise RuntimeError("the benchmark's callers do not leave messages")
+
+        async def store_callback(self, *_: Any) -> bool:
+            raise RuntimeError("the benchmark's callers do not ask for callbacks")
+
+    return service_router(StandIn())  # type: ignore[arg-type]
 
 
 def network_environment() -> bytes:

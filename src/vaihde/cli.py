@@ -30,10 +30,7 @@ def _load(path: str) -> Settings:
     try:
         return load(path)
     except ConfigError as exc:
-        print(f"vaihde: {path} has {len(exc.problems)} problem(s):", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
-        raise SystemExit(2) from None
+        exc.exit(path)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -92,7 +89,7 @@ async def _company_for_one_call(settings: Settings) -> CompanyConfig:
     from vaihde.company.apply import current_company
     from vaihde.db.engine import open_database
 
-    db = open_database(settings.database_url)
+    db = open_database(settings.database_url or None)
     try:
         async with db.sessions() as session:
             company = await current_company(session)

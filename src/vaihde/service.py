@@ -14,9 +14,10 @@ import contextlib
 import gc
 import logging
 import signal
+from collections.abc import Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -28,7 +29,7 @@ from vaihde.agi.channel import Channel
 from vaihde.agi.server import FastAgiServer
 from vaihde.agi.session import Router
 from vaihde.ami import AmiClient, CallTracker
-from vaihde.ami.devicestate import DeviceStates, device_of_channel
+from vaihde.ami.devicestate import DeviceStates
 from vaihde.api import ApiContext, LiveDirectory, make_api
 from vaihde.calendar.importer import CalendarScheduler, resolve_source
 from vaihde.company import CompanyConfig, load_company
@@ -61,7 +62,28 @@ class NoCompany(RuntimeError):
     """The database holds no company and no company file was given to start from."""
 
 
-def build_router(service: Service) -> Router:
+class CallHost(Protocol):
+    """What the call handlers use of the service: the contract a stand-in (the FastAGI
+    benchmark's) must meet to run exactly the production handlers."""
+
+    settings: settings_mod.Settings
+    stories: StoryBook
+    greetings: dict[str, str]
+    prompts: PromptLibrary
+    db: Database | None
+
+    @property
+    def company(self) -> CompanyConfig: ...
+    @property
+    def presence(self) -> PresenceCache: ...
+    def recording_for(self, call_id: str) -> Recording: ...
+    async def store_message(
+        self, story: CallStory, kind: str, target: str, recording_path: str | None
+    ) -> bool: ...
+    async def store_callback(self, story: CallStory, kind: str, target: str) -> bool: ...
+
+
+def build_router(service: CallHost) -> Router:
     router = Router()
 
     async def inbound_handler(channel: Channel) -> None:
@@ -85,9 +107,7 @@ def build_router(service: Service) -> Router:
         )
 
     async def feature_handler(channel: Channel) -> None:
-        device = channel.params.get("device") or device_of_channel(channel.name)
-
-        async def set_from_phone(employee_id: str, request: FeatureRequest) -> None:
+        async def set_from_phone(employee_id: str, request: FeatureRequest, device: str) -> None:
             assert service.db is not None
             async with service.db.sessions() as session, session.begin():
                 await set_availability(
@@ -153,19 +173,25 @@ class Service:
         """A phone went into or out of a call: its owner is "on a call" while any is in use."""
         if self._presence is None or self._company is None:
             return
-        for employee in self._company.employees.values():
-            addresses = {d.address for d in employee.devices if d.kind != "mobile"}
-            if device in addresses:
-                busy = any(self.devices.in_use.get(a, False) for a in addresses)
-                self._presence.set_on_call(employee.id, busy)
+        employee = self._company.employee_by_device(device)
+        if employee is not None:
+            busy = any(
+                self.devices.in_use.get(d.address, False)
+                for d in employee.devices
+                if d.kind != "mobile"
+            )
+            self._presence.set_on_call(employee.id, busy)
+
+    def _spawn(self, job: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(job, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _story_finished(self, story: CallStory) -> None:
         """The caller hung up: their story joins their contact history (off the AMI reader)."""
         if self.db is None:
             return
-        task = asyncio.get_running_loop().create_task(self._save_contact(story))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._spawn(self._save_contact(story), "vaihde-contact")
 
     async def _save_contact(self, story: CallStory) -> None:
         assert self.db is not None
@@ -322,7 +348,8 @@ class Service:
             log.info("prompts ready", extra={"generated": report.generated,
                      "reused": report.reused, "failed": report.failed})
 
-        self._tasks.append(asyncio.create_task(run(), name="vaihde-prompts"))
+        # One per company version: tracked like other short jobs, not kept after they finish.
+        self._spawn(run(), "vaihde-prompts")
 
     async def _poll(self) -> None:
         while True:
@@ -334,7 +361,7 @@ class Service:
                             extra={"error": repr(exc)})
 
     async def start(self) -> None:
-        self.db = open_database(self.settings.database_url)
+        self.db = open_database(self.settings.database_url or None)
         await upgrade_async(self.db.engine)
         await self._load_company()
         (self.prompts.dir / "recordings").mkdir(parents=True, exist_ok=True)
@@ -386,9 +413,9 @@ class Service:
         )
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        for task in (*self._tasks, *self._background):
             task.cancel()
-        for task in self._tasks:
+        for task in (*self._tasks, *self._background):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()

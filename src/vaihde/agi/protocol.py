@@ -209,8 +209,3 @@ def format_command(verb: str, *args: str | int) -> bytes:
     if len(line) > MAX_COMMAND_BYTES:
         raise ValueError(f"AGI command longer than {MAX_COMMAND_BYTES} bytes: {verb}")
     return line + b"\n"
-
-
-def sanitize(value: str, limit: int = 200) -> str:
-    """Make untrusted text (caller ID names…) safe to hand to a command: no control chars."""
-    return _CONTROL_CHARS.sub(" ", value)[:limit]

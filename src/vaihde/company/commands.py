@@ -24,11 +24,7 @@ def _company(path: str) -> CompanyConfig:
     try:
         config = load_company(path)
     except ConfigError as exc:
-        print(f"vaihde: {path} has {len(exc.problems)} problem(s); nothing was applied:",
-              file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
-        raise SystemExit(2) from None
+        exc.exit(path, "; nothing was applied")
     for warning in config.warnings:
         print(f"  warning: {warning}", file=sys.stderr)
     return config
@@ -46,7 +42,7 @@ def database_for(args: argparse.Namespace) -> str | None:
 
         os.environ.setdefault("VAIHDE_AMI_SECRET", "-")  # not needed for database work
         try:
-            return load(settings).database_url
+            return load(settings).database_url or None
         except ConfigError as exc:
             print(f"vaihde: {settings}: {exc.problems[0]}", file=sys.stderr)
             raise SystemExit(2) from None

@@ -54,31 +54,34 @@ def day_rule(hours: OpeningHours, day: date) -> DayRule:
     return DayRule("weekly", WEEKDAYS[weekday], hours.weekly[weekday])
 
 
+def _at(
+    hours: OpeningHours, at: datetime
+) -> tuple[ZoneInfo, date, int, DayRule, TimeRange | None]:
+    """Company-local day, seconds into it, its rule, and the range `at` falls in (if open)."""
+    if at.tzinfo is None:
+        raise ValueError("opening hours need an aware datetime (with a time zone)")
+    tz = ZoneInfo(hours.timezone)
+    local = at.astimezone(tz)
+    seconds = local.hour * 3600 + local.minute * 60 + local.second
+    rule = day_rule(hours, local.date())
+    current = next((r for r in rule.ranges if r.start * 60 <= seconds < r.end * 60), None)
+    return tz, local.date(), seconds, rule, current
+
+
 def open_now(hours: OpeningHours, at: datetime) -> tuple[bool, DayRule]:
     """Just open or closed, and the rule that decided: what routing needs on every call,
     without looking ahead for the next change (is_open does that, for people)."""
-    if at.tzinfo is None:
-        raise ValueError("open_now needs an aware datetime (with a time zone)")
-    local = at.astimezone(ZoneInfo(hours.timezone))
-    seconds = local.hour * 3600 + local.minute * 60 + local.second
-    rule = day_rule(hours, local.date())
-    return any(r.start * 60 <= seconds < r.end * 60 for r in rule.ranges), rule
+    _, _, _, rule, current = _at(hours, at)
+    return current is not None, rule
 
 
 def is_open(hours: OpeningHours, at: datetime) -> OpenState:
     """Open or closed at `at` (any zone, must be aware); ranges include the opening minute and
     exclude the closing one, so with 08:00-16:30 08:00 is open and 16:30 closed."""
-    if at.tzinfo is None:
-        raise ValueError("is_open needs an aware datetime (with a time zone)")
-    tz = ZoneInfo(hours.timezone)
-    local = at.astimezone(tz)
-    day = local.date()
-    seconds = local.hour * 3600 + local.minute * 60 + local.second
-    rule = day_rule(hours, day)
-    for r in rule.ranges:
-        if r.start * 60 <= seconds < r.end * 60:
-            closes = _closing(hours, day, r.end, tz)
-            return OpenState(True, str(rule), rule.kind, closes_at=closes)
+    tz, day, seconds, rule, current = _at(hours, at)
+    if current is not None:
+        closes = _closing(hours, day, current.end, tz)
+        return OpenState(True, str(rule), rule.kind, closes_at=closes)
     opens = _next_opening(hours, day, seconds, tz)
     return OpenState(False, str(rule), rule.kind, opens_at=opens)
 

@@ -380,6 +380,29 @@ class CompanyConfig:
     employees: Mapping[str, Employee]
     warnings: tuple[str, ...] = field(default=(), compare=False)
     source: str = field(default="", compare=False)
+    # Indexes for the lookups every call (and every phone state change) makes; built once.
+    _menu_by_number: Mapping[str, str] = field(init=False, compare=False, repr=False)
+    _by_number: Mapping[str, str] = field(init=False, compare=False, repr=False)
+    _by_extension: Mapping[str, str] = field(init=False, compare=False, repr=False)
+    _by_device: Mapping[str, str] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        menus = {n.digits: n.menu for n in self.numbers.values()}
+        by_number: dict[str, str] = {}
+        by_extension: dict[str, str] = {}
+        by_device: dict[str, str] = {}
+        for employee in self.employees.values():
+            for number in employee.direct:
+                by_number.setdefault(number.lstrip("+"), employee.id)
+            if employee.extension:
+                by_extension.setdefault(employee.extension, employee.id)
+            for device in employee.devices:
+                # Mobiles cannot be told apart from any caller, so they identify no one.
+                if device.kind != "mobile":
+                    by_device.setdefault(device.address, employee.id)
+        for name, index in (("_menu_by_number", menus), ("_by_number", by_number),
+                            ("_by_extension", by_extension), ("_by_device", by_device)):
+            object.__setattr__(self, name, MappingProxyType(index))
 
     @property
     def operators(self) -> Team:
@@ -388,24 +411,21 @@ class CompanyConfig:
 
     def entry_menu(self, dialled: str) -> Menu | None:
         """The menu for a dialled company number, with or without its leading +."""
-        digits = dialled.lstrip("+")
-        for number in self.numbers.values():
-            if number.digits == digits:
-                return self.menus[number.menu]
-        return None
+        menu = self._menu_by_number.get(dialled.lstrip("+"))
+        return self.menus[menu] if menu is not None else None
 
     def employee_by_number(self, dialled: str) -> Employee | None:
-        digits = dialled.lstrip("+")
-        for employee in self.employees.values():
-            if any(n.lstrip("+") == digits for n in employee.direct):
-                return employee
-        return None
+        found = self._by_number.get(dialled.lstrip("+"))
+        return self.employees[found] if found is not None else None
 
     def employee_by_extension(self, extension: str) -> Employee | None:
-        for employee in self.employees.values():
-            if employee.extension and employee.extension == extension:
-                return employee
-        return None
+        found = self._by_extension.get(extension)
+        return self.employees[found] if found is not None else None
+
+    def employee_by_device(self, device: str) -> Employee | None:
+        """Whose desk phone or softphone `device` (e.g. PJSIP/anna) is."""
+        found = self._by_device.get(device)
+        return self.employees[found] if found is not None else None
 
     def to_document(self) -> dict[str, Any]:
         """The canonical form: the file format with every default written out, keys sorted.

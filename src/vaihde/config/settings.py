@@ -16,7 +16,6 @@ from vaihde.config.source import ConfigError, Node, Reader, load_yaml, parse_yam
 from vaihde.messages.settings import MessagingSettings, parse_messaging
 
 _HOST = re.compile(r"^[A-Za-z0-9.\-:]{1,253}$")
-DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/vaihde.db"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +38,7 @@ class Settings:
     fastagi: Endpoint
     http: Endpoint
     ami: AmiSettings
-    database_url: str
+    database_url: str  # "" = the default (vaihde.db.engine.DEFAULT_URL)
     company_file: str  # applied at start when the database holds no company yet; "" = none
     mobile_dial: str  # Dial() template for mobile numbers, e.g. PJSIP/{number}@trunk; "" = none
     calendar_interval_s: int = 300
@@ -99,7 +98,8 @@ def _build(root: Node) -> Settings:
 
     # The database URL may come from the environment so that secrets stay out of the file.
     db = top.section("database")
-    database_url = db.str("url", DEFAULT_DATABASE_URL)
+    # "" leaves the choice to vaihde.db.database_url() ($VAIHDE_DB_URL, else var/vaihde.db).
+    database_url = db.str("url", "")
     database_url = os.environ.get("VAIHDE_DB_URL") or database_url
     db.done()
     prompts = top.section("prompts")

@@ -4,9 +4,10 @@ as `file:line: field: what is wrong` in plain words.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
@@ -17,6 +18,14 @@ class ConfigError(Exception):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
+
+    def exit(self, path: str, consequence: str = "") -> NoReturn:
+        """For commands: list every problem on stderr and exit with status 2."""
+        print(f"vaihde: {path} has {len(self.problems)} problem(s){consequence}:",
+              file=sys.stderr)
+        for problem in self.problems:
+            print(f"  {problem}", file=sys.stderr)
+        raise SystemExit(2)
 
 
 @dataclass(frozen=True, slots=True)

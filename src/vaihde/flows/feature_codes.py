@@ -18,8 +18,12 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
+
+if TYPE_CHECKING:
+    from vaihde.agi.channel import Channel
+    from vaihde.company import CompanyConfig
 
 log = logging.getLogger("vaihde.flows.feature_codes")
 
@@ -98,18 +102,10 @@ REFUSED = "pbx-invalid"
 NOT_YOURS = "im-sorry"
 
 
-def employee_for_device(company: Any, device: str) -> str | None:
-    """The employee whose desk phone or softphone `device` is (mobiles cannot dial codes)."""
-    for employee in company.employees.values():
-        if any(d.kind != "mobile" and d.address == device for d in employee.devices):
-            return employee.id
-    return None
-
-
 async def feature_call(
-    channel: Any,
-    company: Any,
-    set_availability: Callable[[str, FeatureRequest], Awaitable[None]],
+    channel: Channel,
+    company: CompanyConfig,
+    set_availability: Callable[[str, FeatureRequest, str], Awaitable[None]],
     *,
     now: datetime,
 ) -> str:
@@ -122,17 +118,18 @@ async def feature_call(
 
     code = channel.params.get("code", "")
     device = channel.params.get("device") or device_of_channel(channel.name)
-    employee_id = employee_for_device(company, device)
-    if employee_id is None:
+    employee = company.employee_by_device(device)
+    if employee is None:
         log.warning("feature code from an unknown device", extra={"device": device[:80]})
         await channel.stream_file(NOT_YOURS)
         return "unknown-device"
+    employee_id = employee.id
     try:
         request = parse(code, now, company.company.timezone)
     except FeatureCodeError as exc:
         log.info("feature code refused", extra={"employee": employee_id, "why": str(exc)})
         await channel.stream_file(REFUSED)
         return "invalid-code"
-    await set_availability(employee_id, request)
+    await set_availability(employee_id, request, device)
     await channel.stream_file(CONFIRM_BACK if request.state == "available" else CONFIRM_SET)
     return f"{employee_id}:{request.state}"

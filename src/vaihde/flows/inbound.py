@@ -224,6 +224,7 @@ async def check_reach(
     channel: Channel,
     company: CompanyConfig,
     decision: Ring,
+    availability: Availability,
     *,
     lookup: Lookup,
     speak: Speak | None,
@@ -232,10 +233,10 @@ async def check_reach(
 ) -> Final | TakeMessage | TakeCallback:
     """Ring only a reachable employee; otherwise tell the caller and offer the alternatives."""
     employee = company.employees[decision.employee]
-    away = reach(company, employee, lookup(employee.id), language=language, lookup=lookup)
+    away = reach(company, employee, availability, language=language, lookup=lookup)
     if away is None:
         return decision
-    state = lookup(employee.id).state
+    state = availability.state
     sound = await speak(f"{away.sentence} {away.offers}", language) if speak else None
     got = await channel.get_data(sound or AWAY_FALLBACK, 6000, 1)
     base = f"{decision.reason}-{state}"
@@ -280,7 +281,8 @@ async def inbound(
                       state=str(availability.state),
                       until=availability.until.isoformat() if availability.until else "")
             decision = await check_reach(
-                channel, company, decision, lookup=lookup, speak=speak, language=language,
+                channel, company, decision, availability, lookup=lookup, speak=speak,
+                language=language,
                 mobile_dial=mobile_dial,
             )
         if isinstance(decision, TakeMessage | TakeCallback):
