@@ -292,7 +292,9 @@ def build_router(settings: Any, company: Any) -> Any:
             self.settings, self.company = settings, company
             self.presence, self.prompts = Presence(), Prompts()
             self.greetings: dict[str, str] = {}  # the bench's callers are not known by name
-            self.stories = StoryBook()  # stories are kept per call, as in the service
+            # Stories are kept per call as in the service, which drops each at the caller's
+            # hangup (an AMI event the bench has none of): hold about the calls in progress.
+            self.stories = StoryBook(limit=600)
 
         def recording_for(self, call_id: str) -> Any:
             raise RuntimeError("the benchmark's callers do not leave messages")
