@@ -24,7 +24,7 @@ from .chroot import SandboxError, asterisk_pids, read_marker, require_root, sand
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 MANAGER_TEMPLATE = REPO_ROOT / "config" / "asterisk" / "manager-vaihde.conf"
-DIALPLAN = REPO_ROOT / "dialplan" / "vaihde.conf"
+DIALPLAN_DIR = REPO_ROOT / "dialplan"  # every *.conf here is shipped; vaihde.conf includes the rest
 
 INSTANCE_SUBDIRS = ("etc", "run", "log", "spool", "lib", "lib/keys", "db", "cache", "sounds")
 PID_FILE = "vaihde-instance.json"
@@ -373,11 +373,17 @@ _RESERVED_FILES = frozenset(
 def render_config(
     settings: InstanceSettings,
     manager_template: str,
-    dialplan: str,
+    dialplan: str | Mapping[str, str],
     extra_dialplan: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """Every file of the instance's etc dir, by file name. Pure: all inputs are text."""
+    """Every file of the instance's etc dir, by file name. Pure: all inputs are text.
+
+    `dialplan` is the shipped dialplan: vaihde.conf's text, or every file of dialplan/ by name.
+    """
     extra = dict(extra_dialplan or {})
+    shipped = {"vaihde.conf": dialplan} if isinstance(dialplan, str) else dict(dialplan)
+    if "vaihde.conf" not in shipped:
+        raise SandboxError("the shipped dialplan has no vaihde.conf")
     files = dict(STATIC_FILES)
     files.update(
         {
@@ -393,9 +399,12 @@ def render_config(
             "extensions.conf": render_extensions_conf(
                 settings.agi_url, settings.operators, settings.operator_timeout, list(extra)
             ),
-            "vaihde.conf": dialplan,
         }
     )
+    for name in shipped:
+        if not _FILENAME_RE.match(name) or (name in _RESERVED_FILES and name != "vaihde.conf"):
+            raise SandboxError(f"shipped dialplan file name {name!r} is not usable")
+    files.update(shipped)
     files.update(extra)
     return files
 
@@ -562,9 +571,8 @@ class Instance:
     # config
     def config_files(self) -> dict[str, str]:
         extra = {Path(p).name: Path(p).read_text() for p in self.settings.extra_dialplan}
-        return render_config(
-            self.settings, MANAGER_TEMPLATE.read_text(), DIALPLAN.read_text(), extra
-        )
+        shipped = {p.name: p.read_text() for p in sorted(DIALPLAN_DIR.glob("*.conf"))}
+        return render_config(self.settings, MANAGER_TEMPLATE.read_text(), shipped, extra)
 
     def write_config(self) -> None:
         for sub in INSTANCE_SUBDIRS:
