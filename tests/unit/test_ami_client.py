@@ -402,3 +402,20 @@ async def test_repeated_headers_are_sent_as_repeated_lines(server: FakeAmi) -> N
         assert server.actions[-1]["Variable"] == ["A=1", "B=2"]
     finally:
         await client.close()
+
+
+def test_login_on_uvloop_the_loop_vaihde_serve_runs_on() -> None:
+    """uvloop's transports are not asyncio.Transport subclasses; the client must still log in."""
+    import uvloop  # a dependency of vaihde on Linux: `vaihde serve` runs on it
+
+    async def scenario() -> None:
+        srv = await FakeAmi().start()
+        client = make_client(srv)
+        try:
+            await client.connect()
+            assert client.connected
+        finally:
+            await client.close()
+            await srv.stop()
+
+    uvloop.run(scenario())

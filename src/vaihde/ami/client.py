@@ -15,7 +15,7 @@ import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, cast
 
 from panoramisk.message import Message
 
@@ -154,8 +154,8 @@ class _AmiProtocol(asyncio.Protocol):
     # asyncio.Protocol -------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # No isinstance check: uvloop's (vaihde serve's loop) do not subclass asyncio.Transport.
+        self.transport = cast(asyncio.Transport, transport)
         if self.closed:  # aborted (client closed) while the TCP connect was in flight
             transport.abort()
 
