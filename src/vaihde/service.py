@@ -51,6 +51,7 @@ from vaihde.presence.model import Source
 from vaihde.presence.store import set_availability
 from vaihde.prompts import PromptLibrary
 from vaihde.story import CallStory, StoryBook, describe_path
+from vaihde.web import add_web
 
 log = logging.getLogger("vaihde.service")
 
@@ -394,6 +395,7 @@ class Service:
             company=lambda: self._company, tz=ZoneInfo(self.company.company.timezone),
             config_applied=self._config_applied,
         )))
+        add_web(app, self.db.sessions)
         self._http = web.AppRunner(app, access_log=None)
         await self._http.setup()
         site = web.TCPSite(self._http, self.settings.http.host, self.settings.http.port)

@@ -1,0 +1,643 @@
+// The operator console: the live board (waiting, active, parked calls) from the console stream,
+// the directory with live availability, and keyboard-first actions. Every string that came
+// from a caller, an employee or the server is put on the page as text (V.el), never as HTML.
+"use strict";
+
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const LISTS = { waiting: $("waiting"), active: $("active"), parked: $("parked") };
+  const LIST_OF = {
+    waiting: "waiting", ringing: "waiting", active: "active", transferring: "active",
+    parked: "parked",
+  };
+  const PATHS = {
+    direct_number: "direct number", menu_option: "menu option", extension: "extension",
+    dial_by_name: "name search", operator: "asked for the operator",
+  };
+
+  const calls = new Map(); // call id → Call JSON
+  const rows = new Map(); // call id → its <li>
+  const avail = new Map(); // employee id → availability JSON (live)
+  const details = new Map(); // employee id → GET /employees/{id} JSON
+  let selectedCall = null;
+  let entries = []; // directory rows shown: {kind: "employee"|"team"|"number", id, name, ...}
+  let chosen = -1; // index into entries
+  let teams = [];
+  let searchSeq = 0;
+  let pendingHangup = null;
+  let attended = null; // id of the call in an attended transfer
+
+  // --- status line and connection ----------------------------------------------------------
+
+  let statusTimer = null;
+  function status(text, bad = false) {
+    const s = $("status");
+    s.textContent = text;
+    s.classList.toggle("bad", bad);
+    clearTimeout(statusTimer);
+    if (!bad) statusTimer = setTimeout(() => { s.textContent = ""; }, 8000);
+  }
+
+  const conn = { stream: "connecting", ami: true };
+  function showConnection() {
+    const c = $("conn");
+    const banner = $("banner");
+    c.className = "conn " + (conn.stream === "live" ? (conn.ami ? "live" : "degraded")
+      : conn.stream);
+    c.textContent = conn.stream === "live" ? (conn.ami ? "live" : "Asterisk link down")
+      : conn.stream === "down" ? "disconnected" : "connecting…";
+    let text = "";
+    if (conn.stream === "down") {
+      text = "Disconnected from the vaihde service: the calls shown may be out of date. " +
+        "Reconnecting by itself…";
+    } else if (!conn.ami) {
+      text = "vaihde has lost its connection to Asterisk (AMI): calls still reach people, but " +
+        "this board may be out of date and actions are refused until it is back.";
+    }
+    banner.textContent = text;
+    banner.hidden = !text;
+    document.body.classList.toggle("disconnected", conn.stream === "down");
+  }
+
+  // --- calls -------------------------------------------------------------------------------
+
+  function since(iso) {
+    return V.el("span", { cls: "ticking", data: { since: iso || "" },
+      text: iso ? V.duration((Date.now() - Date.parse(iso)) / 1000) : "" });
+  }
+
+  function callerBits(c) {
+    const caller = c.caller || {};
+    const out = [V.el("span", { cls: "number", text: caller.number || "unknown number" })];
+    if (caller.name) out.push(V.el("span", { cls: "cid-name", text: caller.name }));
+    if (caller.known) {
+      const k = caller.known;
+      out.push(V.el("span", { cls: "known",
+        text: [k.name, k.organisation].filter(Boolean).join(", ") }));
+    }
+    return out;
+  }
+
+  function soughtBits(c) {
+    const s = c.sought;
+    if (!s) return [];
+    const how = [PATHS[s.path] || s.path, s.detail].filter(Boolean).join(": ");
+    const out = [V.el("span", { cls: "sought", text: "→ " + (s.name || s.id) }),
+      V.el("span", { cls: "path", text: how })];
+    const a = c.availability;
+    if (a && a.state) {
+      out.push(V.el("span", { cls: "state st-" + a.state,
+        text: V.stateLabel(a.state) + (a.until ? " until " + V.when(a.until) : "") }));
+      if (a.note) out.push(V.el("span", { cls: "note", text: a.note }));
+    }
+    return out;
+  }
+
+  function callRow(c) {
+    const list = LIST_OF[c.state] || "active";
+    const li = rows.get(c.id) || V.el("li", { cls: "call", data: { id: c.id } });
+    li.className = "call " + list + (c.bounced ? " bounced" : "") +
+      (c.id === selectedCall ? " selected" : "") + (c.state === "ringing" ? " ringing" : "");
+    li.dataset.state = c.state;
+    const line1 = V.el("div", { cls: "line" });
+    const line2 = V.el("div", { cls: "line sub" });
+    if (list === "waiting") {
+      line1.append(V.el("span", { cls: "pos", text: c.position != null ? c.position : "·" }),
+        since(c.since));
+    } else {
+      line1.append(since(list === "active" ? (c.answered_at || c.since) : c.since));
+    }
+    line1.append(...callerBits(c));
+    if (c.earlier && (c.earlier.today || c.earlier.last_30_days)) {
+      line1.append(V.el("span", { cls: "earlier", title: "earlier contacts from this number",
+        text: `earlier: ${c.earlier.today} today, ${c.earlier.last_30_days} in 30 d` }));
+    }
+    if (c.state === "ringing") line1.append(V.el("span", { cls: "badge", text: "ringing you" }));
+    if (c.state === "transferring") {
+      line1.append(V.el("span", { cls: "badge", text: "transferring" }));
+    }
+    if (c.parking) {
+      line1.append(V.el("span", { cls: "badge", text: "space " + (c.parking.space || c.parking) }));
+    }
+    line2.append(...soughtBits(c));
+    if (c.what_happened) line2.append(V.el("span", { cls: "what", text: c.what_happened }));
+    if (list !== "waiting" && c.parties && c.parties.length) {
+      line2.append(V.el("span", { cls: "parties",
+        text: "with " + c.parties.map((p) => p.name || p.number || p.channel).join(", ") }));
+    }
+    const kids = [line1, line2];
+    if (c.bounced) {
+      const b = c.bounced;
+      kids.unshift(V.el("div", { cls: "bounce", text: `Bounced back from ${b.target}` +
+        (b.why ? ` (${b.why})` : "") + (b.by ? ` — transferred by ${b.by}` : "") }));
+    }
+    li.replaceChildren(...kids);
+    return li;
+  }
+
+  function sortKey(c) {
+    const t = Date.parse(c.since) || 0;
+    return [c.position != null ? c.position : 1e9, t];
+  }
+
+  function place(c) {
+    const li = callRow(c);
+    const listName = LIST_OF[c.state] || "active";
+    const list = LISTS[listName];
+    rows.set(c.id, li);
+    // Insert in order: waiting by queue position then time, the others by time.
+    const key = sortKey(c);
+    let before = null;
+    for (const other of list.children) {
+      if (other === li) continue;
+      const oc = calls.get(other.dataset.id);
+      if (!oc) continue;
+      const ok = sortKey(oc);
+      if (ok[0] > key[0] || (ok[0] === key[0] && ok[1] > key[1])) { before = other; break; }
+    }
+    if (li.parentNode !== list || li.nextSibling !== before) list.insertBefore(li, before);
+  }
+
+  function upsert(c) {
+    calls.set(c.id, c);
+    place(c);
+    if (attended === c.id && c.state !== "transferring") attended = null;
+    counts();
+  }
+
+  function removeCall(id) {
+    const li = rows.get(id);
+    const wasSelected = id === selectedCall;
+    let next = null;
+    if (wasSelected) {
+      const order = navigable();
+      const i = order.indexOf(id);
+      next = order[i + 1] || order[i - 1] || null;
+    }
+    if (li) li.remove();
+    rows.delete(id);
+    calls.delete(id);
+    if (attended === id) attended = null;
+    if (wasSelected) select(next);
+    counts();
+  }
+
+  function setBoard(board) {
+    const seen = new Set();
+    for (const name of ["waiting", "active", "parked"]) {
+      for (const c of board[name] || []) { seen.add(c.id); calls.set(c.id, c); }
+    }
+    for (const id of [...rows.keys()]) if (!seen.has(id)) removeCall(id);
+    for (const id of seen) place(calls.get(id));
+    conn.ami = !(board.ami && board.ami.connected === false);
+    showConnection();
+    counts();
+    if (!selectedCall || !calls.has(selectedCall)) select(navigable()[0] || null);
+  }
+
+  function counts() {
+    for (const name of Object.keys(LISTS)) $(name + "-count").textContent =
+      LISTS[name].children.length;
+    $("waiting-empty").hidden = LISTS.waiting.children.length > 0;
+    if (!selectedCall && rows.size) select(navigable()[0]);
+  }
+
+  function navigable() {
+    return [...LISTS.waiting.children, ...LISTS.active.children, ...LISTS.parked.children]
+      .map((li) => li.dataset.id);
+  }
+
+  function select(id) {
+    if (selectedCall && rows.get(selectedCall)) rows.get(selectedCall).classList.remove("selected");
+    selectedCall = id && calls.has(id) ? id : null;
+    const li = selectedCall && rows.get(selectedCall);
+    if (li) {
+      li.classList.add("selected");
+      li.scrollIntoView({ block: "nearest" });
+    }
+  }
+
+  function move(step) {
+    const order = navigable();
+    if (!order.length) return;
+    const i = order.indexOf(selectedCall);
+    select(order[Math.min(order.length - 1, Math.max(0, i < 0 ? 0 : i + step))]);
+  }
+
+  setInterval(() => {
+    const now = Date.now();
+    for (const span of document.querySelectorAll(".ticking")) {
+      const t = Date.parse(span.dataset.since);
+      if (t) span.textContent = V.duration((now - t) / 1000);
+    }
+  }, 1000);
+
+  // --- the stream --------------------------------------------------------------------------
+
+  let source = null;
+  let retryMs = 1000;
+  function connect() {
+    source = new EventSource("/api/v1/console/stream");
+    const on = (name, fn) => source.addEventListener(name, (e) => {
+      try { fn(JSON.parse(e.data)); } catch (err) { console.error(name, err); }
+    });
+    on("board", (b) => { conn.stream = "live"; retryMs = 1000; setBoard(b); });
+    on("call", upsert);
+    on("gone", (g) => removeCall(g.id));
+    on("ami", (a) => { conn.ami = !!a.connected; showConnection(); });
+    on("availability", (a) => {
+      const id = a.employee || a.employee_id;
+      if (!id) return;
+      avail.set(id, Object.assign({}, avail.get(id) || {}, a));
+      refreshPerson(id);
+    });
+    source.onopen = () => { conn.stream = "live"; showConnection(); };
+    source.onerror = () => {
+      conn.stream = "down";
+      showConnection();
+      if (source.readyState === EventSource.CLOSED) {
+        // The browser gave up (the server answered with an error, e.g. after a restart or
+        // when the session ended): check the session, then try again with a backoff.
+        source.close();
+        setTimeout(async () => {
+          try { await V.whoami(); } catch (err) { /* whoami sends to /login on 401 */ }
+          connect();
+        }, retryMs);
+        retryMs = Math.min(retryMs * 2, 10000);
+      }
+    };
+  }
+
+  // --- directory ---------------------------------------------------------------------------
+
+  function availabilityOf(id, fallback) {
+    return avail.get(id) || fallback || null;
+  }
+
+  function stateBits(a) {
+    if (!a) return [];
+    const out = [V.el("span", { cls: "state st-" + a.state,
+      text: V.stateLabel(a.state) + (a.until ? " until " + V.when(a.until) : "") })];
+    if (a.on_call && a.state !== "on_call") out.push(V.el("span", { cls: "badge oncall",
+      text: "on a call" }));
+    if (a.note_for_callers) out.push(V.el("span", { cls: "note", title: "note for callers",
+      text: "“" + a.note_for_callers + "”" }));
+    if (a.internal_note) out.push(V.el("span", { cls: "internal", title: "internal note",
+      text: a.internal_note }));
+    return out;
+  }
+
+  function personRow(e, i) {
+    const li = V.el("li", { cls: "entry " + e.kind + (i === chosen ? " chosen" : ""),
+      data: { kind: e.kind, id: e.id, index: i } });
+    if (e.kind === "employee") {
+      li.append(V.el("span", { cls: "name", text: e.name }),
+        V.el("span", { cls: "ext", text: e.extension || "" }),
+        V.el("span", { cls: "teams", text: (e.teams || []).join(", ") }),
+        ...stateBits(availabilityOf(e.id, e.availability)));
+    } else if (e.kind === "team") {
+      li.append(V.el("span", { cls: "name", text: e.name }),
+        V.el("span", { cls: "teams", text: `team · ${e.members.length} people` }));
+    } else {
+      li.append(V.el("span", { cls: "name", text: e.id }),
+        V.el("span", { cls: "teams", text: "number (T transfers there)" }));
+    }
+    li.addEventListener("click", () => choose(i));
+    return li;
+  }
+
+  function renderEntries() {
+    $("people").replaceChildren(...entries.map(personRow));
+    renderPerson();
+  }
+
+  function refreshPerson(id) {
+    entries.forEach((e, i) => {
+      if (e.kind === "employee" && e.id === id) {
+        const old = $("people").children[i];
+        if (old) old.replaceWith(personRow(e, i));
+      }
+    });
+    const e = entries[chosen];
+    if (e && e.kind === "employee" && e.id === id) renderPerson();
+  }
+
+  function choose(i) {
+    const list = $("people");
+    if (list.children[chosen]) list.children[chosen].classList.remove("chosen");
+    chosen = entries.length ? Math.max(0, Math.min(entries.length - 1, i)) : -1;
+    if (list.children[chosen]) {
+      list.children[chosen].classList.add("chosen");
+      list.children[chosen].scrollIntoView({ block: "nearest" });
+    }
+    renderPerson();
+  }
+
+  async function loadDetails(id) {
+    try {
+      const d = await V.api("GET", "/employees/" + encodeURIComponent(id));
+      details.set(id, d);
+      if (d.availability) avail.set(id, Object.assign({}, avail.get(id) || {}, d.availability));
+      const e = entries[chosen];
+      if (e && e.id === id) renderPerson();
+    } catch (err) { /* the row still shows what the search returned */ }
+  }
+
+  function renderPerson() {
+    const box = $("person");
+    const e = entries[chosen];
+    if (!e) { box.replaceChildren(); return; }
+    if (e.kind !== "employee") {
+      box.replaceChildren(V.el("h3", { text: e.kind === "team" ? e.name : e.id }),
+        e.kind === "team" ? V.el("p", { cls: "muted", text: "Team members: " +
+          e.members.join(", ") }) : null);
+      return;
+    }
+    const d = details.get(e.id);
+    if (!d) loadDetails(e.id);
+    const a = availabilityOf(e.id, e.availability);
+    const parts = [V.el("h3", { text: e.name }, d && d.title ? V.el("span",
+      { cls: "muted", text: " · " + d.title }) : null)];
+    parts.push(V.el("p", { cls: "avail" }, ...stateBits(a),
+      a && a.set_by ? V.el("span", { cls: "muted", text: `set by ${a.set_by}` }) : null));
+    if (d) {
+      if (d.delegates && d.delegates.length) {
+        parts.push(V.el("p", {}, V.el("span", { cls: "label", text: "Delegate: " }),
+          ...d.delegates.map((g) => V.el("span", { cls: "delegate" }, g.name + " ",
+            V.el("span", { cls: "state st-" + g.availability.state,
+              text: V.stateLabel(g.availability.state) })))));
+      }
+      parts.push(V.el("p", {}, V.el("span", { cls: "label", text: "Devices: " }),
+        ...(d.devices || []).map((dev) => V.el("span", { cls: "device",
+          text: `${dev.kind}: ${dev.dial}` }))));
+      const numbers = [d.extension ? "ext " + d.extension : null, ...(d.numbers || [])]
+        .filter(Boolean);
+      if (numbers.length) parts.push(V.el("p", {}, V.el("span", { cls: "label",
+        text: "Numbers: " }), numbers.join(", ")));
+      if (d.teams && d.teams.length) parts.push(V.el("p", {}, V.el("span", { cls: "label",
+        text: "Teams: " }), d.teams.map((t) => t.name).join(", ")));
+    }
+    parts.push(V.el("p", { cls: "hint", text: "T transfer · M message · S set availability" }));
+    box.replaceChildren(...parts);
+  }
+
+  async function search() {
+    const q = $("search").value.trim();
+    const seq = ++searchSeq;
+    let found = [];
+    try {
+      if (!q) {
+        const r = await V.api("GET", "/employees");
+        found = r.employees.map((e) => ({ kind: "employee", ...e }));
+      } else {
+        const r = await V.api("GET", "/directory/search?limit=30&q=" + encodeURIComponent(q));
+        found = r.hits.map((h) => ({ kind: "employee", id: h.employee_id, name: h.name,
+          extension: h.extension, teams: h.teams, availability: h.availability }));
+      }
+    } catch (err) {
+      if (seq === searchSeq) status("Directory search failed: " + err.message, true);
+      return;
+    }
+    if (seq !== searchSeq) return; // a newer search is on its way
+    const fq = V.fold(q);
+    const teamHits = teams.filter((t) => !q || V.fold(t.name).includes(fq) ||
+      t.id.includes(fq)).map((t) => ({ kind: "team", ...t }));
+    entries = [...found, ...teamHits];
+    if (/^\+?\d{2,20}$/.test(q)) entries.push({ kind: "number", id: q, name: q });
+    chosen = entries.length ? 0 : -1;
+    renderEntries();
+  }
+
+  let searchTimer = null;
+  $("search").addEventListener("input", () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(search, 60);
+  });
+
+  // --- actions -----------------------------------------------------------------------------
+
+  function callLabel(c) {
+    const caller = c.caller || {};
+    return (caller.known && caller.known.name) || caller.name || caller.number || "the call";
+  }
+
+  async function act(label, path, body) {
+    status(label + "…");
+    try {
+      const r = await V.api("POST", "/console" + path, body || {});
+      status(label + (r && r.space ? ` — parking space ${r.space}` : " — sent"));
+      return r;
+    } catch (err) {
+      status(`${label} failed: ${err.message}`, true);
+      return null;
+    }
+  }
+
+  function picked(states) {
+    const c = selectedCall && calls.get(selectedCall);
+    if (!c) { status("Pick a call first (↑ ↓)", true); return null; }
+    if (states && !states.includes(c.state)) {
+      status(`That call is ${c.state}; this does not apply to it`, true);
+      return null;
+    }
+    return c;
+  }
+
+  function target() {
+    const e = entries[chosen];
+    if (!e) return null;
+    if (e.kind === "employee") return { to: { employee: e.id }, name: e.name };
+    if (e.kind === "team") return { to: { team: e.id }, name: e.name };
+    return { to: { number: e.id }, name: e.id };
+  }
+
+  const path = (c, rest) => "/calls/" + encodeURIComponent(c.id) + rest;
+
+  const actions = {
+    answerNext: () => act("Answering the next call", "/answer-next"),
+    answer() {
+      const c = picked();
+      if (!c) return;
+      if (c.state === "parked") return actions.retrieve();
+      return act("Answering " + callLabel(c), path(c, "/answer"));
+    },
+    async transfer(mode) {
+      const c = picked();
+      const t = target();
+      if (!c) return;
+      if (!t) { status("Choose whom to transfer to: / then type a name", true); return; }
+      const r = await act(`${mode === "attended" ? "Attended transfer" : "Transferring"} ` +
+        `${callLabel(c)} to ${t.name}`, path(c, "/transfer"), { to: t.to, mode });
+      if (r && mode === "attended") attended = c.id;
+    },
+    complete() {
+      const c = calls.get(attended) || picked();
+      if (c) act("Completing the transfer", path(c, "/transfer/complete"));
+    },
+    cancel() {
+      const c = calls.get(attended) || picked();
+      if (c) act("Cancelling the transfer", path(c, "/transfer/cancel"));
+    },
+    park() { const c = picked(); if (c) act("Parking " + callLabel(c), path(c, "/park")); },
+    retrieve() {
+      const c = picked(["parked"]);
+      if (c) act("Retrieving " + callLabel(c), path(c, "/retrieve"));
+    },
+    hangup() {
+      const c = picked();
+      if (!c) return;
+      if (pendingHangup && pendingHangup.id === c.id && Date.now() < pendingHangup.until) {
+        pendingHangup = null;
+        act("Hanging up " + callLabel(c), path(c, "/hangup"));
+      } else {
+        pendingHangup = { id: c.id, until: Date.now() + 3000 };
+        status(`Press H again to hang up ${callLabel(c)}`);
+      }
+    },
+    message() {
+      const e = entries[chosen];
+      if (!e || e.kind === "number") { status("Choose a person or team first (/)", true); return; }
+      const c = selectedCall && calls.get(selectedCall);
+      const f = $("message-form");
+      f.dataset.kind = e.kind;
+      f.dataset.id = e.id;
+      $("message-for").textContent = e.name;
+      f.caller_number.value = (c && c.caller && c.caller.number) || "";
+      f.caller_name.value = c ? ((c.caller.known && c.caller.known.name) || c.caller.name || "")
+        : "";
+      f.dataset.call = c ? c.id : "";
+      f.text.value = "";
+      $("message-error").hidden = true;
+      $("message-dialog").showModal();
+      f.text.focus();
+    },
+    availability() {
+      const e = entries[chosen];
+      if (!e || e.kind !== "employee") { status("Choose a person first (/)", true); return; }
+      const f = $("availability-form");
+      const a = availabilityOf(e.id, e.availability) || {};
+      f.dataset.id = e.id;
+      $("availability-for").textContent = e.name;
+      f.state.value = a.state && a.state !== "on_call" ? a.state : "available";
+      f.until.value = "";
+      f.note_for_callers.value = a.note_for_callers || "";
+      f.internal_note.value = a.internal_note || "";
+      $("availability-error").hidden = true;
+      $("availability-dialog").showModal();
+      f.state.focus();
+    },
+  };
+
+  for (const [value, label] of Object.entries(V.STATES)) {
+    if (value !== "on_call") {
+      $("availability-state").append(V.el("option", { attrs: { value }, text: label }));
+    }
+  }
+
+  for (const d of document.querySelectorAll("dialog")) {
+    for (const b of d.querySelectorAll("[data-close]")) b.addEventListener("click", () => d.close());
+  }
+
+  $("message-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const f = event.target;
+    const body = {
+      for: { [f.dataset.kind]: f.dataset.id }, caller_number: f.caller_number.value.trim(),
+      caller_name: f.caller_name.value.trim(), text: f.text.value.trim(),
+      call_id: f.dataset.call || null,
+    };
+    try {
+      await V.api("POST", "/messages", body);
+      $("message-dialog").close();
+      status(`Message for ${$("message-for").textContent} saved`);
+    } catch (err) {
+      $("message-error").textContent = err.message;
+      $("message-error").hidden = false;
+    }
+  });
+  $("message-form").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      event.currentTarget.requestSubmit();
+    }
+  });
+
+  $("availability-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const f = event.target;
+    const body = { state: f.state.value, note_for_callers: f.note_for_callers.value.trim(),
+      internal_note: f.internal_note.value.trim() };
+    if (f.until.value) body.until = new Date(f.until.value).toISOString();
+    try {
+      const r = await V.api("PUT", `/employees/${encodeURIComponent(f.dataset.id)}/availability`,
+        body);
+      avail.set(f.dataset.id, r.availability);
+      refreshPerson(f.dataset.id);
+      $("availability-dialog").close();
+      status(`Availability of ${$("availability-for").textContent} saved`);
+    } catch (err) {
+      $("availability-error").textContent = err.message;
+      $("availability-error").hidden = false;
+    }
+  });
+
+  // --- keyboard ----------------------------------------------------------------------------
+
+  function onSearchKey(event) {
+    if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+      event.preventDefault();
+      choose(chosen + (event.key === "ArrowDown" ? 1 : -1));
+    } else if (event.key === "Enter") {
+      event.preventDefault();
+      $("search").blur();
+      const e = entries[chosen];
+      if (e) status(`Chosen: ${e.name} — T transfers the picked call there`);
+    } else if (event.key === "Escape") {
+      event.preventDefault();
+      if ($("search").value) { $("search").value = ""; search(); } else $("search").blur();
+    }
+  }
+
+  document.addEventListener("keydown", (event) => {
+    if (document.querySelector("dialog[open]")) return; // the dialog has the keys
+    if (event.target === $("search")) { onSearchKey(event); return; }
+    if (event.target.closest && event.target.closest("input, textarea, select")) return;
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    const key = event.key;
+    const handlers = {
+      a: actions.answerNext, A: actions.answerNext,
+      Enter: actions.answer,
+      ArrowDown: () => move(1), ArrowUp: () => move(-1), j: () => move(1), k: () => move(-1),
+      t: () => actions.transfer("blind"), T: () => actions.transfer("attended"),
+      c: actions.complete, x: actions.cancel,
+      p: actions.park, r: actions.retrieve, h: actions.hangup,
+      m: actions.message, s: actions.availability,
+      "/": () => $("search").focus(), "?": () => $("help").showModal(),
+      Escape: () => { pendingHangup = null; },
+    };
+    const fn = handlers[key];
+    if (!fn) return;
+    event.preventDefault();
+    fn();
+  });
+  $("help-button").addEventListener("click", () => $("help").showModal());
+
+  // --- start -------------------------------------------------------------------------------
+
+  async function start() {
+    const user = await V.whoami();
+    V.wireHeader();
+    $("admin-link").hidden = user.role !== "admin";
+    $("phone").textContent = user.sip_endpoint ? "your phone: " + user.sip_endpoint
+      : "no phone set for you: answering needs one";
+    showConnection();
+    connect();
+    try {
+      const r = await V.api("GET", "/availability");
+      for (const a of r.availability) avail.set(a.employee_id, a);
+    } catch (err) { /* rows fall back to what search returns */ }
+    try { teams = (await V.api("GET", "/teams")).teams; } catch (err) { teams = []; }
+    search();
+  }
+  start();
+})();

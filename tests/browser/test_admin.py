@@ -1,0 +1,99 @@
+"""The admin edits the company configuration in the browser: a broken file shows every problem
+with its line and applies nothing; a good change shows its diff, applies, and the console's
+directory shows it (accent-insensitive search, names as text)."""
+
+from __future__ import annotations
+
+from browserhelp import BROWSER, login
+from company import COMPANY
+
+pytestmark = BROWSER
+
+NEW_PEOPLE = (
+    "  dora: {name: Dóra Ääkkönen, devices: [desk: Local/anna@vaihde-test-phones]}\n"
+    "  eve: {name: \"<img src=x onerror=alert(1)> Eve\", "
+    "devices: [desk: Local/anna@vaihde-test-phones]}\n"
+)
+BROKEN = (
+    COMPANY.replace("      5: {message: anna}\n",
+                    "      5: {message: anna}\n      6: {employee: nobody}\n")
+    + NEW_PEOPLE.replace("Local/anna@vaihde-test-phones]}\n  eve", "bad dev ice]}\n  eve")
+)
+GOOD = COMPANY + NEW_PEOPLE
+
+
+def line_of(text: str, needle: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
+
+
+async def test_admin_checks_diffs_and_applies_and_the_console_shows_it(page, browser, base_url):
+    await login(page, "admin")
+    assert page.url.endswith("/admin")
+    editor = page.locator("#yaml")
+    await page.locator("#editor-state").filter(has_text="applied version loaded").wait_for()
+    assert "Anna Virtanen" in await editor.input_value()  # the applied configuration
+    assert await page.locator("#apply").is_disabled()
+
+    # A broken file: every problem with its line, the lines marked, nothing applicable.
+    await editor.fill(BROKEN)
+    await page.click("#check")
+    problems = page.locator("#problems li.problem")
+    await page.locator("#result-title").filter(has_text="2 problem(s)").wait_for()
+    texts = await problems.all_text_contents()
+    menu_line, device_line = line_of(BROKEN, "nobody"), line_of(BROKEN, "bad dev ice")
+    assert any(t.startswith(f"line {menu_line}: ") and "no employee 'nobody'" in t
+               for t in texts), texts
+    assert any(t.startswith(f"line {device_line}: ") and "must be a device" in t
+               for t in texts), texts
+    marked = await page.locator("#gutter span.bad").all_text_contents()
+    assert sorted(int(n) for n in marked) == sorted([menu_line, device_line])
+    await page.click("#diff")
+    await page.locator("#editor-state").filter(has_text="diff failed").wait_for()
+    assert await page.locator("#apply").is_disabled()
+
+    # Clicking a problem selects its line in the editor.
+    await problems.filter(has_text=f"line {device_line}").locator("a").click()
+    selected = await editor.evaluate("t => t.value.slice(t.selectionStart, t.selectionEnd)")
+    assert "bad dev ice" in selected
+
+    # A good file: no problems, a diff, then Apply (and only then).
+    await editor.fill(GOOD)
+    await page.click("#check")
+    await page.locator("#result-title").filter(has_text="No problems").wait_for()
+    await page.click("#diff")
+    diff = page.locator("#diff-text")
+    await diff.wait_for(state="visible")
+    text = await diff.text_content()
+    assert "Dóra Ääkkönen" in text and "<img src=x onerror=alert(1)> Eve" in text
+    await page.locator("#apply:enabled").wait_for()
+
+    # Editing after the diff takes Apply away until the new text was diffed.
+    await editor.press("End")
+    await editor.type(" ")
+    assert await page.locator("#apply").is_disabled()
+    await editor.fill(GOOD)
+    await page.click("#diff")
+    await page.locator("#apply:enabled").wait_for()
+    await page.click("#apply")
+    await page.locator("#result-title").filter(has_text="Applied: version 2").wait_for()
+    assert not page.watch.dialogs
+
+    # The operator's console finds the new people (accents ignored) and shows names as text.
+    console = await browser.new_context(viewport={"width": 1366, "height": 768},
+                                        base_url=base_url)
+    try:
+        operator = await console.new_page()
+        dialogs: list[str] = []
+        operator.on("dialog", lambda d: dialogs.append(d.message))
+        await login(operator, "olga")
+        await operator.press("body", "/")
+        await operator.keyboard.type("aakkonen")
+        await operator.locator("#people .entry .name").filter(has_text="Dóra Ääkkönen").wait_for()
+        await operator.fill("#search", "eve")
+        row = operator.locator("#people .entry .name").filter(has_text="Eve")
+        await row.wait_for()
+        assert await row.text_content() == "<img src=x onerror=alert(1)> Eve"
+        assert await operator.locator("#people img").count() == 0
+        assert not dialogs
+    finally:
+        await console.close()
