@@ -394,6 +394,8 @@ class Service:
             sessions=self.db.sessions, cache=self._presence, directory=self.directory,
             company=lambda: self._company, tz=ZoneInfo(self.company.company.timezone),
             config_applied=self._config_applied,
+            message_channels=messaging.channels, message_taken=self.sender.wake,
+            recordings_dir=self.prompts.dir / "recordings",
         )))
         add_web(app, self.db.sessions)
         self._http = web.AppRunner(app, access_log=None)

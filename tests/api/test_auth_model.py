@@ -29,7 +29,8 @@ def person(role: Role, employee_id: str | None = None) -> Principal:
 EXPECTED = {
     Role.EMPLOYEE: {Action.READ_DIRECTORY, Action.READ_AVAILABILITY},
     Role.OPERATOR: {Action.READ_DIRECTORY, Action.READ_AVAILABILITY, Action.CHANGE_AVAILABILITY,
-                    Action.READ_PRIVATE, Action.USE_CALLERS},
+                    Action.READ_PRIVATE, Action.USE_CALLERS, Action.READ_MESSAGES,
+                    Action.TAKE_MESSAGES},
     Role.ADMIN: set(Action),
 }
 

@@ -9,6 +9,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
+from pathlib import Path
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -20,6 +21,7 @@ from vaihde.api import (
     routes_config,
     routes_directory,
     routes_employees,
+    routes_messages,
     routes_session,
 )
 from vaihde.api.errors import error_middleware, error_response
@@ -30,6 +32,7 @@ from vaihde.db.clock import utcnow as _utcnow
 from vaihde.db.models import DIRECTORY, current_revisions
 from vaihde.directory.search import DirectoryIndex
 from vaihde.directory.store import search_records
+from vaihde.messages.model import CHANNELS
 from vaihde.presence.cache import PresenceCache
 
 log = logging.getLogger("vaihde.api")
@@ -42,6 +45,7 @@ ROUTE_MODULES = (
     routes_directory,
     routes_callers,
     routes_config,
+    routes_messages,
 )
 
 
@@ -54,7 +58,9 @@ class ApiContext:
     `directory()` and `company()` are called per request, so swapping in a rebuilt index or a
     newly applied configuration needs no restart. `config_applied` (optional) runs after a
     successful POST /config/apply, e.g. to reload the company and rebuild the index at once
-    instead of at the next poll.
+    instead of at the next poll. Messages taken through the API are planned for
+    `message_channels` (those the service has settings for), and `message_taken` (the sender's
+    wake) runs after one is stored; message recordings are served only from `recordings_dir`.
     """
 
     sessions: async_sessionmaker[AsyncSession]
@@ -64,6 +70,9 @@ class ApiContext:
     tz: tzinfo = UTC
     config_applied: Callable[[], Awaitable[None]] | None = None
     clock: Callable[[], datetime] = field(default=_utcnow)
+    message_channels: tuple[str, ...] = CHANNELS
+    message_taken: Callable[[], None] | None = None
+    recordings_dir: Path | None = None
 
 
 def routes() -> list[Route]:

@@ -14,6 +14,14 @@ from aiohttp import web
 from vaihde import __version__
 from vaihde.api.errors import Query
 from vaihde.auth.middleware import public
+from vaihde.messages.model import (
+    CALLBACK_STATUSES,
+    CHANNELS,
+    DELIVERY_STATUSES,
+    MESSAGE_STATUSES,
+    NAME_MAX,
+    NOTE_MAX,
+)
 from vaihde.presence.model import (
     MAX_INTERNAL_NOTE,
     MAX_NOTE_FOR_CALLERS,
@@ -55,6 +63,121 @@ BOOL: Schema = {"type": "boolean"}
 TIME: Schema = {"type": "string", "format": "date-time", "description": TIME_FORMAT}
 ANY: Schema = {}
 
+RECIPIENT_REF = {
+    "description": "whom it is for: an employee or a team of the directory",
+    "oneOf": [
+        obj({"employee": {"type": "string", "description": "employee id"}},
+            additionalProperties=False),
+        obj({"team": {"type": "string", "description": "team id"}}, additionalProperties=False),
+    ],
+}
+CALLER_NUMBER: Schema = {
+    "type": "string",
+    "description": "3-32 digits with an optional leading + (spaces and - are ignored); "
+    "stored as digits",
+}
+CALL_ID = null({"type": "string", "maxLength": 64,
+                "description": "the Asterisk call (linkedid) it came from; letters, digits "
+                ". _ : -"})
+MESSAGE_SCHEMAS: dict[str, Schema] = {
+    "Recipient": obj(
+        {"kind": {"enum": ["employee", "team"]}, "id": STR,
+         "name": {"type": "string", "description": "from the running configuration"}}
+    ),
+    "Delivery": obj(
+        {
+            "id": INT,
+            "channel": {"enum": list(CHANNELS)},
+            "address": {"type": "string", "description": "e-mail address or SMS number"},
+            "status": {"enum": list(DELIVERY_STATUSES)},
+            "attempts": {"type": "integer", "description": "attempts made (since the last "
+                         "retry by hand)"},
+            "next_retry_at": null({**TIME, "description": "when it is tried (again); null "
+                                   "while being sent and once final"}),
+            "last_error": {"type": "string", "description": "why the last attempt failed; "
+                           "\"\" if none"},
+            "sent_at": null(TIME),
+        }
+    ),
+    "Message": obj(
+        {
+            "id": INT,
+            "created_at": TIME,
+            "for": ref("Recipient"),
+            "caller_number": null({"type": "string", "description": "digits; null = withheld "
+                                   "or not given"}),
+            "caller_name": STR,
+            "taken_by": {"type": "string",
+                         "description": "\"caller\" (recorded after the tone) or the "
+                         "operator's username"},
+            "path": {"type": "string", "description": "what the caller tried, and how"},
+            "text": STR,
+            "call_id": null(STR),
+            "language": {"enum": ["fi", "sv", "en"]},
+            "status": {"enum": list(MESSAGE_STATUSES),
+                       "description": "summary of the deliveries; no_address: nobody to "
+                       "send it to (operators see it here)"},
+            "has_recording": {"type": "boolean",
+                              "description": "GET /messages/{id}/recording serves it"},
+            "deliveries": array(ref("Delivery")),
+        }
+    ),
+    "MessageList": obj(
+        {
+            "messages": array(ref("Message")),
+            "next_cursor": null({"type": "string",
+                                 "description": "pass as cursor for the next page; null: "
+                                 "no more"}),
+        }
+    ),
+    "TakeMessage": obj(
+        {
+            "for": RECIPIENT_REF,
+            "caller_number": null(CALLER_NUMBER),
+            "caller_name": {"type": "string", "maxLength": NAME_MAX},
+            "text": {"type": "string", "minLength": 1, "maxLength": NOTE_MAX},
+            "call_id": CALL_ID,
+        },
+        ["for", "text"],
+        additionalProperties=False,
+    ),
+    "Callback": obj(
+        {
+            "id": INT,
+            "created_at": TIME,
+            "for": null(ref("Recipient")),
+            "caller_number": {"type": "string", "description": "digits"},
+            "caller_name": STR,
+            "text": STR,
+            "call_id": null(STR),
+            "taken_by": STR,
+            "status": {"enum": list(CALLBACK_STATUSES)},
+            "handled_by": null(STR),
+            "handled_at": null(TIME),
+        }
+    ),
+    "CallbackList": obj(
+        {
+            "callbacks": array(ref("Callback")),
+            "next_cursor": null({"type": "string",
+                                 "description": "pass as cursor for the next page; null: "
+                                 "no more"}),
+        }
+    ),
+    "TakeCallback": obj(
+        {
+            "for": null({**RECIPIENT_REF, "description": "whom to call back for; null: "
+                         "whoever takes it"}),
+            "caller_number": CALLER_NUMBER,
+            "caller_name": {"type": "string", "maxLength": NAME_MAX},
+            "text": {"type": "string", "maxLength": NOTE_MAX},
+            "call_id": CALL_ID,
+        },
+        ["caller_number"],
+        additionalProperties=False,
+    ),
+}
+
 SCHEMAS: dict[str, Schema] = {
     "Error": obj(
         {
@@ -66,7 +189,8 @@ SCHEMAS: dict[str, Schema] = {
                         "unknown_field, wrong_type, malformed_json, invalid_config, not_found, "
                         "unauthenticated, invalid_token, session_expired, invalid_credentials, "
                         "csrf, forbidden, too_many_attempts, too_large, "
-                        "unsupported_media_type, method_not_allowed, internal",
+                        "unsupported_media_type, method_not_allowed, conflict, "
+                        "unknown_recipient, unavailable, internal",
                     },
                     "message": {"type": "string", "description": "plain words, for people"},
                     "field": {"type": "string", "description": "the input that is wrong"},
@@ -350,6 +474,7 @@ SCHEMAS: dict[str, Schema] = {
             "document": {"type": "object", "description": "the canonical company document"},
         }
     ),
+    **MESSAGE_SCHEMAS,
 }
 
 _ERROR_TEXT = {
@@ -359,9 +484,12 @@ _ERROR_TEXT = {
     403: "Not allowed for your role, or (with the session cookie) a missing or wrong "
     "X-CSRF-Token",
     404: "Not found",
+    409: "Conflicts with the current state (already done, nothing to retry)",
     413: "The body is too large",
     415: "Wrong Content-Type",
+    422: "Refers to something that does not exist (the error names the field)",
     429: "Too many failed logins: wait (Retry-After)",
+    503: "The service is not ready for this yet (no company configuration loaded)",
 }
 
 
@@ -660,6 +788,7 @@ def _paths() -> dict[str, dict[str, Any]]:
                 ok=(200, "Contacts", ref("ContactList")),
             )
         },
+        **_message_paths(),
         "/config": {
             "get": op(
                 "The applied company configuration and its version",
@@ -709,6 +838,142 @@ def _paths() -> dict[str, dict[str, Any]]:
     }
 
 
+MESSAGE_ID = path_param("message_id", "message number", {"type": "integer"})
+LIMIT = query_param("limit", "1-200, default 50",
+                    {"type": "integer", "minimum": 1, "maximum": 200, "default": 50})
+CURSOR = query_param("cursor", "next_cursor of the previous page", STR)
+FOR_EMPLOYEE = query_param("employee", "only those for this employee", STR)
+FOR_TEAM = query_param("team", "only those for this team", STR)
+READERS = ("Operators and admins see all; an employee those for them and their teams (403 "
+           "for others').")
+
+
+def _message_paths() -> dict[str, dict[str, Any]]:
+    recording = op(
+        "The message's recording (what the caller said after the tone)",
+        tag="messages",
+        roles=ROLES,
+        params=[MESSAGE_ID],
+        ok=(200, "The audio file", None),
+        errors=(403, 404),
+        description="404 when the message has no recording (taken by an operator, or the "
+        "file is gone). " + READERS,
+    )
+    recording["responses"]["200"]["content"] = {
+        media: {"schema": {"type": "string", "contentMediaType": media}}
+        for media in ("audio/wav", "audio/x-gsm", "audio/ogg")
+    }
+    return {
+        "/messages": {
+            "get": op(
+                "Messages, newest first",
+                tag="messages",
+                roles=ROLES,
+                params=[
+                    FOR_EMPLOYEE, FOR_TEAM,
+                    query_param("status", "only messages whose delivery summary is this",
+                                {"enum": list(MESSAGE_STATUSES)}),
+                    query_param("since", f"only those taken at or after this ({TIME_FORMAT})",
+                                TIME),
+                    LIMIT, CURSOR,
+                ],
+                ok=(200, "A page of messages", ref("MessageList")),
+                errors=(403,),
+                description=READERS,
+            ),
+            "post": op(
+                "Take a message for an employee or a team",
+                tag="messages",
+                method="post",
+                roles=STAFF,
+                body=json_body(ref("TakeMessage")),
+                ok=(201, "Stored; delivery by e-mail and SMS has started", ref("Message")),
+                errors=(422, 503),
+                description="Stored like the messages callers record and delivered by the same "
+                "sender (retried until sent or failed). An unknown employee or team is a 422 "
+                "naming for.employee or for.team; nothing is stored on any error.",
+            ),
+        },
+        "/messages/{message_id}": {
+            "get": op(
+                "A message with each delivery's status, attempts, last error and next retry",
+                tag="messages",
+                roles=ROLES,
+                params=[MESSAGE_ID],
+                ok=(200, "The message", ref("Message")),
+                errors=(403, 404),
+                description=READERS,
+            )
+        },
+        "/messages/{message_id}/recording": {"get": recording},
+        "/messages/{message_id}/retry": {
+            "post": op(
+                "Send the failed and cancelled deliveries again, now",
+                tag="messages",
+                method="post",
+                roles=STAFF,
+                params=[MESSAGE_ID],
+                ok=(200, "The message, its deliveries pending again", ref("Message")),
+                errors=(404, 409),
+                description="409 when nothing of it failed or was cancelled.",
+            )
+        },
+        "/messages/{message_id}/cancel": {
+            "post": op(
+                "Stop delivering a message (deliveries not yet sent are cancelled)",
+                tag="messages",
+                method="post",
+                roles=STAFF,
+                params=[MESSAGE_ID],
+                ok=(200, "The message", ref("Message")),
+                errors=(404,),
+            )
+        },
+        "/callbacks": {
+            "get": op(
+                "Callback requests, oldest first (the order to call back in)",
+                tag="callbacks",
+                roles=ROLES,
+                params=[
+                    FOR_EMPLOYEE, FOR_TEAM,
+                    query_param("status", "open (default), done, cancelled or all",
+                                {"enum": [*CALLBACK_STATUSES, "all"], "default": "open"}),
+                    LIMIT, CURSOR,
+                ],
+                ok=(200, "A page of callback requests", ref("CallbackList")),
+                errors=(403,),
+                description=READERS + " Requests for nobody in particular are for staff.",
+            ),
+            "post": op(
+                "Take a callback request",
+                tag="callbacks",
+                method="post",
+                roles=STAFF,
+                body=json_body(ref("TakeCallback")),
+                ok=(201, "Stored, open", ref("Callback")),
+                errors=(422,),
+                description="An unknown employee or team is a 422 naming for.employee or "
+                "for.team; nothing is stored on any error.",
+            ),
+        },
+        "/callbacks/{callback_id}/done": {
+            "post": op(
+                "Mark a callback request done (called back), with who and when",
+                tag="callbacks",
+                method="post",
+                roles=ROLES,
+                params=[path_param("callback_id", "callback request number",
+                                   {"type": "integer"})],
+                ok=(200, "The request, done", ref("Callback")),
+                errors=(403, 404, 409),
+                description="Operators and admins close any; an employee those for them and "
+                "their teams. 409 when it is not open any more. No body, or an empty JSON "
+                "object.",
+            )
+        },
+    }
+
+
 def _with_put_created(paths: dict[str, dict[str, Any]]) -> None:
     put = paths["/callers/{number}"]["put"]
     put["responses"]["201"] = {"description": "Created", **_json(ref("Caller"))}
@@ -729,7 +994,8 @@ def document() -> dict[str, Any]:
             "and configuration. Authenticate with an API token (`vaihde token create`) as "
             "`Authorization: Bearer <token>`, or log in with POST /session (web console: "
             "cookie plus X-CSRF-Token on changes). Roles: employee (read; change own "
-            "availability), operator (+ anyone's availability, callers), admin (everything). "
+            "availability, read messages for them), operator (+ anyone's availability, callers, "
+            "messages and callbacks), admin (everything). "
             f"Times are {TIME_FORMAT}.",
             "license": {"name": "AGPL-3.0-or-later", "identifier": "AGPL-3.0-or-later"},
         },
@@ -737,7 +1003,8 @@ def document() -> dict[str, Any]:
         "security": [{"bearerAuth": []}, {"cookieAuth": []}],
         "tags": [
             {"name": name}
-            for name in ("session", "directory", "availability", "callers", "config", "meta")
+            for name in ("session", "directory", "availability", "callers", "messages",
+                         "callbacks", "config", "meta")
         ],
         "paths": paths,
         "components": {

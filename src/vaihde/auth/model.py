@@ -2,8 +2,9 @@
 users, and the permission checks (pure: no I/O, no clock).
 
 The rule in one sentence: everyone may read the directory and availability; an employee may
-change only their own availability (their user's employee_id); an operator may change anyone's
-and use the caller register; an admin may do everything, including configuration and users.
+change only their own availability (their user's employee_id) and read messages taken for them;
+an operator may change anyone's, use the caller register and take and read every message; an
+admin may do everything, including configuration and users.
 """
 
 from __future__ import annotations
@@ -28,19 +29,24 @@ class Action(StrEnum):
     CHANGE_AVAILABILITY = "availability.change"  # set, schedule, cancel
     READ_PRIVATE = "availability.private"  # internal notes, history and audit trail
     USE_CALLERS = "callers"  # the caller register and contact history
+    READ_MESSAGES = "messages.read"  # messages and callback requests taken for someone
+    TAKE_MESSAGES = "messages.take"  # take messages and callbacks, retry deliveries
     CONFIGURE = "config"  # check, diff, apply and read the company configuration
     MANAGE_USERS = "users"
 
 
 _EVERYONE = frozenset({Action.READ_DIRECTORY, Action.READ_AVAILABILITY})
-_STAFF = _EVERYONE | {Action.CHANGE_AVAILABILITY, Action.READ_PRIVATE, Action.USE_CALLERS}
+_STAFF = _EVERYONE | {
+    Action.CHANGE_AVAILABILITY, Action.READ_PRIVATE, Action.USE_CALLERS, Action.READ_MESSAGES,
+    Action.TAKE_MESSAGES,
+}
 GRANTS: dict[Role, frozenset[Action]] = {
     Role.EMPLOYEE: _EVERYONE,
     Role.OPERATOR: _STAFF,
     Role.ADMIN: frozenset(Action),
 }
 # What a user may do for the employee they are, whatever their role.
-SELF = frozenset({Action.CHANGE_AVAILABILITY, Action.READ_PRIVATE})
+SELF = frozenset({Action.CHANGE_AVAILABILITY, Action.READ_PRIVATE, Action.READ_MESSAGES})
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@\-]{0,63}$")
 MIN_PASSWORD = 10

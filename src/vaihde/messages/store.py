@@ -8,8 +8,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, false, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vaihde.db import message_models as mm
@@ -172,24 +173,46 @@ async def get_message(session: AsyncSession, message_id: int) -> MessageRecord |
     return _message(row, (await _deliveries_of(session, [row.id]))[row.id])
 
 
+def _for_any(kind: Any, ident: Any, recipients: Sequence[Recipient]) -> Any:
+    """kind/id columns naming one of `recipients` (none: matches nothing)."""
+    if not recipients:
+        return false()
+    return or_(*(and_(kind == r.kind, ident == r.id) for r in recipients))
+
+
 async def list_messages(
     session: AsyncSession,
     *,
     recipient: Recipient | None = None,
+    recipients: Sequence[Recipient] | None = None,
     status: str | None = None,
     since: datetime | None = None,
+    before: tuple[datetime, int] | None = None,
     limit: int = 50,
 ) -> list[MessageRecord]:
-    """Messages, newest first, with their deliveries."""
+    """Messages, newest first, with their deliveries. `recipients`: for any of these;
+    `before`: (created_at, id) of the last one of the previous page (keyset paging)."""
     query = select(mm.Message).execution_options(populate_existing=True)
     if recipient is not None:
         query = query.where(
             mm.Message.recipient_kind == recipient.kind, mm.Message.recipient_id == recipient.id
         )
+    if recipients is not None:
+        query = query.where(
+            _for_any(mm.Message.recipient_kind, mm.Message.recipient_id, recipients)
+        )
     if status is not None:
         query = query.where(mm.Message.status == status)
     if since is not None:
         query = query.where(mm.Message.created_at >= since)
+    if before is not None:
+        at, last_id = before
+        query = query.where(
+            or_(
+                mm.Message.created_at < at,
+                and_(mm.Message.created_at == at, mm.Message.id < last_id),
+            )
+        )
     query = query.order_by(mm.Message.created_at.desc(), mm.Message.id.desc()).limit(limit)
     rows = list((await session.scalars(query)).all())
     deliveries = await _deliveries_of(session, [r.id for r in rows])
@@ -252,6 +275,33 @@ async def retry_delivery(
     await session.flush()
     await _refresh_status(session, row.message_id)
     return _delivery(row)
+
+
+async def retry_message(
+    session: AsyncSession, message_id: int, *, now: datetime | None = None
+) -> MessageRecord:
+    """Send a message's failed (and cancelled) deliveries again, now. Raises MessageError if
+    there is no such message or nothing of it to retry."""
+    at = _now(now)
+    await m.bump_revision(session, mm.MESSAGES)
+    if await session.get(mm.Message, message_id) is None:
+        raise MessageError([f"message: no message {message_id}"])
+    d = mm.MessageDelivery
+    retried = (
+        await session.execute(
+            update(d)
+            .where(d.message_id == message_id, d.status.in_(("failed", "cancelled")))
+            .values(status="pending", next_attempt_at=at, attempts=0)
+            .returning(d.id)
+            .execution_options(synchronize_session=False)
+        )
+    ).scalars().all()
+    if not retried:
+        raise MessageError(["message: no failed or cancelled delivery to send again"])
+    await _refresh_status(session, message_id)
+    found = await get_message(session, message_id)
+    assert found is not None
+    return found
 
 
 # --- the sender's side ----------------------------------------------------------------------
@@ -480,9 +530,13 @@ async def list_callbacks(
     status: str | None = "open",
     for_kind: str | None = None,
     for_id: str | None = None,
+    recipients: Sequence[Recipient] | None = None,
+    after: tuple[datetime, int] | None = None,
     limit: int = 100,
 ) -> list[CallbackRecord]:
-    """Callback requests, oldest first (the order to call them back in); status=None: all."""
+    """Callback requests, oldest first (the order to call them back in); status=None: all.
+    `recipients`: for any of these; `after`: (created_at, id) of the last one of the previous
+    page (keyset paging)."""
     query = select(mm.Callback).execution_options(populate_existing=True)
     if status is not None:
         query = query.where(mm.Callback.status == status)
@@ -490,6 +544,16 @@ async def list_callbacks(
         query = query.where(mm.Callback.for_kind == for_kind)
     if for_id is not None:
         query = query.where(mm.Callback.for_id == for_id)
+    if recipients is not None:
+        query = query.where(_for_any(mm.Callback.for_kind, mm.Callback.for_id, recipients))
+    if after is not None:
+        at, last_id = after
+        query = query.where(
+            or_(
+                mm.Callback.created_at > at,
+                and_(mm.Callback.created_at == at, mm.Callback.id > last_id),
+            )
+        )
     query = query.order_by(mm.Callback.created_at, mm.Callback.id).limit(limit)
     return [_callback(r) for r in (await session.scalars(query)).all()]
 
@@ -535,6 +599,7 @@ __all__ = [
     "list_messages",
     "record_attempt",
     "retry_delivery",
+    "retry_message",
     "take_callback",
     "take_message",
 ]
