@@ -9,6 +9,9 @@ PostgreSQL (each test runs on both), with the tests/db directory and four users:
 | anna  | employee | anna     |
 | matti | employee | matti    |
 
+Messages are planned for e-mail only, taken messages call `api.message_hooks` (the sender's
+wake-up, where a test has a sender) and recordings are served from `api.recordings`.
+
 Every response `api.call` gets is checked against the OpenAPI document: its status must be
 documented for the operation, and a JSON body must match the schema.
 
@@ -216,6 +219,7 @@ class Reply:
     json: Any
     headers: Any
     text: str
+    data: bytes = b""  # the body as sent (audio files)
 
     @property
     def error(self) -> dict[str, Any]:
@@ -267,6 +271,8 @@ class Api:
     company_yaml: str = COMPANY
     # What ApiContext.company() returns (the service's running configuration).
     running: dict[str, Any] = field(default_factory=lambda: {"company": None})
+    message_hooks: list[Any] = field(default_factory=list)
+    recordings: Path | None = None
 
     async def call(
         self,
@@ -287,14 +293,15 @@ class Api:
         async with self.client.request(
             method, url, json=json, data=data, headers=all_headers, params=params
         ) as response:
-            text = await response.text()
+            data = await response.read()
+            text = data.decode("utf-8", "replace")
             content_type = response.content_type
             body: Any = None
             if content_type == "application/json":
                 body = await response.json()
             assert "Traceback" not in text
             check_against_spec(method, response.url.path, response.status, body, content_type)
-            return Reply(response.status, body, response.headers, text)
+            return Reply(response.status, body, response.headers, text, data)
 
     async def counts(self) -> dict[str, int]:
         """Rows per table and revision counters: equal before and after = nothing written."""
@@ -341,7 +348,7 @@ class _StubService:
 
 
 @pytest.fixture
-async def api(db: Database) -> AsyncIterator[Api]:
+async def api(db: Database, tmp_path: Path) -> AsyncIterator[Api]:
     async with db.sessions.begin() as session:
         await sync_directory(session, DIRECTORY)
     tokens = {
@@ -357,6 +364,9 @@ async def api(db: Database) -> AsyncIterator[Api]:
     clock = Clock()
     applied: list[str] = []
     running: dict[str, Any] = {"company": None}
+    hooks: list[Any] = []
+    recordings = tmp_path / "prompts" / "recordings"
+    recordings.mkdir(parents=True)
 
     async def config_applied() -> None:
         applied.append("applied")
@@ -369,6 +379,9 @@ async def api(db: Database) -> AsyncIterator[Api]:
         tz=HELSINKI,
         config_applied=config_applied,
         clock=clock,
+        message_channels=("email",),
+        message_taken=lambda: [hook() for hook in hooks] and None,
+        recordings_dir=recordings,
     )
     # The service's own root application (64 KiB body limit), with the API mounted as it is
     # in service.py.
@@ -377,7 +390,8 @@ async def api(db: Database) -> AsyncIterator[Api]:
     client = TestClient(TestServer(root, host="127.0.0.1"), cookie_jar=aiohttp.DummyCookieJar())
     await client.start_server()
     try:
-        yield Api(client, db, cache, clock, tokens, applied, running=running)
+        yield Api(client, db, cache, clock, tokens, applied, running=running,
+                  message_hooks=hooks, recordings=recordings)
     finally:
         await client.close()
 
