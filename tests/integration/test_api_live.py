@@ -3,13 +3,16 @@ their token, the next caller hears why, and an operator sees it; roles are enfor
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import aiohttp
 from company import PHONES
 from test_first_call import assert_bridged_with, call, phones_dialled
 
 from vaihde.auth.store import add_user, create_token
+from vaihde.messages.store import get_message
 
 
 async def tokens(vaihde) -> dict[str, str]:
@@ -53,3 +56,57 @@ async def test_openapi_is_served_without_login(vaihde):
         spec = await resp.json()
     assert resp.status == 200 and spec["openapi"].startswith("3.")
     assert "/employees/{employee_id}/availability" in spec["paths"]
+
+
+async def test_callers_recorded_message_is_read_and_played_through_the_api(asterisk, ami,
+                                                                           vaihde):
+    """The recording the caller left is served by the running service from where the flow
+    put it; an operator's message taken through the API joins the same list."""
+    secret = await tokens(vaihde)
+    base = f"http://127.0.0.1:{vaihde.http_port}/api/v1"
+    anna = {"Authorization": f"Bearer {secret['anna']}"}
+    olga = {"Authorization": f"Bearer {secret['olga']}"}
+    # The caller chooses "leave a message for Anna", talks after the tone, and hangs up.
+    await call(ami, "5", say="hello-world", say_delay=6, hold=3)
+    async with aiohttp.ClientSession() as http:
+        listed: list = []
+        for _ in range(300):
+            async with http.get(f"{base}/messages", headers=anna) as resp:
+                assert resp.status == 200, await resp.text()
+                listed = (await resp.json())["messages"]
+            if listed:
+                break
+            await asyncio.sleep(0.1)
+        (message,) = listed
+        assert message["taken_by"] == "caller" and message["has_recording"] is True
+        assert message["for"] == {"kind": "employee", "id": "anna", "name": "Anna Virtanen"}
+        async with vaihde.db.sessions() as session:
+            stored = await get_message(session, message["id"])
+        assert stored is not None and stored.recording_path is not None
+        recording = Path(stored.recording_path)
+        url = f"{base}/messages/{message['id']}/recording"
+        def size() -> int:
+            return recording.stat().st_size if recording.exists() else 0
+
+        for _ in range(50):  # Asterisk closes the file when the caller hangs up
+            if size() > 44:
+                break
+            await asyncio.sleep(0.1)
+        async with http.get(url, headers=anna) as resp:
+            assert resp.status == 200
+            assert resp.content_type == "audio/wav"
+            audio = await resp.read()
+        assert audio[:4] == b"RIFF" and len(audio) > 44
+        assert audio == await asyncio.to_thread(recording.read_bytes)
+        # The operator takes another one for Anna by hand.
+        body = {"for": {"employee": "anna"}, "caller_number": "0407654321",
+                "caller_name": "Liisa", "text": "Soita takaisin"}
+        async with http.post(f"{base}/messages", json=body, headers=anna) as resp:
+            assert resp.status == 403
+        async with http.post(f"{base}/messages", json=body, headers=olga) as resp:
+            assert resp.status == 201, await resp.text()
+            taken = await resp.json()
+        assert taken["taken_by"] == "olga"
+        async with http.get(f"{base}/messages", headers=anna) as resp:
+            ids = [m["id"] for m in (await resp.json())["messages"]]
+    assert ids == [taken["id"], message["id"]]
