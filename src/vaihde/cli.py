@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from vaihde import __version__
 from vaihde.auth import commands as auth_commands
 from vaihde.company import commands as company_commands
+from vaihde.messages import commands as messages_commands
 from vaihde.presence import commands as presence_commands
 
 if TYPE_CHECKING:
@@ -135,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     company_commands.register(sub)
     presence_commands.register(sub)
     auth_commands.register(sub)
+    messages_commands.register(sub)
     return parser
 
 
