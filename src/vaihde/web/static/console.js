@@ -113,11 +113,18 @@
         text: `earlier: ${c.earlier.today} today, ${c.earlier.last_30_days} in 30 d` }));
     }
     if (c.state === "ringing") line1.append(V.el("span", { cls: "badge", text: "ringing you" }));
-    if (c.state === "transferring") {
-      line1.append(V.el("span", { cls: "badge", text: "transferring" }));
+    if (c.transfer) {
+      const t = c.transfer;
+      line1.append(V.el("span", { cls: "badge transfer", text: `${t.mode === "attended"
+        ? "attended transfer" : "transferring"} to ${t.name || t.target}` +
+        (t.mode === "attended" ? (t.answered ? " — answered: C complete, X cancel"
+          : " — ringing: X cancel") : "") }));
+    } else if (c.state === "transferring") {
+      line1.append(V.el("span", { cls: "badge transfer", text: "transferring" }));
     }
     if (c.parking) {
-      line1.append(V.el("span", { cls: "badge", text: "space " + (c.parking.space || c.parking) }));
+      line1.append(V.el("span", { cls: "badge", text: "parked at " +
+        (c.parking.space || c.parking) }));
     }
     line2.append(...soughtBits(c));
     if (c.what_happened) line2.append(V.el("span", { cls: "what", text: c.what_happened }));
@@ -161,7 +168,9 @@
   function upsert(c) {
     calls.set(c.id, c);
     place(c);
-    if (attended === c.id && c.state !== "transferring") attended = null;
+    if (c.transfer && c.transfer.mode === "attended" && V.user &&
+        c.transfer.by === V.user.username) attended = c.id;
+    else if (attended === c.id) attended = null;
     counts();
   }
 
@@ -188,7 +197,7 @@
       for (const c of board[name] || []) { seen.add(c.id); calls.set(c.id, c); }
     }
     for (const id of [...rows.keys()]) if (!seen.has(id)) removeCall(id);
-    for (const id of seen) place(calls.get(id));
+    for (const id of seen) upsert(calls.get(id));
     conn.ami = !(board.ami && board.ami.connected === false);
     showConnection();
     counts();
