@@ -550,11 +550,11 @@
   $("message-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const f = event.target;
-    const body = {
-      for: { [f.dataset.kind]: f.dataset.id }, caller_number: f.caller_number.value.trim(),
-      caller_name: f.caller_name.value.trim(), text: f.text.value.trim(),
-      call_id: f.dataset.call || null,
-    };
+    const body = { for: { [f.dataset.kind]: f.dataset.id }, text: f.text.value.trim() };
+    // Empty fields are left out rather than sent as "" (the API validates what it is given).
+    if (f.caller_number.value.trim()) body.caller_number = f.caller_number.value.trim();
+    if (f.caller_name.value.trim()) body.caller_name = f.caller_name.value.trim();
+    if (f.dataset.call) body.call_id = f.dataset.call;
     try {
       await V.api("POST", "/messages", body);
       $("message-dialog").close();
