@@ -58,3 +58,30 @@ async def test_console_fits_a_1366x768_screen(page):
         status: document.querySelector("#status").getBoundingClientRect().bottom})""")
     assert size["width"] <= 1366 and size["height"] <= 768, size
     assert max(size["calls"], size["people"], size["status"]) <= 768, size
+
+
+async def test_operator_takes_a_message_for_anna(page):
+    await login(page, "olga")
+    await page.locator("#people .entry").first.wait_for()
+    await page.keyboard.press("/")
+    await page.keyboard.type("anna")
+    await page.locator("#people .entry.chosen .name").filter(has_text="Anna Virtanen").wait_for()
+    await page.keyboard.press("Enter")
+    await page.keyboard.press("m")
+    dialog = page.locator("#message-dialog")
+    await dialog.wait_for(state="visible")
+    assert await page.locator("#message-for").text_content() == "Anna Virtanen"
+    await page.fill("#message-number", "0401234567")
+    await page.fill("#message-name", "Matti <b>Mäkinen</b>")
+    await page.fill("#message-text", "Please call back about the offer.")
+    await page.press("#message-text", "Control+Enter")
+    await dialog.wait_for(state="hidden")
+    await page.locator("#status").filter(has_text="Message for Anna Virtanen saved").wait_for()
+
+    stored = await page.evaluate(
+        "async () => (await (await fetch('/api/v1/messages?employee=anna')).json())")
+    [message] = stored["messages"]
+    assert message["text"] == "Please call back about the offer."
+    assert message["caller_number"] == "0401234567"
+    assert message["caller_name"] == "Matti <b>Mäkinen</b>"
+    assert message["taken_by"] == "olga"
