@@ -13,6 +13,7 @@ DIAL = "VAIHDE_DIAL"  # Dial() device string, built only from validated configur
 DIAL_TIMEOUT = "VAIHDE_DIAL_TIMEOUT"  # seconds
 REASON = "VAIHDE_REASON"  # why the call went where it went; shown to the operator
 CALL_ID = "VAIHDE_CALL_ID"  # the service's id for the call's story (inherited by dialled legs)
+SOUGHT = "VAIHDE_SOUGHT"  # whom the caller tried to reach, "employee:anna" (AMI channelvars)
 
 # Set by the dialplan.
 DID = "VAIHDE_DID"  # the dialled company number, digits only (FILTER()ed in the dialplan)
@@ -21,6 +22,9 @@ DID = "VAIHDE_DID"  # the dialled company number, digits only (FILTER()ed in the
 AGI_URL_GLOBAL = "VAIHDE_AGI"
 OPERATORS_GLOBAL = "VAIHDE_OPERATORS"
 OPERATOR_TIMEOUT_GLOBAL = "VAIHDE_OPERATOR_TIMEOUT"
+QUEUE_GLOBAL = "VAIHDE_QUEUE"  # the answering-service queue of operators; "" = none
+QUEUE_WAIT_GLOBAL = "VAIHDE_QUEUE_WAIT"
+DEFAULT_QUEUE = "vaihde-switchboard"  # config/asterisk/queues-vaihde.conf
 
 # AGI script names the dialplan calls: ${VAIHDE_AGI}/<script>.
 SCRIPT_INBOUND = "inbound"

@@ -46,7 +46,7 @@ class CallStory:
     steps: list[Step] = field(default_factory=list)
     sought_kind: str = ""  # employee | team | operator
     sought_id: str = ""
-    path: str = ""  # direct_number | menu_option | extension | name_search | operator
+    path: str = ""  # direct_number | menu_option | extension | dial_by_name | operator
     outcome: str = ""  # answered, noanswer, busy, operator, hangup…
 
     def add(self, kind: str, at: datetime | None = None, **detail: str) -> None:

@@ -16,6 +16,7 @@ service:
   fastagi: {{host: 127.0.0.1, port: {agi_port}}}
   http: {{host: 127.0.0.1, port: 0}}
   ami: {{host: 127.0.0.1, port: {ami_port}, username: vaihde, secret: "{secret}"}}
+{service_extra}
 database: {{url: "sqlite+aiosqlite:///{tmp}/vaihde.db"}}
 company_file: company.yaml
 prompts: {{dir: "{sounds}", asterisk_dir: "{sounds_in_asterisk}"}}
@@ -52,14 +53,19 @@ employees:
 
 
 
-async def start_vaihde(asterisk, tmp_path: Path, company: str = COMPANY) -> Service:
-    """vaihde serving the test instance from an empty SQLite database and `company`."""
+async def start_vaihde(
+    asterisk, tmp_path: Path, company: str = COMPANY, *, service_extra: str = "",
+    settings_extra: str = "",
+) -> Service:
+    """vaihde serving the test instance from an empty SQLite database and `company`.
+    `service_extra` adds lines under `service:` (indented two spaces), `settings_extra` top-level
+    sections."""
     (tmp_path / "company.yaml").write_text(company)
     text = SETTINGS.format(
         agi_port=asterisk.agi_port, ami_port=asterisk.ami_port,
         secret=asterisk.ami_secret, tmp=tmp_path, sounds=asterisk.sounds_dir,
-        sounds_in_asterisk=asterisk.sounds_dir_in_asterisk,
-    )
+        sounds_in_asterisk=asterisk.sounds_dir_in_asterisk, service_extra=service_extra,
+    ) + settings_extra
     settings = loads(text, str(tmp_path / "settings.yaml"))
     service = Service(settings)
     await service.start()

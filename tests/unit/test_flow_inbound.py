@@ -88,8 +88,13 @@ async def test_announcement_is_said_then_the_menu_again(company):
     assert chan.variables[contract.DIAL] == "PJSIP/anna"
 
 
-def test_unhandled_target_goes_to_a_person_with_the_reason(company, main):
-    assert choose(company, main, "6", 1) == ToOperator("menu-main-6-external")
+def test_external_number_without_a_trunk_goes_to_a_person_with_the_reason(company, main):
+    assert choose(company, main, "6", 1) == ToOperator("menu-main-6-external-no-trunk")
+
+
+def test_external_number_rings_through_the_trunk(company, main):
+    got = choose(company, main, "6", 1, mobile_dial="PJSIP/{number}@trunk")
+    assert got == Ring("PJSIP/358401110000@trunk", 30, "menu-main-6")
 
 
 @pytest.mark.parametrize("digits", ["", "7", "11", "1" * 50])
@@ -123,7 +128,8 @@ async def test_conversation_sets_dial_route(company):
 
 async def test_direct_number_skips_the_menu(company):
     chan = await run_flow(company, SimulatedChannel(), "inbound?did=358201234501")
-    assert chan.commands[0] == 'SET VARIABLE "VAIHDE_REASON" "direct-anna"'
+    assert chan.commands[0] == 'SET VARIABLE "VAIHDE_SOUGHT" "employee:anna"'
+    assert chan.commands[1] == 'SET VARIABLE "VAIHDE_REASON" "direct-anna"'
     assert chan.variables[contract.DIAL] == "PJSIP/anna"
 
 

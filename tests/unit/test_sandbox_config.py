@@ -228,3 +228,32 @@ def test_agi_port_parsing() -> None:
     with pytest.raises(SandboxError):
         _settings(agi_url="http://127.0.0.1:14573")
     assert instance.Instance(_settings()).agi_port == 14573
+
+
+def test_queue_has_the_operators_as_members_and_is_a_global() -> None:
+    template = (REPO / "config" / "asterisk" / "queues-vaihde.conf").read_text()
+    files = render_config(_settings(), "[vaihde]\nsecret = x\n", "; dialplan\n", None, template)
+    queues = files["queues.conf"].splitlines()
+    start = queues.index("[vaihde-switchboard]")
+    assert "strategy = ringall" in "\n".join(queues[start:])
+    assert queues[-2:] == ["member => Local/operator@vaihde-test-phones", "member => PJSIP/op2"]
+    assert "VAIHDE_QUEUE = vaihde-switchboard" in files["extensions.conf"]
+    assert "channelvars = VAIHDE_CALL_ID,VAIHDE_REASON,VAIHDE_SOUGHT" in files["manager.conf"]
+
+
+def test_no_queue_means_operators_are_rung_directly() -> None:
+    files = _render(_settings(queue=""))
+    assert "member =>" not in files["queues.conf"]
+    assert "VAIHDE_QUEUE = \n" in files["extensions.conf"]
+
+
+def test_shipped_dialplan_files_are_all_written() -> None:
+    files = render_config(
+        _settings(), "[vaihde]\nsecret = x\n",
+        {"vaihde.conf": "; main\n#include vaihde-console.conf\n", "vaihde-console.conf": "; c\n"},
+    )
+    assert files["vaihde-console.conf"] == "; c\n"
+    with pytest.raises(SandboxError):
+        render_config(_settings(), "[vaihde]\nsecret = x\n", {"other.conf": ""})
+    with pytest.raises(SandboxError):
+        _settings(queue="bad name;")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from types import MappingProxyType
@@ -385,6 +385,9 @@ class CompanyConfig:
     _by_number: Mapping[str, str] = field(init=False, compare=False, repr=False)
     _by_extension: Mapping[str, str] = field(init=False, compare=False, repr=False)
     _by_device: Mapping[str, str] = field(init=False, compare=False, repr=False)
+    # Proper prefixes of extensions → how many longer extensions start with them (keying "12"
+    # when 123 exists means "wait for the next key").
+    extension_prefixes: Mapping[str, int] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         menus = {n.digits: n.menu for n in self.numbers.values()}
@@ -400,8 +403,13 @@ class CompanyConfig:
                 # Mobiles cannot be told apart from any caller, so they identify no one.
                 if device.kind != "mobile":
                     by_device.setdefault(device.address, employee.id)
+        prefixes: dict[str, int] = {}
+        for extension in by_extension:
+            for end in range(1, len(extension)):
+                prefixes[extension[:end]] = prefixes.get(extension[:end], 0) + 1
         for name, index in (("_menu_by_number", menus), ("_by_number", by_number),
-                            ("_by_extension", by_extension), ("_by_device", by_device)):
+                            ("_by_extension", by_extension), ("_by_device", by_device),
+                            ("extension_prefixes", prefixes)):
             object.__setattr__(self, name, MappingProxyType(index))
 
     @property
@@ -417,6 +425,16 @@ class CompanyConfig:
     def employee_by_number(self, dialled: str) -> Employee | None:
         found = self._by_number.get(dialled.lstrip("+"))
         return self.employees[found] if found is not None else None
+
+    def extensions(self) -> Iterable[str]:
+        return self._by_extension.keys()
+
+    def number_language(self, dialled: str) -> str:
+        """The language callers of a company number hear first."""
+        for number in self.numbers.values():
+            if number.digits == dialled.lstrip("+"):
+                return number.language
+        return self.company.language
 
     def employee_by_extension(self, extension: str) -> Employee | None:
         found = self._by_extension.get(extension)

@@ -1,8 +1,8 @@
-"""What a caller hears on a company number: greeting, numbered menus, then a phone or a human.
+"""What a caller hears on a company number: greeting, numbered menus (or an extension keyed
+during the greeting, or a name spelled on the keypad), then a phone or a human.
 
 `choose()` and `ring_*()` are the decisions (pure); `inbound()` is the conversation that plays
-them out over AGI. Targets this flow does not handle yet go to the operator, with the reason
-saying so, never to silence.
+them out over AGI.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from vaihde import contract
 from vaihde.agi.channel import Channel
 from vaihde.company import CompanyConfig, Employee, Menu, Say, Team, open_now
 from vaihde.flows.answering import Answering, leave_message, request_callback
+from vaihde.flows.by_name import dial_by_name
+from vaihde.flows.keypad import Step, extension_first_keys, extension_step
 from vaihde.flows.reach import reach
 from vaihde.presence.model import Availability
 from vaihde.prompts.say import greeting_for
@@ -28,6 +30,10 @@ log = logging.getLogger("vaihde.flows")
 SILENT_PROMPT = "silence/1"
 INVALID_CHOICE = "pm-invalid-option"
 _DIGITS = re.compile(r"^[0-9]{1,32}$")
+# After a key that may begin an extension, how long to wait for the next one. A caller who meant
+# the single-digit option waits this long once; one who keys an extension never notices.
+EXTENSION_GAP_MS = 1500
+EXTERNAL_RING_S = 30
 
 Prompts = Callable[[Say, str], str | None]
 
@@ -96,7 +102,25 @@ class GoTo:
     reason: str
 
 
-Decision = Ring | ToOperator | AskAgain | GoTo | Goodbye | Announce | TakeMessage | TakeCallback
+@dataclass(frozen=True, slots=True)
+class ByName:
+    """Spell a name on the keypad and choose among the matches."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchLanguage:
+    """Switch the caller's language and say the menu again in it."""
+
+    language: str
+    reason: str
+
+
+Decision = (
+    Ring | ToOperator | AskAgain | GoTo | Goodbye | Announce | TakeMessage | TakeCallback | ByName
+    | SwitchLanguage
+)
 Final = Ring | ToOperator | Goodbye
 Lookup = Callable[[str], Availability]
 Speak = Callable[[str, str], Awaitable[str | None]]
@@ -135,6 +159,14 @@ def ring_team(
     return Ring("&".join(dials), team.ring_seconds, reason)
 
 
+def ring_external(number: str, reason: str, mobile_dial: str = "") -> Ring | ToOperator:
+    """An outside number (validated by the company file) through the trunk template; without a
+    trunk a person connects the caller."""
+    if not mobile_dial:
+        return ToOperator(f"{reason}-external-no-trunk")
+    return Ring(mobile_dial.format(number=number.lstrip("+")), EXTERNAL_RING_S, reason)
+
+
 def choose(
     company: CompanyConfig, menu: Menu, digits: str, attempt: int, mobile_dial: str = ""
 ) -> Decision:
@@ -166,9 +198,29 @@ def choose(
     if target.kind == "message":
         kind = "employee" if target.ref in company.employees else "team"
         return TakeMessage(kind, target.ref, reason)
-    # external, dial_by_name, language, hangup: a person handles them
-    # until their flows exist, and the reason tells the operator what the caller chose.
+    if target.kind == "external":
+        return ring_external(target.ref, reason, mobile_dial)
+    if target.kind == "dial_by_name":
+        return ByName(reason)
+    if target.kind == "language":
+        return SwitchLanguage(target.ref, reason)
+    # Anything else a person handles, and the reason tells the operator what the caller chose.
     return ToOperator(f"{reason}-{target.kind}")
+
+
+def choose_keys(
+    company: CompanyConfig, menu: Menu, typed: str, attempt: int, mobile_dial: str = ""
+) -> Decision:
+    """Like `choose`, where `typed` may also be an extension (keyed in the entry menu)."""
+    if len(typed) > 1 or (typed and extension_step(company, typed) is Step.MATCH
+                          and typed not in menu.options):
+        employee = company.employee_by_extension(typed)
+        if employee is not None:
+            return ring_employee(employee, f"extension-{typed}", mobile_dial)
+        if attempt >= menu.attempts:
+            return ToOperator(f"menu-{menu.id}-unknown-extension")
+        return AskAgain("invalid-choice")
+    return choose(company, menu, typed, attempt, mobile_dial)
 
 
 def direct_decision(company: CompanyConfig, dialled: str, mobile_dial: str = "") -> Decision | None:
@@ -198,6 +250,11 @@ def closed_decision(
         decision = ring_team(company, company.teams[target.ref], reason, mobile_dial)
     elif target.kind == "hangup":
         decision = Goodbye(reason)
+    elif target.kind == "external":
+        decision = ring_external(target.ref, reason, mobile_dial)
+    elif target.kind == "message":
+        kind = "employee" if target.ref in company.employees else "team"
+        decision = TakeMessage(kind, target.ref, reason)
     else:
         decision = ToOperator(f"{reason}-{target.kind}")
     return action.announcement, decision
@@ -271,7 +328,7 @@ async def inbound(
     dialled = channel.params.get("did", "")
     if not _DIGITS.match(dialled):
         dialled = ""
-    language = company.company.language
+    language = company.number_language(dialled) if dialled else company.company.language
     story = story or CallStory(channel.uniqueid, "", "", dialled, datetime.now(UTC))
 
     async def finish(decision: Final | TakeMessage | TakeCallback) -> Final:
@@ -290,6 +347,9 @@ async def inbound(
         if isinstance(decision, ToOperator) and not story.sought_kind:
             story.seek("operator", "", "operator")
         story.add("routed", route=type(decision).__name__.lower(), reason=decision.reason)
+        if story.sought_kind:
+            # Rides along into the queue, so even the AMI events say whom the caller wanted.
+            await channel.set_variable(contract.SOUGHT, f"{story.sought_kind}:{story.sought_id}")
         await apply(channel, decision)
         return decision
 
@@ -323,7 +383,8 @@ async def inbound(
         return await finish(direct)
 
     menu = _entry(company, dialled)
-    story.add("entered", number=dialled, menu=menu.id)
+    entry = menu
+    story.add("entered", number=dialled, menu=menu.id, language=language)
     if greet_name and speak is not None:
         # A known caller who agreed to it is greeted by first name; everyone else is not.
         sound = await speak(greeting_for(greet_name, language), language)
@@ -336,14 +397,20 @@ async def inbound(
             await channel.stream_file(sound)
     if isinstance(closed, GoTo):
         menu = company.menus[closed.menu]
-    elif isinstance(closed, Ring | ToOperator | Goodbye):
+    elif isinstance(closed, Ring | ToOperator | Goodbye | TakeMessage):
+        if isinstance(closed, TakeMessage):
+            story.seek(closed.kind, closed.target, "closed")
         return await finish(closed)
 
+    # Extensions may be keyed in the menu a company number leads to (not in submenus, where
+    # the digits are that submenu's choices).
+    ext_keys = extension_first_keys(company)
     stack: list[Menu] = []
     greet = True
     attempt = 1
     while True:
-        keys = "".join(sorted({*menu.options, "0", "*", "#"}))
+        in_entry = menu is entry
+        keys = "".join(sorted({*menu.options, "0", "*", "#", *(ext_keys if in_entry else "")}))
         pressed = ""
         if greet and menu.greeting is not None:
             # Callers who know the menu may press their choice during the greeting.
@@ -355,20 +422,31 @@ async def inbound(
             sound = prompts(menu.prompt, language) or SILENT_PROMPT
             got = await channel.get_data(sound, menu.timeout * 1000, 1)
             pressed = got.digits
-        decision = choose(company, menu, pressed, attempt, mobile_dial)
-        story.add("menu", menu=menu.id, key=pressed, attempt=str(attempt))
-        option = menu.options.get(pressed) if len(pressed) == 1 else None
-        if option is not None and option.target.kind in ("employee", "team", "message"):
-            ref = option.target.ref
-            kind = option.target.kind
-            if kind == "message":
-                kind = "employee" if ref in company.employees else "team"
-            story.seek(kind, ref, "menu_option", menu=menu.id, key=pressed, label=option.label)
+        if in_entry and pressed:
+            pressed = await _more_keys(channel, company, pressed)
+        decision = choose_keys(company, menu, pressed, attempt, mobile_dial)
+        story.add("menu", menu=menu.id, key=pressed[:12], attempt=str(attempt))
+        _seek_for(story, company, menu, pressed, decision)
         log.info(
             "menu decision",
             extra={"uniqueid": channel.uniqueid, "menu": menu.id, "attempt": attempt,
                    "pressed": pressed, "decision": decision},
         )
+        if isinstance(decision, ByName):
+            chosen = await dial_by_name(channel, company, speak, language)
+            story.add("dial_by_name", letters=chosen.letters,
+                      result=chosen.employee or chosen.reason)
+            if chosen.employee:
+                employee = company.employees[chosen.employee]
+                story.seek("employee", employee.id, "dial_by_name", letters=chosen.letters)
+                return await finish(ring_employee(employee, f"{decision.reason}-{employee.id}",
+                                                  mobile_dial))
+            return await finish(ToOperator(f"{decision.reason}-{chosen.reason}"))
+        if isinstance(decision, SwitchLanguage):
+            language = decision.language
+            story.add("language", language=language)
+            greet, attempt = True, 1
+            continue
         if isinstance(decision, Ring | ToOperator | Goodbye | TakeMessage | TakeCallback):
             return await finish(decision)
         if isinstance(decision, Announce):
@@ -391,3 +469,29 @@ async def inbound(
             await channel.stream_file(INVALID_CHOICE)
         if decision.counts:
             attempt += 1
+
+
+async def _more_keys(channel: Channel, company: CompanyConfig, typed: str) -> str:
+    """Keep reading keys while they may still become an extension."""
+    while extension_step(company, typed) is Step.MORE and len(typed) < 8:
+        key = await channel.wait_for_digit(EXTENSION_GAP_MS)
+        if key is None or not key.isdigit():
+            break
+        typed += key
+    return typed
+
+
+def _seek_for(
+    story: CallStory, company: CompanyConfig, menu: Menu, pressed: str, decision: Decision
+) -> None:
+    """Record whom the caller now seeks, and through which path, in the call's story."""
+    if isinstance(decision, Ring) and decision.reason.startswith("extension-"):
+        story.seek("employee", decision.employee, "extension", extension=pressed)
+        return
+    option = menu.options.get(pressed) if len(pressed) == 1 else None
+    if option is None or option.target.kind not in ("employee", "team", "message", "external"):
+        return
+    ref, kind = option.target.ref, option.target.kind
+    if kind == "message":
+        kind = "employee" if ref in company.employees else "team"
+    story.seek(kind, ref, "menu_option", menu=menu.id, key=pressed, label=option.label)
