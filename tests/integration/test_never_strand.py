@@ -65,3 +65,55 @@ async def test_database_down_callers_still_reach_people(asterisk, ami, vaihde_on
         f"http://127.0.0.1:{vaihde.http_port}/health"
     ) as resp:
         assert resp.status == 200  # FastAGI still serves: the service is up
+
+
+async def test_service_stopped_mid_menu_the_caller_reaches_an_operator(
+    asterisk, ami, monkeypatch, tmp_path
+):
+    """vaihde stops (a deploy) while a caller is in the menu: the session in progress gets its
+    grace (5 s) and the key it was waiting for, then the dialplan takes the caller to the
+    operators, long before the menu itself would have given up (3 tries of 8 s)."""
+    import time
+
+    from company import COMPANY
+
+    for name in ("VAIHDE_AMI_SECRET", "VAIHDE_DB_URL", "VAIHDE_PROMPTS_DIR",
+                 "VAIHDE_PROMPTS_ASTERISK_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    slow_menu = COMPANY.replace("timeout: 2\n    attempts: 2", "timeout: 8\n    attempts: 3")
+    assert slow_menu != COMPANY
+    service = await start_vaihde(asterisk, tmp_path, slow_menu)
+    stopped = False
+    try:
+        await call(ami, "", hold=30)  # says nothing: the menu waits for a key
+        await _in_menu(service)
+        started = time.monotonic()
+        await service.stop()
+        stopped = True
+        joined = await ami.wait_for(
+            lambda e: e.get("Event") == "QueueCallerJoin" and e.get("Queue")
+            == "vaihde-switchboard", 10,
+        )
+        elapsed = ami.time_of(joined) - started
+        assert elapsed < 5 + 8 + 2, f"the caller reached the queue {elapsed:.1f}s after the stop"
+        assert "VAIHDE_REASON=" in joined.get("ChanVariable", "")
+        await ami.wait_for(
+            lambda e: e.get("Event") == "AgentConnect"
+            and e.get("DestChannel", "").startswith(f"Local/operator@{PHONES}"), 20,
+        )
+    finally:
+        if not stopped:
+            await service.stop()
+
+
+async def _in_menu(service) -> None:
+    """Until a call has been in the menu for a moment (its story says it entered)."""
+    import asyncio
+
+    for _ in range(150):
+        if any(any(s.kind == "entered" for s in story.steps)
+               for story in list(service.stories._stories.values())):
+            await asyncio.sleep(0.5)
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("no call entered the menu")
