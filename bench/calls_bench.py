@@ -522,7 +522,7 @@ def print_table(base: dict[str, Any], load: dict[str, Any], callers: int) -> Non
 # --- main --------------------------------------------------------------------------------------
 
 
-FULL = {"callers": 100, "ramp": 5.0, "baseline_calls": 12, "hold": 10.0}
+FULL = {"callers": 100, "ramp": 5.0, "baseline_calls": 24, "hold": 10.0}
 QUICK = {"callers": 20, "ramp": 2.0, "baseline_calls": 6, "hold": 3.0}
 
 
@@ -534,7 +534,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ramp", type=float,
                    help="seconds over which the load phase's callers arrive, evenly (5)")
     p.add_argument("--baseline-calls", type=int,
-                   help="calls made one at a time for the baseline (12)")
+                   help="calls made one at a time for the baseline (24: everyone in the menus "
+                        "once, the same mix of routes as the load phase)")
     p.add_argument("--hold", type=float,
                    help="seconds the phones hold an answered call in the load phase, so that "
                         "every caller is on the line at once (10)")
@@ -596,7 +597,7 @@ async def run(args: argparse.Namespace) -> int:
                 await ami.action("Setvar", Variable=name, Value=str(value))
 
         log(f"baseline: {len(base_plans)} calls, one at a time")
-        await globals_(0.5)
+        await globals_(0.2)
         mark = len(ami.events)
         base_calls = await run_baseline(callers, base_plans, timeout=60)
         base_events = ami.events[mark:]
@@ -606,11 +607,11 @@ async def run(args: argparse.Namespace) -> int:
         await globals_(args.hold)
         mark = len(ami.events)
         cpu0 = (proc_cpu_s(instance.pid), proc_cpu_s(service.pid), machine_busy_s(),
-                time.monotonic())
+                time.monotonic(), time.process_time())
         load_calls = await run_load(callers, load_plans, args.ramp,
                                     timeout=args.ramp + args.hold + 60)
         cpu1 = (proc_cpu_s(instance.pid), proc_cpu_s(service.pid), machine_busy_s(),
-                time.monotonic())
+                time.monotonic(), time.process_time())
         load_events = ami.events[mark:]
 
         all_ids = [c.call_id for c in base_calls + load_calls]
@@ -628,6 +629,7 @@ async def run(args: argparse.Namespace) -> int:
 
     wall = cpu1[3] - cpu0[3]
     asterisk_cpu, service_cpu = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
+    machine_cpu, bench_cpu = cpu1[2] - cpu0[2], cpu1[4] - cpu0[4]
     service_log = service_log_summary(log_path)
     result: dict[str, Any] = {
         "callers": args.callers,
@@ -648,11 +650,15 @@ async def run(args: argparse.Namespace) -> int:
         "longest_silence_ms": load["longest_silence"]["max_ms"],
         "baseline_longest_silence_ms": base["longest_silence"]["max_ms"],
         "phases": {"baseline": base, "load": load},
-        "load_cpu": {
+        "load_cpu": {  # first arrival to the last channel gone
             "wall_s": round(wall, 2),
             "asterisk_cores": round(asterisk_cpu / wall, 2),
             "service_cores": round(service_cpu / wall, 2),
-            "machine_busy_cores": round((cpu1[2] - cpu0[2]) / wall, 2),
+            "bench_driver_cores": round(bench_cpu / wall, 2),
+            "machine_busy_cores": round(machine_cpu / wall, 2),
+            "other_cpu_load_cores": round(
+                max(0.0, machine_cpu - asterisk_cpu - service_cpu - bench_cpu) / wall, 2
+            ),
         },
         "service_log": service_log,
         "presence": {emp: str(state) for emp, (state, _) in AWAY.items()},
@@ -669,8 +675,15 @@ async def run(args: argparse.Namespace) -> int:
     print_table(base, load, args.callers)
     log(f"{args.callers} callers over {args.ramp:g} s: peak {load['peak_concurrent_calls']} "
         f"calls at once; Asterisk {result['load_cpu']['asterisk_cores']} cores, vaihde "
-        f"{result['load_cpu']['service_cores']} cores, machine "
-        f"{result['load_cpu']['machine_busy_cores']} of {os.cpu_count()}")
+        f"{result['load_cpu']['service_cores']} cores, this driver "
+        f"{result['load_cpu']['bench_driver_cores']}, anything else "
+        f"{result['load_cpu']['other_cpu_load_cores']} (of {os.cpu_count()})")
+    for phase_name, phase in (("1 at a time", base), (f"{args.callers} callers", load)):
+        routes = ", ".join(
+            f"{route} {fig['median_ms']}/{fig['p95_ms']} ms (n={fig['n']})"
+            for route, fig in phase["digit_to_ringing_by_route"].items() if fig["n"]
+        )
+        log(f"digit→ringing median/p95 by route, {phase_name}: {routes}")
     log(f"service log: {service_log['warnings']} warnings, {service_log['errors']} errors")
     for phase in (base, load):
         for bad in phase["misrouted_calls"][:5] + phase["silent_calls"][:5]:
