@@ -50,6 +50,7 @@ PHONES = "bench-phones"
 OPERATORS = f"Local/operator@{PHONES}"
 INSTANCE = "bench-calls"
 SILENCE_LIMIT_S = 3.0
+DTMF_MS = 100  # each key's tone length
 
 # Who is away, set in the presence store before the service starts (bench/calls-company.yaml:
 # person 4 of each department is on vacation without a delegate, person 5 is in a meeting and
@@ -114,12 +115,13 @@ class Ami:
         self._task: asyncio.Task[None] | None = None
 
     @classmethod
-    async def connect(cls, port: int, username: str, secret: str) -> Ami:
+    async def connect(cls, port: int, username: str, secret: str, events: bool = True) -> Ami:
         reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 5)
         ami = cls(reader, writer)
         await asyncio.wait_for(reader.readline(), 5)  # banner
         ami._task = asyncio.create_task(ami._read())
-        response = await ami.action("Login", Username=username, Secret=secret)
+        response = await ami.action("Login", Username=username, Secret=secret,
+                                    Events="on" if events else "off")
         if response.get("Response") != "Success":
             raise SandboxError(f"AMI login as {username} failed: {response}")
         return ami
@@ -309,10 +311,17 @@ class Call:
 class Callers:
     """Simulated callers: each listens for the service asking for a key (AGI GET DATA on its
     call) and presses the next one of its plan `reaction` seconds later, as a person would after
-    hearing the prompt start."""
+    hearing the prompt start.
 
-    def __init__(self, ami: Ami, reaction: float) -> None:
+    Keys go through a pool of AMI sessions (`keypads`): Asterisk runs one session's actions one
+    after another, and PlayDTMF holds its session for the tone's length, so through a single
+    session 100 callers' keys would queue behind each other."""
+
+    def __init__(self, ami: Ami, keypads: list[Ami], reaction: float) -> None:
         self.ami, self.reaction = ami, reaction
+        self.keypads: asyncio.Queue[Ami] = asyncio.Queue()
+        for keypad in keypads:
+            self.keypads.put_nowait(keypad)
         self.by_origin: dict[str, Call] = {}
         self.by_call: dict[str, Call] = {}
         self.by_action: dict[str, Call] = {}
@@ -354,12 +363,15 @@ class Callers:
 
     async def _press(self, call: Call, key: str) -> None:
         call.pressed.append((time.time(), key))
+        keypad = await self.keypads.get()
         try:
-            response = await self.ami.action("PlayDTMF", Channel=call.channel, Digit=key,
-                                             Duration="100")
+            response = await keypad.action("PlayDTMF", Channel=call.channel, Digit=key,
+                                           Duration=str(DTMF_MS))
         except (TimeoutError, ConnectionError) as exc:
             call.failures.append(f"PlayDTMF {key}: {exc!r}")
             return
+        finally:
+            self.keypads.put_nowait(keypad)
         if response.get("Response") != "Success":
             call.failures.append(f"PlayDTMF {key}: {response.get('Message')}")
 
@@ -457,6 +469,7 @@ def analyse(calls: list[Call], events: list[Mapping[str, Any]],
     silent: list[dict[str, Any]] = []
     to_ring: dict[str, list[float]] = {"employee": [], "delegate": [], "operator": []}
     longest: list[float] = []
+    key_lag: list[float] = []
     for call in calls:
         tl = lines[call.call_id]
         problems = call.failures + cm.check_call(call.plan, tl, stories.get(call.call_id))
@@ -471,6 +484,9 @@ def analyse(calls: list[Call], events: list[Mapping[str, Any]],
             silent.append({"call": call.call_id, "longest_silence_s": round(gap, 3),
                            "gaps": [(round(a - (tl.answered or a), 3), round(b - a, 3))
                                     for a, b in cm.silence_gaps(tl)]})
+        # The driver's own lateness: key decided → Asterisk has the whole tone.
+        for (sent, _), (heard, _) in zip(call.pressed, tl.digits, strict=False):
+            key_lag.append(max(0.0, heard - sent - DTMF_MS / 1000))
         seconds = cm.digit_to_ringing(tl)
         if seconds is not None:
             to_ring[call.plan.expect].append(seconds)
@@ -483,6 +499,7 @@ def analyse(calls: list[Call], events: list[Mapping[str, Any]],
         "digit_to_ringing": cm.summary_ms(employee_phone),
         "digit_to_ringing_by_route": {k: cm.summary_ms(v) for k, v in to_ring.items()},
         "longest_silence": cm.summary_ms(longest),
+        "key_lag": cm.summary_ms(key_lag),
         "peak_concurrent_calls": cm.peak_concurrency(spans),
         "routes": {k: sum(1 for c in calls if c.plan.expect == k) for k in to_ring},
         "stories_stored": sum(1 for c in calls if c.call_id in stories),
@@ -541,6 +558,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "every caller is on the line at once (10)")
     p.add_argument("--reaction", type=float, default=0.5,
                    help="seconds from a prompt starting to the caller's key")
+    p.add_argument("--keypads", type=int, default=16,
+                   help="AMI sessions pressing keys (each is busy for a tone's length)")
     p.add_argument("--ring", type=float, default=0.5, help="seconds a phone rings before answering")
     p.add_argument("--port-base", type=int, default=16500,
                    help="AMI on +38, FastAGI +73, HTTP +80, SIP +60 (tests use 14573-15999)")
@@ -571,6 +590,7 @@ async def run(args: argparse.Namespace) -> int:
     log_path = tmp / "vaihde.log"
     service: subprocess.Popen[bytes] | None = None
     ami: Ami | None = None
+    keypads: list[Ami] = []
     log(f"Asterisk {INSTANCE}: AMI {instance.ami_port}, FastAGI {instance.agi_port}; "
         f"vaihde HTTP {http_port}; work dir {tmp}")
     instance.start(replace=True, tie_to_parent=True)
@@ -585,7 +605,9 @@ async def run(args: argparse.Namespace) -> int:
         service = start_service(settings_path, log_path)
         await wait_healthy(service, http_port, log_path)
         ami = await Ami.connect(instance.ami_port, "bench", instance.bench_secret)
-        callers = Callers(ami, args.reaction)
+        keypads = [await Ami.connect(instance.ami_port, "bench", instance.bench_secret,
+                                     events=False) for _ in range(args.keypads)]
+        callers = Callers(ami, keypads, args.reaction)
         states = {emp: str(state) for emp, (state, _) in AWAY.items()}
         plan_args = {"operators": OPERATORS, "phones_context": PHONES}
         base_plans = cm.plan_calls(company, states, args.baseline_calls, **plan_args)
@@ -621,6 +643,8 @@ async def run(args: argparse.Namespace) -> int:
         base = analyse(base_calls, base_events, stories)
         load = analyse(load_calls, load_events, stories)
     finally:
+        for session in keypads:
+            await session.close()
         if ami is not None:
             await ami.close()
         if service is not None:
@@ -649,6 +673,7 @@ async def run(args: argparse.Namespace) -> int:
                            base["digit_to_ringing"]["p95_ms"]),
         "longest_silence_ms": load["longest_silence"]["max_ms"],
         "baseline_longest_silence_ms": base["longest_silence"]["max_ms"],
+        "driver_key_lag_max_ms": load["key_lag"]["max_ms"],
         "phases": {"baseline": base, "load": load},
         "load_cpu": {  # first arrival to the last channel gone
             "wall_s": round(wall, 2),
@@ -684,6 +709,9 @@ async def run(args: argparse.Namespace) -> int:
             for route, fig in phase["digit_to_ringing_by_route"].items() if fig["n"]
         )
         log(f"digit→ringing median/p95 by route, {phase_name}: {routes}")
+    lag = load["key_lag"]
+    log(f"the driver's key lag (key decided → Asterisk heard it), {args.callers} callers: "
+        f"median {lag['median_ms']} ms, max {lag['max_ms']} ms")
     log(f"service log: {service_log['warnings']} warnings, {service_log['errors']} errors")
     for phase in (base, load):
         for bad in phase["misrouted_calls"][:5] + phase["silent_calls"][:5]:
