@@ -38,3 +38,22 @@ class Route(StrEnum):
     OPERATOR = "operator"
     FALLBACK = "fallback"
     HANGUP = "hangup"  # only where the admin configured a goodbye (e.g. after hours)
+
+# Operator console (dialplan/vaihde-console.conf). The service moves a caller's channel into
+# these contexts with AMI Redirect after setting the variables below with AMI Setvar; every
+# value is built by the service from validated configuration or user records.
+CONSOLE_ANSWER_CONTEXT = "vaihde-console-answer"  # ring CONSOLE_DIAL (an operator's phone)
+CONSOLE_TRANSFER_CONTEXT = "vaihde-console-transfer"  # ring CONSOLE_DIAL, bounce back if unanswered
+CONSOLE_BOUNCE_CONTEXT = "vaihde-console-bounce"  # ring CONSOLE_BACK (the transferring operator)
+CONSOLE_HOLD_CONTEXT = "vaihde-console-hold"  # the caller waits while the operator consults
+CONSOLE_CONSULT_CONTEXT = "vaihde-console-consult"  # the operator's phone rings the target
+CONSOLE_RETURN_CONTEXT = "vaihde-console-return"  # the operator's phone back to the held caller
+OPERATOR_CONTEXT = "vaihde-operator"  # the path to a human (dialplan/vaihde.conf)
+CONSOLE_DIAL = "VAIHDE_CONSOLE_DIAL"  # Dial() device string(s) to ring
+CONSOLE_RING = "VAIHDE_CONSOLE_RING"  # seconds to ring CONSOLE_DIAL
+CONSOLE_BACK = "VAIHDE_CONSOLE_BACK"  # the transferring operator's phone (bounce-back)
+CONSOLE_BACK_RING = "VAIHDE_CONSOLE_BACK_RING"  # seconds to ring it
+CONSOLE_HELD = "VAIHDE_CONSOLE_HELD"  # attended transfer: the held caller's channel name
+CONSOLE_BY = "VAIHDE_CONSOLE_BY"  # the operator's username (for logs and the board)
+# UserEvent(VaihdeConsole) from the console dialplan: Kind=bounced|consult-failed, Why=DIALSTATUS.
+CONSOLE_USEREVENT = "VaihdeConsole"

@@ -20,6 +20,7 @@ from vaihde.ami.tracker import (
     Channel,
     Dial,
     HangupRecord,
+    ParkedCall,
     QueueCaller,
 )
 
@@ -41,5 +42,6 @@ __all__ = [
     "Channel",
     "Dial",
     "HangupRecord",
+    "ParkedCall",
     "QueueCaller",
 ]

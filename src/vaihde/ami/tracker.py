@@ -26,6 +26,7 @@ __all__ = [
     "Channel",
     "Dial",
     "HangupRecord",
+    "ParkedCall",
     "QueueCaller",
 ]
 
@@ -69,6 +70,8 @@ ChangeKind = Literal[
     "queue_join",
     "queue_leave",
     "queue_abandon",
+    "parked",
+    "unparked",
     "resynced",
     "desynced",
 ]
@@ -162,6 +165,20 @@ class QueueCaller:
     joined_mono: float
     joined_wall: float
     abandoned: bool = False
+
+
+@dataclass(slots=True)
+class ParkedCall:
+    """A channel waiting in a parking lot (res_parking)."""
+
+    uniqueid: str
+    channel: str
+    space: str  # the parking space (extension), e.g. 701
+    lot: str
+    timeout: int | None  # seconds the lot keeps it before it comes back
+    parker: str  # dial string of whoever parked it ('' if parked by AMI without one)
+    parked_mono: float
+    parked_wall: float
 
 
 @dataclass(slots=True)
@@ -261,6 +278,7 @@ class _State:
         self.channels: dict[str, Channel] = {}
         self.bridges: dict[str, Bridge] = {}
         self.queues: dict[str, list[QueueCaller]] = {}
+        self.parked: dict[str, ParkedCall] = {}  # by the parked channel's uniqueid
         self.calls: dict[str, dict[str, None]] = {}  # linkedid -> ordered set of uniqueids
         # Shared with the tracker: uniqueids that hung up, so late events cannot revive them.
         self.gone = gone
@@ -381,6 +399,7 @@ class _State:
                     del entries[i]
                     _renumber(entries)
                     break
+        self.parked.pop(uid, None)
         self.gone[uid] = None
         while len(self.gone) > self.gone_max:
             self.gone.popitem(last=False)
@@ -662,6 +681,45 @@ class _State:
                 )
         return True
 
+    def on_parked(self, ev: Event, mono: float, wall: float, out: list[Change]) -> bool:
+        """ParkedCall (live, and as the ParkedCalls list when resyncing)."""
+        ch = self.upsert(ev, mono, wall, out, "Parkee")
+        space = _s(ev, "ParkingSpace")
+        if ch is None or not space:
+            return bool(space) and _s(ev, "ParkeeUniqueid") in self.gone
+        duration = _int(_s(ev, "ParkingDuration")) or 0
+        prev = self.parked.get(ch.uniqueid)
+        pc = ParkedCall(
+            ch.uniqueid, ch.name, space, _s(ev, "Parkinglot"),
+            _int(_s(ev, "ParkingTimeout")), _s(ev, "ParkerDialString"),
+            mono - duration, wall - duration,
+        )
+        if prev is not None and prev.space == space:
+            pc.parked_mono, pc.parked_wall = prev.parked_mono, prev.parked_wall
+        self.parked[ch.uniqueid] = pc
+        out.append(
+            Change("parked", ch.uniqueid, ch.linkedid, data={"space": space, "lot": pc.lot})
+        )
+        return True
+
+    def on_unparked(self, ev: Event, mono: float, wall: float, out: list[Change]) -> bool:
+        """UnParkedCall, ParkedCallGiveUp, ParkedCallTimeOut: not parked any more."""
+        uid = _s(ev, "ParkeeUniqueid")
+        if not uid:
+            return False
+        ch = self.upsert(ev, mono, wall, out, "Parkee")
+        pc = self.parked.pop(uid, None)
+        if pc is not None:
+            out.append(
+                Change(
+                    "unparked",
+                    uid,
+                    ch.linkedid if ch is not None else None,
+                    data={"space": pc.space, "why": _s(ev, "Event")},
+                )
+            )
+        return True
+
     def on_dtmf_end(self, ev: Event, mono: float, wall: float, out: list[Change]) -> bool:
         digit = _s(ev, "Digit")
         if not digit:
@@ -740,6 +798,10 @@ class _State:
     def load_bridge(self, ev: Event, mono: float, wall: float) -> bool:
         """One BridgeListItem event."""
         return self._bridge(ev, mono, wall, []) is not None
+
+    def load_parked(self, ev: Event, mono: float, wall: float) -> bool:
+        """One ParkedCall event (from ParkedCalls)."""
+        return self.on_parked(ev, mono, wall, [])
 
     def load_queue_entry(self, ev: Event, mono: float, wall: float) -> bool:
         """One QueueEntry event (from QueueStatus)."""
@@ -821,6 +883,12 @@ _HANDLERS: dict[str, _Handler] = {
     "QueueCallerJoin": _State.on_queue_join,
     "QueueCallerLeave": _State.on_queue_leave,
     "QueueCallerAbandon": _State.on_queue_abandon,
+    "ParkedCall": _State.on_parked,
+    "UnParkedCall": _State.on_unparked,
+    "ParkedCallGiveUp": _State.on_unparked,
+    "ParkedCallTimeOut": _State.on_unparked,
+    # Another channel (e.g. the far end of an optimised Local channel) took the space.
+    "ParkedCallSwap": _State.on_parked,
     "DTMFEnd": _State.on_dtmf_end,
     "Hangup": _State.on_hangup,
 }
@@ -927,9 +995,10 @@ class CallTracker:
                 client.action({"Action": "CoreShowChannels"}),
                 client.action({"Action": "BridgeList"}),
                 client.action({"Action": "QueueStatus"}),
+                client.action({"Action": "ParkedCalls"}),
                 return_exceptions=True,
             )
-            names = ("CoreShowChannels", "BridgeList", "QueueStatus")
+            names = ("CoreShowChannels", "BridgeList", "QueueStatus", "ParkedCalls")
             for what, res in zip(names, results, strict=True):
                 if isinstance(res, BaseException):
                     # Channels are essential; bridges and queues may be unavailable
@@ -937,8 +1006,12 @@ class CallTracker:
                     if what != "CoreShowChannels" and isinstance(res, AmiActionError):
                         log.warning("resync: %s failed: %s; assuming none", what, res)
                         continue
+                    if what == "ParkedCalls" and isinstance(res, Exception):
+                        # Parking is an extra: without it the calls are still right.
+                        log.warning("resync: ParkedCalls failed: %r; assuming none", res)
+                        continue
                     raise res
-            channels, bridges, queues = results
+            channels, bridges, queues, parked = results
             mono, wall = self._clock(), self._wall()
             new = self._new_state(live=False)
             garbled = 0
@@ -946,6 +1019,7 @@ class CallTracker:
                 (bridges, _State.load_bridge, "BridgeListItem"),
                 (channels, _State.load_channel, "CoreShowChannel"),
                 (queues, _State.load_queue_entry, "QueueEntry"),
+                (parked, _State.load_parked, "ParkedCall"),
             ):
                 if isinstance(res, BaseException):
                     continue
@@ -1027,6 +1101,15 @@ class CallTracker:
         return list(self._state.queues.get(queue, []))
 
     @property
+    def queues(self) -> Mapping[str, list[QueueCaller]]:
+        return self._state.queues
+
+    @property
+    def parked(self) -> Mapping[str, ParkedCall]:
+        """Parked channels by uniqueid."""
+        return self._state.parked
+
+    @property
     def recent_hangups(self) -> list[HangupRecord]:
         """Recently hung-up channels, oldest first (bounded)."""
         return list(self._recent)
@@ -1052,6 +1135,7 @@ class CallTracker:
             "channels": {u: asdict(c) for u, c in st.channels.items()},
             "bridges": {b: asdict(br) for b, br in st.bridges.items()},
             "queues": {q: [asdict(qc) for qc in e] for q, e in st.queues.items()},
+            "parked": {u: asdict(p) for u, p in st.parked.items()},
             "calls": calls,
             "recent_hangups": [asdict(h) for h in self._recent],
             "stats": self.stats,
