@@ -31,10 +31,12 @@ from vaihde.agi.session import Router
 from vaihde.ami import AmiClient, CallTracker
 from vaihde.ami.devicestate import DeviceStates
 from vaihde.api import ApiContext, LiveDirectory, make_api
+from vaihde.api.routes_common import availability_json
 from vaihde.calendar.importer import CalendarScheduler, resolve_source
 from vaihde.company import CompanyConfig, load_company
 from vaihde.company.apply import apply_company, current_company
 from vaihde.config import settings as settings_mod
+from vaihde.console.stream import Console, ConsoleDeps
 from vaihde.db.engine import Database, open_database
 from vaihde.db.migrate import upgrade_async
 from vaihde.db.models import CALLERS, CONFIG, Caller, current_revisions
@@ -143,6 +145,7 @@ class Service:
         self.calendars: CalendarScheduler | None = None
         self.sender: Sender | None = None
         self.directory: LiveDirectory | None = None
+        self.console: Console | None = None
         self.prompts = PromptLibrary(
             settings.prompts_dir, settings.prompts_asterisk_dir or None,
             default_language="fi",
@@ -389,13 +392,20 @@ class Service:
             on_synced=self._presence.invalidate, interval=self.settings.calendar_interval_s,
         )
         self._tasks.append(asyncio.create_task(self.calendars.run(), name="vaihde-calendars"))
+        tz = ZoneInfo(self.company.company.timezone)
+        self.console = Console(ConsoleDeps(
+            tracker=self.tracker, ami=self.ami, stories=self.stories,
+            company=lambda: self._company, presence=self._presence, sessions=self.db.sessions,
+            tz=tz, availability_json=lambda av: availability_json(av, tz, private=True),
+        ))
+        await self.console.start()
         app = make_app(self)
         app.add_subapp("/api/v1", make_api(ApiContext(
             sessions=self.db.sessions, cache=self._presence, directory=self.directory,
-            company=lambda: self._company, tz=ZoneInfo(self.company.company.timezone),
+            company=lambda: self._company, tz=tz,
             config_applied=self._config_applied,
             message_channels=messaging.channels, message_taken=self.sender.wake,
-            recordings_dir=self.prompts.dir / "recordings",
+            recordings_dir=self.prompts.dir / "recordings", console=self.console,
         )))
         add_web(app, self.db.sessions)
         self._http = web.AppRunner(app, access_log=None)
@@ -417,6 +427,9 @@ class Service:
         )
 
     async def stop(self) -> None:
+        if self.console is not None:
+            # Open consoles' streams end first, so the HTTP server need not wait for them.
+            await self.console.stop()
         for task in (*self._tasks, *self._background):
             task.cancel()
         for task in (*self._tasks, *self._background):

@@ -30,7 +30,7 @@ EXPECTED = {
     Role.EMPLOYEE: {Action.READ_DIRECTORY, Action.READ_AVAILABILITY},
     Role.OPERATOR: {Action.READ_DIRECTORY, Action.READ_AVAILABILITY, Action.CHANGE_AVAILABILITY,
                     Action.READ_PRIVATE, Action.USE_CALLERS, Action.READ_MESSAGES,
-                    Action.TAKE_MESSAGES},
+                    Action.TAKE_MESSAGES, Action.CONSOLE},
     Role.ADMIN: set(Action),
 }
 

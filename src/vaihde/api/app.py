@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -19,6 +20,7 @@ from vaihde.api import (
     routes_availability,
     routes_callers,
     routes_config,
+    routes_console,
     routes_directory,
     routes_employees,
     routes_messages,
@@ -35,6 +37,9 @@ from vaihde.directory.store import search_records
 from vaihde.messages.model import CHANNELS
 from vaihde.presence.cache import PresenceCache
 
+if TYPE_CHECKING:
+    from vaihde.console.stream import Console
+
 log = logging.getLogger("vaihde.api")
 
 PREFIX = "/api/v1"
@@ -46,6 +51,7 @@ ROUTE_MODULES = (
     routes_callers,
     routes_config,
     routes_messages,
+    routes_console,
 )
 
 
@@ -73,6 +79,7 @@ class ApiContext:
     message_channels: tuple[str, ...] = CHANNELS
     message_taken: Callable[[], None] | None = None
     recordings_dir: Path | None = None
+    console: Console | None = None  # the operator console's live board; None: 503s
 
 
 def routes() -> list[Route]:

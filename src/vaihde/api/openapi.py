@@ -484,12 +484,14 @@ _ERROR_TEXT = {
     403: "Not allowed for your role, or (with the session cookie) a missing or wrong "
     "X-CSRF-Token",
     404: "Not found",
-    409: "Conflicts with the current state (already done, nothing to retry)",
+    409: "Conflicts with the current state (already done, nothing to retry; a console "
+    "action on a call whose state does not allow it)",
     413: "The body is too large",
     415: "Wrong Content-Type",
     422: "Refers to something that does not exist (the error names the field)",
     429: "Too many failed logins: wait (Retry-After)",
-    503: "The service is not ready for this yet (no company configuration loaded)",
+    503: "Not ready for this: no company configuration loaded yet, Asterisk (AMI) not "
+    "connected, or the operator console not running",
 }
 
 
@@ -981,6 +983,7 @@ def _with_put_created(paths: dict[str, dict[str, Any]]) -> None:
 
 def document() -> dict[str, Any]:
     paths = _paths()
+    paths.update(console_paths())
     _with_put_created(paths)
     for path, methods in paths.items():
         for method, operation in methods.items():
@@ -1004,7 +1007,7 @@ def document() -> dict[str, Any]:
         "tags": [
             {"name": name}
             for name in ("session", "directory", "availability", "callers", "messages",
-                         "callbacks", "config", "meta")
+                         "callbacks", "console", "config", "meta")
         ],
         "paths": paths,
         "components": {
@@ -1044,3 +1047,81 @@ async def serve(request: web.Request) -> web.Response:
     if _ENCODED is None:
         _ENCODED = json.dumps(document(), ensure_ascii=False, indent=1).encode("utf-8")
     return web.Response(body=_ENCODED, content_type="application/json", charset="utf-8")
+
+
+# --- the operator console ------------------------------------------------------------------
+
+CALL_STATES = ["waiting", "ringing", "active", "parked", "transferring"]
+SCHEMAS.update({
+    "ConsoleCall": obj(
+        {
+            "id": {"type": "string", "description": "the caller channel's Uniqueid"},
+            "state": {"enum": CALL_STATES},
+            "queue": null(STR),
+            "position": null(INT),
+            "since": {**TIME, "description": "when the call entered its current state (UTC)"},
+            "answered_at": null(TIME),
+            "caller": obj({
+                "number": STR,
+                "name": {"type": "string", "description": "untrusted: render as text"},
+                "known": null(obj({"name": STR, "organisation": STR})),
+            }),
+            "sought": null(obj({
+                "kind": {"enum": ["employee", "team", "operator"]},
+                "id": STR, "name": STR,
+                "path": {"type": "string", "description": "direct_number, menu_option, "
+                         "extension, name_search, operator, …"},
+                "detail": STR,
+            })),
+            "what_happened": STR,
+            "availability": null(obj(
+                {"state": ref("State"), "until": null(TIME), "note": STR,
+                 "internal_note": STR, "on_call": BOOL},
+                ["state", "until", "note"],
+            )),
+            "bounced": null(obj({"target": STR, "why": STR, "by": STR})),
+            "transfer": null(obj({
+                "target": STR, "name": STR, "mode": {"enum": ["blind", "attended"]},
+                "by": STR, "answered": BOOL,
+            })),
+            "parking": null(obj({"space": STR, "lot": STR, "timeout": null(INT)})),
+            "parties": array(obj({"channel": STR, "name": STR, "number": STR,
+                                  "employee": STR}, ["channel", "name", "number"])),
+            "earlier": obj({"today": INT, "last_30_days": INT}),
+            "story": array(obj({"at": TIME, "kind": STR, "detail": {"type": "object"}})),
+            "channel": STR,
+        },
+        ["id", "state", "queue", "position", "since", "answered_at", "caller", "sought",
+         "what_happened", "availability", "bounced", "parties", "earlier", "story"],
+    ),
+    "ConsoleBoard": obj({
+        "seq": {"type": "integer", "description": "the id of the last stream event it includes"},
+        "ami": obj({"connected": BOOL}),
+        "waiting": array(ref("ConsoleCall")),
+        "active": array(ref("ConsoleCall")),
+        "parked": array(ref("ConsoleCall")),
+    }),
+})
+
+STREAM_TEXT = """Server-Sent Events. Every event has `id: <seq>` and JSON data:
+`board` (a ConsoleBoard: sent first, and again after Asterisk reconnects),
+`call` (one ConsoleCall, new or changed), `gone` (`{"id": call id}`),
+`ami` (`{"connected": bool}`), `availability` (`{"employee": id, …Availability}`).
+A `: ping` comment comes every 15 s. A console that reads too slowly gets a `reconnect` event
+(`{"why": …}`, no id) and the stream ends; EventSource reconnects by itself (`retry: 2000`)."""
+
+
+def console_paths() -> dict[str, dict[str, Any]]:
+    stream = op(
+        "Live changes of the board", tag="console", roles=STAFF, errors=(503,),
+        ok=(200, "An endless text/event-stream", None), description=STREAM_TEXT,
+    )
+    stream["responses"]["200"]["content"] = {"text/event-stream": {"schema": STR}}
+    return {
+        "/console/board": {
+            "get": op("The board: waiting, active and parked calls", tag="console",
+                      roles=STAFF, errors=(503,),
+                      ok=(200, "The board", ref("ConsoleBoard")))
+        },
+        "/console/stream": {"get": stream},
+    }

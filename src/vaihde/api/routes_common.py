@@ -35,6 +35,7 @@ _FORBIDDEN = {
     Action.READ_PRIVATE: "internal notes and history are for the employee themselves, "
     "operators and admins",
     Action.USE_CALLERS: "the caller register is for operators and admins",
+    Action.CONSOLE: "the operator console is for operators and admins",
     Action.CONFIGURE: "configuration is for admins",
     Action.MANAGE_USERS: "managing users is for admins",
 }

@@ -31,6 +31,7 @@ class Action(StrEnum):
     USE_CALLERS = "callers"  # the caller register and contact history
     READ_MESSAGES = "messages.read"  # messages and callback requests taken for someone
     TAKE_MESSAGES = "messages.take"  # take messages and callbacks, retry deliveries
+    CONSOLE = "console"  # the operator console: live calls, answer, transfer, park, hang up
     CONFIGURE = "config"  # check, diff, apply and read the company configuration
     MANAGE_USERS = "users"
 
@@ -38,7 +39,7 @@ class Action(StrEnum):
 _EVERYONE = frozenset({Action.READ_DIRECTORY, Action.READ_AVAILABILITY})
 _STAFF = _EVERYONE | {
     Action.CHANGE_AVAILABILITY, Action.READ_PRIVATE, Action.USE_CALLERS, Action.READ_MESSAGES,
-    Action.TAKE_MESSAGES,
+    Action.TAKE_MESSAGES, Action.CONSOLE,
 }
 GRANTS: dict[Role, frozenset[Action]] = {
     Role.EMPLOYEE: _EVERYONE,

@@ -1,0 +1,374 @@
+"""The live board and its Server-Sent Events: one hub per service recomputes the board when the
+tracker, presence or the console's own actions change something (bursts coalesced), and fans
+`board`, `call`, `gone`, `ami` and `availability` events out to every open console.
+
+Every subscriber has a bounded queue: a console that cannot keep up is told to reconnect (it
+then starts again from a fresh `board`) instead of slowing the others or the AMI reader.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any, Protocol
+
+from aiohttp import web
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from vaihde.ami.tracker import CallTracker, Change
+from vaihde.company.schema import CompanyConfig
+from vaihde.console.board import Board, CallerFacts, Inputs, Transfer, build, public
+from vaihde.db import models as m
+from vaihde.presence.cache import PresenceCache
+from vaihde.presence.model import Availability
+from vaihde.story import StoryBook
+
+log = logging.getLogger("vaihde.console")
+
+PING_S = 15.0
+COALESCE_S = 0.02  # a burst of AMI events becomes one recomputation
+QUEUE_SIZE = 500  # events waiting for one console before it is told to reconnect
+WRITE_TIMEOUT_S = 10.0
+RETRY_MS = 2000  # EventSource's reconnection delay
+FACTS_TTL_S = 60.0
+
+
+class AmiState(Protocol):
+    @property
+    def connected(self) -> bool: ...
+    def add_state_listener(self, cb: Callable[[bool], None]) -> None: ...
+    def remove_state_listener(self, cb: Callable[[bool], None]) -> None: ...
+    def add_event_listener(self, cb: Callable[[Mapping[str, Any]], None]) -> None: ...
+    def remove_event_listener(self, cb: Callable[[Mapping[str, Any]], None]) -> None: ...
+
+
+def sse(event: str, data: Any, seq: int | None) -> bytes:
+    body = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    # json.dumps never emits a raw line break, so one data: line is always enough.
+    head = f"id: {seq}\n" if seq is not None else ""
+    return f"{head}event: {event}\ndata: {body}\n\n".encode()
+
+
+PING = b": ping\n\n"
+
+
+class _Close:
+    def __init__(self, why: str) -> None:
+        self.why = why
+
+
+class Subscriber:
+    """One open console's queue of encoded events."""
+
+    def __init__(self, maxsize: int) -> None:
+        self.queue: asyncio.Queue[bytes | _Close] = asyncio.Queue(maxsize + 1)
+        self.maxsize = maxsize
+        self.closed = False
+
+    def offer(self, message: bytes) -> None:
+        if self.closed:
+            return
+        if self.queue.qsize() >= self.maxsize:
+            self.close("too slow: reconnect for a fresh board")
+            return
+        self.queue.put_nowait(message)
+
+    def close(self, why: str) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.queue.put_nowait(_Close(why))
+
+
+async def caller_facts(
+    sessions: async_sessionmaker[AsyncSession], number: str, now: datetime, tz: tzinfo
+) -> CallerFacts:
+    """What the register and the contact history say about a number."""
+    midnight = now.astimezone(tz).replace(hour=0, minute=0, second=0, microsecond=0)
+    c = m.Contact
+    async with sessions() as session:
+        caller = await session.get(m.Caller, number)
+        today = await session.scalar(
+            select(func.count()).where(c.caller_number == number, c.at >= midnight)
+        )
+        month = await session.scalar(
+            select(func.count()).where(c.caller_number == number,
+                                       c.at >= now - timedelta(days=30))
+        )
+    return CallerFacts(
+        name=caller.name if caller is not None else "",
+        organisation=caller.organisation if caller is not None else "",
+        known=caller is not None and bool(caller.name or caller.organisation),
+        today=int(today or 0),
+        last_30_days=int(month or 0),
+    )
+
+
+@dataclass
+class ConsoleDeps:
+    """What the hub reads; the service owns all of it."""
+
+    tracker: CallTracker
+    ami: AmiState
+    stories: StoryBook
+    company: Callable[[], CompanyConfig | None] = lambda: None
+    presence: PresenceCache | None = None
+    sessions: async_sessionmaker[AsyncSession] | None = None
+    tz: tzinfo = UTC
+    availability_json: Callable[[Availability], dict[str, Any]] | None = None
+    phones: Callable[[], Mapping[str, str]] = dict
+    clock: Callable[[], float] = time.time
+    coalesce_s: float = COALESCE_S
+    ping_s: float = PING_S
+    queue_size: int = QUEUE_SIZE
+    write_timeout_s: float = WRITE_TIMEOUT_S
+
+
+class Console:
+    """The live board and its subscribers."""
+
+    def __init__(self, deps: ConsoleDeps) -> None:
+        self.deps = deps
+        self.seq = 0
+        self.board = Board({})
+        self.transfers: dict[str, Transfer] = {}
+        self._facts: dict[str, tuple[float, CallerFacts]] = {}
+        self._facts_asked: set[str] = set()  # call ids whose caller facts were requested
+        self._subscribers: list[Subscriber] = []
+        self._dirty = asyncio.Event()
+        self._full = False  # send a whole board (after a resync) rather than differences
+        self._changes = deps.tracker.subscribe(maxsize=10_000)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[None]] = set()
+        self._unsubscribe_presence: Callable[[], None] | None = None
+        self.recomputed = 0
+        self.dropped_subscribers = 0
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.deps.ami.add_state_listener(self._ami_state)
+        self.deps.ami.add_event_listener(self._ami_event)
+        if self.deps.presence is not None:
+            self._unsubscribe_presence = self.deps.presence.subscribe(self._availability)
+        self.board = self._compute()
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._pump(), name="vaihde-console-pump"),
+            loop.create_task(self._run(), name="vaihde-console"),
+        ]
+
+    async def stop(self) -> None:
+        for sub in list(self._subscribers):
+            sub.close("the service is stopping")
+        self.deps.ami.remove_state_listener(self._ami_state)
+        self.deps.ami.remove_event_listener(self._ami_event)
+        self.deps.tracker.unsubscribe(self._changes)
+        if self._unsubscribe_presence is not None:
+            self._unsubscribe_presence()
+        for task in (*self._tasks, *self._background):
+            task.cancel()
+        for task in (*self._tasks, *self._background):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    # --- inputs ------------------------------------------------------------------------
+
+    def touch(self) -> None:
+        """Something the board depends on changed: recompute soon."""
+        self._dirty.set()
+
+    def _ami_state(self, connected: bool) -> None:
+        self._publish("ami", {"connected": connected})
+        self.touch()
+
+    def _ami_event(self, event: Mapping[str, Any]) -> None:
+        """UserEvent(VaihdeConsole) from dialplan/vaihde-console.conf: a transfer came back."""
+        if event.get("Event") != "UserEvent" or event.get("UserEvent") != "VaihdeConsole":
+            return
+        call_id = str(event.get("Uniqueid", ""))
+        transfer = self.transfers.get(call_id)
+        kind = str(event.get("Kind", ""))
+        if kind == "bounced":
+            why = "".join(ch for ch in str(event.get("Why", "")).lower() if ch.isalpha())[:20]
+            if transfer is None:
+                transfer = Transfer("", "", "", "blind")
+            self.transfers[call_id] = replace(transfer, bounced=why or "noanswer")
+            log.info("transfer bounced back", extra={"call_id": call_id, "why": why,
+                                                     "by": transfer.by,
+                                                     "target": transfer.target})
+            self.touch()
+
+    def _availability(self, av: Availability) -> None:
+        if self.deps.availability_json is not None:
+            self._publish("availability", {"employee": av.employee_id,
+                                           **self.deps.availability_json(av)})
+        self.touch()
+
+    async def _pump(self) -> None:
+        while True:
+            change: Change = await self._changes.get()
+            if change.kind == "resynced":
+                self._full = True
+            self._dirty.set()
+
+    # --- the board -----------------------------------------------------------------------
+
+    def _compute(self) -> Board:
+        deps = self.deps
+        presence = deps.presence
+        now = deps.clock()
+        facts = {n: f for n, (_, f) in self._facts.items()}
+        return build(Inputs(
+            tracker=deps.tracker, now=now, stories=deps.stories.get, company=deps.company(),
+            availability=presence.lookup if presence is not None and presence.loaded else None,
+            callers=facts, transfers=self.transfers, phones=deps.phones(),
+            previous=self.board.calls, tz=deps.tz,
+        ))
+
+    async def _run(self) -> None:
+        while True:
+            await self._dirty.wait()
+            if self.deps.coalesce_s:
+                await asyncio.sleep(self.deps.coalesce_s)
+            self._dirty.clear()
+            try:
+                self.refresh()
+            except Exception:  # a bug in the board must not end the stream for good
+                log.exception("console board failed")
+
+    def refresh(self) -> None:
+        """Recompute now and publish what changed."""
+        old, new = self.board, self._compute()
+        self.recomputed += 1
+        self.board = new
+        live = set(new.calls)
+        # Forget what the console did to calls that are gone.
+        for call_id in [c for c in self.transfers if c not in live
+                        and self.deps.tracker.channel(c) is None]:
+            del self.transfers[call_id]
+        self._facts_asked &= live | set(self.deps.tracker.channels)
+        for call_id, call in new.calls.items():
+            if call_id not in self._facts_asked and call["caller"]["number"]:
+                self._ask_facts(call_id, call["caller"]["number"])
+        if self._full:
+            self._full = False
+            self._publish("board", None)
+            return
+        for call_id, call in new.calls.items():
+            before = old.calls.get(call_id)
+            if before is None or public(before) != public(call):
+                self._publish("call", public(call))
+        for call_id in old.calls:
+            if call_id not in new.calls:
+                self._publish("gone", {"id": call_id})
+
+    def _ask_facts(self, call_id: str, number: str) -> None:
+        self._facts_asked.add(call_id)
+        sessions = self.deps.sessions
+        if sessions is None or not number.isdigit():
+            return
+        cached = self._facts.get(number)
+        if cached is not None and self.deps.clock() - cached[0] < FACTS_TTL_S:
+            return
+
+        async def load() -> None:
+            try:
+                facts = await caller_facts(sessions, number, datetime.now(UTC), self.deps.tz)
+            except Exception as exc:  # the board works without them
+                log.warning("caller facts not loaded", extra={"error": repr(exc)})
+                return
+            self._facts[number] = (self.deps.clock(), facts)
+            if len(self._facts) > 10_000:
+                oldest = min(self._facts, key=lambda n: self._facts[n][0])
+                del self._facts[oldest]
+            self.touch()
+
+        task = asyncio.get_running_loop().create_task(load(), name="vaihde-console-facts")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def board_json(self) -> dict[str, Any]:
+        lists = self.board.lists()
+        return {
+            "seq": self.seq,
+            "ami": {"connected": self.deps.ami.connected},
+            **{name: [public(c) for c in calls] for name, calls in lists.items()},
+        }
+
+    # --- subscribers ---------------------------------------------------------------------
+
+    def _publish(self, event: str, data: Any) -> None:
+        self.seq += 1
+        if event == "board":
+            data = self.board_json()
+        message = sse(event, data, self.seq)
+        for sub in list(self._subscribers):
+            sub.offer(message)
+            if sub.closed:
+                self._drop(sub)
+
+    def _drop(self, sub: Subscriber) -> None:
+        if sub in self._subscribers:
+            self._subscribers.remove(sub)
+            self.dropped_subscribers += 1
+            log.warning("console stream dropped: too slow", extra={"subscribers":
+                                                                   len(self._subscribers)})
+
+    def subscribe(self) -> tuple[Subscriber, bytes]:
+        """A new subscriber and its first message (the whole board, consistent with every
+        event queued for it afterwards)."""
+        sub = Subscriber(self.deps.queue_size)
+        self._subscribers.append(sub)
+        self.seq += 1
+        return sub, sse("board", self.board_json(), self.seq)
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        if sub in self._subscribers:
+            self._subscribers.remove(sub)
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subscribers)
+
+
+async def serve(console: Console, request: web.Request) -> web.StreamResponse:
+    """GET /console/stream: the board, then its changes, until the client goes away."""
+    response = web.StreamResponse(headers={
+        "Content-Type": "text/event-stream; charset=utf-8",
+        "Cache-Control": "no-cache, no-store",
+        "X-Accel-Buffering": "no",  # a proxy in front must not hold events back
+    })
+    await response.prepare(request)
+    sub, first = console.subscribe()
+    timeout = console.deps.write_timeout_s
+    try:
+        await asyncio.wait_for(response.write(f"retry: {RETRY_MS}\n\n".encode() + first),
+                               timeout)
+        while True:
+            try:
+                message = await asyncio.wait_for(sub.queue.get(), console.deps.ping_s)
+            except TimeoutError:
+                message = PING
+            if isinstance(message, _Close):
+                # No id: the browser's Last-Event-ID stays at the last event it really got.
+                await asyncio.wait_for(response.write(sse("reconnect", {"why": message.why},
+                                                          None)), timeout)
+                break
+            await asyncio.wait_for(response.write(message), timeout)
+    except (ConnectionError, TimeoutError, RuntimeError) as exc:
+        # The client went away or stopped reading; it reconnects and gets a fresh board.
+        log.info("console stream ended", extra={"why": repr(exc)})
+    finally:
+        console.unsubscribe(sub)
+    return response

@@ -1,0 +1,302 @@
+"""The console's board and SSE stream over a real aiohttp server (SQLite and PostgreSQL): roles,
+the first `board`, `call`/`gone` as the tracker changes, coalesced bursts, `ami` and
+`availability` events, pings, caller facts from the database, and slow consoles told to
+reconnect. The tracker is fed recorded-style AMI events here; tests/integration has the live
+Asterisk version."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from conftest import HELSINKI, PREFIX, Api, Clock, add_user
+
+from vaihde.ami.client import AmiResponse
+from vaihde.ami.tracker import CallTracker
+from vaihde.api import ApiContext, make_api
+from vaihde.api.routes_common import availability_json
+from vaihde.console.stream import Console, ConsoleDeps
+from vaihde.db.models import Contact
+from vaihde.directory.search import DirectoryIndex
+from vaihde.directory.store import sync_directory, upsert_caller
+from vaihde.http.health import make_app
+from vaihde.presence.cache import PresenceCache
+from vaihde.story import StoryBook
+
+DIRECTORY = __import__("conftest").DIRECTORY
+
+
+class StubAmi:
+    """The AMI client's connection state and listeners (nothing else is used by the hub)."""
+
+    def __init__(self) -> None:
+        self.connected = True
+        self.state: list[Callable[[bool], None]] = []
+        self.events: list[Callable[[Any], None]] = []
+
+    def add_state_listener(self, cb: Callable[[bool], None]) -> None:
+        self.state.append(cb)
+
+    def remove_state_listener(self, cb: Callable[[bool], None]) -> None:
+        self.state.remove(cb)
+
+    def add_event_listener(self, cb: Callable[[Any], None]) -> None:
+        self.events.append(cb)
+
+    def remove_event_listener(self, cb: Callable[[Any], None]) -> None:
+        self.events.remove(cb)
+
+    def set(self, connected: bool) -> None:
+        self.connected = connected
+        for cb in self.state:
+            cb(connected)
+
+
+class EmptyAsterisk:
+    """Answers the tracker's resync with no channels."""
+
+    async def action(self, action: Any, timeout: float | None = None) -> AmiResponse:
+        done = {"Event": f"{action['Action']}Complete", "EventList": "Complete"}
+        return AmiResponse({"Response": "Success", "EventList": "start"}, [], done)
+
+
+def chan(uid: str, *, context: str = "vaihde-operator", num: str = "0401234567",
+         name: str = "Matti") -> dict[str, str]:
+    return {
+        "Channel": f"PJSIP/trunk-{uid[-4:]}", "ChannelState": "6", "ChannelStateDesc": "Up",
+        "CallerIDNum": num, "CallerIDName": name, "ConnectedLineNum": "<unknown>",
+        "ConnectedLineName": "<unknown>", "Context": context, "Exten": "s", "Priority": "1",
+        "Uniqueid": uid, "Linkedid": uid,
+    }
+
+
+@dataclass
+class Sse:
+    """A stream as the browser reads it."""
+
+    response: aiohttp.ClientResponse
+    comments: list[str] = field(default_factory=list)
+
+    async def next(self, timeout: float = 5) -> dict[str, Any]:
+        """The next event (comments are collected on the way)."""
+        event: dict[str, Any] = {}
+        while True:
+            raw = await asyncio.wait_for(self.response.content.readline(), timeout)
+            if not raw:
+                raise EOFError("stream ended")
+            line = raw.decode().rstrip("\n")
+            if line == "":
+                if "event" in event or "data" in event:
+                    if "data" in event:
+                        event["data"] = json.loads(event["data"])
+                    return event
+                continue
+            if line.startswith(":"):
+                self.comments.append(line)
+                continue
+            name, _, value = line.partition(": ")
+            event[name] = value
+
+    async def until(self, kind: str, match: Callable[[Any], bool] = lambda _d: True,
+                    timeout: float = 5) -> dict[str, Any]:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            left = deadline - asyncio.get_running_loop().time()
+            event = await self.next(max(left, 0.01))
+            if event.get("event") == kind and match(event["data"]):
+                return event
+
+
+@dataclass
+class ConsoleApi:
+    api: Api
+    console: Console
+    tracker: CallTracker
+    ami: StubAmi
+    stories: StoryBook
+    cache: PresenceCache
+
+    def apply(self, *events: dict[str, str]) -> None:
+        for e in events:
+            self.tracker.apply(e)
+
+    async def stream(self, user: str = "olli") -> Sse:
+        response = await self.api.client.get(
+            PREFIX + "/console/stream",
+            headers={"Authorization": f"Bearer {self.api.tokens[user]}"},
+        )
+        return Sse(response)
+
+
+@pytest.fixture
+async def capi(db) -> AsyncIterator[ConsoleApi]:  # type: ignore[no-untyped-def]
+    async with db.sessions.begin() as session:
+        await sync_directory(session, DIRECTORY)
+    tokens = {
+        "root": await add_user(db, "root", "admin"),
+        "olli": await add_user(db, "olli", "operator", "asa"),
+        "anna": await add_user(db, "anna", "employee", "anna"),
+    }
+    cache = PresenceCache(db.sessions, tz=HELSINKI)
+    await cache.load()
+    tracker, ami, stories = CallTracker(), StubAmi(), StoryBook()
+    console = Console(ConsoleDeps(
+        tracker=tracker, ami=ami, stories=stories, presence=cache, sessions=db.sessions,
+        tz=HELSINKI, availability_json=lambda av: availability_json(av, HELSINKI, private=True),
+        coalesce_s=0.005, ping_s=0.3, queue_size=20,
+    ))
+    await console.start()
+    clock = Clock()
+    ctx = ApiContext(sessions=db.sessions, cache=cache, directory=lambda: DirectoryIndex.build([]),
+                     company=lambda: None, tz=HELSINKI, clock=clock, console=console)
+    root = make_app(type("S", (), {"status": lambda self: {}})())  # type: ignore[arg-type]
+    root.add_subapp(PREFIX, make_api(ctx))
+    client = TestClient(TestServer(root, host="127.0.0.1"), cookie_jar=aiohttp.DummyCookieJar())
+    await client.start_server()
+    try:
+        yield ConsoleApi(Api(client, db, cache, clock, tokens), console, tracker, ami, stories,
+                         cache)
+    finally:
+        await console.stop()
+        await client.close()
+
+
+async def test_board_for_operators_and_admins_only(capi):
+    reply = await capi.api.call("GET", "/console/board", as_="anna")
+    assert reply.status == 403
+    reply = await capi.api.call("GET", "/console/stream", as_="anna")
+    assert reply.status == 403
+    reply = await capi.api.call("GET", "/console/board")
+    assert reply.status == 401
+    for user in ("olli", "root"):
+        reply = await capi.api.call("GET", "/console/board", as_=user)
+        assert reply.status == 200
+        assert reply.json == {"seq": reply.json["seq"], "ami": {"connected": True},
+                              "waiting": [], "active": [], "parked": []}
+
+
+async def test_waiting_call_on_the_board_with_caller_facts_from_the_database(capi):
+    now = datetime.now(UTC)
+    async with capi.api.db.sessions.begin() as session:
+        await upsert_caller(session, "0401234567", name="Matti Meikäläinen",
+                            organisation="Oy Ab")
+        for days in (0, 3, 40):
+            session.add(Contact(caller_number="0401234567", at=now - timedelta(days=days),
+                                direction="in", path="menu", outcome="answered", details={}))
+    capi.apply({"Event": "Newchannel", **chan("c.1001")})
+    for _ in range(100):
+        reply = await capi.api.call("GET", "/console/board", as_="olli")
+        waiting = reply.json["waiting"]
+        if waiting and waiting[0]["caller"]["known"]:
+            break
+        await asyncio.sleep(0.02)
+    (call,) = waiting
+    assert call["id"] == "c.1001" and call["state"] == "waiting"
+    assert call["caller"]["known"] == {"name": "Matti Meikäläinen", "organisation": "Oy Ab"}
+    assert call["earlier"]["last_30_days"] == 2
+    # "today" counts from the company's midnight: the contact made just now is one of them.
+    assert call["earlier"]["today"] >= 1
+
+
+async def test_stream_starts_with_the_board_then_sends_changes(capi):
+    sse = await capi.stream()
+    assert sse.response.status == 200
+    assert sse.response.headers["Content-Type"].startswith("text/event-stream")
+    first = await sse.next()
+    assert first["event"] == "board" and first["data"]["waiting"] == []
+    assert int(first["id"]) == first["data"]["seq"]
+    capi.apply({"Event": "Newchannel", **chan("c.2001", name="<img src=x onerror=alert(1)>")})
+    event = await sse.until("call")
+    assert event["data"]["id"] == "c.2001" and event["data"]["state"] == "waiting"
+    assert event["data"]["caller"]["name"] == "<img src=x onerror=alert(1)>"
+    assert int(event["id"]) > int(first["id"])
+    capi.apply({"Event": "Hangup", **chan("c.2001"), "Cause": "16"})
+    gone = await sse.until("gone")
+    assert gone["data"] == {"id": "c.2001"} and int(gone["id"]) > int(event["id"])
+    sse.response.close()
+
+
+async def test_a_burst_is_coalesced_into_one_recomputation(capi):
+    sse = await capi.stream()
+    await sse.next()
+    before = capi.console.recomputed
+    capi.apply({"Event": "Newchannel", **chan("c.3001", context="vaihde-main")})
+    for i in range(200):  # a caller mashing keys in the menu, then to the operator
+        capi.apply({"Event": "DTMFEnd", **chan("c.3001", context="vaihde-main"),
+                    "Digit": str(i % 10), "Direction": "Received"})
+    capi.apply({"Event": "Newstate", **chan("c.3001", context="vaihde-operator")})
+    event = await sse.until("call")
+    assert event["data"]["state"] == "waiting"
+    assert capi.console.recomputed - before <= 2
+    sse.response.close()
+
+
+async def test_ami_state_and_a_fresh_board_after_resync(capi):
+    sse = await capi.stream()
+    await sse.next()
+    capi.ami.set(False)
+    event = await sse.until("ami")
+    assert event["data"] == {"connected": False}
+    reply = await capi.api.call("GET", "/console/board", as_="olli")
+    assert reply.json["ami"] == {"connected": False}
+    await capi.tracker.resync(EmptyAsterisk())
+    board = await sse.until("board")
+    assert board["data"]["waiting"] == [] and int(board["id"]) == board["data"]["seq"]
+    capi.ami.set(True)
+    assert (await sse.until("ami"))["data"] == {"connected": True}
+    sse.response.close()
+
+
+async def test_availability_events_from_presence(capi):
+    sse = await capi.stream()
+    await sse.next()
+    capi.cache.set_on_call("anna", True)
+    event = await sse.until("availability", lambda d: d["employee"] == "anna")
+    assert event["data"]["state"] == "on_call" and event["data"]["on_call"] is True
+    assert "internal_note" in event["data"]  # operators see the internal note
+    sse.response.close()
+
+
+async def test_pings_keep_the_stream_alive(capi):
+    sse = await capi.stream()
+    await sse.next()
+    # Nothing happens on the board: only pings come (every 0.3 s here, 15 s in service).
+    for _ in range(2):
+        raw = await asyncio.wait_for(sse.response.content.readline(), 2)
+        assert raw == b": ping\n"
+        assert await asyncio.wait_for(sse.response.content.readline(), 2) == b"\n"
+    sse.response.close()
+
+
+async def test_a_slow_console_is_told_to_reconnect_and_others_carry_on(capi):
+    slow, fast = await capi.stream(), await capi.stream()
+    await slow.next()
+    await fast.next()
+    assert capi.console.subscribers == 2
+    # 30 changes without the event loop running the writers: more than a queue holds (20).
+    for i in range(30):
+        capi.apply({"Event": "Newchannel", **chan(f"c.40{i:02d}")})
+        capi.console.refresh()
+    assert capi.console.subscribers == 0 and capi.console.dropped_subscribers == 2
+    event = await slow.until("reconnect")
+    assert "id" not in event and "too slow" in event["data"]["why"]
+    with pytest.raises(EOFError):
+        await slow.next()
+    # Reconnecting gives the whole board at once.
+    again = await capi.stream()
+    board = await again.next()
+    assert board["event"] == "board" and len(board["data"]["waiting"]) == 30
+    for s in (slow, fast, again):
+        s.response.close()
+
+
+async def test_unknown_query_parameters_are_refused(capi):
+    reply = await capi.api.call("GET", "/console/board", as_="olli", params={"x": "1"})
+    assert reply.status == 400
