@@ -11,12 +11,13 @@ import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from conftest import HELSINKI, PREFIX, Api, Clock, add_user
 
 from vaihde.ami.client import AmiResponse
 from vaihde.ami.tracker import CallTracker
@@ -30,7 +31,19 @@ from vaihde.http.health import make_app
 from vaihde.presence.cache import PresenceCache
 from vaihde.story import StoryBook
 
-DIRECTORY = __import__("conftest").DIRECTORY
+HELSINKI = ZoneInfo("Europe/Helsinki")  # the API fixtures' time zone
+PREFIX = "/api/v1"
+
+
+@pytest.fixture
+def fix(request: pytest.FixtureRequest) -> Any:
+    """tests/api/conftest.py as pytest loaded it (`import conftest` could be another one)."""
+    mine = Path(__file__).with_name("conftest.py").resolve()
+    for plugin in request.config.pluginmanager.get_plugins():
+        file = getattr(plugin, "__file__", None)
+        if file and Path(file).resolve() == mine:
+            return plugin
+    raise RuntimeError("tests/api/conftest.py is not loaded")
 
 
 class StubAmi:
@@ -116,7 +129,7 @@ class Sse:
 
 @dataclass
 class ConsoleApi:
-    api: Api
+    api: Any  # conftest's Api
     console: Console
     tracker: CallTracker
     ami: StubAmi
@@ -136,9 +149,10 @@ class ConsoleApi:
 
 
 @pytest.fixture
-async def capi(db) -> AsyncIterator[ConsoleApi]:  # type: ignore[no-untyped-def]
+async def capi(db, fix) -> AsyncIterator[ConsoleApi]:  # type: ignore[no-untyped-def]
+    add_user = fix.add_user
     async with db.sessions.begin() as session:
-        await sync_directory(session, DIRECTORY)
+        await sync_directory(session, fix.DIRECTORY)
     tokens = {
         "root": await add_user(db, "root", "admin"),
         "olli": await add_user(db, "olli", "operator", "asa"),
@@ -153,7 +167,7 @@ async def capi(db) -> AsyncIterator[ConsoleApi]:  # type: ignore[no-untyped-def]
         coalesce_s=0.005, ping_s=0.3, queue_size=20,
     ))
     await console.start()
-    clock = Clock()
+    clock = fix.Clock()
     ctx = ApiContext(sessions=db.sessions, cache=cache, directory=lambda: DirectoryIndex.build([]),
                      company=lambda: None, tz=HELSINKI, clock=clock, console=console)
     root = make_app(type("S", (), {"status": lambda self: {}})())  # type: ignore[arg-type]
@@ -161,7 +175,7 @@ async def capi(db) -> AsyncIterator[ConsoleApi]:  # type: ignore[no-untyped-def]
     client = TestClient(TestServer(root, host="127.0.0.1"), cookie_jar=aiohttp.DummyCookieJar())
     await client.start_server()
     try:
-        yield ConsoleApi(Api(client, db, cache, clock, tokens), console, tracker, ami, stories,
+        yield ConsoleApi(fix.Api(client, db, cache, clock, tokens), console, tracker, ami, stories,
                          cache)
     finally:
         await console.stop()

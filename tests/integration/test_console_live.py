@@ -20,17 +20,20 @@ pytestmark = pytest.mark.asterisk
 
 NEVER_ANSWERS = f"Local/noanswer@{PHONES}"
 OPERATOR_PHONE = f"Local/operator@{PHONES}"
+QUEUE = "vaihde-switchboard"
 
 
 @pytest.fixture
 async def operators_never_answer(ami) -> AsyncIterator[None]:  # type: ignore[no-untyped-def]
-    """The operator group rings a phone nobody answers, so callers stay waiting for the console
-    (a global set over AMI; the instance's own value comes back afterwards)."""
+    """Callers stay waiting for the console: the queue's operator phone is paused and the
+    operator group (after the queue) is a phone nobody answers; both restored afterwards."""
     old = await ami.action("Getvar", Variable="VAIHDE_OPERATORS")
     await ami.action("Setvar", Variable="VAIHDE_OPERATORS", Value=NEVER_ANSWERS)
+    await ami.action("QueuePause", Queue=QUEUE, Interface=OPERATOR_PHONE, Paused="true")
     try:
         yield
     finally:
+        await ami.action("QueuePause", Queue=QUEUE, Interface=OPERATOR_PHONE, Paused="false")
         await ami.action("Setvar", Variable="VAIHDE_OPERATORS", Value=old.get("Value", ""))
 
 
@@ -95,11 +98,12 @@ async def test_waiting_caller_on_the_board_with_sought_and_path(
         assert 4 <= seconds <= 7
         assert waiting["availability"]["state"] in ("available", "on_call")
         # The id is the caller channel's Uniqueid, as Asterisk reports it.
-        dial = await ami.wait_for(
-            lambda e: e.get("Event") == "DialBegin" and e.get("Uniqueid") == waiting["id"]
-            and e.get("Context") == "vaihde-operator", 5
+        joined = await ami.wait_for(
+            lambda e: e.get("Event") == "QueueCallerJoin" and e.get("Uniqueid") == waiting["id"],
+            5,
         )
-        assert dial["DestChannel"].startswith(NEVER_ANSWERS)
+        assert joined["Queue"] == QUEUE and waiting["queue"] == QUEUE
+        assert waiting["position"] == 1
         async with http.get(f"{base}/console/board", headers=headers) as reply:
             body = await reply.json()
         assert [c["id"] for c in body["waiting"]] == [waiting["id"]]

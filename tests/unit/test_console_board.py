@@ -254,6 +254,15 @@ def test_no_story_in_operator_context_still_waiting():
     assert call["what_happened"] == "came straight to the operators (no menu)"
 
 
+def test_without_a_story_the_dialplans_reason_is_used():
+    w = World()
+    w.caller_arrives(context="vaihde-operator")
+    w.apply(ev("Newstate", snap(CALLER, CALLER_CHAN, context="vaihde-operator"),
+               ChanVariable="VAIHDE_REASON=agi-FAILURE"))
+    (call,) = w.board().lists()["waiting"]
+    assert call["what_happened"] == "the service did not answer (no menu)"
+
+
 def test_in_menu_and_dialled_legs_are_not_calls():
     w = World()
     w.caller_arrives()

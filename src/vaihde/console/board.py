@@ -403,7 +403,16 @@ def what_happened(
                 word += f" after {seconds} s"
         parts.append(f"transfer to {transfer.name or transfer.target}: {word}")
     if story is None:
-        if not parts and ch.context == contract.OPERATOR_CONTEXT:
+        # No story (the service was down or restarted): the dialplan's own reason, if the
+        # manager's channelvars carry it.
+        reason = ch.variables.get(contract.REASON, "")
+        if reason.startswith("dial-"):
+            parts.append(DIAL_WORDS.get(reason[5:].lower(), reason[5:].lower()))
+        elif reason.startswith("agi-"):
+            parts.append("the service did not answer (no menu)")
+        elif _reason_text(reason):
+            parts.append(_reason_text(reason))
+        elif not parts and ch.context == contract.OPERATOR_CONTEXT:
             parts.append("came straight to the operators (no menu)")
         return ", ".join(parts)
     now = story.steps[-1].at if story.steps else story.started_at
