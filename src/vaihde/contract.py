@@ -11,6 +11,9 @@ from enum import StrEnum
 ROUTE = "VAIHDE_ROUTE"
 DIAL = "VAIHDE_DIAL"  # Dial() device string, built only from validated configuration
 DIAL_TIMEOUT = "VAIHDE_DIAL_TIMEOUT"  # seconds
+# Ringing in order: VAIHDE_DIAL2 / VAIHDE_DIAL2_TIMEOUT … rung one after another after VAIHDE_DIAL;
+# the first empty VAIHDE_DIALn ends the walk.
+TEAM_QUEUE = "VAIHDE_TEAM_QUEUE"  # a team's Asterisk queue (validated name), route `queue`
 REASON = "VAIHDE_REASON"  # why the call went where it went; shown to the operator
 CALL_ID = "VAIHDE_CALL_ID"  # the service's id for the call's story (inherited by dialled legs)
 SOUGHT = "VAIHDE_SOUGHT"  # whom the caller tried to reach, "employee:anna" (AMI channelvars)
@@ -35,6 +38,7 @@ class Route(StrEnum):
     """Values of VAIHDE_ROUTE that [vaihde-main] acts on; anything else reaches the operator."""
 
     DIAL = "dial"
+    QUEUE = "queue"  # a team's own queue (VAIHDE_TEAM_QUEUE), then the operators
     OPERATOR = "operator"
     FALLBACK = "fallback"
     HANGUP = "hangup"  # only where the admin configured a goodbye (e.g. after hours)

@@ -25,8 +25,17 @@ PATHS_COMPANY = COMPANY.replace(
 ).replace(
     "      5: {message: anna}\n",
     '      5: {message: anna}\n      6: {dial_by_name: true}\n'
-    '      7: {external: "+358401110000"}\n',
-)
+    '      7: {external: "+358401110000"}\n      8: {employee: dora}\n',
+).replace(
+    "employees:\n",
+    "employees:\n  dora: {name: Dora Desk, strategy: in_order, devices: ["
+    f"{{desk: Local/noanswer@{PHONES}, seconds: 5}}, "
+    f"{{desk: Local/anna@{PHONES}, seconds: 10}}]}}\n",
+).replace(
+    "teams:\n",
+    # A team with a queue of its own (the sandbox defines only the switchboard's queue).
+    f"teams:\n  help: {{name: Help, members: [anna], queue: {QUEUE}, ring_seconds: 30}}\n",
+).replace("      8: {employee: dora}\n", "      8: {employee: dora}\n      9: {team: help}\n")
 assert PATHS_COMPANY.count("extension") == 1 and "dial_by_name" in PATHS_COMPANY
 
 
@@ -97,6 +106,29 @@ async def test_dial_by_name_rings_the_chosen_person(asterisk, ami, paths):
 async def test_external_number_rings_through_the_trunk_template(asterisk, ami, paths):
     await call(ami, "7")
     await assert_bridged_with(ami, f"Local/358401110000@{PHONES}")
+
+
+async def test_in_order_rings_the_next_device_when_the_first_does_not_answer(
+    asterisk, ami, paths
+):
+    await call(ami, "8")
+    first = await ami.wait_for(
+        lambda e: e.get("Event") == "DialBegin"
+        and e.get("DestChannel", "").startswith(f"Local/noanswer@{PHONES}"), 15,
+    )
+    second = await assert_bridged_with(ami, f"Local/anna@{PHONES}", timeout=20)
+    gap = ami.time_of(second) - ami.time_of(first)
+    assert 4.5 < gap < 8, f"the second device rang {gap:.1f}s after the first"
+    assert phones_dialled(ami) == [f"Local/noanswer@{PHONES}", f"Local/anna@{PHONES}"]
+
+
+async def test_team_with_its_own_queue_queues_the_caller(asterisk, ami, paths):
+    await call(ami, "9")
+    joined = await ami.wait_for(
+        lambda e: e.get("Event") == "QueueCallerJoin" and e.get("Queue") == QUEUE, 15
+    )
+    assert "VAIHDE_REASON=menu-main-9" in joined.get("ChanVariable", "")
+    assert "VAIHDE_SOUGHT=team:help" in joined.get("ChanVariable", "")
 
 
 async def test_unanswered_caller_waits_in_the_queue_saying_whom_they_wanted(asterisk, ami, paths):

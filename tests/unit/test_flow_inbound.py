@@ -157,3 +157,52 @@ async def test_invalid_choice_is_told_then_asked_again(company):
     chan = await run_flow(company, SimulatedChannel(digits=["7", "1"]))
     assert 'STREAM FILE "pm-invalid-option" ""' in chan.commands
     assert chan.variables[contract.ROUTE] == "dial"
+
+
+IN_ORDER = COMPANY.replace(
+    "    ring_seconds: 25\n", "    ring_seconds: 25\n    strategy: in_order\n"
+).replace(
+    "devices: [{desk: PJSIP/anna}, {mobile: \"+358401234567\"}]",
+    "devices: [{desk: PJSIP/anna, seconds: 10}, {mobile: \"+358401234567\", seconds: 15}]",
+).replace(
+    "  sales: {name: Sales, members: [anna, bob], ring_seconds: 15}",
+    "  sales: {name: Sales, members: [anna, bob], ring_seconds: 15, strategy: in_order}\n"
+    "  help: {name: Help, members: [bob], queue: help-desk, ring_seconds: 40}",
+)
+
+
+def test_in_order_rings_each_device_for_its_own_time():
+    company = parse_company(IN_ORDER, "company.yaml")
+    got = choose(company, company.menus["main"], "1", 1, mobile_dial="PJSIP/{number}@trunk")
+    assert got == Ring("PJSIP/anna", 10, "menu-main-1", "anna",
+                       (("PJSIP/358401234567@trunk", 15),))
+
+
+def test_team_in_order_rings_member_after_member():
+    company = parse_company(IN_ORDER, "company.yaml")
+    got = choose(company, company.menus["main"], "2", 1)
+    assert got == Ring("PJSIP/anna", 15, "menu-main-2", "", (("PJSIP/bob", 15),))
+
+
+def test_team_with_its_own_queue_is_queued():
+    from vaihde.flows.inbound import QueueTo, ring_team
+
+    company = parse_company(IN_ORDER, "company.yaml")
+    assert ring_team(company, company.teams["help"], "r") == QueueTo("help-desk", 40, "r")
+
+
+def test_operators_team_cannot_name_a_queue_of_its_own():
+    from vaihde.config.source import ConfigError
+
+    bad = COMPANY.replace("members: [olga]}", "members: [olga], queue: ops}")
+    with pytest.raises(ConfigError, match="VAIHDE_QUEUE"):
+        parse_company(bad, "company.yaml")
+
+
+async def test_in_order_steps_reach_the_dialplan_and_end_cleanly():
+    company = parse_company(IN_ORDER, "company.yaml")
+    chan = await run_flow(company, SimulatedChannel(digits=["2"]))
+    assert chan.variables[contract.DIAL] == "PJSIP/anna"
+    assert chan.variables["VAIHDE_DIAL2"] == "PJSIP/bob"
+    assert chan.variables["VAIHDE_DIAL2_TIMEOUT"] == "15"
+    assert chan.variables["VAIHDE_DIAL3"] == ""

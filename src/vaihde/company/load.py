@@ -739,6 +739,9 @@ class _Loader:
             if queue and not _QUEUE.match(queue):
                 self.error(tr.child("queue") or node, "must be an Asterisk queue name "
                            "(letters, digits, - and _)")
+            elif queue and kind == "operators":
+                self.error(tr.child("queue") or node, "the operators' queue is the dialplan's "
+                           "VAIHDE_QUEUE (config/asterisk/queues-vaihde.conf); remove this key")
             email = self.email(tr)
             tr.done()
             team = Team(team_id, name, kind, members, strategy, ring, queue, email, node.where)

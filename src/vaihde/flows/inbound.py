@@ -45,12 +45,23 @@ def recorded_only(say: Say, language: str) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class Ring:
-    """Ring these devices; on no answer the dialplan takes the caller to the operator."""
+    """Ring these devices; on no answer the dialplan rings the `then` steps one after another
+    (strategy in_order), and after the last one takes the caller to the operator."""
 
     dial: str
     seconds: int
     reason: str
     employee: str = ""  # set when one person is rung: their availability is checked first
+    then: tuple[tuple[str, int], ...] = ()  # the next (dial string, seconds) steps
+
+
+@dataclass(frozen=True, slots=True)
+class QueueTo:
+    """Queue the caller in a team's Asterisk queue; after `seconds` the operator."""
+
+    queue: str
+    seconds: int
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,45 +129,62 @@ class SwitchLanguage:
 
 
 Decision = (
-    Ring | ToOperator | AskAgain | GoTo | Goodbye | Announce | TakeMessage | TakeCallback | ByName
-    | SwitchLanguage
+    Ring | QueueTo | ToOperator | AskAgain | GoTo | Goodbye | Announce | TakeMessage
+    | TakeCallback | ByName | SwitchLanguage
 )
-Final = Ring | ToOperator | Goodbye
+Final = Ring | QueueTo | ToOperator | Goodbye
 Lookup = Callable[[str], Availability]
 Speak = Callable[[str, str], Awaitable[str | None]]
 
 
-def device_dials(employee: Employee, mobile_dial: str = "") -> list[str]:
-    """Dial strings of an employee's devices in ring order. Mobiles need a trunk template
-    (`PJSIP/{number}@trunk`); without one they are left out rather than dialled wrong."""
+MAX_STEPS = 8  # in_order steps the dialplan walks (VAIHDE_DIAL, VAIHDE_DIAL2 … VAIHDE_DIAL8)
+
+
+def device_dials(employee: Employee, mobile_dial: str = "") -> list[tuple[str, int]]:
+    """(Dial string, seconds) of an employee's devices in ring order. Mobiles need a trunk
+    template (`PJSIP/{number}@trunk`); without one they are left out rather than dialled wrong."""
     out = []
     for device in employee.devices:
         if device.kind == "mobile":
             if mobile_dial:
-                out.append(mobile_dial.format(number=device.address.lstrip("+")))
+                out.append((mobile_dial.format(number=device.address.lstrip("+")), device.seconds))
         else:
-            out.append(device.address)
+            out.append((device.address, device.seconds))
     return out
+
+
+def _steps(steps: list[tuple[str, int]], reason: str, employee: str = "") -> Ring:
+    steps = steps[:MAX_STEPS]
+    (dial, seconds), *rest = steps
+    return Ring(dial, seconds, reason, employee, tuple(rest))
 
 
 def ring_employee(employee: Employee, reason: str, mobile_dial: str = "") -> Ring | ToOperator:
     dials = device_dials(employee, mobile_dial)
     if not dials:
         return ToOperator(f"{reason}-no-devices")
-    return Ring("&".join(dials), employee.ring_seconds, reason, employee.id)
+    if employee.strategy == "in_order":
+        return _steps(dials, reason, employee.id)
+    return Ring("&".join(d for d, _ in dials), employee.ring_seconds, reason, employee.id)
 
 
 def ring_team(
     company: CompanyConfig, team: Team, reason: str, mobile_dial: str = ""
-) -> Ring | ToOperator:
-    dials: list[str] = []
+) -> Ring | ToOperator | QueueTo:
+    if team.queue:
+        return QueueTo(team.queue, team.ring_seconds, reason)
+    per_member: list[str] = []
+    seen: set[str] = set()
     for member in team.members:
-        for dial in device_dials(company.employees[member], mobile_dial):
-            if dial not in dials:
-                dials.append(dial)
-    if not dials:
+        mine = [d for d, _ in device_dials(company.employees[member], mobile_dial) if d not in seen]
+        seen.update(mine)
+        if mine:
+            per_member.append("&".join(mine))
+    if not per_member:
         return ToOperator(f"{reason}-no-devices")
-    return Ring("&".join(dials), team.ring_seconds, reason)
+    if team.strategy == "in_order":
+        return _steps([(d, team.ring_seconds) for d in per_member], reason)
+    return Ring("&".join(per_member), team.ring_seconds, reason)
 
 
 def ring_external(number: str, reason: str, mobile_dial: str = "") -> Ring | ToOperator:
@@ -266,7 +294,16 @@ async def apply(channel: Channel, decision: Final) -> None:
     if isinstance(decision, Ring):
         await channel.set_variable(contract.DIAL, decision.dial)
         await channel.set_variable(contract.DIAL_TIMEOUT, str(decision.seconds))
+        for step, (dial, seconds) in enumerate(decision.then, start=2):
+            await channel.set_variable(f"{contract.DIAL}{step}", dial)
+            await channel.set_variable(f"{contract.DIAL}{step}_TIMEOUT", str(seconds))
+        # Where the dialplan stops: nothing left over from anything earlier on the channel.
+        await channel.set_variable(f"{contract.DIAL}{len(decision.then) + 2}", "")
         await channel.set_variable(contract.ROUTE, contract.Route.DIAL)
+    elif isinstance(decision, QueueTo):
+        await channel.set_variable(contract.TEAM_QUEUE, decision.queue)
+        await channel.set_variable(contract.DIAL_TIMEOUT, str(decision.seconds))
+        await channel.set_variable(contract.ROUTE, contract.Route.QUEUE)
     elif isinstance(decision, Goodbye):
         await channel.set_variable(contract.ROUTE, contract.Route.HANGUP)
     else:
@@ -376,7 +413,7 @@ async def inbound(
         return ToOperator(f"{decision.reason}-not-stored")
 
     direct = direct_decision(company, dialled, mobile_dial)
-    if isinstance(direct, Ring | ToOperator):
+    if isinstance(direct, Ring | QueueTo | ToOperator):
         employee = company.employee_by_number(dialled)
         if employee is not None:
             story.seek("employee", employee.id, "direct_number", number=dialled)
@@ -397,7 +434,7 @@ async def inbound(
             await channel.stream_file(sound)
     if isinstance(closed, GoTo):
         menu = company.menus[closed.menu]
-    elif isinstance(closed, Ring | ToOperator | Goodbye | TakeMessage):
+    elif isinstance(closed, Ring | QueueTo | ToOperator | Goodbye | TakeMessage):
         if isinstance(closed, TakeMessage):
             story.seek(closed.kind, closed.target, "closed")
         return await finish(closed)
@@ -447,7 +484,8 @@ async def inbound(
             story.add("language", language=language)
             greet, attempt = True, 1
             continue
-        if isinstance(decision, Ring | ToOperator | Goodbye | TakeMessage | TakeCallback):
+        if isinstance(decision, Ring | QueueTo | ToOperator | Goodbye | TakeMessage
+                      | TakeCallback):
             return await finish(decision)
         if isinstance(decision, Announce):
             sound = prompts(company.announcements[decision.announcement].say, language)
