@@ -1,5 +1,5 @@
 """Calendar (iCalendar/ICS) feeds as an availability source: fetch a feed, parse it into busy
-periods, and plan how the stored entries follow it.
+periods; `importer` makes the stored entries follow it (rules in vaihde.presence.store).
 """
 
 from vaihde.calendar.fetch import FeedResult, fetch_feed, mask_source
@@ -10,18 +10,14 @@ from vaihde.calendar.ics import (
     parse_busy,
     parse_calendar,
 )
-from vaihde.calendar.sync import StoredCalendarEntry, SyncPlan, plan_sync
 
 __all__ = [
     "BusyPeriod",
     "CalendarError",
     "FeedResult",
     "ParsedCalendar",
-    "StoredCalendarEntry",
-    "SyncPlan",
     "fetch_feed",
     "mask_source",
     "parse_busy",
     "parse_calendar",
-    "plan_sync",
 ]
