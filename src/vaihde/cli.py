@@ -142,6 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if hasattr(args, "db") and hasattr(args, "settings"):
+        # Every database command finds the same database the service uses.
+        from vaihde.company.commands import database_for
+
+        args.db = database_for(args)
     return int(args.func(args) or 0)
 
 

@@ -156,3 +156,16 @@ def test_parse_when_refuses_nonsense():
     for text in ("tomorrow", "+", "24:00", "2025-13-01"):
         with pytest.raises(PresenceError):
             parse_when(text, field="until", now=NOW, tz=HKI)
+
+
+def test_commands_use_the_settings_files_database(tmp_path, monkeypatch, capsys):
+    """`vaihde presence|user|db … --settings FILE` reach the database the service uses."""
+    from vaihde.cli import main
+
+    monkeypatch.delenv("VAIHDE_DB_URL", raising=False)
+    monkeypatch.delenv("VAIHDE_CONFIG", raising=False)
+    settings = tmp_path / "settings.yaml"
+    settings.write_text(f'database: {{url: "sqlite:///{tmp_path / "service.db"}"}}\n')
+    assert main(["db", "upgrade", "--settings", str(settings)]) == 0
+    assert "service.db" in capsys.readouterr().out
+    assert (tmp_path / "service.db").exists()

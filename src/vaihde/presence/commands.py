@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-import os
 import re
 import sys
 from collections.abc import Awaitable, Callable
@@ -329,9 +328,14 @@ def cmd_db_current(args: argparse.Namespace) -> int:
 def _common(parser: argparse.ArgumentParser, *, tz: bool = True) -> None:
     parser.add_argument(
         "--db",
-        default=os.environ.get("VAIHDE_DB_URL"),
         metavar="URL",
-        help="database URL (default: $VAIHDE_DB_URL, else sqlite+aiosqlite:///var/vaihde.db)",
+        help="database URL (default: the --settings file's, else $VAIHDE_DB_URL, else "
+        "sqlite+aiosqlite:///var/vaihde.db)",
+    )
+    parser.add_argument(
+        "--settings", metavar="FILE",
+        help="service settings whose database to use (default: $VAIHDE_CONFIG, else "
+        "config/demo.yaml when run in the vaihde directory)",
     )
     if tz:
         parser.add_argument(
