@@ -373,3 +373,29 @@ async def test_close_cancels_background_work_and_cleans_up(tmp_path):
 def test_says_lists_menus_and_announcements():
     texts = [s.texts.get("fi") for s in says(company())]
     assert texts == ["Tervetuloa.", "Myynti paina 1.", "Vain suomeksi.", "Suljettu."]
+
+
+async def test_prompts_no_one_used_for_two_weeks_are_pruned(tmp_path):
+    import os
+    import time
+
+    library = lib(tmp_path)
+    await library.prefetch(company())
+    menu_files = set(files(library))
+    spoken = await library.text("Anna Virtanen on lomalla.", "fi")
+    sentence = spoken.rsplit("/", 1)[1] + library.synth.suffix
+    stranger = library.dir / "not-ours.wav"
+    stranger.write_bytes(b"x")
+    month_ago = time.time() - 30 * 86400
+    for name in files(library):
+        os.utime(library.dir / name, (month_ago, month_ago))
+    # A call used the sentence today: it is touched, so it stays.
+    assert await library.text("Anna Virtanen on lomalla.", "fi") == spoken
+    stale = await library.text("Bob on poissa.", "fi")
+    stale_file = library.dir / (stale.rsplit("/", 1)[1] + library.synth.suffix)
+    os.utime(stale_file, (month_ago, month_ago))
+    await library.prefetch(company())
+    left = set(files(library))
+    assert menu_files <= left  # what the menus say stays, however old
+    assert sentence in left and stranger.name in left
+    assert stale_file.name not in left

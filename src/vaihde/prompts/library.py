@@ -29,6 +29,10 @@ log = logging.getLogger("vaihde.prompts")
 PREFIX = "vaihde-"
 TEMP_MARK = ".tmp"
 STALE_TEMP_S = 600.0  # older temp files are left over from a crash, never still being written
+# A synthesized prompt no menu needs and no call used for this long is deleted. Files in use are
+# touched at most once a day, so a daily sentence ("… is on vacation") is never pruned.
+UNUSED_S = 14 * 86400.0
+TOUCH_AFTER_S = 86400.0
 
 # (language, text as it will be spoken): one prompt, whatever the engine version.
 Item = tuple[str, str]
@@ -152,6 +156,8 @@ class PromptLibrary:
             reused=outcomes.count("reused"),
             failed=outcomes.count("failed"),
         )
+        if self._version is not None and not report.failed:
+            self.prune({self._stem(i, self._version) + self.synth.suffix for i in items})
         log.info(
             "prompts prefetched",
             extra={"generated": report.generated, "reused": report.reused,
@@ -197,9 +203,31 @@ class PromptLibrary:
         if self._version is None:
             return None
         stem = self._stem(item, self._version)
-        if (self.dir / (stem + self.synth.suffix)).is_file():
-            return f"{self.asterisk_dir}/{stem}"
-        return None
+        path = self.dir / (stem + self.synth.suffix)
+        try:
+            mtime = path.stat().st_mtime
+        except OSError:
+            return None
+        now = time.time()
+        if now - mtime > TOUCH_AFTER_S:
+            with contextlib.suppress(OSError):
+                os.utime(path, (now, now))
+        return f"{self.asterisk_dir}/{stem}"
+
+    def prune(self, keep: set[str], *, unused_s: float = UNUSED_S) -> int:
+        """Delete synthesized prompts (ours only: `vaihde-*`) that are not in `keep` (file names)
+        and have not been used for `unused_s`; returns how many."""
+        now, removed = time.time(), 0
+        for path in self.dir.glob(f"{PREFIX}*{self.synth.suffix}"):
+            if path.name in keep:
+                continue
+            with contextlib.suppress(OSError):
+                if now - path.stat().st_mtime > unused_s:
+                    path.unlink()
+                    removed += 1
+        if removed:
+            log.info("unused prompts removed", extra={"removed": removed})
+        return removed
 
     def _recently_failed(self, item: Item) -> bool:
         now = time.monotonic()
