@@ -162,3 +162,22 @@ async def test_subprocess_gets_argv_and_stdin(tmp_path, monkeypatch):
     assert espeak[1] == "Hei Jörgen".encode()  # UTF-8, as `-b 1` tells espeak-ng
     assert "Jörgen" not in " ".join(espeak[0])  # the text is never an argument
     assert sox[0][0].endswith("sox")
+
+
+def test_many_at_once_on_uvloop_the_loop_vaihde_serve_runs_on(tmp_path):
+    """On uvloop, writing stdin to a program that already exited (sox, `--version`) raised
+    RuntimeError and failed most of 20 renders started together; all must succeed."""
+    import asyncio
+
+    import uvloop  # a dependency of vaihde on Linux: `vaihde serve` runs on it
+
+    async def scenario() -> list[object]:
+        synth = EspeakSynth()
+        jobs = [synth.version()]
+        jobs += [synth.render(f"Person {i} is in a meeting.", "en", tmp_path / f"{i}.wav")
+                 for i in range(20)]
+        return await asyncio.gather(*jobs, return_exceptions=True)
+
+    results = uvloop.run(scenario())
+    assert [r for r in results if isinstance(r, BaseException)] == []
+    assert len(list(tmp_path.glob("*.wav"))) == 20

@@ -180,16 +180,20 @@ async def _run(argv: Sequence[str], stdin: bytes, deadline: float) -> bytes:
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv,
-            stdin=asyncio.subprocess.PIPE,
+            # No pipe when there is nothing to send: on uvloop, writing even b"" to a program
+            # that has already exited (sox, --version) raises RuntimeError.
+            stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
     except OSError as exc:
         raise SynthError(f"cannot run {argv[0]}: {exc}") from exc
     try:
-        out, err = await asyncio.wait_for(proc.communicate(stdin), remaining)
+        out, err = await asyncio.wait_for(proc.communicate(stdin or None), remaining)
     except TimeoutError:
         raise SynthError(f"{argv[0]} timed out") from None
+    except (RuntimeError, ConnectionError) as exc:  # uvloop: the program closed its stdin early
+        raise SynthError(f"{argv[0]}: {exc}") from exc
     finally:
         # Timed out or cancelled (caller gone, service stopping): no orphan keeps running.
         if proc.returncode is None:
