@@ -72,7 +72,8 @@ def log(line: str) -> None:
 
 def bench_manager_conf(manager_conf: str, secret: str) -> str:
     """The sandbox's manager.conf plus the benchmark's own AMI user, which reads the `agi` class
-    (AGIExecStart/End, the silence measurement) that the service's user does not; and every
+    (AGIExecStart/End, the silence measurement) that the service's user does not (and `agent`,
+    for QueueCallerJoin); and every
     event carries Asterisk's own timestamp, so no figure depends on when the benchmark read it."""
     general = "[general]\n"
     if general not in manager_conf:
@@ -83,7 +84,7 @@ def bench_manager_conf(manager_conf: str, secret: str) -> str:
         f"secret = {secret}\n"
         "deny = 0.0.0.0/0.0.0.0\n"
         "permit = 127.0.0.1/255.255.255.255\n"
-        "read = call,dtmf,agi,user,originate\n"
+        "read = call,dtmf,agi,agent,user,originate\n"
         "write = call,originate\n"
         "writetimeout = 5000\n"
     )
@@ -302,6 +303,7 @@ class Call:
     origin_id: str  # the Originate's own leg: runs [bench-caller], where the keys are pressed
     call_id: str  # the leg into vaihde-inbound: the call the service and its story know
     channel: str = ""
+    call_channel: str = ""
     presses: list[str] = field(default_factory=list)
     pressed: list[tuple[float, str]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
@@ -328,6 +330,7 @@ class Callers:
         self.live: set[str] = set()  # every channel Asterisk has now
         self.idle = asyncio.Event()
         self.idle.set()
+        self.queue_hold = 1.0  # seconds a caller waits in the switchboard queue, then hangs up
         self._tasks: set[asyncio.Task[None]] = set()
         ami.listeners.append(self.on_event)
 
@@ -338,6 +341,8 @@ class Callers:
             self.idle.clear()
             if uid in self.by_origin:
                 self.by_origin[uid].channel = str(e.get("Channel", ""))
+            if uid in self.by_call:
+                self.by_call[uid].call_channel = str(e.get("Channel", ""))
         elif name == "Hangup":
             self.live.discard(uid)
             if not self.live:
@@ -350,6 +355,12 @@ class Callers:
                 key = call.presses.pop(0)
                 loop = asyncio.get_running_loop()
                 loop.call_later(self.reaction, self._spawn, self._press(call, key))
+        elif name == "QueueCallerJoin" and uid in self.by_call:
+            # A caller in the switchboard queue waits a while, then gives up: the one operator
+            # phone takes one call at a time (ringinuse = no).
+            call = self.by_call[uid]
+            asyncio.get_running_loop().call_later(
+                self.queue_hold, self._spawn, self._give_up(call))
         elif name == "OriginateResponse" and e.get("Response") != "Success":
             call = self.by_action.get(str(e.get("ActionID", "")))
             if call is not None:
@@ -374,6 +385,12 @@ class Callers:
             self.keypads.put_nowait(keypad)
         if response.get("Response") != "Success":
             call.failures.append(f"PlayDTMF {key}: {response.get('Message')}")
+
+    async def _give_up(self, call: Call) -> None:
+        if call.done.is_set():
+            return
+        with contextlib.suppress(TimeoutError, ConnectionError):
+            await self.ami.action("Hangup", Channel=call.call_channel)
 
     async def originate(self, phase: str, plan: cm.CallPlan) -> Call:
         base = f"bench.{phase}.{plan.index:04d}"
@@ -609,7 +626,8 @@ async def run(args: argparse.Namespace) -> int:
                                      events=False) for _ in range(args.keypads)]
         callers = Callers(ami, keypads, args.reaction)
         states = {emp: str(state) for emp, (state, _) in AWAY.items()}
-        plan_args = {"operators": OPERATORS, "phones_context": PHONES}
+        plan_args = {"operators": OPERATORS, "phones_context": PHONES,
+                     "operator_queue": instance.settings.queue}
         base_plans = cm.plan_calls(company, states, args.baseline_calls, **plan_args)
         load_plans = cm.plan_calls(company, states, args.callers, **plan_args)
 
@@ -620,6 +638,7 @@ async def run(args: argparse.Namespace) -> int:
 
         log(f"baseline: {len(base_plans)} calls, one at a time")
         await globals_(0.2)
+        callers.queue_hold = 1.0
         mark = len(ami.events)
         base_calls = await run_baseline(callers, base_plans, timeout=60)
         base_events = ami.events[mark:]
@@ -627,6 +646,7 @@ async def run(args: argparse.Namespace) -> int:
         log(f"load: {len(load_plans)} callers arriving over {args.ramp:g} s, "
             f"phones hold {args.hold:g} s")
         await globals_(args.hold)
+        callers.queue_hold = args.hold
         mark = len(ami.events)
         cpu0 = (proc_cpu_s(instance.pid), proc_cpu_s(service.pid), machine_busy_s(),
                 time.monotonic(), time.process_time())

@@ -42,6 +42,7 @@ class CallPlan:
     expect: str  # employee | delegate | operator
     expect_device: str  # the one device Dial() must ring
     expect_phone: str  # the bench-phones extension that must answer
+    expect_queue: str = ""  # the switchboard queue the caller must join first (operator route)
 
     @property
     def presses(self) -> tuple[str, ...]:
@@ -85,11 +86,13 @@ def plan_calls(
     operators: str,
     phones_context: str,
     entry: str = "main",
+    operator_queue: str = "",
 ) -> list[CallPlan]:
     """`count` callers cycling through every employee in the menus. An employee who is away is
     answered with their delegate (key 1) when they have a reachable one, else with 0 (operator).
     The expectation follows the configuration and `states` (employee → state; absent means
-    available), never the service's code."""
+    available), never the service's code. With an `operator_queue` (the dialplan's
+    VAIHDE_QUEUE) the operator route joins that queue, which then rings the operators."""
     targets = menu_targets(company, entry)
     if not targets:
         raise ValueError(f"no employee is reachable from menu {entry!r}")
@@ -118,7 +121,8 @@ def plan_calls(
         phone = phone_of(device, phones_context)
         if not phone:
             raise ValueError(f"{device} is not a phone of [{phones_context}]")
-        plans.append(CallPlan(i, keys, target, state, reply, expect, device, phone))
+        queue = operator_queue if expect == "operator" else ""
+        plans.append(CallPlan(i, keys, target, state, reply, expect, device, phone, queue))
     return plans
 
 
@@ -166,6 +170,7 @@ class Timeline:
     digits: list[tuple[float, str]] = field(default_factory=list)  # DTMF received
     dials: list[tuple[float, str]] = field(default_factory=list)  # DialBegin: time, device
     dial_status: list[str] = field(default_factory=list)  # DialEnd
+    queued: list[tuple[float, str]] = field(default_factory=list)  # QueueCallerJoin: time, queue
     phones: list[str] = field(default_factory=list)  # bench phones that announced this call
 
 
@@ -199,6 +204,8 @@ def timelines(events: Iterable[Event], call_ids: Iterable[str]) -> dict[str, Tim
             tl.digits.append((t, str(e.get("Digit", ""))))
         elif name == "DialBegin":
             tl.dials.append((t, device_of_channel(str(e.get("DestChannel", "")))))
+        elif name == "QueueCallerJoin":
+            tl.queued.append((t, str(e.get("Queue", ""))))
         elif name == "DialEnd":
             tl.dial_status.append(str(e.get("DialStatus", "")))
         elif name == "Hangup":
@@ -212,16 +219,25 @@ def timelines(events: Iterable[Event], call_ids: Iterable[str]) -> dict[str, Tim
     return out
 
 
+def routed_at(tl: Timeline) -> float | None:
+    """When the caller left the service's hands: Dial() started ringing a phone, or the caller
+    joined the switchboard queue (where they hear music while the operators' phones ring)."""
+    times = [t for t, _ in tl.dials[:1]] + [t for t, _ in tl.queued[:1]]
+    return min(times) if times else None
+
+
 def silence_gaps(tl: Timeline) -> list[tuple[float, float]]:
-    """Stretches from the answer until Dial() starts ringing (or the call ends) in which no sound
-    played and the service was not waiting for a key: the answer-to-first-command gap, the
-    service's think time between commands, SET VARIABLEs, the way from the last command to Dial."""
+    """Stretches from the answer until the call is routed (`routed_at`; else its end) in which
+    no sound played and the service was not waiting for a key: the answer-to-first-command gap,
+    the service's think time between commands, SET VARIABLEs, the way from the last command to
+    Dial() or the queue."""
     start = tl.answered if tl.answered is not None else (
         tl.commands[0].start if tl.commands else None
     )
     if start is None:
         return []
-    ends = [t for t, _ in tl.dials[:1]]
+    routed = routed_at(tl)
+    ends = [routed] if routed is not None else []
     if not ends and tl.hangup is not None:
         ends = [tl.hangup]
     if not ends:
@@ -246,10 +262,11 @@ def longest_silence(tl: Timeline) -> float:
 
 
 def digit_to_ringing(tl: Timeline) -> float | None:
-    """Seconds from the caller's last key before Dial() to Dial() ringing the first device."""
-    if not tl.dials:
+    """Seconds from the caller's last key to the call being routed: Dial() ringing the first
+    device, or (operator route) joining the switchboard queue."""
+    rang = routed_at(tl)
+    if rang is None:
         return None
-    rang = tl.dials[0][0]
     before = [t for t, _ in tl.digits if t <= rang]
     return rang - before[-1] if before else None
 
@@ -278,12 +295,26 @@ def check_call(plan: CallPlan, tl: Timeline, story: Mapping[str, Any] | None) ->
     if keys != "".join(plan.presses):
         problems.append(f"Asterisk received keys {keys!r}, the caller pressed {plan.presses}")
     devices = [d for _, d in tl.dials]
-    if devices != [plan.expect_device]:
-        problems.append(f"dialled {devices or 'nothing'}, expected {plan.expect_device}")
-    if tl.phones != [plan.expect_phone]:
-        problems.append(f"phones reached {tl.phones or 'none'}, expected {plan.expect_phone}")
-    if tl.dial_status[:1] != ["ANSWER"]:
-        problems.append(f"dial status {tl.dial_status or 'none'}, expected ANSWER")
+    queues = [q for _, q in tl.queued]
+    if plan.expect_queue:
+        # The queue rings the operators (again after its retry) and may not reach one before
+        # the caller gives up: every leg must be an operator's, and the caller must be queued.
+        if queues != [plan.expect_queue]:
+            problems.append(f"queues joined {queues or 'none'}, expected {plan.expect_queue}")
+        if any(d != plan.expect_device for d in devices):
+            problems.append(f"dialled {devices}, expected only {plan.expect_device}")
+        if any(p != plan.expect_phone for p in tl.phones):
+            problems.append(f"phones reached {tl.phones}, expected only {plan.expect_phone}")
+    else:
+        if queues:
+            problems.append(f"joined queue {queues}, expected {plan.expect_device} rung")
+        if devices != [plan.expect_device]:
+            problems.append(f"dialled {devices or 'nothing'}, expected {plan.expect_device}")
+        if tl.phones != [plan.expect_phone]:
+            problems.append(f"phones reached {tl.phones or 'none'}, "
+                            f"expected {plan.expect_phone}")
+        if tl.dial_status[:1] != ["ANSWER"]:
+            problems.append(f"dial status {tl.dial_status or 'none'}, expected ANSWER")
     if story is None:
         problems.append("no call story stored")
         return problems
@@ -309,7 +340,10 @@ def check_call(plan: CallPlan, tl: Timeline, story: Mapping[str, Any] | None) ->
         problems.append(f"story: routed {routes or 'nowhere'}, expected {want_route}")
     dialled = [(device_of_channel(str(s.get("device", ""))), s.get("status"))
                for s in steps if s.get("kind") == "dial"]
-    if dialled != [(plan.expect_device, "answer")]:
+    if plan.expect_queue:
+        if any(device != plan.expect_device for device, _ in dialled):
+            problems.append(f"story: dial {dialled}, expected only {plan.expect_device}")
+    elif dialled != [(plan.expect_device, "answer")]:
         problems.append(f"story: dial {dialled or 'none'}, expected {plan.expect_device} answered")
     return problems
 

@@ -218,3 +218,34 @@ def test_bench_manager_conf_adds_a_timestamped_agi_reader() -> None:
     user = out[out.index("[bench]"):]
     assert "secret = s3cret" in user and "agi" in user.split("read = ")[1].split("\n")[0]
     assert "#include manager-vaihde.conf" in out  # the service's own user is unchanged
+
+
+def test_the_operator_route_is_routed_when_the_caller_joins_the_switchboard_queue(
+    company: Any,
+) -> None:
+    plans = cm.plan_calls(company, {"s4": "vacation"}, 24, operators=OPERATORS,
+                          phones_context=PHONES, operator_queue="vaihde-switchboard")
+    plan = next(p for p in plans if p.target == "s4")
+    assert (plan.expect, plan.expect_queue) == ("operator", "vaihde-switchboard")
+    assert all(p.expect_queue == "" for p in plans if p.expect != "operator")
+    events = [
+        ev("Newstate", 10.0, ChannelState="6"),
+        *agi(10.0, 11.0, 'GET DATA "dir-welcome" 5000 1', "1"),
+        ev("DTMFEnd", 10.5, Digit="1", Direction="Received"),
+        ev("DTMFEnd", 10.9, Digit="4", Direction="Received"),
+        *agi(11.0, 12.0, 'GET DATA "vm-isunavail" 6000 1', "2"),
+        ev("DTMFEnd", 11.9, Digit="0", Direction="Received"),
+        ev("QueueCallerJoin", 12.02, Queue="vaihde-switchboard"),
+        # The queue rings the operator 3 s later and the caller gives up before they answer.
+        ev("DialBegin", 15.0, DestChannel=f"{OPERATORS}-00000003;1"),
+        ev("Hangup", 16.0),
+    ]
+    tl = timeline(events)
+    assert cm.digit_to_ringing(tl) == pytest.approx(0.12)
+    assert cm.longest_silence(tl) == pytest.approx(0.02)  # waiting in the queue is not silence
+    cancelled = {"kind": "dial", "status": "cancel", "device": OPERATORS + "-00000003;1"}
+    steps = [*story(plan)["steps"][:-1], cancelled]
+    assert cm.check_call(plan, tl, story(plan, steps=steps)) == []
+    not_queued = [e for e in events if e["Event"] != "QueueCallerJoin"]
+    assert any("queues joined none" in p
+               for p in cm.check_call(plan, timeline(not_queued), story(plan, steps=steps)))
