@@ -58,6 +58,7 @@ CONSOLE_RING = "VAIHDE_CONSOLE_RING"  # seconds to ring CONSOLE_DIAL
 CONSOLE_BACK = "VAIHDE_CONSOLE_BACK"  # the transferring operator's phone (bounce-back)
 CONSOLE_BACK_RING = "VAIHDE_CONSOLE_BACK_RING"  # seconds to ring it
 CONSOLE_HELD = "VAIHDE_CONSOLE_HELD"  # attended transfer: the held caller's channel name
+CONSOLE_DONE = "VAIHDE_CONSOLE_DONE"  # 1: an attended transfer was completed (hang up after)
 CONSOLE_BY = "VAIHDE_CONSOLE_BY"  # the operator's username (for logs and the board)
 # UserEvent(VaihdeConsole) from the console dialplan: Kind=bounced|consult-failed, Why=DIALSTATUS.
 CONSOLE_USEREVENT = "VaihdeConsole"

@@ -36,6 +36,7 @@ from vaihde.calendar.importer import CalendarScheduler, resolve_source
 from vaihde.company import CompanyConfig, load_company
 from vaihde.company.apply import apply_company, current_company
 from vaihde.config import settings as settings_mod
+from vaihde.console.actions import Limits
 from vaihde.console.stream import Console, ConsoleDeps
 from vaihde.db.engine import Database, open_database
 from vaihde.db.migrate import upgrade_async
@@ -397,6 +398,8 @@ class Service:
             tracker=self.tracker, ami=self.ami, stories=self.stories,
             company=lambda: self._company, presence=self._presence, sessions=self.db.sessions,
             tz=tz, availability_json=lambda av: availability_json(av, tz, private=True),
+            limits=lambda: Limits(self.settings.console_bounce_s, self.settings.console_ring_s,
+                                  self.settings.mobile_dial),
         ))
         await self.console.start()
         app = make_app(self)

@@ -1094,6 +1094,23 @@ SCHEMAS.update({
         ["id", "state", "queue", "position", "since", "answered_at", "caller", "sought",
          "what_happened", "availability", "bounced", "parties", "earlier", "story"],
     ),
+    "ConsoleTransfer": obj(
+        {
+            "to": {"oneOf": [
+                obj({"employee": STR}, additionalProperties=False),
+                obj({"team": STR}, additionalProperties=False),
+                obj({"number": {"type": "string", "pattern": "^\\+?[0-9]{3,32}$"}},
+                    additionalProperties=False),
+            ]},
+            "mode": {"enum": ["blind", "attended"], "default": "blind"},
+        },
+        ["to"], additionalProperties=False,
+    ),
+    "ConsoleActionReply": obj(
+        {"ok": BOOL, "action": STR, "call_id": STR,
+         "space": null({"type": "string", "description": "park: the parking space"})},
+        ["ok", "action"],
+    ),
     "ConsoleBoard": obj({
         "seq": {"type": "integer", "description": "the id of the last stream event it includes"},
         "ami": obj({"connected": BOOL}),
@@ -1124,4 +1141,39 @@ def console_paths() -> dict[str, dict[str, Any]]:
                       ok=(200, "The board", ref("ConsoleBoard")))
         },
         "/console/stream": {"get": stream},
+        "/console/answer-next": {"post": _console_action(
+            "The longest-waiting call to your own phone", "answer-next", call=False)},
+        "/console/calls/{call_id}/answer": {"post": _console_action(
+            "This call to your own phone (waiting, parked, or a bounced transfer)", "answer")},
+        "/console/calls/{call_id}/transfer": {"post": _console_action(
+            "Transfer: blind (rings the target; unanswered or busy it comes back to you, "
+            "marked bounced) or attended (your phone talks to the target first)", "transfer",
+            body=json_body(ref("ConsoleTransfer")))},
+        "/console/calls/{call_id}/transfer/complete": {"post": _console_action(
+            "Complete an attended transfer (the target has answered)", "complete")},
+        "/console/calls/{call_id}/transfer/cancel": {"post": _console_action(
+            "Cancel a transfer: back to the caller on your phone", "cancel")},
+        "/console/calls/{call_id}/park": {"post": _console_action(
+            "Park the call; the reply names the parking space", "park")},
+        "/console/calls/{call_id}/retrieve": {"post": _console_action(
+            "A parked call to your own phone", "retrieve")},
+        "/console/calls/{call_id}/hangup": {"post": _console_action("Hang up the call",
+                                                                    "hangup")},
     }
+
+
+CALL_ID_PARAM = path_param("call_id", "the call's id (the caller channel's Uniqueid)")
+
+
+def _console_action(
+    summary: str, action: str, *, call: bool = True, body: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    errors = (409, 503) + ((404,) if call else ())
+    return op(
+        summary, tag="console", method="post", roles=STAFF, errors=errors, body=body,
+        params=[CALL_ID_PARAM] if call else None,
+        ok=(202, "Asterisk accepted the action; the board changes on the stream",
+            ref("ConsoleActionReply")),
+        description=f"Action `{action}`. 409 when the call's state does not allow it, 503 "
+        "when Asterisk is not connected.",
+    )

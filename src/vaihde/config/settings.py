@@ -46,6 +46,8 @@ class Settings:
     prompts_asterisk_dir: str = ""  # the same directory as Asterisk sees it; "" = prompts_dir
     messaging: MessagingSettings = field(default_factory=MessagingSettings)
     log_format: str = "text"
+    console_bounce_s: int = 20  # a blind transfer rings this long before it comes back
+    console_ring_s: int = 30  # the console rings an operator's own phone this long
 
 
 def load(path: str | Path) -> Settings:
@@ -112,6 +114,10 @@ def _build(root: Node) -> Settings:
         problems.append(f"{prompts.where}.asterisk_dir: must be an absolute path")
     prompts.done()
     messaging = parse_messaging(top.section("messages"))
+    console = top.section("console")
+    console_bounce_s = console.int("bounce_back_s", 20, low=5, high=300)
+    console_ring_s = console.int("ring_s", 30, low=5, high=300)
+    console.done()
     company_file = top.str("company_file", "")
     if company_file and not Path(company_file).is_absolute():
         # Relative to the settings file, so the pair can move together.
@@ -132,4 +138,6 @@ def _build(root: Node) -> Settings:
         prompts_asterisk_dir=prompts_asterisk_dir,
         messaging=messaging,
         log_format=log_format,
+        console_bounce_s=console_bounce_s,
+        console_ring_s=console_ring_s,
     )

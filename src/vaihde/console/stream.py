@@ -22,8 +22,10 @@ from aiohttp import web
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from vaihde.ami.client import AmiActionError, AmiError
 from vaihde.ami.tracker import CallTracker, Change
 from vaihde.company.schema import CompanyConfig
+from vaihde.console.actions import Limits, Operator, Plan, Refusal, Request, decide
 from vaihde.console.board import Board, CallerFacts, Inputs, Transfer, build, public
 from vaihde.db import models as m
 from vaihde.presence.cache import PresenceCache
@@ -43,6 +45,7 @@ FACTS_TTL_S = 60.0
 class AmiState(Protocol):
     @property
     def connected(self) -> bool: ...
+    async def action(self, action: Mapping[str, Any], timeout: float | None = None) -> Any: ...
     def add_state_listener(self, cb: Callable[[bool], None]) -> None: ...
     def remove_state_listener(self, cb: Callable[[bool], None]) -> None: ...
     def add_event_listener(self, cb: Callable[[Mapping[str, Any]], None]) -> None: ...
@@ -131,6 +134,7 @@ class ConsoleDeps:
     ping_s: float = PING_S
     queue_size: int = QUEUE_SIZE
     write_timeout_s: float = WRITE_TIMEOUT_S
+    limits: Callable[[], Limits] = Limits
 
 
 class Console:
@@ -305,6 +309,59 @@ class Console:
             "ami": {"connected": self.deps.ami.connected},
             **{name: [public(c) for c in calls] for name, calls in lists.items()},
         }
+
+    # --- actions -------------------------------------------------------------------------
+
+    def plan(self, request: Request, operator: Operator) -> Plan:
+        """What `request` would do now (pure; raises Refusal)."""
+        return decide(request, self.board.calls, self.deps.tracker.channels, operator,
+                      self.deps.company(), self.deps.limits(), self.transfers)
+
+    async def perform(self, request: Request, operator: Operator) -> dict[str, Any]:
+        """Carry out an operator's request: Refusal (409/400/404/503) or the reply."""
+        if not self.deps.ami.connected:
+            raise Refusal(503, "ami_down", "Asterisk is not connected; try again in a moment")
+        # The board may lag the tracker by the coalescing delay: decide on the newest state.
+        self.refresh()
+        plan = self.plan(request, operator)
+        audit = {"user": operator.username, "action": plan.action, "call_id": plan.call_id,
+                 **plan.detail}
+        if plan.transfer is not None:
+            self.transfers[plan.call_id] = replace(plan.transfer, started_wall=self.deps.clock())
+        for step in plan.ami:
+            try:
+                await self.deps.ami.action(step, timeout=5)
+            except AmiActionError as exc:
+                if plan.transfer is not None:
+                    self.transfers.pop(plan.call_id, None)
+                log.warning("console action refused by Asterisk",
+                            extra={**audit, "ami": step["Action"], "error": str(exc)})
+                raise Refusal(409, "conflict", f"Asterisk refused {step['Action']}: "
+                              f"{exc}") from exc
+            except AmiError as exc:
+                if plan.transfer is not None:
+                    self.transfers.pop(plan.call_id, None)
+                log.warning("console action failed", extra={**audit, "error": repr(exc)})
+                raise Refusal(503, "ami_down", "Asterisk did not take the action; try "
+                              "again") from exc
+        if plan.forget_transfer and plan.transfer is None:
+            self.transfers.pop(plan.call_id, None)
+        log.info("console action", extra=audit)
+        self.touch()
+        reply: dict[str, Any] = {"ok": True, "action": plan.action, "call_id": plan.call_id}
+        if plan.wants_space:
+            reply["space"] = await self._parking_space(plan.call_id)
+        return reply
+
+    async def _parking_space(self, call_id: str, wait_s: float = 3.0) -> str | None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        while loop.time() < deadline:
+            parked = self.deps.tracker.parked.get(call_id)
+            if parked is not None:
+                return parked.space
+            await asyncio.sleep(0.02)
+        return None
 
     # --- subscribers ---------------------------------------------------------------------
 

@@ -1,0 +1,298 @@
+"""What the operator does to calls, decided purely: for a request and the board as it is now,
+either a Plan (the AMI actions to send, in order, and what the console should remember) or a
+Refusal (409 when the call's state does not allow it, 400 for a bad target).
+
+Nothing from the browser reaches Asterisk as it came: call ids only pick a call on the board,
+targets are looked up in the company configuration (devices validated when it was applied),
+numbers must be digits, and every device string is checked against DEVICE once more here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from vaihde import contract
+from vaihde.ami.tracker import Channel
+from vaihde.company.schema import CompanyConfig, Employee
+from vaihde.config.patterns import DEVICE
+from vaihde.console.board import Transfer, device_of
+from vaihde.flows.inbound import device_dials
+
+CALL_ID = re.compile(r"^[0-9]{1,20}\.[0-9]{1,10}$")  # Asterisk's Uniqueid
+NUMBER = re.compile(r"^\+?[0-9]{3,32}$")
+ACTIONS = ("answer", "answer-next", "transfer", "complete", "cancel", "park", "retrieve",
+           "hangup")
+
+
+class Refusal(Exception):
+    """The request cannot be carried out; `status` and `code` for the API's error JSON."""
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.field = status, code, message, field
+
+
+@dataclass(frozen=True, slots=True)
+class Operator:
+    username: str
+    phone: str | None  # the user's sip_endpoint (validated when the user was saved)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    kind: str  # employee | team | number
+    ref: str
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    action: str
+    call_id: str | None = None
+    to: Target | None = None
+    mode: str = "blind"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    bounce_s: int = 20  # a blind transfer rings this long before it comes back
+    ring_s: int = 30  # the operator's own phone rings this long
+    mobile_dial: str = ""  # Dial() template for outside numbers, e.g. PJSIP/{number}@trunk
+
+
+@dataclass(frozen=True)
+class Plan:
+    action: str
+    call_id: str
+    ami: tuple[dict[str, str], ...]
+    transfer: Transfer | None = None  # remember this transfer for the call
+    forget_transfer: bool = False
+    wants_space: bool = False  # the reply names the parking space
+    detail: dict[str, Any] = field(default_factory=dict)  # for the audit log
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    label: str  # employee:anna
+    name: str
+    dial: str
+
+
+def setvar(channel: str, name: str, value: str) -> dict[str, str]:
+    return {"Action": "Setvar", "Channel": channel, "Variable": name, "Value": value}
+
+
+def redirect(
+    channel: str, context: str, extra: str = "", extra_context: str = ""
+) -> dict[str, str]:
+    out = {"Action": "Redirect", "Channel": channel, "Context": context, "Exten": "s",
+           "Priority": "1"}
+    if extra:
+        out.update(ExtraChannel=extra, ExtraContext=extra_context, ExtraExten="s",
+                   ExtraPriority="1")
+    return out
+
+
+def _device(dial: str, what: str) -> str:
+    for part in dial.split("&"):
+        if not DEVICE.match(part):
+            raise Refusal(400, "invalid", f"{what}: {part!r} is not a device vaihde may dial", "to")
+    return dial
+
+
+def _employee(employee: Employee, limits: Limits) -> Resolved:
+    dials = device_dials(employee, limits.mobile_dial)
+    if not dials:
+        raise Refusal(409, "no_phone", f"{employee.name} has no phone to ring", "to")
+    return Resolved(f"employee:{employee.id}", employee.name,
+                    _device("&".join(dials), employee.name))
+
+
+def resolve_target(target: Target, company: CompanyConfig | None, limits: Limits) -> Resolved:
+    """Whom to ring for a transfer, from the configuration only."""
+    if company is None:
+        raise Refusal(503, "unavailable", "no company configuration is loaded")
+    if target.kind == "employee":
+        employee = company.employees.get(target.ref)
+        if employee is None:
+            raise Refusal(400, "invalid", f"no employee {target.ref!r}", "to")
+        return _employee(employee, limits)
+    if target.kind == "team":
+        team = company.teams.get(target.ref)
+        if team is None:
+            raise Refusal(400, "invalid", f"no team {target.ref!r}", "to")
+        dials: list[str] = []
+        for member in team.members:
+            for dial in device_dials(company.employees[member], limits.mobile_dial):
+                if dial not in dials:
+                    dials.append(dial)
+        if not dials:
+            raise Refusal(409, "no_phone", f"nobody in {team.name} has a phone to ring", "to")
+        return Resolved(f"team:{team.id}", team.name, _device("&".join(dials), team.name))
+    if target.kind == "number":
+        if not NUMBER.match(target.ref):
+            raise Refusal(400, "invalid", "a number is 3-32 digits, optionally after +", "to")
+        digits = target.ref.lstrip("+")
+        employee = company.employee_by_extension(digits) or company.employee_by_number(digits)
+        if employee is not None:
+            return _employee(employee, limits)
+        if not limits.mobile_dial:
+            raise Refusal(400, "no_outside_line", "outside numbers need an outside line "
+                          "(service.mobile_dial in the settings)", "to")
+        return Resolved(f"number:{digits}", digits,
+                        _device(limits.mobile_dial.format(number=digits), "number"))
+    raise Refusal(400, "invalid", "give one of employee, team or number", "to")
+
+
+def _phone(operator: Operator, what: str) -> str:
+    if not operator.phone or not DEVICE.match(operator.phone):
+        raise Refusal(409, "no_phone", f"{what} needs your phone: your user has no sip_endpoint "
+                      "(an admin sets it with vaihde user)")
+    return operator.phone
+
+
+def _to_phone(call: Mapping[str, Any], operator: Operator, limits: Limits, action: str) -> Plan:
+    """The caller's channel rings the operator's phone ([vaihde-console-answer])."""
+    phone = _phone(operator, "answering")
+    channel = call["channel"]
+    return Plan(action, call["id"], (
+        setvar(channel, contract.CONSOLE_DIAL, phone),
+        setvar(channel, contract.CONSOLE_RING, str(limits.ring_s)),
+        setvar(channel, contract.CONSOLE_BY, operator.username),
+        redirect(channel, contract.CONSOLE_ANSWER_CONTEXT),
+    ), forget_transfer=True, detail={"phone": phone})
+
+
+def _state_error(call: Mapping[str, Any], what: str) -> Refusal:
+    return Refusal(409, "conflict", f"cannot {what}: the call is {call['state']} now")
+
+
+def _operator_channel(
+    call: Mapping[str, Any], operator: Operator, channels: Mapping[str, Channel]
+) -> Channel | None:
+    for party in call.get("parties", []):
+        if operator.phone and device_of(party["channel"]) == operator.phone:
+            for ch in channels.values():
+                if ch.name == party["channel"]:
+                    return ch
+    return None
+
+
+def decide(
+    request: Request,
+    calls: Mapping[str, Mapping[str, Any]],
+    channels: Mapping[str, Channel],
+    operator: Operator,
+    company: CompanyConfig | None,
+    limits: Limits,
+    transfers: Mapping[str, Transfer],
+) -> Plan:
+    """The AMI actions for `request` on the board `calls` (by id), or a Refusal."""
+    action = request.action
+    if action == "answer-next":
+        waiting = [c for c in calls.values() if c["state"] == "waiting"]
+        if not waiting:
+            raise Refusal(409, "conflict", "nobody is waiting")
+        first = min(waiting, key=lambda c: (c["position"] or 0, c["since"]))
+        return _to_phone(first, operator, limits, action)
+    call_id = request.call_id or ""
+    call = calls.get(call_id) if CALL_ID.match(call_id) else None
+    if call is None:
+        raise Refusal(404, "not_found", f"no call {call_id!r} on the board", "id")
+    state = call["state"]
+    channel = call["channel"]
+    transfer = transfers.get(call_id)
+    if action == "answer":
+        if state in ("waiting", "parked") or (state == "ringing" and call.get("bounced")):
+            return _to_phone(call, operator, limits, action)
+        raise _state_error(call, "answer it")
+    if action == "retrieve":
+        if state != "parked":
+            raise _state_error(call, "retrieve it")
+        return _to_phone(call, operator, limits, action)
+    if action == "hangup":
+        return Plan(action, call_id, ({"Action": "Hangup", "Channel": channel,
+                                       "Cause": "16"},), forget_transfer=True)
+    if action == "park":
+        if state not in ("waiting", "ringing", "active"):
+            raise _state_error(call, "park it")
+        park = {"Action": "Park", "Channel": channel}
+        op = _operator_channel(call, operator, channels)
+        if op is not None:
+            # Unanswered for too long, the lot rings whoever parked it.
+            park["TimeoutChannel"] = op.name
+        return Plan(action, call_id, (park,), forget_transfer=True, wants_space=True)
+    if action == "transfer":
+        if request.to is None:
+            raise Refusal(400, "missing_field", "say whom to transfer to", "to")
+        if state == "transferring":
+            raise _state_error(call, "transfer it again before this transfer ends")
+        target = resolve_target(request.to, company, limits)
+        if request.mode == "attended":
+            if state != "active":
+                raise _state_error(call, "consult first (answer the call, then transfer)")
+            op = _operator_channel(call, operator, channels)
+            if op is None:
+                raise Refusal(409, "conflict", "an attended transfer needs the call on your "
+                              "phone: answer it first")
+            return Plan("transfer", call_id, (
+                setvar(channel, contract.CONSOLE_DONE, ""),
+                setvar(op.name, contract.CONSOLE_DIAL, target.dial),
+                setvar(op.name, contract.CONSOLE_RING, str(limits.bounce_s)),
+                setvar(op.name, contract.CONSOLE_HELD, channel),
+                redirect(channel, contract.CONSOLE_HOLD_CONTEXT, op.name,
+                         contract.CONSOLE_CONSULT_CONTEXT),
+            ), transfer=Transfer(target.label, target.name, operator.username, "attended",
+                                 operator_channel=op.uniqueid),
+                detail={"to": target.label, "mode": "attended"})
+        if request.mode != "blind":
+            raise Refusal(400, "invalid", "mode is blind or attended", "mode")
+        if state not in ("waiting", "ringing", "active", "parked"):
+            raise _state_error(call, "transfer it")
+        back = operator.phone if operator.phone and DEVICE.match(operator.phone) else ""
+        return Plan("transfer", call_id, (
+            setvar(channel, contract.CONSOLE_DIAL, target.dial),
+            setvar(channel, contract.CONSOLE_RING, str(limits.bounce_s)),
+            setvar(channel, contract.CONSOLE_BACK, back),
+            setvar(channel, contract.CONSOLE_BACK_RING, str(limits.ring_s)),
+            setvar(channel, contract.CONSOLE_BY, operator.username),
+            redirect(channel, contract.CONSOLE_TRANSFER_CONTEXT),
+        ), transfer=Transfer(target.label, target.name, operator.username, "blind"),
+            detail={"to": target.label, "mode": "blind"})
+    if action in ("complete", "cancel"):
+        if transfer is None or state != "transferring":
+            raise _state_error(call, f"{action} a transfer (none is in progress)")
+        if transfer.mode == "blind":
+            if action == "complete":
+                raise Refusal(409, "conflict", "a blind transfer completes by itself when "
+                              "answered")
+            return _to_phone(call, operator, limits, "cancel")
+        op = channels.get(transfer.operator_channel)
+        if op is None:
+            raise Refusal(409, "conflict", "the consulting phone has hung up")
+        if action == "cancel":
+            return Plan(action, call_id, (redirect(op.name, contract.CONSOLE_RETURN_CONTEXT),),
+                        forget_transfer=True)
+        peer = None
+        if call.get("transfer") and call["transfer"].get("answered"):
+            peer = _consulted(op, channels)
+        if peer is None:
+            raise Refusal(409, "conflict", f"{transfer.name} has not answered yet")
+        return Plan(action, call_id, (
+            setvar(op.name, contract.CONSOLE_HELD, ""),
+            setvar(channel, contract.CONSOLE_DONE, "1"),
+            {"Action": "Bridge", "Channel1": channel, "Channel2": peer.name, "Tone": "no"},
+        ), forget_transfer=True, detail={"to": transfer.target})
+    raise Refusal(404, "not_found", f"no action {action!r}")
+
+
+def _consulted(op: Channel, channels: Mapping[str, Channel]) -> Channel | None:
+    """The target's channel in the operator's consultation call."""
+    if op.bridge_id is None:
+        return None
+    for ch in channels.values():
+        if ch.bridge_id == op.bridge_id and ch.uniqueid != op.uniqueid:
+            return ch
+    return None
