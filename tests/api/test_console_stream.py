@@ -314,3 +314,28 @@ async def test_a_slow_console_is_told_to_reconnect_and_others_carry_on(capi):
 async def test_unknown_query_parameters_are_refused(capi):
     reply = await capi.api.call("GET", "/console/board", as_="olli", params={"x": "1"})
     assert reply.status == 400
+
+
+async def test_actions_need_asterisk_and_csrf_and_a_valid_body(capi):
+    capi.apply({"Event": "Newchannel", **chan("c.5001")})
+    capi.console.refresh()
+    capi.ami.set(False)
+    reply = await capi.api.call("POST", "/console/answer-next", as_="olli")
+    assert reply.status == 503 and reply.error["code"] == "ami_down"
+    reply = await capi.api.call("POST", "/console/answer-next", as_="anna")
+    assert reply.status == 403
+    capi.ami.set(True)
+    for body, field in (({"to": {"employee": "anna"}, "mode": "x"}, "mode"),
+                        ({"to": {"pizza": "x"}}, "to"), ({"to": "anna"}, "to"),
+                        ({"to": {"number": 5}}, "to"), ({"too": 1}, "too")):
+        reply = await capi.api.call("POST", "/console/calls/c.5001/transfer", as_="olli",
+                                    json=body)
+        assert reply.status == 400 and reply.error["field"] == field, body
+    # A cookie session must send its CSRF token with every action.
+    cookie, csrf = await capi.api.login("olli")
+    reply = await capi.api.call("POST", "/console/calls/c.5001/hangup",
+                                headers={"Cookie": cookie})
+    assert reply.status == 403 and reply.error["code"] == "csrf"
+    reply = await capi.api.call("POST", "/console/calls/nope.1/hangup",
+                                headers={"Cookie": cookie, "X-CSRF-Token": csrf})
+    assert reply.status == 404

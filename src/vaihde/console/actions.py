@@ -21,7 +21,7 @@ from vaihde.config.patterns import DEVICE
 from vaihde.console.board import Transfer, device_of
 from vaihde.flows.inbound import device_dials
 
-CALL_ID = re.compile(r"^[0-9]{1,20}\.[0-9]{1,10}$")  # Asterisk's Uniqueid
+CALL_ID = re.compile(r"^[A-Za-z0-9_-]{0,40}[0-9]+\.[0-9]+$")  # Uniqueid: [systemname-]epoch.seq
 NUMBER = re.compile(r"^\+?[0-9]{3,32}$")
 ACTIONS = ("answer", "answer-next", "transfer", "complete", "cancel", "park", "retrieve",
            "hangup")

@@ -149,8 +149,7 @@ def call_state(view: TrackerView, ch: Channel) -> str | None:
         return None  # a dialled leg (a phone), never a caller
     context = ch.context
     if _peers(view, ch):
-        if context == contract.CONSOLE_HOLD_CONTEXT:
-            return TRANSFERRING
+        # In the hold context too: an attended transfer was completed (or cancelled).
         return ACTIVE
     if context in (contract.CONSOLE_HOLD_CONTEXT, contract.CONSOLE_TRANSFER_CONTEXT):
         return TRANSFERRING
