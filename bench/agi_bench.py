@@ -72,7 +72,15 @@ TARGET_RATIO = 100.0
 REPLY_STREAM = b"200 result=0 endpos=8000\n"
 REPLY_DIGIT_1 = b"200 result=1\n"
 REPLY_SET = b"200 result=1\n"
+REPLY_EXEC = b"200 result=0\n"
 REPLY_UNKNOWN = b"510 Invalid or unknown command\n"
+
+
+def mset_values(line: bytes) -> dict[str, str]:
+    """The assignments of `EXEC "MSet" "A=1,B=2"`, as Asterisk's MSet() reads them."""
+    args = line.decode().rstrip("\n")[len('EXEC "MSet" '):].strip('"')
+    return dict(pair.partition("=")[::2] for pair in args.split(","))
+
 
 # How long the run may wait for sessions still open when a phase ends before calling them stuck.
 DRAIN_S = 5.0
@@ -431,6 +439,11 @@ class AsteriskSide(asyncio.Protocol):
             elif name == b'"VAIHDE_DIAL"':
                 self.dial = value
             self.transport.write(REPLY_SET)
+        elif line.startswith(b'EXEC "MSet" '):
+            values = mset_values(line)
+            self.route = b'"%s"' % values.get("VAIHDE_ROUTE", "").encode()
+            self.dial = b'"%s"' % values.get("VAIHDE_DIAL", "").encode()
+            self.transport.write(REPLY_EXEC)
         elif line.startswith(b"STREAM FILE "):
             self._reply(REPLY_STREAM, False)
         elif line.startswith(b"GET DATA "):
@@ -877,6 +890,9 @@ def baseline_session(
                 name, _, value = line[13:].decode().rstrip("\n").partition(" ")
                 variables[name.strip('"')] = value.strip('"')
                 reply = REPLY_SET
+            elif line.startswith(b'EXEC "MSet" '):
+                variables.update(mset_values(line))
+                reply = REPLY_EXEC
             elif line.startswith(b"STREAM FILE "):
                 reply = REPLY_STREAM
             elif line.startswith(b"GET DATA "):

@@ -128,8 +128,10 @@ async def test_conversation_sets_dial_route(company):
 
 async def test_direct_number_skips_the_menu(company):
     chan = await run_flow(company, SimulatedChannel(), "inbound?did=358201234501")
-    assert chan.commands[0] == 'SET VARIABLE "VAIHDE_SOUGHT" "employee:anna"'
-    assert chan.commands[1] == 'SET VARIABLE "VAIHDE_REASON" "direct-anna"'
+    # The whole route in one round trip, before anything is said.
+    assert chan.commands[0].startswith('EXEC "MSet" "VAIHDE_REASON=direct-anna,')
+    assert len(chan.commands) == 1
+    assert chan.variables[contract.SOUGHT] == "employee:anna"
     assert chan.variables[contract.DIAL] == "PJSIP/anna"
 
 

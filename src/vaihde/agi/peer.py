@@ -59,6 +59,12 @@ class SimulatedChannel:
         if verb == "SET VARIABLE" and len(words) == 4:
             self.variables[words[2]] = words[3]
             return "200 result=1"
+        if verb == "EXEC MSET" and len(words) == 3:
+            # As Asterisk's MSet(): name=value pairs separated by commas.
+            for pair in words[2].split(","):
+                name, _, value = pair.partition("=")
+                self.variables[name] = value
+            return "200 result=0"
         if verb == "GET VARIABLE" and len(words) == 3:
             value = self.variables.get(words[2])
             return "200 result=0" if value is None else f"200 result=1 ({value})"

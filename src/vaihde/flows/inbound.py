@@ -288,26 +288,35 @@ def closed_decision(
     return action.announcement, decision
 
 
-async def apply(channel: Channel, decision: Final) -> None:
-    """Hand the decision to the dialplan through the contract variables."""
-    await channel.set_variable(contract.REASON, decision.reason)
+def route_variables(decision: Final, sought: str = "") -> dict[str, str]:
+    """The contract variables that hand `decision` to the dialplan (ROUTE last)."""
+    out = {contract.REASON: decision.reason}
+    if sought:
+        # Rides along into the queue, so even the AMI events say whom the caller wanted.
+        out[contract.SOUGHT] = sought
     if isinstance(decision, Ring):
-        await channel.set_variable(contract.DIAL, decision.dial)
-        await channel.set_variable(contract.DIAL_TIMEOUT, str(decision.seconds))
+        out[contract.DIAL] = decision.dial
+        out[contract.DIAL_TIMEOUT] = str(decision.seconds)
         for step, (dial, seconds) in enumerate(decision.then, start=2):
-            await channel.set_variable(f"{contract.DIAL}{step}", dial)
-            await channel.set_variable(f"{contract.DIAL}{step}_TIMEOUT", str(seconds))
+            out[f"{contract.DIAL}{step}"] = dial
+            out[f"{contract.DIAL}{step}_TIMEOUT"] = str(seconds)
         # Where the dialplan stops: nothing left over from anything earlier on the channel.
-        await channel.set_variable(f"{contract.DIAL}{len(decision.then) + 2}", "")
-        await channel.set_variable(contract.ROUTE, contract.Route.DIAL)
+        out[f"{contract.DIAL}{len(decision.then) + 2}"] = ""
+        out[contract.ROUTE] = contract.Route.DIAL
     elif isinstance(decision, QueueTo):
-        await channel.set_variable(contract.TEAM_QUEUE, decision.queue)
-        await channel.set_variable(contract.DIAL_TIMEOUT, str(decision.seconds))
-        await channel.set_variable(contract.ROUTE, contract.Route.QUEUE)
+        out[contract.TEAM_QUEUE] = decision.queue
+        out[contract.DIAL_TIMEOUT] = str(decision.seconds)
+        out[contract.ROUTE] = contract.Route.QUEUE
     elif isinstance(decision, Goodbye):
-        await channel.set_variable(contract.ROUTE, contract.Route.HANGUP)
+        out[contract.ROUTE] = contract.Route.HANGUP
     else:
-        await channel.set_variable(contract.ROUTE, contract.Route.OPERATOR)
+        out[contract.ROUTE] = contract.Route.OPERATOR
+    return out
+
+
+async def apply(channel: Channel, decision: Final, sought: str = "") -> None:
+    """Hand the decision to the dialplan through the contract variables (one round trip)."""
+    await channel.set_variables(route_variables(decision, sought))
 
 
 # Played when an employee is away and no speech could be made in time.
@@ -384,10 +393,8 @@ async def inbound(
         if isinstance(decision, ToOperator) and not story.sought_kind:
             story.seek("operator", "", "operator")
         story.add("routed", route=type(decision).__name__.lower(), reason=decision.reason)
-        if story.sought_kind:
-            # Rides along into the queue, so even the AMI events say whom the caller wanted.
-            await channel.set_variable(contract.SOUGHT, f"{story.sought_kind}:{story.sought_id}")
-        await apply(channel, decision)
+        sought = f"{story.sought_kind}:{story.sought_id}" if story.sought_kind else ""
+        await apply(channel, decision, sought)
         return decision
 
     async def answer_for(decision: TakeMessage | TakeCallback) -> Final:
