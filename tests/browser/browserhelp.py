@@ -12,7 +12,8 @@ CHROMIUM = "/usr/bin/chromium"
 # One event loop for the whole session (the browser outlives each test); Asterisk is real.
 BROWSER = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.asterisk]
 PASSWORD = "correct horse battery"
-OPERATOR_PHONE = "Local/operator@vaihde-test-phones"
+OPERATOR_PHONE = "Local/operator@vaihde-test-phones"  # the console operator's own phone
+OPERATOR_GROUP = "Local/noanswer@vaihde-test-phones"  # where [vaihde-operator] rings
 
 
 class PageWatch:

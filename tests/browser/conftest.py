@@ -26,7 +26,7 @@ INTEGRATION = Path(__file__).resolve().parents[1] / "integration"
 sys.path.insert(0, str(INTEGRATION))
 
 from amiprobe import AmiProbe  # noqa: E402  (tests/integration, put on sys.path above)
-from browserhelp import CHROMIUM, OPERATOR_PHONE, PASSWORD, PageWatch  # noqa: E402
+from browserhelp import CHROMIUM, OPERATOR_GROUP, OPERATOR_PHONE, PASSWORD, PageWatch  # noqa: E402
 from company import start_vaihde  # noqa: E402
 
 from vaihde.auth import passwords  # noqa: E402
@@ -61,6 +61,9 @@ def browser_test_settings() -> Any:
         rtp_end=20099 + SLOT * 100,
         agi_url=f"agi://127.0.0.1:{14573 + offset}",
         endpoints=[{"name": "sipp-phone", "contact": f"sip:sipp@127.0.0.1:{15070 + offset}"}],
+        # The operator group's desk phones ring and nobody picks up: callers wait on the
+        # console's board until the operator answers there.
+        operators=OPERATOR_GROUP,
     )
 
 

@@ -12,7 +12,7 @@
   };
   const PATHS = {
     direct_number: "direct number", menu_option: "menu option", extension: "extension",
-    dial_by_name: "name search", operator: "asked for the operator",
+    dial_by_name: "name search", name_search: "name search", operator: "asked for the operator",
   };
 
   const calls = new Map(); // call id → Call JSON
@@ -143,65 +143,97 @@
   }
 
   function sortKey(c) {
-    const t = Date.parse(c.since) || 0;
-    return [c.position != null ? c.position : 1e9, t];
+    return [c.position != null ? c.position : 1e9, Date.parse(c.since) || 0, c.id];
   }
 
-  function place(c) {
-    const li = callRow(c);
-    const listName = LIST_OF[c.state] || "active";
-    const list = LISTS[listName];
-    rows.set(c.id, li);
-    // Insert in order: waiting by queue position then time, the others by time.
-    const key = sortKey(c);
-    let before = null;
-    for (const other of list.children) {
-      if (other === li) continue;
-      const oc = calls.get(other.dataset.id);
-      if (!oc) continue;
-      const ok = sortKey(oc);
-      if (ok[0] > key[0] || (ok[0] === key[0] && ok[1] > key[1])) { before = other; break; }
+  function before(a, b) {
+    const ka = sortKey(a), kb = sortKey(b);
+    for (let i = 0; i < ka.length; i++) if (ka[i] !== kb[i]) return ka[i] < kb[i] ? -1 : 1;
+    return 0;
+  }
+
+  // What a row shows besides its queue position: a change of position alone (everyone behind
+  // a caller who left moves up) updates one number instead of rebuilding the row.
+  function looks(c) {
+    return JSON.stringify(Object.assign({}, c, { position: null, story: null }));
+  }
+
+  function render(c) {
+    const li = rows.get(c.id);
+    const look = looks(c);
+    if (li && li.look === look) {
+      const pos = li.querySelector(".pos");
+      if (pos) pos.textContent = c.position != null ? c.position : "·";
+      return;
     }
-    if (li.parentNode !== list || li.nextSibling !== before) list.insertBefore(li, before);
+    const row = callRow(c);
+    row.look = look;
+    rows.set(c.id, row);
+  }
+
+  // Events are applied to the data as they come; the page is brought up to date once per burst
+  // (the stream's messages of one burst are queued as separate tasks before this one runs).
+  const pending = new Map(); // call id → Call, or null when it is gone
+  let flushQueued = false;
+  function later(id, c) {
+    pending.set(id, c);
+    if (!flushQueued) {
+      flushQueued = true;
+      setTimeout(flush, 0);
+    }
+  }
+
+  function flush() {
+    flushQueued = false;
+    const selIndex = navigable().indexOf(selectedCall);
+    for (const [id, c] of pending) {
+      if (c !== null) {
+        render(c);
+      } else if (rows.has(id)) {
+        rows.get(id).remove();
+        rows.delete(id);
+      }
+    }
+    pending.clear();
+    // Each list in its order; a row that changed lists moves with insertBefore.
+    for (const [name, list] of Object.entries(LISTS)) {
+      const want = [...calls.values()].filter((c) => (LIST_OF[c.state] || "active") === name)
+        .sort(before).map((c) => rows.get(c.id));
+      want.forEach((li, i) => {
+        if (list.children[i] !== li) list.insertBefore(li, list.children[i] || null);
+      });
+    }
+    if (selectedCall && !calls.has(selectedCall)) {
+      // The picked call went: the one that took its place is picked.
+      const order = navigable();
+      selectedCall = null;
+      select(order.length ? order[Math.min(Math.max(selIndex, 0), order.length - 1)] : null);
+    }
+    counts();
   }
 
   function upsert(c) {
     calls.set(c.id, c);
-    place(c);
     if (c.transfer && c.transfer.mode === "attended" && V.user &&
         c.transfer.by === V.user.username) attended = c.id;
     else if (attended === c.id) attended = null;
-    counts();
+    later(c.id, c);
   }
 
   function removeCall(id) {
-    const li = rows.get(id);
-    const wasSelected = id === selectedCall;
-    let next = null;
-    if (wasSelected) {
-      const order = navigable();
-      const i = order.indexOf(id);
-      next = order[i + 1] || order[i - 1] || null;
-    }
-    if (li) li.remove();
-    rows.delete(id);
     calls.delete(id);
     if (attended === id) attended = null;
-    if (wasSelected) select(next);
-    counts();
+    later(id, null);
   }
 
   function setBoard(board) {
     const seen = new Set();
     for (const name of ["waiting", "active", "parked"]) {
-      for (const c of board[name] || []) { seen.add(c.id); calls.set(c.id, c); }
+      for (const c of board[name] || []) { seen.add(c.id); upsert(c); }
     }
-    for (const id of [...rows.keys()]) if (!seen.has(id)) removeCall(id);
-    for (const id of seen) upsert(calls.get(id));
+    for (const id of [...calls.keys()]) if (!seen.has(id)) removeCall(id);
     conn.ami = !(board.ami && board.ami.connected === false);
     showConnection();
-    counts();
-    if (!selectedCall || !calls.has(selectedCall)) select(navigable()[0] || null);
   }
 
   function counts() {
