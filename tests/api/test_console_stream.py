@@ -325,12 +325,12 @@ async def test_actions_need_asterisk_and_csrf_and_a_valid_body(capi):
     reply = await capi.api.call("POST", "/console/answer-next", as_="anna")
     assert reply.status == 403
     capi.ami.set(True)
-    for body, field in (({"to": {"employee": "anna"}, "mode": "x"}, "mode"),
+    for body, bad in (({"to": {"employee": "anna"}, "mode": "x"}, "mode"),
                         ({"to": {"pizza": "x"}}, "to"), ({"to": "anna"}, "to"),
                         ({"to": {"number": 5}}, "to"), ({"too": 1}, "too")):
         reply = await capi.api.call("POST", "/console/calls/c.5001/transfer", as_="olli",
                                     json=body)
-        assert reply.status == 400 and reply.error["field"] == field, body
+        assert reply.status == 400 and reply.error["field"] == bad, body
     # A cookie session must send its CSRF token with every action.
     cookie, csrf = await capi.api.login("olli")
     reply = await capi.api.call("POST", "/console/calls/c.5001/hangup",

@@ -19,7 +19,6 @@ from vaihde.ami.tracker import Channel
 from vaihde.company.schema import CompanyConfig, Employee
 from vaihde.config.patterns import DEVICE
 from vaihde.console.board import Transfer, device_of
-from vaihde.flows.inbound import device_dials
 
 CALL_ID = re.compile(r"^[A-Za-z0-9_-]{0,40}[0-9]+\.[0-9]+$")  # Uniqueid: [systemname-]epoch.seq
 NUMBER = re.compile(r"^\+?[0-9]{3,32}$")
@@ -92,6 +91,18 @@ def redirect(
     if extra:
         out.update(ExtraChannel=extra, ExtraContext=extra_context, ExtraExten="s",
                    ExtraPriority="1")
+    return out
+
+
+def device_dials(employee: Employee, mobile_dial: str = "") -> list[str]:
+    """An employee's phones as Dial() strings, all rung at once for a transfer. Mobiles only
+    with an outside-line template."""
+    out = []
+    for device in employee.devices:
+        if device.kind != "mobile":
+            out.append(device.address)
+        elif mobile_dial:
+            out.append(mobile_dial.format(number=device.address.lstrip("+")))
     return out
 
 
