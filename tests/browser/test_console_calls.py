@@ -5,6 +5,7 @@ transfers to an employee who answers; a transfer to a phone that never answers b
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from browserhelp import BROWSER, login
@@ -61,3 +62,75 @@ async def test_waiting_caller_appears_with_context_and_hostile_names_as_text(pag
     await row.wait_for(state="detached", timeout=10_000)
     assert await page.locator("#waiting-count").text_content() == "0"
     assert not page.watch.dialogs
+
+
+async def test_operator_answers_and_transfers_and_an_unanswered_transfer_bounces(page, ami,
+                                                                                 vaihde):
+    vaihde.settings = replace(vaihde.settings, console_bounce_s=5)
+    await login(page, "olga")
+    await page.locator("#conn.live").wait_for()
+
+    # A caller for the operators; A answers the next one on Olga's phone.
+    await call(ami, "0", callerid="0401110011")
+    first = page.locator("li.call").filter(has_text="0401110011")
+    await page.locator("#waiting li.call").filter(has_text="0401110011").wait_for(
+        timeout=30_000)
+    await page.keyboard.press("a")
+    await page.locator("#active li.call.selected").filter(has_text="0401110011").wait_for()
+    await first.locator(".parties").filter(has_text="with Olga Operator").wait_for()
+
+    # Choose Anna in the directory, T: blind transfer; her phone answers.
+    await choose(page, "anna", "Anna Virtanen")
+    await page.keyboard.press("t")
+    await page.locator("#status").filter(has_text="to Anna Virtanen").wait_for()
+    await first.locator(".parties").filter(has_text="with Anna Virtanen").wait_for(
+        timeout=15_000)
+    assert "bounced" not in await first.get_attribute("class")
+
+    # Another caller, answered; a blind transfer to Bob, whose phone never answers.
+    await call(ami, "0", callerid="0401110012")
+    second = page.locator("li.call").filter(has_text="0401110012")
+    await page.locator("#waiting li.call").filter(has_text="0401110012").wait_for(
+        timeout=30_000)
+    await page.keyboard.press("a")
+    await page.locator("#active li.call.selected").filter(has_text="0401110012").wait_for()
+    await choose(page, "bob", "Bob Ringing")
+    await page.keyboard.press("t")
+    await second.locator(".transfer").filter(has_text="transferring to Bob Ringing").wait_for()
+    # After bounce_back_s it comes back to Olga's phone, marked.
+    await page.locator("li.call.bounced").filter(has_text="0401110012").wait_for(
+        timeout=20_000)
+    assert await second.locator(".bounce").text_content() == (
+        "Bounced back from Bob Ringing (noanswer) — transferred by olga")
+    assert "no answer" in await second.locator(".what").text_content()
+    # The call that went to Anna is still with her, unmarked.
+    assert "bounced" not in await first.get_attribute("class")
+
+
+async def test_park_retrieve_and_hang_up_by_keyboard(page, ami):
+    await login(page, "olga")
+    await page.locator("#conn.live").wait_for()
+    await call(ami, "0", callerid="0401110013")
+    row = page.locator("li.call").filter(has_text="0401110013")
+    await page.locator("#waiting li.call.selected").filter(has_text="0401110013").wait_for(
+        timeout=30_000)
+    await page.keyboard.press("p")
+    parked = page.locator("#parked li.call").filter(has_text="0401110013")
+    await parked.locator(".badge").filter(has_text="parked at 70").wait_for()
+    await page.locator("#status").filter(has_text="parking space 70").wait_for()
+    await page.keyboard.press("r")  # back to Olga's phone, which answers
+    await page.locator("#active li.call").filter(has_text="with Olga Operator").wait_for()
+    await page.keyboard.press("h")
+    await page.locator("#status").filter(has_text="Press H again").wait_for()
+    assert await row.count() == 1  # one H alone hangs up nobody
+    await page.keyboard.press("h")
+    await row.wait_for(state="detached")
+    assert await page.locator("#active-count").text_content() == "0"
+
+
+async def choose(page: Any, query: str, name: str) -> None:
+    """Search the directory by keyboard and choose the first hit (which must be `name`)."""
+    await page.keyboard.press("/")
+    await page.fill("#search", query)
+    await page.locator("#people .entry.chosen .name").filter(has_text=name).wait_for()
+    await page.keyboard.press("Enter")

@@ -495,7 +495,11 @@
   const path = (c, rest) => "/calls/" + encodeURIComponent(c.id) + rest;
 
   const actions = {
-    answerNext: () => act("Answering the next call", "/answer-next"),
+    async answerNext() {
+      // The answered call becomes the picked one: T, P, H act on it next.
+      const r = await act("Answering the next call", "/answer-next");
+      if (r && r.call_id && calls.has(r.call_id)) select(r.call_id);
+    },
     answer() {
       const c = picked();
       if (!c) return;
