@@ -118,7 +118,7 @@ def _employee(employee: Employee, limits: Limits) -> Resolved:
     if not dials:
         raise Refusal(409, "no_phone", f"{employee.name} has no phone to ring", "to")
     return Resolved(f"employee:{employee.id}", employee.name,
-                    _device("&".join(d for d, _ in dials), employee.name))
+                    _device("&".join(dials), employee.name))
 
 
 def resolve_target(target: Target, company: CompanyConfig | None, limits: Limits) -> Resolved:
@@ -136,7 +136,7 @@ def resolve_target(target: Target, company: CompanyConfig | None, limits: Limits
             raise Refusal(400, "invalid", f"no team {target.ref!r}", "to")
         dials: list[str] = []
         for member in team.members:
-            for dial, _ in device_dials(company.employees[member], limits.mobile_dial):
+            for dial in device_dials(company.employees[member], limits.mobile_dial):
                 if dial not in dials:
                     dials.append(dial)
         if not dials:
