@@ -13,7 +13,17 @@ CHROMIUM = "/usr/bin/chromium"
 BROWSER = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.asterisk]
 PASSWORD = "correct horse battery"
 OPERATOR_PHONE = "Local/operator@vaihde-test-phones"  # the console operator's own phone
-OPERATOR_GROUP = "Local/noanswer@vaihde-test-phones"  # where [vaihde-operator] rings
+OPERATOR_GROUP = "Local/bob@vaihde-test-phones"  # where [vaihde-operator] rings (never answers)
+
+
+async def new_context(browser: Any, base_url: str) -> Any:
+    """A fresh browser context as an operator's: a 1366×768 screen in the company's timezone
+    (the test company's; the page shows times in the browser's zone)."""
+    context = await browser.new_context(viewport={"width": 1366, "height": 768},
+                                        base_url=base_url, timezone_id="Europe/Helsinki",
+                                        locale="en-GB")
+    context.set_default_timeout(10_000)
+    return context
 
 
 class PageWatch:

@@ -26,7 +26,14 @@ INTEGRATION = Path(__file__).resolve().parents[1] / "integration"
 sys.path.insert(0, str(INTEGRATION))
 
 from amiprobe import AmiProbe  # noqa: E402  (tests/integration, put on sys.path above)
-from browserhelp import CHROMIUM, OPERATOR_GROUP, OPERATOR_PHONE, PASSWORD, PageWatch  # noqa: E402
+from browserhelp import (  # noqa: E402
+    CHROMIUM,
+    OPERATOR_GROUP,
+    OPERATOR_PHONE,
+    PASSWORD,
+    PageWatch,
+    new_context,
+)
 from company import start_vaihde  # noqa: E402
 
 from vaihde.auth import passwords  # noqa: E402
@@ -158,9 +165,7 @@ async def browser() -> AsyncIterator[Any]:
 async def page(browser: Any, base_url: str) -> AsyncIterator[Any]:
     """A fresh browser context (no cookies) and page at 1366×768 on the service; page.watch
     records dialogs and script errors. A script error fails the test."""
-    context = await browser.new_context(viewport={"width": 1366, "height": 768},
-                                        base_url=base_url)
-    context.set_default_timeout(10_000)
+    context = await new_context(browser, base_url)
     pg = await context.new_page()
     watch = PageWatch()
     pg.watch = watch

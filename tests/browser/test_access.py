@@ -7,16 +7,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from browserhelp import BROWSER, login
+from browserhelp import BROWSER, login, new_context
 
 pytestmark = BROWSER
 
 
 async def new_page(browser: Any, base_url: str) -> Any:
-    context = await browser.new_context(viewport={"width": 1366, "height": 768},
-                                        base_url=base_url)
-    context.set_default_timeout(10_000)
-    return await context.new_page()
+    return await (await new_context(browser, base_url)).new_page()
 
 
 async def fetch(page: Any, method: str, path: str, *, csrf: bool, body: Any = None,

@@ -4,7 +4,7 @@ directory shows it (accent-insensitive search, names as text)."""
 
 from __future__ import annotations
 
-from browserhelp import BROWSER, login
+from browserhelp import BROWSER, login, new_context
 from company import COMPANY
 
 pytestmark = BROWSER
@@ -79,8 +79,7 @@ async def test_admin_checks_diffs_and_applies_and_the_console_shows_it(page, bro
     assert not page.watch.dialogs
 
     # The operator's console finds the new people (accents ignored) and shows names as text.
-    console = await browser.new_context(viewport={"width": 1366, "height": 768},
-                                        base_url=base_url)
+    console = await new_context(browser, base_url)
     try:
         operator = await console.new_page()
         dialogs: list[str] = []

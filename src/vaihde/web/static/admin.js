@@ -58,7 +58,7 @@
         if (p.line) marked.set(p.line, p.text);
         const where = p.line ? `line ${p.line}` : "";
         const li = V.el("li", { cls: kind, data: p.line ? { line: p.line } : {} },
-          where ? V.el("a", { cls: "line", attrs: { href: "#" }, text: where }) : null,
+          where ? V.el("a", { cls: "goto", attrs: { href: "#" }, text: where }) : null,
           where ? ": " : "", p.field ? V.el("code", { text: p.field }) : null,
           p.field ? ": " : "", p.message);
         if (p.line) {

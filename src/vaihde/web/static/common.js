@@ -106,6 +106,14 @@ const V = (() => {
     return `${d.getDate()}.${d.getMonth() + 1}. ${hm}`;
   }
 
+  // An ISO time as the value of an <input type=datetime-local> (the browser's zone).
+  function localInput(iso) {
+    const d = new Date(iso || "");
+    if (isNaN(d)) return "";
+    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T` +
+      `${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  }
+
   const STATES = {
     available: "available", on_call: "on a call", busy: "busy", meeting: "in a meeting",
     video_conference: "in a video call", away: "away", vacation: "on vacation",
@@ -126,7 +134,8 @@ const V = (() => {
   }
 
   return {
-    api, whoami, logout, el, duration, when, stateLabel, fold, wireHeader, ApiError, STATES,
+    api, whoami, logout, el, duration, when, localInput, stateLabel, fold, wireHeader, ApiError,
+    STATES,
     get user() { return user; },
   };
 })();

@@ -564,7 +564,7 @@
       f.dataset.id = e.id;
       $("availability-for").textContent = e.name;
       f.state.value = a.state && a.state !== "on_call" ? a.state : "available";
-      f.until.value = "";
+      f.until.value = V.localInput(a.until);
       f.note_for_callers.value = a.note_for_callers || "";
       f.internal_note.value = a.internal_note || "";
       $("availability-error").hidden = true;

@@ -16,6 +16,7 @@
       text: V.stateLabel(a.state) + (a.until ? " until " + V.when(a.until) : "") }),
     a.note_for_callers ? V.el("span", { cls: "note", text: "“" + a.note_for_callers + "”" }) : "");
     form.state.value = a.state !== "on_call" ? a.state : "available";
+    form.until.value = V.localInput(a.until);
     form.note_for_callers.value = a.note_for_callers || "";
     form.internal_note.value = a.internal_note || "";
   }
