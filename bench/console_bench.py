@@ -13,9 +13,10 @@ per second the service's reader ingests. Writes bench/results/console.json.
      state it produced) counts the caller's channel as a call for the operators (with the
      operators' queue: its QueueCallerJoin) → the row is in the waiting list.
    - gone: the event after which it no longer does (the caller hung up) → the row is removed.
-   Baseline, same run: a second EventSource in the same page stamps when the `call`/`gone`
-   message for that call arrives, before any rendering: the delay of the transport alone
-   (service hub, SSE, browser) against which the page's own cost can be judged. The service's
+   Baseline, same run: the page's EventSource is wrapped (an init script, before the page's
+   own) to stamp when the `call`/`gone` message for that call arrives, before the page handles
+   it: the delay of the transport alone (service hub, SSE, browser), against which the page's
+   own cost can be judged. The service's
    own part is stamped too (when its console hub publishes the change), and the page's long
    main-thread tasks are counted.
 2. Ingest: AMI wire bytes → the client's framing and parsing → listeners → the call tracker, with
@@ -99,15 +100,34 @@ employees:
   olga: {{name: Olga Operator, devices: [desk: Local/operator@{PHONES}]}}
 """
 
-# Stamps rows added to / removed from the call lists, and (the baseline) SSE messages as they
-# arrive on a second EventSource, before any rendering.
-OBSERVER = """() => {
+# Before the page's own scripts: the console's EventSource, wrapped so that each `call` (the
+# first for a call) and `gone` message is stamped as it arrives, before the page handles it
+# (the transport-only baseline, on the page's one connection); and long main-thread tasks.
+INIT = """(() => {
   const now = () => performance.timeOrigin + performance.now();
   const rec = window.__bench = {rows: [], sse: [], long: []};
-  // Main-thread tasks over 50 ms: the page (or the browser) being the slow part.
   new PerformanceObserver((list) => {
     for (const e of list.getEntries()) rec.long.push(e.duration);
   }).observe({entryTypes: ["longtask"]});
+  const first = new Set();
+  const Real = window.EventSource;
+  window.EventSource = class extends Real {
+    constructor(url, options) {
+      super(url, options);
+      super.addEventListener("call", (e) => {
+        const t = now();
+        const id = JSON.parse(e.data).id;
+        if (!first.has(id)) { first.add(id); rec.sse.push(["appear", id, t]); }
+      });
+      super.addEventListener("gone", (e) => rec.sse.push(["gone", JSON.parse(e.data).id, now()]));
+    }
+  };
+})();"""
+
+# Stamps rows added to / removed from the call lists (a row moved between lists is not gone).
+OBSERVER = """() => {
+  const now = () => performance.timeOrigin + performance.now();
+  const rec = window.__bench;
   const seen = new Set();
   const obs = new MutationObserver((muts) => {
     const t = now();
@@ -126,15 +146,6 @@ OBSERVER = """() => {
   for (const id of ["waiting", "active", "parked"]) {
     obs.observe(document.getElementById(id), {childList: true});
   }
-  const es = new EventSource("/api/v1/console/stream");
-  const first = new Set();
-  es.addEventListener("call", (e) => {
-    const t = now();
-    const id = JSON.parse(e.data).id;
-    if (!first.has(id)) { first.add(id); rec.sse.push(["appear", id, t]); }
-  });
-  es.addEventListener("gone", (e) => rec.sse.push(["gone", JSON.parse(e.data).id, now()]));
-  return new Promise((ok) => es.addEventListener("board", () => ok(true), {once: true}));
 }"""
 
 
@@ -290,6 +301,7 @@ async def live(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             browser = await p.chromium.launch(executable_path=CHROMIUM)
             try:
                 page = await browser.new_page(viewport={"width": 1366, "height": 768})
+                await page.add_init_script(INIT)
                 await page.goto(f"{base}/login?next=/console")
                 await page.fill("#username", "olga")
                 await page.fill("#password", PASSWORD)

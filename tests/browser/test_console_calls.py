@@ -128,6 +128,26 @@ async def test_park_retrieve_and_hang_up_by_keyboard(page, ami):
     assert await page.locator("#active-count").text_content() == "0"
 
 
+async def test_attended_transfer_by_keyboard(page, ami):
+    await login(page, "olga")
+    await page.locator("#conn.live").wait_for()
+    await call(ami, "0", callerid="0401110014")
+    row = page.locator("li.call").filter(has_text="0401110014")
+    await page.locator("#waiting li.call").filter(has_text="0401110014").wait_for(
+        timeout=30_000)
+    await page.keyboard.press("a")
+    await row.locator(".parties").filter(has_text="with Olga Operator").wait_for()
+    await choose(page, "anna", "Anna Virtanen")
+    await page.keyboard.press("Shift+T")  # Olga talks to Anna first; the caller waits
+    await row.locator(".transfer").filter(
+        has_text="attended transfer to Anna Virtanen — answered: C complete").wait_for(
+        timeout=15_000)
+    await page.keyboard.press("c")
+    await row.locator(".parties").filter(has_text="with Anna Virtanen").wait_for(
+        timeout=15_000)
+    assert await row.locator(".transfer").count() == 0
+
+
 async def choose(page: Any, query: str, name: str) -> None:
     """Search the directory by keyboard and choose the first hit (which must be `name`)."""
     await page.keyboard.press("/")
