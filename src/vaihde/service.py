@@ -46,6 +46,7 @@ from vaihde.flows.answering import Answering, Recording
 from vaihde.flows.feature_codes import FeatureRequest, feature_call
 from vaihde.flows.inbound import inbound
 from vaihde.http.health import make_app
+from vaihde.jobs import cancel_all
 from vaihde.messages.delivery import Sender, transports_from_settings
 from vaihde.messages.model import CallbackDraft, MessageDraft, Recipient
 from vaihde.messages.store import take_callback, take_message
@@ -433,11 +434,7 @@ class Service:
         if self.console is not None:
             # Open consoles' streams end first, so the HTTP server need not wait for them.
             await self.console.stop()
-        for task in (*self._tasks, *self._background):
-            task.cancel()
-        for task in (*self._tasks, *self._background):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_all((*self._tasks, *self._background))
         self._tasks.clear()
         await self.agi.stop()
         await self.ami.close()

@@ -13,6 +13,7 @@ import pytest
 from company import COMPANY, PHONES, start_vaihde  # tests/integration is on sys.path
 from test_first_call import assert_bridged_with, call, phones_dialled
 from test_messages_delivery import SmtpServer, free_port
+from test_presence_live import messages_for
 
 pytestmark = pytest.mark.asterisk
 
@@ -154,21 +155,13 @@ async def test_unanswered_caller_waits_in_the_queue_saying_whom_they_wanted(aste
 async def test_message_taken_while_mail_is_down_is_delivered_when_it_is_back(
     asterisk, ami, paths
 ):
-    from vaihde.messages.model import Recipient
-    from vaihde.messages.store import get_message, list_messages
+    from vaihde.messages.store import get_message
 
     paths.sender.backoff = (timedelta(seconds=1),)  # retry soon rather than in a minute
     await call(ami, "5", say="hello-world", say_delay=6, hold=3)
     # Held on to: the book lets go of a story when its call ends.
     story = await wait_story(paths, lambda s: s.path == "menu_option" and s.sought_id == "anna")
-    messages = []
-    for _ in range(300):
-        async with paths.db.sessions() as session:
-            messages = await list_messages(session, recipient=Recipient("employee", "anna"))
-        if messages:
-            break
-        await asyncio.sleep(0.1)
-    (message,) = messages
+    (message,) = await messages_for(paths, "anna")
     # Stored although mail is down; the caller hung up to end it, as the instructions allow.
     assert any(s.kind == "message" and s.detail["target"] == "employee:anna"
                for s in story.steps)

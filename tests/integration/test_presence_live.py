@@ -105,19 +105,10 @@ async def test_caller_hears_why_an_absent_employee_is_not_rung(asterisk, ami, va
 async def test_caller_leaves_a_message_that_is_stored_with_its_recording(asterisk, ami, vaihde):
     from pathlib import Path
 
-    from vaihde.messages.model import Recipient
-    from vaihde.messages.store import list_messages
 
     # The caller chooses "leave a message for Anna", talks after the tone, and hangs up.
     await call(ami, "5", say="hello-world", say_delay=6, hold=3)
-    messages = []
-    for _ in range(300):
-        async with vaihde.db.sessions() as session:
-            messages = await list_messages(session, recipient=Recipient("employee", "anna"))
-        if messages:
-            break
-        await asyncio.sleep(0.1)
-    (message,) = messages
+    (message,) = await messages_for(vaihde, "anna")
     assert message.caller_number == "0401234567" and message.taken_by == "caller"
     assert "menu_option" in message.path
     recording = Path(message.recording_path)
@@ -131,6 +122,21 @@ async def test_caller_leaves_a_message_that_is_stored_with_its_recording(asteris
         await asyncio.sleep(0.1)
     assert size() > 44  # more than a WAV header: the caller's audio
     assert phones_dialled_none(ami)
+
+
+async def messages_for(service, employee: str, timeout: float = 30) -> list:
+    """The messages stored for `employee`, once there is one (or [] after `timeout`)."""
+    from vaihde.messages.model import Recipient
+    from vaihde.messages.store import list_messages
+
+    messages: list = []
+    for _ in range(int(timeout * 10)):
+        async with service.db.sessions() as session:
+            messages = await list_messages(session, recipient=Recipient("employee", employee))
+        if messages:
+            break
+        await asyncio.sleep(0.1)
+    return messages
 
 
 def phones_dialled_none(ami) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -374,8 +375,10 @@ async def get_recording(request: web.Request) -> web.StreamResponse:
     })
 
 
-async def retry_message(request: web.Request) -> web.Response:
-    """Send the failed (and cancelled) deliveries again now, e.g. after a mail server fix."""
+async def _change_message(
+    request: web.Request, change: Callable[..., Awaitable[Any]], what: str
+) -> web.Response:
+    """Apply a store change to one message as the operator, and answer with the message."""
     principal = require(request, Action.TAKE_MESSAGES)
     Query(request, ())
     message_id = int_param(request, "message_id", "message")
@@ -384,29 +387,30 @@ async def retry_message(request: web.Request) -> web.Response:
         if await store.get_message(session, message_id) is None:
             raise not_found(f"no message {message_id}", "message_id")
         try:
-            message = await store.retry_message(session, message_id, now=api.clock())
+            message = await change(session, message_id, principal, api.clock())
         except MessageError as exc:
             raise ApiError(409, "conflict", "; ".join(exc.problems)) from None
-    log.info("message deliveries retried", extra={"message_id": message_id,
+    log.info(f"message deliveries {what}", extra={"message_id": message_id,
                                                   "by": principal.username})
-    if api.message_taken is not None:
+    if what == "retried" and api.message_taken is not None:
         api.message_taken()
     return web.json_response(message_json(message, request))
 
 
+async def retry_message(request: web.Request) -> web.Response:
+    """Send the failed (and cancelled) deliveries again now, e.g. after a mail server fix."""
+    return await _change_message(
+        request, lambda s, mid, who, now: store.retry_message(s, mid, now=now), "retried"
+    )
+
+
 async def cancel_message(request: web.Request) -> web.Response:
     """Stop delivering: deliveries not yet sent become cancelled (retry sends them again)."""
-    principal = require(request, Action.TAKE_MESSAGES)
-    Query(request, ())
-    message_id = int_param(request, "message_id", "message")
-    api = ctx(request)
-    async with api.sessions.begin() as session:
-        if await store.get_message(session, message_id) is None:
-            raise not_found(f"no message {message_id}", "message_id")
-        message = await store.cancel_message(
-            session, message_id, by=principal.username, now=api.clock()
-        )
-    return web.json_response(message_json(message, request))
+    return await _change_message(
+        request,
+        lambda s, mid, who, now: store.cancel_message(s, mid, by=who.username, now=now),
+        "cancelled",
+    )
 
 
 # --- callback requests ---------------------------------------------------------------------

@@ -9,7 +9,6 @@ then starts again from a fresh `board`) instead of slowing the others or the AMI
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -28,6 +27,7 @@ from vaihde.company.schema import CompanyConfig
 from vaihde.console.actions import Limits, Operator, Plan, Refusal, Request, decide
 from vaihde.console.board import Board, CallerFacts, Inputs, Transfer, build, public
 from vaihde.db import models as m
+from vaihde.jobs import cancel_all
 from vaihde.presence.cache import PresenceCache
 from vaihde.presence.model import Availability
 from vaihde.story import StoryBook
@@ -179,11 +179,7 @@ class Console:
         self.deps.tracker.unsubscribe(self._changes)
         if self._unsubscribe_presence is not None:
             self._unsubscribe_presence()
-        for task in (*self._tasks, *self._background):
-            task.cancel()
-        for task in (*self._tasks, *self._background):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_all((*self._tasks, *self._background))
         self._tasks.clear()
 
     # --- inputs ------------------------------------------------------------------------

@@ -5,6 +5,7 @@ its delivery is going, from the command line (the same store the API and the con
 from __future__ import annotations
 
 import argparse
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from vaihde.presence.commands import CommandError, _common, _local, _open, _run, _zone
@@ -31,20 +32,27 @@ def _recipient(args: argparse.Namespace) -> Any:
     return None
 
 
+async def _read(
+    args: argparse.Namespace, query: Callable[[Any], Awaitable[list[Any]]]
+) -> list[Any]:
+    """Run one read query against the command's database."""
+    db = await _open(args.db)
+    try:
+        async with db.sessions() as session:
+            return await query(session)
+    finally:
+        await db.close()
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     async def go() -> int:
         from vaihde.messages import store
 
         tz = _zone(args.tz)
         recipient = _recipient(args)
-        db = await _open(args.db)
-        try:
-            async with db.sessions() as session:
-                found = await store.list_messages(
-                    session, recipient=recipient, status=args.status, limit=args.limit
-                )
-        finally:
-            await db.close()
+        found = await _read(args, lambda session: store.list_messages(
+            session, recipient=recipient, status=args.status, limit=args.limit
+        ))
         for m in found:
             caller = m.caller_number or "withheld"
             if m.caller_name:
@@ -73,15 +81,10 @@ def cmd_callbacks(args: argparse.Namespace) -> int:
 
         tz = _zone(args.tz)
         recipient = _recipient(args)
-        db = await _open(args.db)
-        try:
-            async with db.sessions() as session:
-                found = await store.list_callbacks(
-                    session, status=None if args.status == "all" else args.status,
-                    recipients=[recipient] if recipient else None, limit=args.limit,
-                )
-        finally:
-            await db.close()
+        found = await _read(args, lambda session: store.list_callbacks(
+            session, status=None if args.status == "all" else args.status,
+            recipients=[recipient] if recipient else None, limit=args.limit,
+        ))
         for c in found:
             whom = f"{c.for_kind} {c.for_id}" if c.for_kind else "anyone"
             name = f"{c.caller_name}, " if c.caller_name else ""

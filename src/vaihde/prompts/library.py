@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vaihde.company import CompanyConfig, Say
+from vaihde.jobs import cancel_all
 from vaihde.prompts.say import speakable
 from vaihde.prompts.synth import EspeakSynth, Synth, SynthError, clean_text
 
@@ -167,12 +168,7 @@ class PromptLibrary:
 
     async def close(self) -> None:
         """Stop background synthesis (its temp files are removed)."""
-        tasks = list(self._inflight.values())
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_all(list(self._inflight.values()), quiet=True)
 
     # --- internals --------------------------------------------------------------------------------
 
