@@ -237,6 +237,25 @@ async def test_stream_starts_with_the_board_then_sends_changes(capi):
     sse.response.close()
 
 
+async def test_callers_moving_up_the_queue_get_one_positions_event(capi):
+    sse = await capi.stream()
+    await sse.next()
+    for uid in ("c.4001", "c.4002", "c.4003"):
+        capi.apply({"Event": "Newchannel", **chan(uid)})
+        await sse.until("call", lambda d, uid=uid: d["id"] == uid)
+    board = capi.console.board_json()
+    assert [(c["id"], c["position"]) for c in board["waiting"]] == [
+        ("c.4001", 1), ("c.4002", 2), ("c.4003", 3)]
+    capi.apply({"Event": "Hangup", **chan("c.4001"), "Cause": "16"})
+    events = {}
+    while "gone" not in events:
+        event = await sse.next()
+        events[event["event"]] = event["data"]
+    # The two behind changed only their number: one small event, no `call` for either.
+    assert events == {"positions": {"c.4002": 1, "c.4003": 2}, "gone": {"id": "c.4001"}}
+    sse.response.close()
+
+
 async def test_a_burst_is_coalesced_into_one_recomputation(capi):
     sse = await capi.stream()
     await sse.next()

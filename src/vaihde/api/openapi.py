@@ -1122,7 +1122,8 @@ SCHEMAS.update({
 
 STREAM_TEXT = """Server-Sent Events. Every event has `id: <seq>` and JSON data:
 `board` (a ConsoleBoard: sent first, and again after Asterisk reconnects),
-`call` (one ConsoleCall, new or changed), `gone` (`{"id": call id}`),
+`call` (one ConsoleCall, new or changed), `positions` (`{call id: position}` for calls whose
+queue position alone changed), `gone` (`{"id": call id}`),
 `ami` (`{"connected": bool}`), `availability` (`{"employee": id, …Availability}`).
 A `: ping` comment comes every 15 s. A console that reads too slowly gets a `reconnect` event
 (`{"why": …}`, no id) and the stream ends; EventSource reconnects by itself (`retry: 2000`)."""

@@ -52,6 +52,13 @@ class AmiState(Protocol):
     def remove_event_listener(self, cb: Callable[[Mapping[str, Any]], None]) -> None: ...
 
 
+def only_position_changed(was: Mapping[str, Any], now: Mapping[str, Any]) -> bool:
+    """Whether two versions of a call differ in their queue position alone."""
+    if was.get("position") == now.get("position") or was.keys() != now.keys():
+        return False
+    return all(was[k] == now[k] for k in was if k != "position")
+
+
 def sse(event: str, data: Any, seq: int | None) -> bytes:
     body = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     # json.dumps never emits a raw line break, so one data: line is always enough.
@@ -265,10 +272,22 @@ class Console:
             self._full = False
             self._publish("board", None)
             return
+        moved: dict[str, int | None] = {}
         for call_id, call in new.calls.items():
             before = old.calls.get(call_id)
-            if before is None or public(before) != public(call):
+            if before is None:
                 self._publish("call", public(call))
+                continue
+            was, now = public(before), public(call)
+            if was == now:
+                continue
+            if only_position_changed(was, now):
+                # Everyone behind a caller who left moves up: one small event, not a call each.
+                moved[call_id] = now["position"]
+            else:
+                self._publish("call", now)
+        if moved:
+            self._publish("positions", moved)
         for call_id in old.calls:
             if call_id not in new.calls:
                 self._publish("gone", {"id": call_id})

@@ -285,6 +285,12 @@
     on("board", (b) => { conn.stream = "live"; retryMs = 1000; setBoard(b); });
     on("call", upsert);
     on("gone", (g) => removeCall(g.id));
+    on("positions", (moved) => {
+      for (const [id, position] of Object.entries(moved)) {
+        const c = calls.get(id);
+        if (c) upsert(Object.assign({}, c, { position }));
+      }
+    });
     on("ami", (a) => { conn.ami = !!a.connected; showConnection(); });
     on("availability", (a) => {
       const id = a.employee || a.employee_id;
