@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from types import MappingProxyType
@@ -388,6 +388,8 @@ class CompanyConfig:
     # Proper prefixes of extensions → how many longer extensions start with them (keying "12"
     # when 123 exists means "wait for the next key").
     extension_prefixes: Mapping[str, int] = field(init=False, compare=False, repr=False)
+    extension_keys: str = field(init=False, compare=False, repr=False)  # keys that begin one
+    _language_by_number: Mapping[str, str] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         menus = {n.digits: n.menu for n in self.numbers.values()}
@@ -407,10 +409,13 @@ class CompanyConfig:
         for extension in by_extension:
             for end in range(1, len(extension)):
                 prefixes[extension[:end]] = prefixes.get(extension[:end], 0) + 1
+        languages = {n.digits: n.language for n in self.numbers.values()}
         for name, index in (("_menu_by_number", menus), ("_by_number", by_number),
                             ("_by_extension", by_extension), ("_by_device", by_device),
-                            ("extension_prefixes", prefixes)):
+                            ("extension_prefixes", prefixes),
+                            ("_language_by_number", languages)):
             object.__setattr__(self, name, MappingProxyType(index))
+        object.__setattr__(self, "extension_keys", "".join(sorted({e[0] for e in by_extension})))
 
     @property
     def operators(self) -> Team:
@@ -426,15 +431,9 @@ class CompanyConfig:
         found = self._by_number.get(dialled.lstrip("+"))
         return self.employees[found] if found is not None else None
 
-    def extensions(self) -> Iterable[str]:
-        return self._by_extension.keys()
-
     def number_language(self, dialled: str) -> str:
         """The language callers of a company number hear first."""
-        for number in self.numbers.values():
-            if number.digits == dialled.lstrip("+"):
-                return number.language
-        return self.company.language
+        return self._language_by_number.get(dialled.lstrip("+"), self.company.language)
 
     def employee_by_extension(self, extension: str) -> Employee | None:
         found = self._by_extension.get(extension)

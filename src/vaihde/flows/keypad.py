@@ -71,4 +71,4 @@ def extension_step(company: CompanyConfig, typed: str) -> Step:
 
 def extension_first_keys(company: CompanyConfig) -> str:
     """Keys that may begin an extension (so the greeting lets them interrupt)."""
-    return "".join(sorted({ext[0] for ext in company.extensions()}))
+    return company.extension_keys
