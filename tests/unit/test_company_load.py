@@ -2,6 +2,7 @@
 
 import dataclasses
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -836,3 +837,22 @@ def test_missing_employees_file(tmp_path):
     assert err.value.problems == [
         f"c.yaml:15: employees_file: no such file: {tmp_path / 'nobody.yaml'}"
     ]
+
+
+def test_the_demo_companys_calendars_are_in_the_repository_and_parse():
+    """The demo's calendars are files next to it, so a fresh clone syncs them without a network."""
+    from datetime import timedelta
+
+    from vaihde.calendar import parse_busy
+    from vaihde.calendar.importer import resolve_source
+    from vaihde.company.load import load_company
+
+    path = Path(__file__).resolve().parents[2] / "config" / "demo-company.yaml"
+    company = load_company(path)
+    sources = [e.calendar for e in company.employees.values() if e.calendar]
+    assert sources
+    start = datetime(2026, 11, 23, tzinfo=UTC)
+    for source in sources:
+        file = Path(resolve_source(source, path.parent))
+        busy = parse_busy(file.read_bytes(), window_start=start, window_end=start + timedelta(7))
+        assert busy, source
