@@ -177,17 +177,6 @@ class Ami:
 # --- the service -------------------------------------------------------------------------------
 
 
-SETTINGS = """\
-service:
-  fastagi: {{host: 127.0.0.1, port: {agi_port}}}
-  http: {{host: 127.0.0.1, port: {http_port}}}
-  ami: {{host: 127.0.0.1, port: {ami_port}, username: vaihde, secret: "{secret}"}}
-database: {{url: "{db_url}"}}
-company_file: "{company}"
-prompts: {{dir: "{sounds}", asterisk_dir: "{sounds_in_asterisk}"}}
-"""
-
-
 async def prepare_database(url: str) -> CompanyConfig:
     """The company applied and the absences set, as `vaihde config apply` and the presence API
     store them; the service reads both from the database when it starts."""
@@ -614,10 +603,8 @@ async def run(args: argparse.Namespace) -> int:
     try:
         company = await prepare_database(db_url)
         settings_path = tmp / "settings.yaml"
-        settings_path.write_text(SETTINGS.format(
-            agi_port=instance.agi_port, http_port=http_port, ami_port=instance.ami_port,
-            secret=instance.ami_secret, db_url=db_url, company=COMPANY,
-            sounds=instance.sounds_dir, sounds_in_asterisk=instance.sounds_dir_in_asterisk,
+        settings_path.write_text(instance.service_settings(
+            database_url=db_url, company_file=str(COMPANY), http_port=http_port,
         ))
         service = start_service(settings_path, log_path)
         await wait_healthy(service, http_port, log_path)

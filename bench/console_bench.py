@@ -68,16 +68,6 @@ PORT_BASE = 17500  # AMI +38, SIP +60, FastAGI +73 (tests use 14573-15999, calls
 TARGET_P99_MS = 150.0
 TARGET_INGEST = 20_000
 
-SETTINGS = """\
-service:
-  fastagi: {{host: 127.0.0.1, port: {agi_port}}}
-  http: {{host: 127.0.0.1, port: 0}}
-  ami: {{host: 127.0.0.1, port: {ami_port}, username: vaihde, secret: "{secret}"}}
-database: {{url: "sqlite+aiosqlite:///{tmp}/vaihde.db"}}
-company_file: company.yaml
-prompts: {{dir: "{sounds}", asterisk_dir: "{sounds_in_asterisk}"}}
-"""
-
 COMPANY = f"""\
 company: {{name: Bench Oy, language: en, languages: [en]}}
 numbers:
@@ -276,10 +266,8 @@ async def live(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     service: Service | None = None
     try:
         (tmp / "company.yaml").write_text(COMPANY)
-        settings = loads(SETTINGS.format(
-            agi_port=instance.agi_port, ami_port=instance.ami_port, secret=instance.ami_secret,
-            tmp=tmp, sounds=instance.sounds_dir,
-            sounds_in_asterisk=instance.sounds_dir_in_asterisk,
+        settings = loads(instance.service_settings(
+            database_url=f"sqlite+aiosqlite:///{tmp}/vaihde.db", company_file="company.yaml",
         ), str(tmp / "settings.yaml"))
         for name in ("VAIHDE_AMI_SECRET", "VAIHDE_DB_URL"):
             os.environ.pop(name, None)

@@ -14,7 +14,6 @@ import importlib.util
 import os
 import shutil
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -91,20 +90,11 @@ def asterisk() -> Iterator[Instance]:
         instance.stop()
 
 
-def _active_channels(asterisk: Instance) -> int:
-    for line in asterisk.rx("core show channels count").splitlines():
-        if "active channel" in line:
-            return int(line.split()[0])
-    return 0
-
 
 @pytest.fixture
 def clean_channels(asterisk: Instance) -> Iterator[None]:
     yield
-    asterisk.rx("channel request hangup all")
-    deadline = time.monotonic() + 5
-    while _active_channels(asterisk) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    asterisk.hang_up_all()
 
 
 @pytest_asyncio.fixture(loop_scope="session")

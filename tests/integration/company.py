@@ -11,17 +11,6 @@ from vaihde.service import Service
 COMPANY_NUMBER = "0201234567"
 PHONES = "vaihde-test-phones"
 
-SETTINGS = """\
-service:
-  fastagi: {{host: 127.0.0.1, port: {agi_port}}}
-  http: {{host: 127.0.0.1, port: 0}}
-  ami: {{host: 127.0.0.1, port: {ami_port}, username: vaihde, secret: "{secret}"}}
-{service_extra}
-database: {{url: "sqlite+aiosqlite:///{tmp}/vaihde.db"}}
-company_file: company.yaml
-prompts: {{dir: "{sounds}", asterisk_dir: "{sounds_in_asterisk}"}}
-"""
-
 COMPANY = f"""\
 company: {{name: Testi Oy, language: en, languages: [en]}}
 numbers:
@@ -61,10 +50,9 @@ async def start_vaihde(
     `service_extra` adds lines under `service:` (indented two spaces), `settings_extra` top-level
     sections."""
     (tmp_path / "company.yaml").write_text(company)
-    text = SETTINGS.format(
-        agi_port=asterisk.agi_port, ami_port=asterisk.ami_port,
-        secret=asterisk.ami_secret, tmp=tmp_path, sounds=asterisk.sounds_dir,
-        sounds_in_asterisk=asterisk.sounds_dir_in_asterisk, service_extra=service_extra,
+    text = asterisk.service_settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/vaihde.db", company_file="company.yaml",
+        service_extra=service_extra,
     ) + settings_extra
     settings = loads(text, str(tmp_path / "settings.yaml"))
     service = Service(settings)

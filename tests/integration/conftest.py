@@ -91,22 +91,12 @@ def asterisk() -> Iterator[Instance]:
         atexit.unregister(instance.stop)
 
 
-def _active_channels(asterisk: Instance) -> int:
-    out = asterisk.rx("core show channels count")
-    for line in out.splitlines():
-        if "active channel" in line:
-            return int(line.split()[0])
-    return 0
-
 
 @pytest.fixture
 def clean_channels(asterisk: Instance) -> Iterator[None]:
     """Hangs up every channel after the test, so calls never leak into the next one."""
     yield
-    asterisk.rx("channel request hangup all")
-    deadline = time.monotonic() + 5
-    while _active_channels(asterisk) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    asterisk.hang_up_all()
 
 
 @pytest.fixture

@@ -257,3 +257,25 @@ def test_shipped_dialplan_files_are_all_written() -> None:
         render_config(_settings(), "[vaihde]\nsecret = x\n", {"other.conf": ""})
     with pytest.raises(SandboxError):
         _settings(queue="bad name;")
+
+
+def test_service_settings_point_a_vaihde_at_the_instance(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vaihde.config.settings import loads
+
+    for name in ("VAIHDE_AMI_SECRET", "VAIHDE_DB_URL", "VAIHDE_PROMPTS_DIR",
+                 "VAIHDE_PROMPTS_ASTERISK_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    from vaihde.sandbox.instance import Instance
+
+    inst = Instance(_settings(ami_secret='se"cr:et {x}'), root=tmp_path)
+    text = inst.service_settings(database_url="sqlite:///db.sqlite", company_file="c.yaml",
+                                 service_extra="  mobile_dial: PJSIP/{number}@trunk")
+    settings = loads(text, str(tmp_path / "settings.yaml"))
+    assert settings.fastagi.port == 14573 and settings.ami.port == 15038
+    assert settings.ami.secret == 'se"cr:et {x}'
+    assert settings.database_url == "sqlite:///db.sqlite"
+    assert settings.mobile_dial == "PJSIP/{number}@trunk"
+    assert str(settings.prompts_dir).endswith("/vaihde/unit/sounds")
+    assert settings.prompts_asterisk_dir == "/vaihde/unit/sounds"

@@ -742,6 +742,44 @@ class Instance:
                 return False
             time.sleep(0.05)
 
+    def service_settings(
+        self, *, database_url: str, company_file: str, http_port: int = 0, service_extra: str = ""
+    ) -> str:
+        """Settings (YAML) for a vaihde service against this instance: its FastAGI port, AMI
+        user and the sounds directory Asterisk reads. `service_extra` adds lines under
+        `service:` (indented two spaces)."""
+        quoted = [json.dumps(str(v)) for v in (self.ami_secret, database_url, company_file,
+                                               self.sounds_dir, self.sounds_dir_in_asterisk)]
+        secret, db, company, sounds, sounds_in_asterisk = quoted
+        lines = [
+            "service:",
+            f"  fastagi: {{host: 127.0.0.1, port: {self.agi_port}}}",
+            f"  http: {{host: 127.0.0.1, port: {int(http_port)}}}",
+            f"  ami: {{host: 127.0.0.1, port: {self.ami_port}, username: "
+            f"{self.settings.ami_username}, secret: {secret}}}",
+            *([service_extra.rstrip("\n")] if service_extra else []),
+            f"database: {{url: {db}}}",
+            f"company_file: {company}",
+            f"prompts: {{dir: {sounds}, asterisk_dir: {sounds_in_asterisk}}}",
+        ]
+        return "\n".join(lines) + "\n"
+
+    def active_channels(self) -> int:
+        """How many channels Asterisk has now (CLI `core show channels count`)."""
+        for line in self.rx("core show channels count").splitlines():
+            if "active channel" in line:
+                return int(line.split()[0])
+        return 0
+
+    def hang_up_all(self, wait_s: float = 5.0) -> int:
+        """Hang up every channel and wait (up to `wait_s`) until they are gone; returns how
+        many are left (so tests never leak calls into the next one)."""
+        self.rx("channel request hangup all")
+        deadline = time.monotonic() + wait_s
+        while (left := self.active_channels()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return left
+
     def rx(self, command: str, timeout: float = 10.0) -> str:
         """Run an Asterisk CLI command on this instance (over its control socket)."""
         cmd = ["chroot", str(self.root), "asterisk", "-C", self.conf_in_chroot, "-rx", command]
