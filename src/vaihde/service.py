@@ -430,13 +430,34 @@ class Service:
             },
         )
 
+    async def _hand_over(self, channels: list[Channel]) -> None:
+        """Stopping: callers still in a menu go to the operators now (AMI Redirect), rather than
+        after the grace and whatever is left of the prompt they are hearing. Calls whose route is
+        already decided, and employees' feature codes, are left to finish."""
+        if not self.ami.connected:
+            return
+        waiting = [c for c in channels if c.script == contract.SCRIPT_INBOUND
+                   and contract.ROUTE not in c.variables_set]
+
+        async def move(channel: Channel) -> None:
+            await self.ami.action({"Action": "Setvar", "Channel": channel.name,
+                                   "Variable": contract.REASON, "Value": "service-stopping"})
+            await self.ami.action({"Action": "Redirect", "Channel": channel.name,
+                                   "Context": contract.OPERATOR_CONTEXT, "Exten": "s",
+                                   "Priority": "1"})
+
+        results = await asyncio.gather(*(move(c) for c in waiting), return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        log.info("calls in progress handed to the operators",
+                 extra={"moved": len(waiting) - len(failed), "failed": len(failed)})
+
     async def stop(self) -> None:
         if self.console is not None:
             # Open consoles' streams end first, so the HTTP server need not wait for them.
             await self.console.stop()
         await cancel_all((*self._tasks, *self._background))
         self._tasks.clear()
-        await self.agi.stop()
+        await self.agi.stop(handover=self._hand_over)
         await self.ami.close()
         if self._http is not None:
             await self._http.cleanup()

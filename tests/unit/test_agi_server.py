@@ -203,3 +203,55 @@ async def test_stop_sends_fallback_to_sessions_in_progress():
     await stopping
     assert 'SET VARIABLE "VAIHDE_ROUTE" "fallback"\n' in lines
     assert 'SET VARIABLE "VAIHDE_REASON" "service-stopping"\n' in lines
+
+
+async def test_stop_offers_the_calls_in_progress_for_a_handover_first():
+    router = Router()
+
+    @router.route("long")
+    async def long(channel):
+        await channel.get_data("prompt", 60000, 1)
+
+    srv = FastAgiServer(router, "127.0.0.1", 0)
+    await srv.start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+    writer.write(environment("long"))
+    assert (await reader.readline()).startswith(b"GET DATA")
+    handed: list[list[str]] = []
+
+    async def handover(channels):
+        handed.append([c.script for c in channels])
+        # As after an AMI Redirect: Asterisk ends the AGI with HANGUP.
+        writer.write(b"HANGUP\n200 result=-1\n")
+
+    await srv.stop(grace=1.0, handover=handover)
+    assert handed == [["long"]]
+    assert srv.outcomes["hangup"] == 1 and srv.outcomes["fallback"] == 0
+    writer.close()
+
+
+async def test_a_failing_handover_still_leaves_the_fallback():
+    router = Router()
+
+    @router.route("long")
+    async def long(channel):
+        await channel.get_data("prompt", 60000, 1)
+
+    srv = FastAgiServer(router, "127.0.0.1", 0)
+    await srv.start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+    writer.write(environment("long"))
+    assert (await reader.readline()).startswith(b"GET DATA")
+
+    async def broken(channels):
+        raise RuntimeError("AMI went away")
+
+    stopping = asyncio.create_task(srv.stop(grace=0.1, handover=broken))
+    await asyncio.sleep(0.2)
+    writer.write(b"200 result= (timeout)\n")
+    lines = []
+    while line := await reader.readline():
+        lines.append(line.decode())
+        writer.write(b"200 result=1\n")
+    await stopping
+    assert 'SET VARIABLE "VAIHDE_ROUTE" "fallback"\n' in lines

@@ -7,8 +7,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
+from collections.abc import Awaitable, Callable
 
-from vaihde.agi.channel import AgiConnection
+from vaihde.agi.channel import AgiConnection, Channel
 from vaihde.agi.session import ENV_TIMEOUT_S, SILENCE_BUDGET_S, Router, run_session
 from vaihde.agi.stream import AgiStream
 
@@ -35,6 +36,7 @@ class FastAgiServer:
         self.outcomes: Counter[str] = Counter()
         self._server: asyncio.Server | None = None
         self._sessions: set[asyncio.Task[None]] = set()
+        self._channels: dict[asyncio.Task[None], Channel] = {}
 
     @property
     def active(self) -> int:
@@ -70,17 +72,34 @@ class FastAgiServer:
                 self.router,
                 env_timeout=self.env_timeout,
                 silence_budget=self.silence_budget,
+                on_channel=lambda channel: self._channels.__setitem__(task, channel),
             )
             self.outcomes[result.outcome] += 1
         finally:
             self._sessions.discard(task)
+            self._channels.pop(task, None)
 
-    async def stop(self, grace: float = 5.0) -> None:
-        """Stop accepting, let sessions in progress finish for `grace` seconds, then cut them
+    def channels(self) -> list[Channel]:
+        """The channels of the sessions in progress (for a handover when stopping)."""
+        return [c for c in self._channels.values() if not c.hungup]
+
+    async def stop(
+        self,
+        grace: float = 5.0,
+        handover: Callable[[list[Channel]], Awaitable[object]] | None = None,
+    ) -> None:
+        """Stop accepting; `handover` may move the calls in progress elsewhere at once (e.g. an
+        AMI Redirect to a person); sessions still open finish for `grace` seconds, then are cut
         (each cut session still gets its fallback route)."""
         if self._server is None:
             return
         self._server.close()
+        if handover is not None and self._sessions:
+            try:
+                async with asyncio.timeout(2.0):
+                    await handover(self.channels())
+            except Exception as exc:  # the grace and the fallback route still apply
+                log.warning("handover of calls in progress failed", extra={"error": repr(exc)})
         if self._sessions:
             _, pending = await asyncio.wait(set(self._sessions), timeout=grace)
             for task in pending:

@@ -72,6 +72,7 @@ async def run_session(
     env_timeout: float = ENV_TIMEOUT_S,
     silence_budget: float = SILENCE_BUDGET_S,
     script_override: str | None = None,
+    on_channel: Callable[[Channel], None] | None = None,
 ) -> SessionResult:
     started = time.monotonic()
     try:
@@ -86,6 +87,8 @@ async def run_session(
         if script_override is not None:
             env.values["agi_network_script"] = script_override
         channel = Channel(conn, env, SilenceGuard(silence_budget))
+        if on_channel is not None:
+            on_channel(channel)
         ids = {"uniqueid": channel.uniqueid, "channel": channel.name, "script": channel.script}
         handler = router.resolve(channel.script)
         if handler is None:
