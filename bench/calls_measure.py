@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from vaihde.ami.devicestate import device_of_channel
+
 Event = Mapping[str, Any]
 
 # Availability states in which the flow rings the employee (vaihde.presence.model: REACHABLE,
@@ -135,15 +137,6 @@ def event_time(event: Event) -> float:
     if stamp:
         return float(stamp)
     return float(event["_received"])
-
-
-def device_of_channel(channel: str) -> str:
-    """`Local/s1@bench-phones-0000002a;1` → `Local/s1@bench-phones`."""
-    name = channel.split(";", 1)[0]
-    head, sep, tail = name.rpartition("-")
-    if sep and len(tail) == 8 and all(c in "0123456789abcdef" for c in tail):
-        return head
-    return name
 
 
 @dataclass(slots=True)

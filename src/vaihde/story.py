@@ -103,6 +103,10 @@ class StoryBook:
     def __len__(self) -> int:
         return len(self._stories)
 
+    def stories(self) -> list[CallStory]:
+        """The stories held now, oldest first."""
+        return list(self._stories.values())
+
     def apply(self, event: Mapping[str, Any]) -> None:
         """AMI events of the caller's own channel complete the story (sync: the AMI reader)."""
         name = str(event.get("Event", ""))

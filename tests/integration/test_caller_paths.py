@@ -63,7 +63,7 @@ async def paths(asterisk, monkeypatch, tmp_path):
 
 
 def story_of(service, predicate):
-    for story in list(service.stories._stories.values()):
+    for story in service.stories.stories():
         if predicate(story):
             return story
     return None

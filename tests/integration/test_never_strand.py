@@ -112,7 +112,7 @@ async def _in_menu(service) -> None:
 
     for _ in range(150):
         if any(any(s.kind == "entered" for s in story.steps)
-               for story in list(service.stories._stories.values())):
+               for story in service.stories.stories()):
             await asyncio.sleep(0.5)
             return
         await asyncio.sleep(0.1)

@@ -205,7 +205,8 @@ async def test_stop_sends_fallback_to_sessions_in_progress():
     assert 'SET VARIABLE "VAIHDE_REASON" "service-stopping"\n' in lines
 
 
-async def test_stop_offers_the_calls_in_progress_for_a_handover_first():
+async def _waiting_in_get_data():
+    """A server with one session blocked in GET DATA, as a caller in a menu."""
     router = Router()
 
     @router.route("long")
@@ -217,6 +218,11 @@ async def test_stop_offers_the_calls_in_progress_for_a_handover_first():
     reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
     writer.write(environment("long"))
     assert (await reader.readline()).startswith(b"GET DATA")
+    return srv, reader, writer
+
+
+async def test_stop_offers_the_calls_in_progress_for_a_handover_first():
+    srv, _reader, writer = await _waiting_in_get_data()
     handed: list[list[str]] = []
 
     async def handover(channels):
@@ -231,17 +237,7 @@ async def test_stop_offers_the_calls_in_progress_for_a_handover_first():
 
 
 async def test_a_failing_handover_still_leaves_the_fallback():
-    router = Router()
-
-    @router.route("long")
-    async def long(channel):
-        await channel.get_data("prompt", 60000, 1)
-
-    srv = FastAgiServer(router, "127.0.0.1", 0)
-    await srv.start()
-    reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
-    writer.write(environment("long"))
-    assert (await reader.readline()).startswith(b"GET DATA")
+    srv, reader, writer = await _waiting_in_get_data()
 
     async def broken(channels):
         raise RuntimeError("AMI went away")

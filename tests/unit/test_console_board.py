@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from vaihde.ami.devicestate import device_of_channel as device_of
 from vaihde.ami.tracker import CallTracker
 from vaihde.company import parse_company
 from vaihde.console.board import (
@@ -17,7 +18,6 @@ from vaihde.console.board import (
     Transfer,
     build,
     clock_text,
-    device_of,
     public,
 )
 from vaihde.presence.model import Entry, Source, State, resolve

@@ -21,7 +21,6 @@ from vaihde.flows.inbound import (
 )
 from vaihde.flows.keypad import (
     Step,
-    extension_first_keys,
     extension_step,
     fold,
     keys_of,
@@ -96,7 +95,7 @@ def test_extension_steps(company):
     assert extension_step(company, "205") is Step.MATCH
     assert extension_step(company, "3") is Step.NONE
     assert extension_step(company, "1#") is Step.NONE
-    assert extension_first_keys(company) == "12"
+    assert company.extension_keys == "12"  # keys that may begin one
 
 
 def test_keys_are_an_extension_an_option_or_wrong(company):

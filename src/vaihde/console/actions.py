@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vaihde import contract
+from vaihde.ami.devicestate import device_of_channel
 from vaihde.ami.tracker import Channel
+from vaihde.company.dials import device_dials, member_dials
 from vaihde.company.schema import CompanyConfig, Employee
 from vaihde.config.patterns import DEVICE
-from vaihde.console.board import Transfer, device_of
+from vaihde.console.board import Transfer
 
 CALL_ID = re.compile(r"^[A-Za-z0-9_-]{0,40}[0-9]+\.[0-9]+$")  # Uniqueid: [systemname-]epoch.seq
 NUMBER = re.compile(r"^\+?[0-9]{3,32}$")
@@ -94,18 +96,6 @@ def redirect(
     return out
 
 
-def device_dials(employee: Employee, mobile_dial: str = "") -> list[str]:
-    """An employee's phones as Dial() strings, all rung at once for a transfer. Mobiles only
-    with an outside-line template."""
-    out = []
-    for device in employee.devices:
-        if device.kind != "mobile":
-            out.append(device.address)
-        elif mobile_dial:
-            out.append(mobile_dial.format(number=device.address.lstrip("+")))
-    return out
-
-
 def _device(dial: str, what: str) -> str:
     for part in dial.split("&"):
         if not DEVICE.match(part):
@@ -114,7 +104,8 @@ def _device(dial: str, what: str) -> str:
 
 
 def _employee(employee: Employee, limits: Limits) -> Resolved:
-    dials = device_dials(employee, limits.mobile_dial)
+    # A transfer rings all of someone's phones at once, whatever their own ring order.
+    dials = [d for d, _ in device_dials(employee, limits.mobile_dial)]
     if not dials:
         raise Refusal(409, "no_phone", f"{employee.name} has no phone to ring", "to")
     return Resolved(f"employee:{employee.id}", employee.name,
@@ -134,14 +125,10 @@ def resolve_target(target: Target, company: CompanyConfig | None, limits: Limits
         team = company.teams.get(target.ref)
         if team is None:
             raise Refusal(400, "invalid", f"no team {target.ref!r}", "to")
-        dials: list[str] = []
-        for member in team.members:
-            for dial in device_dials(company.employees[member], limits.mobile_dial):
-                if dial not in dials:
-                    dials.append(dial)
-        if not dials:
+        members = member_dials(company, team, limits.mobile_dial)
+        if not members:
             raise Refusal(409, "no_phone", f"nobody in {team.name} has a phone to ring", "to")
-        return Resolved(f"team:{team.id}", team.name, _device("&".join(dials), team.name))
+        return Resolved(f"team:{team.id}", team.name, _device("&".join(members), team.name))
     if target.kind == "number":
         if not NUMBER.match(target.ref):
             raise Refusal(400, "invalid", "a number is 3-32 digits, optionally after +", "to")
@@ -184,7 +171,7 @@ def _operator_channel(
     call: Mapping[str, Any], operator: Operator, channels: Mapping[str, Channel]
 ) -> Channel | None:
     for party in call.get("parties", []):
-        if operator.phone and device_of(party["channel"]) == operator.phone:
+        if operator.phone and device_of_channel(party["channel"]) == operator.phone:
             for ch in channels.values():
                 if ch.name == party["channel"]:
                     return ch

@@ -5,13 +5,13 @@ docs/console-api.md. Pure: everything, the clock included, is passed in.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import Any, Protocol
 
 from vaihde import contract
+from vaihde.ami.devicestate import device_of_channel
 from vaihde.ami.tracker import Bridge, Channel, ParkedCall, QueueCaller
 from vaihde.company.schema import CompanyConfig
 from vaihde.presence.model import Availability
@@ -19,7 +19,6 @@ from vaihde.story import CallStory, Step, clean
 
 # Channel name → device: "PJSIP/op1-0000001a" → "PJSIP/op1",
 # "Local/anna@vaihde-test-phones-0000002a;1" → "Local/anna@vaihde-test-phones".
-_CHANNEL_SUFFIX = re.compile(r"-[0-9a-f]{8}(;\d)?$")
 
 WAITING, RINGING, ACTIVE, PARKED, TRANSFERRING = (
     "waiting", "ringing", "active", "parked", "transferring",
@@ -48,10 +47,6 @@ DIAL_WORDS = {
     "congestion": "phone unreachable",
     "cancel": "caller gave up",
 }
-
-
-def device_of(channel_name: str) -> str:
-    return _CHANNEL_SUFFIX.sub("", channel_name)
 
 
 class TrackerView(Protocol):
@@ -298,7 +293,7 @@ def _transfer_json(
 
 
 def _party(ch: Channel, company: CompanyConfig | None, phones: Mapping[str, str]) -> dict[str, str]:
-    device = device_of(ch.name)
+    device = device_of_channel(ch.name)
     employee = company.employee_by_device(device) if company is not None else None
     if employee is not None:
         return {"channel": ch.name, "name": employee.name, "number": employee.extension,
@@ -359,7 +354,7 @@ def clock_text(at: datetime, tz: tzinfo, now: datetime) -> str:
 
 def _ring_seconds(ch: Channel, device: str) -> int | None:
     for dial in reversed(ch.dials):
-        if device_of(dial.dest_channel) == device and dial.end_wall is not None:
+        if device_of_channel(dial.dest_channel) == device and dial.end_wall is not None:
             return round(dial.end_wall - dial.begin_wall)
     return None
 
@@ -438,7 +433,7 @@ def what_happened(
                 continue
             word = DIAL_WORDS.get(status, status)
             if status == "noanswer":
-                seconds = _ring_seconds(ch, device_of(d.get("device", "")))
+                seconds = _ring_seconds(ch, device_of_channel(d.get("device", "")))
                 if seconds is None:
                     seconds = _story_ring_seconds(story, step)
                 if seconds is not None:

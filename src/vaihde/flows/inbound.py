@@ -16,9 +16,10 @@ from datetime import UTC, datetime
 from vaihde import contract
 from vaihde.agi.channel import Channel
 from vaihde.company import CompanyConfig, Employee, Menu, Say, Team, open_now
+from vaihde.company.dials import device_dials, member_dials
 from vaihde.flows.answering import Answering, leave_message, request_callback
 from vaihde.flows.by_name import dial_by_name
-from vaihde.flows.keypad import Step, extension_first_keys, extension_step
+from vaihde.flows.keypad import Step, extension_step
 from vaihde.flows.reach import reach
 from vaihde.presence.model import Availability
 from vaihde.prompts.say import greeting_for
@@ -140,19 +141,6 @@ Speak = Callable[[str, str], Awaitable[str | None]]
 MAX_STEPS = 8  # in_order steps the dialplan walks (VAIHDE_DIAL, VAIHDE_DIAL2 … VAIHDE_DIAL8)
 
 
-def device_dials(employee: Employee, mobile_dial: str = "") -> list[tuple[str, int]]:
-    """(Dial string, seconds) of an employee's devices in ring order. Mobiles need a trunk
-    template (`PJSIP/{number}@trunk`); without one they are left out rather than dialled wrong."""
-    out = []
-    for device in employee.devices:
-        if device.kind == "mobile":
-            if mobile_dial:
-                out.append((mobile_dial.format(number=device.address.lstrip("+")), device.seconds))
-        else:
-            out.append((device.address, device.seconds))
-    return out
-
-
 def _steps(steps: list[tuple[str, int]], reason: str, employee: str = "") -> Ring:
     steps = steps[:MAX_STEPS]
     (dial, seconds), *rest = steps
@@ -173,13 +161,7 @@ def ring_team(
 ) -> Ring | ToOperator | QueueTo:
     if team.queue:
         return QueueTo(team.queue, team.ring_seconds, reason)
-    per_member: list[str] = []
-    seen: set[str] = set()
-    for member in team.members:
-        mine = [d for d, _ in device_dials(company.employees[member], mobile_dial) if d not in seen]
-        seen.update(mine)
-        if mine:
-            per_member.append("&".join(mine))
+    per_member = member_dials(company, team, mobile_dial)
     if not per_member:
         return ToOperator(f"{reason}-no-devices")
     if team.strategy == "in_order":
@@ -448,7 +430,7 @@ async def inbound(
 
     # Extensions may be keyed in the menu a company number leads to (not in submenus, where
     # the digits are that submenu's choices).
-    ext_keys = extension_first_keys(company)
+    ext_keys = company.extension_keys
     stack: list[Menu] = []
     greet = True
     attempt = 1

@@ -67,8 +67,3 @@ def extension_step(company: CompanyConfig, typed: str) -> Step:
     if longer:
         return Step.MORE
     return Step.MATCH if company.employee_by_extension(typed) is not None else Step.NONE
-
-
-def extension_first_keys(company: CompanyConfig) -> str:
-    """Keys that may begin an extension (so the greeting lets them interrupt)."""
-    return company.extension_keys

@@ -143,6 +143,19 @@ class CallbackDraft:
     taken_by: str = TAKEN_BY_CALLER
 
 
+def _taken_by_and_note(taken_by: object, note: object, problems: list[str]) -> str:
+    """Checks shared by messages and callbacks; returns the cleaned note ("" when refused)."""
+    if not isinstance(taken_by, str) or not _TAKEN_BY.match(taken_by):
+        problems.append(f"taken_by: must be \"caller\" or a user name, not {taken_by!r}")
+    if not isinstance(note, str):
+        problems.append("note: must be text")
+        return ""
+    cleaned = clean_text(note)
+    if len(cleaned) > NOTE_MAX:
+        problems.append(f"note: at most {NOTE_MAX} characters ({len(cleaned)} given)")
+    return cleaned
+
+
 def validate_message(draft: MessageDraft, company_language: str = "fi") -> MessageDraft:
     """The draft cleaned for storing, or MessageError listing everything wrong.
 
@@ -161,15 +174,7 @@ def validate_message(draft: MessageDraft, company_language: str = "fi") -> Messa
         number = caller_digits(draft.caller_number)
     except (ValueError, AttributeError):
         problems.append(f"caller_number: not a phone number: {draft.caller_number!r}")
-    if not isinstance(draft.taken_by, str) or not _TAKEN_BY.match(draft.taken_by):
-        problems.append(f"taken_by: must be \"caller\" or a user name, not {draft.taken_by!r}")
-    note = ""
-    if not isinstance(draft.note, str):
-        problems.append("note: must be text")
-    else:
-        note = clean_text(draft.note)
-        if len(note) > NOTE_MAX:
-            problems.append(f"note: at most {NOTE_MAX} characters ({len(note)} given)")
+    note = _taken_by_and_note(draft.taken_by, draft.note, problems)
     recording = draft.recording_path
     if recording is not None and (
         not isinstance(recording, str)
@@ -215,15 +220,7 @@ def validate_callback(draft: CallbackDraft) -> CallbackDraft:
             problems.append(f"for_kind: must be employee or team, not {draft.for_kind!r}")
         elif not isinstance(draft.for_id, str) or not _ID.match(draft.for_id):
             problems.append(f"for_id: not an {draft.for_kind} id: {draft.for_id!r}")
-    if not isinstance(draft.taken_by, str) or not _TAKEN_BY.match(draft.taken_by):
-        problems.append(f"taken_by: must be \"caller\" or a user name, not {draft.taken_by!r}")
-    note = ""
-    if not isinstance(draft.note, str):
-        problems.append("note: must be text")
-    else:
-        note = clean_text(draft.note)
-        if len(note) > NOTE_MAX:
-            problems.append(f"note: at most {NOTE_MAX} characters ({len(note)} given)")
+    note = _taken_by_and_note(draft.taken_by, draft.note, problems)
     if not isinstance(draft.caller_name, str):
         problems.append("caller_name: must be text")
     if not isinstance(draft.call_id, str) or not _CALL_ID.match(draft.call_id):
