@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -46,6 +45,7 @@ from vaihde.flows.answering import Answering, Recording
 from vaihde.flows.feature_codes import FeatureRequest, feature_call
 from vaihde.flows.inbound import inbound
 from vaihde.http.health import make_app
+from vaihde.http.server import GuardedServer
 from vaihde.jobs import cancel_all
 from vaihde.messages.delivery import Sender, transports_from_settings
 from vaihde.messages.model import CallbackDraft, MessageDraft, Recipient
@@ -160,7 +160,7 @@ class Service:
         # Known callers who agreed to be greeted by name: number → first name. Kept in memory
         # (refreshed when the caller registry changes) so no call waits on the database.
         self.greetings: dict[str, str] = {}
-        self._http: web.AppRunner | None = None
+        self._http: GuardedServer | None = None
         self.http_port = settings.http.port
 
     @property
@@ -401,9 +401,10 @@ class Service:
             tz=tz, availability_json=lambda av: availability_json(av, tz, private=True),
             limits=lambda: Limits(self.settings.console_bounce_s, self.settings.console_ring_s,
                                   self.settings.mobile_dial),
+            streams_per_user=self.settings.console_streams_per_user,
         ))
         await self.console.start()
-        app = make_app(self)
+        app = make_app(self, sessions=self.db.sessions, http=self.settings.http)
         app.add_subapp("/api/v1", make_api(ApiContext(
             sessions=self.db.sessions, cache=self._presence, directory=self.directory,
             company=lambda: self._company, tz=tz,
@@ -412,13 +413,10 @@ class Service:
             recordings_dir=self.prompts.dir / "recordings", console=self.console,
         )))
         add_web(app, self.db.sessions)
-        self._http = web.AppRunner(app, access_log=None)
-        await self._http.setup()
-        site = web.TCPSite(self._http, self.settings.http.host, self.settings.http.port)
-        await site.start()
-        server = getattr(site, "_server", None)
-        if server is not None and server.sockets:
-            self.http_port = server.sockets[0].getsockname()[1]
+        # Deadlines and a connection cap in front of aiohttp (vaihde.http.server).
+        self._http = GuardedServer(app, self.settings.http)
+        await self._http.start()
+        self.http_port = self._http.port
         log.info(
             "vaihde serving",
             extra={
@@ -460,7 +458,7 @@ class Service:
         await self.agi.stop(handover=self._hand_over)
         await self.ami.close()
         if self._http is not None:
-            await self._http.cleanup()
+            await self._http.stop()
             self._http = None
         await self.prompts.close()
         if self.sender is not None:

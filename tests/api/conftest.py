@@ -259,6 +259,18 @@ def check_against_spec(method: str, path: str, status: int, body: Any, content_t
     assert not errors, f"{method} {template} {status}: {errors[0].message} in {body}"
 
 
+def service_status() -> dict[str, Any]:
+    """What Service.status() says of a healthy service (the stub's starting point)."""
+    return {
+        "status": "ok",
+        "fastagi": {"listening": True, "port": 4573, "active_sessions": 0, "outcomes": {}},
+        "ami": {"connected": True, "last_error": None},
+        "channels": 0,
+        "company": {"name": "Testi Oy", "version": 1},
+        "settings": "/etc/vaihde/settings.yaml",
+    }
+
+
 @dataclass
 class Api:
     client: TestClient
@@ -273,6 +285,7 @@ class Api:
     running: dict[str, Any] = field(default_factory=lambda: {"company": None})
     message_hooks: list[Any] = field(default_factory=list)
     recordings: Path | None = None
+    service: dict[str, Any] = field(default_factory=service_status)  # what /health reads
 
     async def call(
         self,
@@ -341,10 +354,14 @@ async def add_user(
 
 
 class _StubService:
-    """What health.make_app needs of the service: only /health uses it."""
+    """What health.make_app needs of the service: only /health uses it; a test may change
+    `state` (Api.service)."""
+
+    def __init__(self) -> None:
+        self.state = service_status()
 
     def status(self) -> dict[str, Any]:
-        return {"fastagi": {"listening": True}}
+        return self.state
 
 
 @pytest.fixture
@@ -385,13 +402,14 @@ async def api(db: Database, tmp_path: Path) -> AsyncIterator[Api]:
     )
     # The service's own root application (64 KiB body limit), with the API mounted as it is
     # in service.py.
-    root = make_app(_StubService())  # type: ignore[arg-type]
+    stub = _StubService()
+    root = make_app(stub, sessions=db.sessions, clock=clock)  # type: ignore[arg-type]
     root.add_subapp(PREFIX, make_api(ctx))
     client = TestClient(TestServer(root, host="127.0.0.1"), cookie_jar=aiohttp.DummyCookieJar())
     await client.start_server()
     try:
         yield Api(client, db, cache, clock, tokens, applied, running=running,
-                  message_hooks=hooks, recordings=recordings)
+                  message_hooks=hooks, recordings=recordings, service=stub.state)
     finally:
         await client.close()
 

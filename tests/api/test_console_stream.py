@@ -1,13 +1,15 @@
 """The console's board and SSE stream over a real aiohttp server (SQLite and PostgreSQL): roles,
 the first `board`, `call`/`gone` as the tracker changes, coalesced bursts, `ami` and
-`availability` events, pings, caller facts from the database, and slow consoles told to
-reconnect. The tracker is fed recorded-style AMI events here; tests/integration has the live
+`availability` events, pings, caller facts from the database, slow consoles told to
+reconnect, streams ended when their session or role ends, and the cap on streams per user.
+The tracker is fed recorded-style AMI events here; tests/integration has the live
 Asterisk version."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -23,6 +25,7 @@ from vaihde.ami.client import AmiResponse
 from vaihde.ami.tracker import CallTracker
 from vaihde.api import ApiContext, make_api
 from vaihde.api.routes_common import availability_json
+from vaihde.auth import store as auth_store
 from vaihde.console.stream import Console, ConsoleDeps
 from vaihde.db.models import Contact
 from vaihde.directory.search import DirectoryIndex
@@ -358,3 +361,97 @@ async def test_actions_need_asterisk_and_csrf_and_a_valid_body(capi):
     reply = await capi.api.call("POST", "/console/calls/nope.1/hangup",
                                 headers={"Cookie": cookie, "X-CSRF-Token": csrf})
     assert reply.status == 404
+
+
+# --- a stream lasts only as long as what opened it (security review, finding 4) -------------
+
+
+async def cookie_stream(capi: ConsoleApi, cookie: str) -> Sse:
+    response = await capi.api.client.get(PREFIX + "/console/stream", headers={"Cookie": cookie})
+    assert response.status == 200
+    return Sse(response)
+
+
+async def ends_within(sse: Sse, seconds: float) -> tuple[float, dict[str, Any]]:
+    """Read until the stream ends: (how long it took, the `reconnect` event it ended with)."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    event = await sse.until("reconnect", timeout=seconds + 2)
+    with pytest.raises(EOFError):
+        await sse.next(timeout=2)
+    return loop.time() - started, event
+
+
+async def test_the_stream_ends_within_a_second_of_logout(capi):
+    cookie, csrf = await capi.api.login("olli")
+    sse = await cookie_stream(capi, cookie)
+    assert (await sse.next())["event"] == "board"
+    other = await capi.stream("root")  # someone else's stream is not affected
+    await other.next()
+    reply = await capi.api.call("DELETE", "/session",
+                                headers={"Cookie": cookie, "X-CSRF-Token": csrf})
+    assert reply.status == 204
+    took, event = await ends_within(sse, 1.0)
+    assert took <= 1.0 and "log in again" in event["data"]["why"]
+    # Reconnecting with the ended session is refused; the other console still gets calls.
+    reply = await capi.api.call("GET", "/console/stream", headers={"Cookie": cookie})
+    assert reply.status == 401
+    capi.apply({"Event": "Newchannel", **chan("c.6001")})
+    assert (await other.until("call"))["data"]["id"] == "c.6001"
+    other.response.close()
+
+
+async def test_the_stream_ends_when_another_process_disables_the_user(capi):
+    cookie, _ = await capi.api.login("olli")
+    by_cookie, by_token = await cookie_stream(capi, cookie), await capi.stream("olli")
+    for sse in (by_cookie, by_token):
+        assert (await sse.next())["event"] == "board"
+    url = capi.api.db.engine.url.render_as_string(hide_password=False)
+    # `vaihde user disable` in its own process, as an admin would run it.
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "vaihde", "user", "disable", "olli", "--db", url,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    for sse in (by_cookie, by_token):
+        took, event = await ends_within(sse, 1.0)
+        assert took <= 1.0 and "log in again" in event["data"]["why"]
+    assert capi.console.subscribers == 0
+
+
+async def test_the_stream_ends_when_the_user_is_demoted_to_employee(capi):
+    sse = await capi.stream("olli")
+    await sse.next()
+    async with capi.api.db.sessions.begin() as session:
+        await auth_store.update_user(session, "olli", role="employee")
+    took, event = await ends_within(sse, 1.0)
+    assert took <= 1.0 and "no longer allows" in event["data"]["why"]
+    reply = await capi.api.call("GET", "/console/stream", as_="olli")
+    assert reply.status == 403
+
+
+async def test_streams_per_user_are_capped_with_a_clear_429(capi):
+    streams = [await capi.stream("olli") for _ in range(5)]
+    for sse in streams:
+        await sse.next()
+    reply = await capi.api.call("GET", "/console/stream", as_="olli")
+    assert reply.status == 429 and reply.error["code"] == "too_many_streams"
+    assert "5 console stream(s) open" in reply.error["message"]
+    assert int(reply.headers["Retry-After"]) >= 1
+    # Another user is not limited by olli's streams.
+    root = await capi.stream("root")
+    assert (await root.next())["event"] == "board"
+    # A closed tab frees its place at once (not at the stream's next write).
+    streams.pop().response.close()
+    for _ in range(100):
+        response = await capi.api.client.get(
+            PREFIX + "/console/stream",
+            headers={"Authorization": f"Bearer {capi.api.tokens['olli']}"})
+        if response.status == 200:
+            break
+        response.close()
+        await asyncio.sleep(0.02)
+    assert response.status == 200
+    for sse in [*streams, root, Sse(response)]:
+        sse.response.close()

@@ -3,11 +3,16 @@ or were revoked, and the failed-login throttle. Every test runs on SQLite and Po
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import pytest
 from sqlalchemy import select
 
-from vaihde.auth import store
+from vaihde.auth import passwords, store
 from vaihde.db import auth_models as a
 
 
@@ -252,3 +257,99 @@ async def test_token_use_is_recorded_at_most_once_a_minute(api):
     assert (await api.call("GET", "/session", as_="matti")).status == 200
     async with api.db.sessions() as session:
         assert (await store.list_tokens(session, "matti"))[0].last_used_at > first
+
+
+# --- simultaneous logins -------------------------------------------------------------------
+
+
+class Gate:
+    """Holds every password verification (in whatever thread it runs) until released, and
+    counts those that reached it."""
+
+    def __init__(self, monkeypatch: Any) -> None:
+        self.entered = 0
+        self._lock = threading.Lock()
+        self._open = threading.Event()
+        real = passwords.verify_password
+
+        def verify(password_hash: str, password: str) -> bool:
+            with self._lock:
+                self.entered += 1
+            self._open.wait(20)
+            return real(password_hash, password)
+
+        monkeypatch.setattr(passwords, "verify_password", verify)
+
+    def release(self) -> None:
+        self._open.set()
+
+    async def settle(self, tasks: list[asyncio.Task[Any]], wait_s: float = 3.0) -> None:
+        """Until every request has been answered or is held at the gate (or `wait_s`)."""
+        deadline = asyncio.get_running_loop().time() + wait_s
+        while asyncio.get_running_loop().time() < deadline:
+            if sum(t.done() for t in tasks) + self.entered >= len(tasks):
+                return
+            await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+def gate(monkeypatch: Any) -> Iterator[Gate]:
+    held = Gate(monkeypatch)
+    try:
+        yield held
+    finally:
+        held.release()
+
+
+def _login(api: Any, username: str, password: str) -> asyncio.Task[Any]:
+    return asyncio.create_task(api.call("POST", "/session", json={"username": username,
+                                                                   "password": password}))
+
+
+async def test_a_burst_of_guesses_is_limited_like_the_same_guesses_one_by_one(api, gate):
+    """Security review, finding 1: 25 simultaneous wrong guesses were all verified, and the
+    right password sent in the same burst logged in."""
+    wrong = [_login(api, "anna", f"wrong guess {i:02d}") for i in range(25)]
+    await gate.settle(wrong)
+    right = _login(api, "anna", api.password)
+    await gate.settle([*wrong, right])
+    gate.release()
+    replies = await asyncio.gather(*wrong)
+    assert all(r.status in (401, 429) for r in replies), [r.status for r in replies]
+    assert sum(r.status == 401 for r in replies) <= 5  # no more than one by one would get
+    assert gate.entered <= 5
+    reply = await right
+    assert reply.status == 429 and reply.error["code"] == "too_many_attempts"
+    assert int(reply.headers["Retry-After"]) >= 1
+
+
+async def test_a_flood_of_made_up_usernames_is_capped_and_does_not_stall_other_threads(
+    api, gate
+):
+    """Finding 1 too: 80 logins with made-up usernames went past the per-address limit and,
+    hashing in asyncio's default thread pool, stalled the service's other thread work."""
+    flood = [_login(api, f"ghost{i:02d}", "x" * 12) for i in range(80)]
+    await gate.settle(flood)
+    # Work the service hands to threads (e-mail, the directory index) still runs at once.
+    assert await asyncio.wait_for(asyncio.to_thread(lambda: 42), 2) == 42
+    gate.release()
+    replies = await asyncio.gather(*flood)
+    assert all(r.status in (401, 429) for r in replies)
+    assert sum(r.status == 401 for r in replies) <= 50  # the per-address limit
+    assert gate.entered <= 8  # logins in progress at once, overall
+
+
+async def test_a_success_takes_back_its_own_attempt(api):
+    # Four failures, then the right password: the user is not one failure from the limit.
+    for _ in range(4):
+        reply = await api.call("POST", "/session",
+                               json={"username": "anna", "password": "not the password"})
+        assert reply.status == 401
+    assert (await api.call("POST", "/session", json={"username": "anna",
+                                                     "password": api.password})).status == 200
+    for _ in range(5):
+        reply = await api.call("POST", "/session",
+                               json={"username": "anna", "password": "not the password"})
+        assert reply.status == 401
+    reply = await api.call("POST", "/session", json={"username": "anna", "password": "nope!"})
+    assert reply.status == 429

@@ -188,7 +188,7 @@ SCHEMAS: dict[str, Schema] = {
                         "description": "machine-readable: invalid, missing_field, "
                         "unknown_field, wrong_type, malformed_json, invalid_config, not_found, "
                         "unauthenticated, invalid_token, session_expired, invalid_credentials, "
-                        "csrf, forbidden, too_many_attempts, too_large, "
+                        "csrf, forbidden, too_many_attempts, too_many_streams, too_large, "
                         "unsupported_media_type, method_not_allowed, conflict, "
                         "unknown_recipient, unavailable, internal",
                     },
@@ -489,7 +489,8 @@ _ERROR_TEXT = {
     413: "The body is too large",
     415: "Wrong Content-Type",
     422: "Refers to something that does not exist (the error names the field)",
-    429: "Too many failed logins: wait (Retry-After)",
+    429: "Too many failed logins or logins in progress, or too many open console streams of "
+    "your user: wait (Retry-After)",
     503: "Not ready for this: no company configuration loaded yet, Asterisk (AMI) not "
     "connected, or the operator console not running",
 }
@@ -605,7 +606,8 @@ def _paths() -> dict[str, dict[str, Any]]:
                 body=json_body(ref("Login")),
                 description="Wrong username, wrong password, a disabled user and a user "
                 "without a password all get the same 401. Failed logins are limited per "
-                "username and client address (429 with Retry-After).",
+                "username and client address, counted before the password is checked, and "
+                "so are logins in progress per address and overall (429 with Retry-After).",
             ),
             "get": op(
                 "Who am I",
@@ -1126,12 +1128,15 @@ STREAM_TEXT = """Server-Sent Events. Every event has `id: <seq>` and JSON data:
 queue position alone changed), `gone` (`{"id": call id}`),
 `ami` (`{"connected": bool}`), `availability` (`{"employee": id, …Availability}`).
 A `: ping` comment comes every 15 s. A console that reads too slowly gets a `reconnect` event
-(`{"why": …}`, no id) and the stream ends; EventSource reconnects by itself (`retry: 2000`)."""
+(`{"why": …}`, no id) and the stream ends; EventSource reconnects by itself (`retry: 2000`).
+The stream also ends (with `reconnect`) within a second of its session ending or its token
+being revoked (logout, the user disabled) or its user losing the console role; a user may
+have only a few streams open at once (429 `too_many_streams` beyond)."""
 
 
 def console_paths() -> dict[str, dict[str, Any]]:
     stream = op(
-        "Live changes of the board", tag="console", roles=STAFF, errors=(503,),
+        "Live changes of the board", tag="console", roles=STAFF, errors=(429, 503),
         ok=(200, "An endless text/event-stream", None), description=STREAM_TEXT,
     )
     stream["responses"]["200"]["content"] = {"text/event-stream": {"schema": STR}}

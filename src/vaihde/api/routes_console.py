@@ -11,10 +11,11 @@ from aiohttp import web
 
 from vaihde.api.errors import ApiError, Query, invalid, json_body
 from vaihde.api.routes_common import Route, ctx, require
+from vaihde.auth.middleware import CREDENTIAL
 from vaihde.auth.model import Action
 from vaihde.console import stream
 from vaihde.console.actions import Operator, Refusal, Request, Target
-from vaihde.console.stream import Console
+from vaihde.console.stream import Console, TooManyStreams
 
 TARGET_KINDS = ("employee", "team", "number")
 
@@ -35,7 +36,11 @@ async def board(request: web.Request) -> web.Response:
 async def events(request: web.Request) -> web.StreamResponse:
     require(request, Action.CONSOLE)
     Query(request, ())
-    return await stream.serve(console_of(request), request)
+    try:
+        return await stream.serve(console_of(request), request, request.get(CREDENTIAL))
+    except TooManyStreams as exc:
+        raise ApiError(429, "too_many_streams", str(exc),
+                       headers={"Retry-After": "5"}) from None
 
 
 async def _act(request: web.Request, action: str, **more: Any) -> web.Response:

@@ -17,6 +17,7 @@ from vaihde.auth.middleware import (
     PRINCIPAL,
     SESSION,
     LoginThrottle,
+    Throttled,
     client_address,
     optional_auth,
     public,
@@ -60,28 +61,35 @@ async def login(request: web.Request) -> web.Response:
     password = body.text("password", required=True, max_length=MAX_PASSWORD) or ""
     throttle = request.app[THROTTLE]
     address = client_address(request)
-    wait = throttle.retry_after(username, address)
-    if wait is not None:
-        seconds = max(1, math.ceil(wait))
-        raise ApiError(
-            429,
-            "too_many_attempts",
-            f"too many failed logins; try again in {math.ceil(seconds / 60)} minute(s)",
-            headers={"Retry-After": str(seconds)},
+    try:
+        # Counted as a failure from here on (a success takes it back): simultaneous guesses
+        # meet the limit exactly as the same guesses one after another would.
+        attempt = throttle.begin(username, address)
+    except Throttled as exc:
+        seconds = max(1, math.ceil(exc.retry_after))
+        message = (
+            "too many logins in progress; try again in a moment"
+            if exc.why == "busy"
+            else f"too many failed logins; try again in {math.ceil(seconds / 60)} minute(s)"
         )
-    api = ctx(request)
-    async with api.sessions() as session:
-        candidate = await store.login_candidate(session, username)
-    # Unknown users, disabled ones and users without a password cost the same time as a wrong
-    # password and get the same answer: the response never tells whether a username exists.
-    password_hash = candidate.password_hash if candidate is not None else None
-    if not await passwords.verify_password_async(password_hash, password) or candidate is None:
-        throttle.failed(username, address)
-        raise ApiError(401, "invalid_credentials", _WRONG)
-    throttle.succeeded(username, address)
-    new_hash = None
-    if password_hash is not None and passwords.needs_rehash(password_hash):
-        new_hash = await passwords.hash_password_async(password)
+        raise ApiError(429, "too_many_attempts", message,
+                       headers={"Retry-After": str(seconds)}) from None
+    try:
+        api = ctx(request)
+        async with api.sessions() as session:
+            candidate = await store.login_candidate(session, username)
+        # Unknown users, disabled ones and users without a password cost the same time as a
+        # wrong password and get the same answer: the response never tells whether a username
+        # exists.
+        password_hash = candidate.password_hash if candidate is not None else None
+        if not await passwords.verify_password_async(password_hash, password) or candidate is None:
+            raise ApiError(401, "invalid_credentials", _WRONG)
+        attempt.succeeded()
+        new_hash = None
+        if password_hash is not None and passwords.needs_rehash(password_hash):
+            new_hash = await passwords.hash_password_async(password)
+    finally:
+        attempt.end()
     now = api.clock()
     async with api.sessions.begin() as session:
         secret, record = await store.create_session(

@@ -5,11 +5,13 @@ in-memory throttle for failed logins.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import logging
 import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +31,10 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _RequestKey: Any = getattr(web, "RequestKey", None)
 PRINCIPAL: Any = _RequestKey("vaihde.principal", object) if _RequestKey else "vaihde.principal"
 SESSION: Any = _RequestKey("vaihde.session", object) if _RequestKey else "vaihde.session"
+# request[CREDENTIAL]: Credential, what the request proved itself with (long-lived responses,
+# the console's event stream, check it again while they last).
+CREDENTIAL: Any = (_RequestKey("vaihde.credential", object) if _RequestKey
+                   else "vaihde.credential")
 
 # Handler markers: PUBLIC handlers never look at credentials; OPTIONAL ones get a principal if
 # the request has a working one (and CSRF is still enforced for a live cookie session).
@@ -63,12 +69,29 @@ def principal(request: web.Request) -> Principal | None:
     return request.get(PRINCIPAL)
 
 
+class Throttled(Exception):
+    """A login refused before its password is looked at: `retry_after` seconds, and why
+    ("failures": too many recent failures; "busy": too many logins in progress)."""
+
+    def __init__(self, retry_after: float, why: str) -> None:
+        super().__init__(why)
+        self.retry_after = retry_after
+        self.why = why
+
+
 class LoginThrottle:
-    """Failed logins per (username, client address) and per address, in a sliding window.
+    """Failed logins per (username, client address) and per address, in a sliding window,
+    and logins in progress per address and overall.
 
     After `per_user` failures for one username from one address, or `per_address` failures
     from one address, further attempts from there are refused until the oldest failure leaves
     the window, whatever the password: a correct guess must not be recognisable then either.
+
+    `begin()` counts an attempt as failed *before* its password is verified (a success takes
+    it back), so a burst of simultaneous guesses is limited exactly like the same guesses made
+    one by one; and it refuses while `in_flight_per_address` logins from the address, or
+    `in_flight` in all, are still being verified, so a flood of logins (each an argon2 hash:
+    time and memory) cannot pile up.
     """
 
     def __init__(
@@ -77,15 +100,20 @@ class LoginThrottle:
         per_user: int = 5,
         per_address: int = 50,
         window_s: float = 900.0,
+        in_flight_per_address: int = 2,
+        in_flight: int = 8,
         max_keys: int = 100_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.per_user = per_user
         self.per_address = per_address
         self.window_s = window_s
+        self.in_flight_per_address = in_flight_per_address
+        self.in_flight = in_flight
         self.max_keys = max_keys
         self._clock = clock
         self._failures: OrderedDict[tuple[str, str], deque[float]] = OrderedDict()
+        self._running: dict[str, int] = {}
 
     @staticmethod
     def _keys(username: str, address: str) -> tuple[tuple[str, str], tuple[str, str]]:
@@ -113,7 +141,8 @@ class LoginThrottle:
                 waits.append(times[-limit] + self.window_s - now)
         return max(waits) if waits else None
 
-    def failed(self, username: str, address: str) -> None:
+    def failed(self, username: str, address: str) -> float:
+        """Record a failure; returns its time (what `succeeded` takes back)."""
         now = self._clock()
         for key in self._keys(username, address):
             times = self._recent(key, now) or deque()
@@ -123,15 +152,96 @@ class LoginThrottle:
         while len(self._failures) > self.max_keys:
             # Memory stays bounded under a flood of made-up usernames; the oldest go first.
             self._failures.popitem(last=False)
+        return now
 
-    def succeeded(self, username: str, address: str) -> None:
-        self._failures.pop(self._keys(username, address)[0], None)
+    def succeeded(self, username: str, address: str, at: float | None = None) -> None:
+        """The user's failures from this address are forgotten; with `at`, so is the failure
+        recorded for this very attempt in the address's count."""
+        user_key, address_key = self._keys(username, address)
+        self._failures.pop(user_key, None)
+        times = self._failures.get(address_key)
+        if at is not None and times is not None:
+            with contextlib.suppress(ValueError):
+                times.remove(at)
+            if not times:
+                del self._failures[address_key]
+
+    def begin(self, username: str, address: str) -> LoginAttempt:
+        """Start a login: raises Throttled, or returns the attempt, already counted as a
+        failure. Call its `succeeded()` if the password was right, and `end()` in any case."""
+        running = self._running.get(address, 0)
+        if running >= self.in_flight_per_address or sum(self._running.values()) >= self.in_flight:
+            raise Throttled(1.0, "busy")
+        wait = self.retry_after(username, address)
+        if wait is not None:
+            raise Throttled(wait, "failures")
+        at = self.failed(username, address)
+        self._running[address] = running + 1
+        return LoginAttempt(self, username, address, at)
+
+    def _end(self, address: str) -> None:
+        left = self._running.get(address, 0) - 1
+        if left > 0:
+            self._running[address] = left
+        else:
+            self._running.pop(address, None)
+
+    @property
+    def in_progress(self) -> int:
+        return sum(self._running.values())
+
+
+class LoginAttempt:
+    """One login between LoginThrottle.begin() and end()."""
+
+    def __init__(self, throttle: LoginThrottle, username: str, address: str, at: float) -> None:
+        self._throttle = throttle
+        self._username = username
+        self._address = address
+        self._at = at
+        self._ended = False
+
+    def succeeded(self) -> None:
+        self._throttle.succeeded(self._username, self._address, self._at)
+
+    def end(self) -> None:
+        if not self._ended:
+            self._ended = True
+            self._throttle._end(self._address)
 
 
 def client_address(request: web.Request) -> str:
-    # Behind a reverse proxy this is the proxy; aiohttp-remotes or a trusted X-Forwarded-For
-    # would be needed to tell clients apart there.
+    # request.remote is the client's address, also behind trusted reverse proxies: the root
+    # application's first middleware (vaihde.http.middleware) puts the forwarded one there.
     return request.remote or "?"
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """A request's proof of identity as stored: `kind` "session" or "token", and the SHA-256
+    of the secret (never the secret itself)."""
+
+    kind: str
+    digest: str
+    user_id: int
+
+
+async def request_principal(
+    request: web.Request, sessions: async_sessionmaker[AsyncSession], *, now: datetime
+) -> Principal | None:
+    """Who a request is from (a bearer token, else the session cookie), for handlers outside
+    the API's middleware that read only (no CSRF check: never use it for a change)."""
+    header = request.headers.get("Authorization")
+    cookie = request.cookies.get(COOKIE)
+    async with sessions() as db:
+        if header is not None:
+            token = _bearer(header)
+            found = await store.principal_for_token(db, token, now=now) if token else None
+            return found[0] if found is not None else None
+        if cookie is not None:
+            live = await store.principal_for_session(db, cookie, now=now)
+            return live[0] if live is not None else None
+    return None
 
 
 def _bearer(header: str) -> str | None:
@@ -200,6 +310,7 @@ def make_auth_middleware(
             who, token_id, due = found
             if due:
                 await touch(store.touch_token, token_id)
+            request[CREDENTIAL] = Credential("token", store.digest(token), who.user_id)
         elif cookie is not None:
             async with connect() as db:
                 live = await store.principal_for_session(db, cookie, now=now)
@@ -225,6 +336,7 @@ def make_auth_middleware(
             if due:
                 await touch(store.touch_session, cookie)
             request[SESSION] = record
+            request[CREDENTIAL] = Credential("session", store.digest(cookie), who.user_id)
         elif access != OPTIONAL:
             return unauthenticated(
                 "log in (POST /api/v1/session) or give an API token "

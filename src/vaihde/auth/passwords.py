@@ -1,5 +1,9 @@
 """Password hashing with argon2id (argon2-cffi). Hashing is slow on purpose, so the async helpers
 run it in a worker thread: the event loop also serves calls (FastAGI) and must never stall.
+
+Those threads are a small pool of their own, not asyncio's default executor: a burst of logins
+queues here and never delays the other work the service hands to threads (e-mail, directory
+index rebuilds, database drivers).
 """
 
 from __future__ import annotations
@@ -7,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -15,6 +20,8 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 _hasher = PasswordHasher()
 # Each hash takes `memory_cost` of RAM: a burst of logins must not take the machine's memory.
 _slots = threading.BoundedSemaphore(2)
+POOL_SIZE = 2
+_pool = ThreadPoolExecutor(max_workers=POOL_SIZE, thread_name_prefix="vaihde-argon2")
 _dummy_hash: str | None = None
 
 
@@ -64,12 +71,13 @@ def is_password_hash(value: str) -> bool:
 
 
 async def hash_password_async(password: str) -> str:
-    return await asyncio.to_thread(hash_password, password)
+    return await asyncio.get_running_loop().run_in_executor(_pool, hash_password, password)
 
 
 async def verify_password_async(password_hash: str | None, password: str) -> bool:
-    """Verify in a worker thread; with no hash, spend the same time and return False."""
+    """Verify in the hashing pool; with no hash, spend the same time and return False."""
+    loop = asyncio.get_running_loop()
     if password_hash is None:
-        await asyncio.to_thread(waste_time, password)
+        await loop.run_in_executor(_pool, waste_time, password)
         return False
-    return await asyncio.to_thread(verify_password, password_hash, password)
+    return await loop.run_in_executor(_pool, verify_password, password_hash, password)

@@ -514,3 +514,43 @@ async def end_session(session: AsyncSession, secret: str) -> bool:
         delete(a.WebSession).where(a.WebSession.id_sha256 == digest(secret))
     )
     return bool(result.rowcount)
+
+
+# --- credentials of long-lived requests ----------------------------------------------------
+
+
+async def live_roles(
+    db: AsyncSession | AsyncConnection,
+    credentials: Sequence[tuple[str, str]],
+    *,
+    now: datetime | None = None,
+) -> dict[tuple[str, str], Role]:
+    """Which of these (kind, digest) credentials ("session" or "token", and the SHA-256 of
+    the secret) still work, and their user's role now. A session that ended (logout, idle or
+    absolute limit, password change), a token expired or revoked, and any credential of a
+    disabled user are missing from the answer. Two indexed lookups, whatever the count."""
+    at = _now(now)
+    out: dict[tuple[str, str], Role] = {}
+    sessions = sorted({d for kind, d in credentials if kind == "session"})
+    tokens = sorted({d for kind, d in credentials if kind == "token"})
+    if sessions:
+        rows = await db.execute(
+            select(a.WebSession.id_sha256, a.WebSession.expires_at, a.WebSession.last_seen_at,
+                   a.User.role)
+            .join(a.User, a.User.id == a.WebSession.user_id)
+            .where(a.WebSession.id_sha256.in_(sessions), a.User.active.is_(True))
+        )
+        for digest_, expires_at, last_seen_at, role in rows:
+            if at < min(expires_at, last_seen_at + SESSION_IDLE):
+                out[("session", digest_)] = Role(role)
+    if tokens:
+        rows = await db.execute(
+            select(a.ApiToken.token_sha256, a.ApiToken.expires_at, a.User.role)
+            .join(a.User, a.User.id == a.ApiToken.user_id)
+            .where(a.ApiToken.token_sha256.in_(tokens), a.ApiToken.revoked_at.is_(None),
+                   a.User.active.is_(True))
+        )
+        for digest_, expires_at, role in rows:
+            if expires_at is None or at < expires_at:
+                out[("token", digest_)] = Role(role)
+    return out

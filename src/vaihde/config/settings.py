@@ -13,6 +13,7 @@ from pathlib import Path
 
 from vaihde.config.patterns import DEVICE
 from vaihde.config.source import ConfigError, Node, Reader, load_yaml, parse_yaml
+from vaihde.http.settings import HttpSettings, parse_http
 from vaihde.messages.settings import MessagingSettings, parse_messaging
 
 _HOST = re.compile(r"^[A-Za-z0-9.\-:]{1,253}$")
@@ -36,7 +37,7 @@ class AmiSettings:
 class Settings:
     source: str
     fastagi: Endpoint
-    http: Endpoint
+    http: HttpSettings
     ami: AmiSettings
     database_url: str  # "" = the default (vaihde.db.engine.DEFAULT_URL)
     company_file: str  # applied at start when the database holds no company yet; "" = none
@@ -48,6 +49,7 @@ class Settings:
     log_format: str = "text"
     console_bounce_s: int = 20  # a blind transfer rings this long before it comes back
     console_ring_s: int = 30  # the console rings an operator's own phone this long
+    console_streams_per_user: int = 5  # open console event streams per user at most
 
 
 def load(path: str | Path) -> Settings:
@@ -74,7 +76,7 @@ def _build(root: Node) -> Settings:
     top = Reader(root, problems)
     service = top.section("service")
     fastagi = _endpoint(service.section("fastagi"), 4573)
-    http = _endpoint(service.section("http"), 8080)
+    http = parse_http(service.section("http"), 8080)
     ami_r = service.section("ami")
     ami_host = ami_r.str("host", "127.0.0.1")
     ami_port = ami_r.int("port", 5038, low=1, high=65535)
@@ -117,6 +119,7 @@ def _build(root: Node) -> Settings:
     console = top.section("console")
     console_bounce_s = console.int("bounce_back_s", 20, low=5, high=300)
     console_ring_s = console.int("ring_s", 30, low=5, high=300)
+    console_streams = console.int("streams_per_user", 5, low=1, high=100)
     console.done()
     company_file = top.str("company_file", "")
     if company_file and not Path(company_file).is_absolute():
@@ -140,4 +143,5 @@ def _build(root: Node) -> Settings:
         log_format=log_format,
         console_bounce_s=console_bounce_s,
         console_ring_s=console_ring_s,
+        console_streams_per_user=console_streams,
     )

@@ -4,6 +4,12 @@ tracker, presence or the console's own actions change something (bursts coalesce
 
 Every subscriber has a bounded queue: a console that cannot keep up is told to reconnect (it
 then starts again from a fresh `board`) instead of slowing the others or the AMI reader.
+
+A stream shows callers' numbers and names, so it lasts only as long as what opened it: twice a
+second the hub checks the credentials of every open stream in the database (one query, only
+while streams are open, whichever process changed them: a logout here, `vaihde user disable`
+elsewhere) and ends the streams whose session ended, whose token was revoked or whose user may
+no longer use the console. A user may have `streams_per_user` streams open at once.
 """
 
 from __future__ import annotations
@@ -23,6 +29,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vaihde.ami.client import AmiActionError, AmiError
 from vaihde.ami.tracker import CallTracker, Change
+from vaihde.auth import store as auth_store
+from vaihde.auth.middleware import Credential
+from vaihde.auth.model import Action, Principal, allowed
 from vaihde.company.schema import CompanyConfig
 from vaihde.console.actions import Limits, Operator, Plan, Refusal, Request, decide
 from vaihde.console.board import Board, CallerFacts, Inputs, Transfer, build, public
@@ -40,6 +49,10 @@ QUEUE_SIZE = 500  # events waiting for one console before it is told to reconnec
 WRITE_TIMEOUT_S = 10.0
 RETRY_MS = 2000  # EventSource's reconnection delay
 FACTS_TTL_S = 60.0
+RECHECK_S = 0.5  # how often open streams' credentials are checked again
+STREAMS_PER_USER = 5
+SESSION_ENDED = "your session has ended or your access was withdrawn: log in again"
+ROLE_CHANGED = "your role no longer allows the operator console"
 
 
 class AmiState(Protocol):
@@ -74,13 +87,30 @@ class _Close:
         self.why = why
 
 
-class Subscriber:
-    """One open console's queue of encoded events."""
+class TooManyStreams(Exception):
+    """The user already has as many console streams open as allowed."""
 
-    def __init__(self, maxsize: int) -> None:
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"you already have {limit} console stream(s) open; close one (another "
+                         "tab or window) and try again")
+        self.limit = limit
+
+
+class Subscriber:
+    """One open console's queue of encoded events, and what it was opened with: the
+    credential to check again, and whether the client is still connected."""
+
+    def __init__(
+        self,
+        maxsize: int,
+        credential: Credential | None = None,
+        connected: Callable[[], bool] = lambda: True,
+    ) -> None:
         self.queue: asyncio.Queue[bytes | _Close] = asyncio.Queue(maxsize + 1)
         self.maxsize = maxsize
         self.closed = False
+        self.credential = credential
+        self.connected = connected
 
     def offer(self, message: bytes) -> None:
         if self.closed:
@@ -142,6 +172,8 @@ class ConsoleDeps:
     queue_size: int = QUEUE_SIZE
     write_timeout_s: float = WRITE_TIMEOUT_S
     limits: Callable[[], Limits] = Limits
+    streams_per_user: int = STREAMS_PER_USER
+    recheck_s: float = RECHECK_S
 
 
 class Console:
@@ -163,6 +195,8 @@ class Console:
         self._unsubscribe_presence: Callable[[], None] | None = None
         self.recomputed = 0
         self.dropped_subscribers = 0
+        self.ended_streams = 0  # ended because their credentials stopped working
+        self._recheck_failing = False
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -176,6 +210,7 @@ class Console:
         self._tasks = [
             loop.create_task(self._pump(), name="vaihde-console-pump"),
             loop.create_task(self._run(), name="vaihde-console"),
+            loop.create_task(self._guard(), name="vaihde-console-guard"),
         ]
 
     async def stop(self) -> None:
@@ -397,10 +432,21 @@ class Console:
             log.warning("console stream dropped: too slow", extra={"subscribers":
                                                                    len(self._subscribers)})
 
-    def subscribe(self) -> tuple[Subscriber, bytes]:
+    def subscribe(
+        self,
+        credential: Credential | None = None,
+        connected: Callable[[], bool] = lambda: True,
+    ) -> tuple[Subscriber, bytes]:
         """A new subscriber and its first message (the whole board, consistent with every
-        event queued for it afterwards)."""
-        sub = Subscriber(self.deps.queue_size)
+        event queued for it afterwards). With a credential, the stream ends when it stops
+        working; raises TooManyStreams if its user has `streams_per_user` open already."""
+        if credential is not None:
+            self._forget_disconnected()
+            mine = sum(1 for s in self._subscribers if s.credential is not None
+                       and s.credential.user_id == credential.user_id)
+            if mine >= self.deps.streams_per_user:
+                raise TooManyStreams(self.deps.streams_per_user)
+        sub = Subscriber(self.deps.queue_size, credential, connected)
         self._subscribers.append(sub)
         self.seq += 1
         return sub, sse("board", self.board_json(), self.seq)
@@ -409,22 +455,89 @@ class Console:
         if sub in self._subscribers:
             self._subscribers.remove(sub)
 
+    def _end(self, sub: Subscriber, why: str) -> None:
+        sub.close(why)
+        self.unsubscribe(sub)
+
+    def _forget_disconnected(self) -> None:
+        """Streams whose client has gone (a reloaded page) stop counting at once, rather than
+        at their next write."""
+        for sub in list(self._subscribers):
+            if not sub.connected():
+                self._end(sub, "disconnected")
+
+    async def recheck(self) -> None:
+        """End the streams whose credentials no longer work or no longer allow the console."""
+        self._forget_disconnected()
+        checked = [s for s in self._subscribers if s.credential is not None]
+        sessions = self.deps.sessions
+        if not checked or sessions is None:
+            return
+        wanted = [(s.credential.kind, s.credential.digest) for s in checked
+                  if s.credential is not None]
+        try:
+            async with sessions() as session:
+                roles = await auth_store.live_roles(session, wanted)
+        except Exception as exc:
+            # Nobody can log out or be disabled while the database is away either; the
+            # streams go on and are checked again as soon as it answers.
+            if not self._recheck_failing:
+                log.warning("console streams' credentials not checked",
+                            extra={"error": repr(exc)})
+            self._recheck_failing = True
+            return
+        self._recheck_failing = False
+        for sub in checked:
+            c = sub.credential
+            if c is None or sub.closed:
+                continue
+            role = roles.get((c.kind, c.digest))
+            if role is None:
+                why = SESSION_ENDED
+            elif not allowed(Principal(c.user_id, "", role, None), Action.CONSOLE):
+                why = ROLE_CHANGED
+            else:
+                continue
+            self.ended_streams += 1
+            log.info("console stream ended: credentials withdrawn",
+                     extra={"user_id": c.user_id, "via": c.kind, "why": why})
+            self._end(sub, why)
+
+    async def _guard(self) -> None:
+        while True:
+            await asyncio.sleep(self.deps.recheck_s)
+            try:
+                await self.recheck()
+            except Exception:  # a bug here must not end the checks for good
+                log.exception("console stream check failed")
+
     @property
     def subscribers(self) -> int:
         return len(self._subscribers)
 
 
-async def serve(console: Console, request: web.Request) -> web.StreamResponse:
-    """GET /console/stream: the board, then its changes, until the client goes away."""
+def _connected(request: web.Request) -> Callable[[], bool]:
+    def connected() -> bool:
+        transport = request.transport
+        return transport is not None and not transport.is_closing()
+
+    return connected
+
+
+async def serve(
+    console: Console, request: web.Request, credential: Credential | None = None
+) -> web.StreamResponse:
+    """GET /console/stream: the board, then its changes, until the client goes away or its
+    credential stops working. Raises TooManyStreams before anything is sent."""
+    sub, first = console.subscribe(credential, _connected(request))
     response = web.StreamResponse(headers={
         "Content-Type": "text/event-stream; charset=utf-8",
         "Cache-Control": "no-cache, no-store",
         "X-Accel-Buffering": "no",  # a proxy in front must not hold events back
     })
-    await response.prepare(request)
-    sub, first = console.subscribe()
     timeout = console.deps.write_timeout_s
     try:
+        await response.prepare(request)
         await asyncio.wait_for(response.write(f"retry: {RETRY_MS}\n\n".encode() + first),
                                timeout)
         while True:
