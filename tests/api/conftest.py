@@ -49,6 +49,7 @@ from vaihde.db import Database, migrate, open_database
 from vaihde.directory.search import DirectoryIndex
 from vaihde.directory.store import search_records, sync_directory
 from vaihde.http.health import make_app
+from vaihde.http.settings import HttpSettings
 from vaihde.presence.cache import PresenceCache
 
 PASSWORD = "correct horse battery"
@@ -365,7 +366,13 @@ class _StubService:
 
 
 @pytest.fixture
-async def api(db: Database, tmp_path: Path) -> AsyncIterator[Api]:
+def http_settings() -> HttpSettings:
+    """The root application's `service.http` settings; a test module may override this."""
+    return HttpSettings()
+
+
+@pytest.fixture
+async def api(db: Database, tmp_path: Path, http_settings: HttpSettings) -> AsyncIterator[Api]:
     async with db.sessions.begin() as session:
         await sync_directory(session, DIRECTORY)
     tokens = {
@@ -403,7 +410,8 @@ async def api(db: Database, tmp_path: Path) -> AsyncIterator[Api]:
     # The service's own root application (64 KiB body limit), with the API mounted as it is
     # in service.py.
     stub = _StubService()
-    root = make_app(stub, sessions=db.sessions, clock=clock)  # type: ignore[arg-type]
+    root = make_app(stub, sessions=db.sessions, http=http_settings,  # type: ignore[arg-type]
+                    clock=clock)
     root.add_subapp(PREFIX, make_api(ctx))
     client = TestClient(TestServer(root, host="127.0.0.1"), cookie_jar=aiohttp.DummyCookieJar())
     await client.start_server()

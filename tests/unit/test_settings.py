@@ -80,3 +80,32 @@ def test_broken_yaml_names_the_line():
 def test_unreadable_file(tmp_path):
     with pytest.raises(ConfigError, match="cannot read"):
         load(tmp_path / "missing.yaml")
+
+
+def test_http_limits_have_safe_defaults_and_are_checked():
+    s = loads(GOOD, "conf/settings.yaml")
+    assert (s.http.keepalive_s, s.http.header_timeout_s, s.http.body_timeout_s) == (15, 10, 30)
+    assert s.http.max_connections == 256 and s.http.trusted_proxies == ()
+    assert s.console_streams_per_user == 5
+    text = GOOD.replace("service:\n", "service:\n  http:\n    keepalive_s: 0\n"
+                        "    max_connections: 5\n    trusted_proxies: [10.0.0.5, 10.1.0.0/16, "
+                        "proxy.example]\n    proxy_header: via\n", 1)
+    assert problems_of(text) == [
+        "conf/settings.yaml:3: service.http.keepalive_s: must be from 1 to 3600, not 0",
+        "conf/settings.yaml:4: service.http.max_connections: must be from 8 to 100000, not 5",
+        "conf/settings.yaml:5: service.http.trusted_proxies[2]: not an IP address or network "
+        "(like 10.0.0.5 or 10.0.0.0/24): 'proxy.example'",
+        "conf/settings.yaml:6: service.http.proxy_header: must be x-forwarded-for or "
+        "forwarded, not 'via'",
+    ]
+
+
+def test_trusted_proxies_and_console_streams():
+    text = GOOD + "console: {streams_per_user: 2}\n"
+    text = text.replace("service:\n", "service:\n  http: {trusted_proxies: [10.0.0.5, "
+                        "'fd00::/8'], proxy_header: Forwarded}\n", 1)
+    s = loads(text, "conf/settings.yaml")
+    assert [str(n) for n in s.http.trusted_proxies] == ["10.0.0.5/32", "fd00::/8"]
+    assert s.http.proxy_header == "forwarded" and s.console_streams_per_user == 2
+    assert problems_of(GOOD + "console: {streams_per_user: 0}\n") == [
+        "conf/settings.yaml:7: console.streams_per_user: must be from 1 to 100, not 0"]

@@ -73,8 +73,8 @@ def parse_http(r: Reader, default_port: int = 8080) -> HttpSettings:
                           f"{text!r}")
     proxy_header = r.str("proxy_header", DEFAULT.proxy_header).lower()
     if proxy_header not in PROXY_HEADERS:
-        r.problems.append(f"{r.where}.proxy_header: must be x-forwarded-for or forwarded, "
-                          f"not {proxy_header!r}")
+        r.error(r.node.value["proxy_header"],
+                f"must be x-forwarded-for or forwarded, not {proxy_header!r}")
         proxy_header = DEFAULT.proxy_header
     r.done()
     return HttpSettings(
