@@ -176,11 +176,21 @@ async def test_fastagi_down_reaches_operator_within_two_seconds(asterisk, ami):
 
 
 async def test_health_and_call_tracking(asterisk, ami, vaihde):
+    from vaihde.auth.store import add_user, create_token
+
+    async with vaihde.db.sessions.begin() as session:
+        await add_user(session, "health-admin", role="admin")
+        token, _ = await create_token(session, "health-admin", label="test")
     async with aiohttp.ClientSession() as http:
         url = f"http://127.0.0.1:{vaihde.http_port}/health"
         async with http.get(url) as resp:
+            public = await resp.json()
+        async with http.get(url, headers={"Authorization": f"Bearer {token}"}) as resp:
             body = await resp.json()
+    # Anyone sees whether the service is up; the details are for operators and admins.
+    assert public == {"status": "ok"}
     assert resp.status == 200
+    assert body["status"] == "ok"
     assert body["fastagi"]["listening"] and body["ami"]["connected"]
     await call(ami, "1")
     begin = await assert_bridged_with(ami, f"Local/anna@{PHONES}")

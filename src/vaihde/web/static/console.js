@@ -307,7 +307,14 @@
         // when the session ended): check the session, then try again with a backoff.
         source.close();
         setTimeout(async () => {
-          try { await V.whoami(); } catch (err) { /* whoami sends to /login on 401 */ }
+          try {
+            const me = await V.whoami();
+            // No longer an operator (the stream was ended for it): go to the user's own page.
+            if (me && me.role !== "operator" && me.role !== "admin") {
+              location.assign("/");
+              return;
+            }
+          } catch (err) { /* whoami sends to /login on 401 */ }
           connect();
         }, retryMs);
         retryMs = Math.min(retryMs * 2, 10000);
