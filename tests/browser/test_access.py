@@ -4,6 +4,7 @@ admin pages or call the admin API, and changes without the CSRF token are refuse
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -128,3 +129,37 @@ async def test_logout_ends_the_session(page, base_url):
     assert page.url.startswith(f"{base_url}/login")
     response = await page.goto("/console")
     assert page.url.endswith("/login?next=/console") and response.status == 200
+
+
+async def no_streams(vaihde: Any) -> None:
+    """No console stream is left open in the service (within 2 s: one the page just dropped
+    may still be counted until the service notices)."""
+    for _ in range(100):
+        if vaihde.console.subscribers == 0:
+            return
+        await asyncio.sleep(0.02)
+    assert vaihde.console.subscribers == 0
+
+
+async def test_console_of_a_disabled_user_stops_and_asks_to_log_in(page, vaihde):
+    """Security review, finding 4: an open console kept receiving callers after the user was
+    disabled. Its stream ends, and the page goes to the login form by itself."""
+    from vaihde.auth.store import set_active
+
+    await login(page, "olga")
+    await page.locator("#conn.live").wait_for()
+    async with vaihde.db.sessions.begin() as session:
+        await set_active(session, "olga", False)
+    await page.wait_for_url("**/login**", timeout=15_000)
+    await no_streams(vaihde)
+
+
+async def test_console_of_a_user_demoted_to_employee_goes_to_their_own_page(page, vaihde):
+    from vaihde.auth.store import update_user
+
+    await login(page, "olga")
+    await page.locator("#conn.live").wait_for()
+    async with vaihde.db.sessions.begin() as session:
+        await update_user(session, "olga", role="employee")
+    await page.wait_for_url("**/me", timeout=15_000)
+    await no_streams(vaihde)
