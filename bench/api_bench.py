@@ -96,11 +96,12 @@ async def _fill(url: str, employees: int) -> tuple[str, int]:
 
 
 async def _serve(url: str, conn: Connection) -> None:
-    from aiohttp import web
 
     from vaihde.api import ApiContext, LiveDirectory, make_api
     from vaihde.db import open_database
     from vaihde.http.health import make_app
+    from vaihde.http.server import GuardedServer
+    from vaihde.http.settings import HttpSettings
     from vaihde.presence.cache import PresenceCache
 
     class _Service:
@@ -117,11 +118,10 @@ async def _serve(url: str, conn: Connection) -> None:
     )
     root = make_app(_Service())  # type: ignore[arg-type]
     root.add_subapp("/api/v1", make_api(ctx))
-    runner = web.AppRunner(root, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    # The service's own HTTP server (deadlines and connection cap in front of aiohttp).
+    server = GuardedServer(root, HttpSettings(host="127.0.0.1", port=0))
+    await server.start()
+    port = server.port
     conn.send({"port": port, "employees": len(cache.employees)})
     loop = asyncio.get_running_loop()
     stopped = asyncio.Event()
@@ -130,7 +130,7 @@ async def _serve(url: str, conn: Connection) -> None:
         await stopped.wait()
     finally:
         loop.remove_reader(conn.fileno())
-        await runner.cleanup()
+        await server.stop()
         await db.close()
 
 

@@ -208,3 +208,32 @@ async def test_connections_beyond_the_cap_get_503_and_room_comes_back(serve):
     assert first == b"HTTP/1.1 200"
     for _, w in held:
         w.close()
+
+
+def test_the_guard_works_under_uvloop():
+    """`vaihde serve` runs on uvloop, whose transports are not asyncio's classes."""
+    uvloop = pytest.importorskip("uvloop")
+
+    async def scenario() -> tuple[bytes, bytes]:
+        app = make_app(Healthy(), http=FAST)  # type: ignore[arg-type]
+        server = GuardedServer(app, FAST)
+        await server.start()
+        try:
+            reader, writer = await connect(server.port)
+            served = await request(reader, writer, GET_HEALTH)
+            writer.close()
+            reader, writer = await connect(server.port)
+            sender = asyncio.create_task(trickle(writer, TRICKLE, 0.1))
+            _, cut = await closed_within(reader, 5)
+            sender.cancel()
+            writer.close()
+            return served, cut
+        finally:
+            await server.stop()
+
+    loop = uvloop.new_event_loop()
+    try:
+        served, cut = loop.run_until_complete(scenario())
+    finally:
+        loop.close()
+    assert served.startswith(b"HTTP/1.1 200 ") and cut.startswith(b"HTTP/1.1 408 ")
