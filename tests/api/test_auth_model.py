@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from vaihde.auth import passwords
-from vaihde.auth.middleware import LoginThrottle
+from vaihde.auth.middleware import LoginThrottle, Throttled
 from vaihde.auth.model import (
     Action,
     AuthError,
@@ -154,3 +154,37 @@ async def test_async_helpers_run_off_the_event_loop():
     hashed = await passwords.hash_password_async("correct horse battery")
     assert await passwords.verify_password_async(hashed, "correct horse battery")
     assert not await passwords.verify_password_async(None, "correct horse battery")
+
+
+def test_begin_counts_the_attempt_before_the_password_is_checked():
+    throttle = LoginThrottle(per_user=3, per_address=10, window_s=60,
+                             in_flight_per_address=10, in_flight=10, clock=FakeClock())
+    # Three attempts started and not yet finished already use up the user's limit.
+    started = [throttle.begin("anna", "a") for _ in range(3)]
+    with pytest.raises(Throttled) as refused:
+        throttle.begin("anna", "a")
+    assert refused.value.why == "failures" and refused.value.retry_after == pytest.approx(60)
+    # One of them had the right password: it takes back its own count (and the user's).
+    started[0].succeeded()
+    for attempt in started:
+        attempt.end()
+    assert throttle.retry_after("anna", "a") is None
+    assert len(throttle._failures[("", "a")]) == 2  # the two wrong ones still count
+
+
+def test_begin_limits_logins_in_progress_per_address_and_overall():
+    throttle = LoginThrottle(in_flight_per_address=2, in_flight=3, clock=FakeClock())
+    a1, a2 = throttle.begin("u1", "a"), throttle.begin("u2", "a")
+    with pytest.raises(Throttled) as busy:
+        throttle.begin("u3", "a")
+    assert busy.value.why == "busy"
+    b1 = throttle.begin("u1", "b")
+    with pytest.raises(Throttled):
+        throttle.begin("u1", "c")  # three in progress in all
+    a1.end()
+    a1.end()  # ending twice counts once
+    assert throttle.in_progress == 2
+    throttle.begin("u1", "c").end()
+    for attempt in (a2, b1):
+        attempt.end()
+    assert throttle.in_progress == 0

@@ -353,3 +353,14 @@ async def test_a_success_takes_back_its_own_attempt(api):
         assert reply.status == 401
     reply = await api.call("POST", "/session", json={"username": "anna", "password": "nope!"})
     assert reply.status == 429
+
+
+async def test_a_made_up_username_costs_a_password_verification_too(api, gate):
+    # The response time must not tell whether a username exists: an unknown one (and one
+    # without a password) spends a verification like a real one does.
+    task = _login(api, "nobody-here", "some password")
+    await gate.settle([task])
+    assert gate.entered == 1
+    gate.release()
+    reply = await task
+    assert reply.status == 401 and reply.error["code"] == "invalid_credentials"
