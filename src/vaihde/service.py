@@ -24,7 +24,7 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vaihde import contract
+from vaihde import contract, systemd
 from vaihde.agi.channel import Channel
 from vaihde.agi.server import FastAgiServer
 from vaihde.agi.session import Router
@@ -45,6 +45,8 @@ from vaihde.directory.store import add_contact
 from vaihde.flows.answering import Answering, Recording
 from vaihde.flows.feature_codes import FeatureRequest, feature_call
 from vaihde.flows.inbound import inbound
+from vaihde.guard.__main__ import GuardSettings
+from vaihde.guard.child import GuardChild
 from vaihde.http.health import make_app
 from vaihde.jobs import cancel_all
 from vaihde.messages.delivery import Sender, transports_from_settings
@@ -132,7 +134,9 @@ class Service:
     def __init__(self, settings: settings_mod.Settings) -> None:
         self.settings = settings
         self.router = build_router(self)
-        self.agi = FastAgiServer(self.router, settings.fastagi.host, settings.fastagi.port)
+        fastagi = settings.fastagi
+        self.agi = FastAgiServer(self.router, fastagi.host, fastagi.port,
+                                 allow=fastagi.allow, secret=fastagi.secret)
         ami = settings.ami
         self.ami = AmiClient(ami.host, ami.port, ami.username, ami.secret)
         self.tracker = CallTracker()
@@ -162,6 +166,14 @@ class Service:
         self.greetings: dict[str, str] = {}
         self._http: web.AppRunner | None = None
         self.http_port = settings.http.port
+        # The guard takes callers out of AGI sessions this process stopped answering (SIGSTOP, a
+        # blocked loop); it must live in a process of its own to do that.
+        self.guard: GuardChild | None = None
+        if settings.guard_mode == "child":
+            self.guard = GuardChild(GuardSettings(
+                ami.host, ami.port, ami.username, ami.secret, settings.guard_stall_s,
+                settings.log_format,
+            ))
 
     @property
     def company(self) -> CompanyConfig:
@@ -279,6 +291,11 @@ class Service:
             },
             "ami": {"connected": self.ami.connected, "last_error": self.ami.last_error},
             "channels": len(self.tracker.channels),
+            "guard": {
+                "mode": self.settings.guard_mode,
+                "pid": self.guard.pid if self.guard else None,
+                "starts": self.guard.starts if self.guard else 0,
+            },
             "company": {
                 "name": self._company.company.name if self._company else None,
                 "version": self.company_version,
@@ -380,6 +397,8 @@ class Service:
         await self.directory.refresh()
         await self.agi.start()
         self.ami.start()
+        if self.guard is not None:
+            await self.guard.start()
         self._tasks.append(asyncio.create_task(self._poll(), name="vaihde-poll"))
         self._tasks.append(asyncio.create_task(self._presence.run(), name="vaihde-presence"))
         self._tasks.append(asyncio.create_task(self.directory.run(), name="vaihde-directory"))
@@ -459,6 +478,8 @@ class Service:
         self._tasks.clear()
         await self.agi.stop(handover=self._hand_over)
         await self.ami.close()
+        if self.guard is not None:
+            await self.guard.stop()
         if self._http is not None:
             await self._http.cleanup()
             self._http = None
@@ -481,9 +502,15 @@ async def serve(settings: settings_mod.Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    # systemd (Type=notify): ready now; the pings come from this loop, so a blocked loop stops
+    # them and systemd restarts the service (WatchdogSec=).
+    systemd.notify("READY=1")
+    pings = loop.create_task(systemd.watchdog_pings(), name="vaihde-watchdog")
     try:
         await stop.wait()
     finally:
         log.info("vaihde stopping")
+        systemd.notify("STOPPING=1")
+        await cancel_all([pings])
         with contextlib.suppress(Exception):
             await service.stop()

@@ -141,7 +141,8 @@ async def test_caller_dtmf_reaches_agi_get_data(asterisk: Instance, ami: AmiProb
             Variable=["CALLER_DIGITS=7", "CALLER_DELAY=1"],
         )
         await asyncio.wait_for(done.wait(), 10)
-        assert seen["agi_network_script"] == "inbound?did=0201234567"
+        secret = asterisk.settings.agi_secret
+        assert seen["agi_network_script"] == f"{secret}/inbound?did=0201234567"
         assert seen["agi_context"] == "vaihde-main"
         assert seen["get_data"] == "200 result=7", seen
         await ami.wait_for(event_is("DialBegin", DestChannel=operators + "-*"), since=since)

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from vaihde import contract
 from vaihde.agi.protocol import (
     MAX_LINE_BYTES,
     AgiCommandError,
@@ -30,6 +33,14 @@ from vaihde.agi.protocol import (
 
 # A media command can legitimately run as long as the prompt; beyond this something is wrong.
 MEDIA_TIMEOUT_S = 600.0
+# Asterisk's own deadline for the session (TIMEOUT(absolute), armed by the dialplan before AGI()
+# at contract.DEFAULT_AGI_DEADLINE_S): the backstop when both the service and the guard are gone.
+# Before each wait we push it beyond the longest the wait may take (a prompt of unknown length
+# counts as PROMPT_GUESS_S) plus DEADLINE_SLACK_S, but only when it would expire sooner than that
+# plus DEADLINE_MARGIN_S: about one extra round trip every half minute of a call.
+PROMPT_GUESS_S = 60.0
+DEADLINE_SLACK_S = 30.0
+DEADLINE_MARGIN_S = 3.0
 _VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,79}$")
 # Values that need no quoting inside MSet()'s arguments (no comma, quote, backslash, $, space).
 _PLAIN_VALUE = re.compile(r"^[A-Za-z0-9_/@:.&+*#-]{0,200}$")
@@ -149,13 +160,19 @@ class Channel:
     """One call as seen from a handler. Methods raise AgiHangup once the caller is gone."""
 
     def __init__(
-        self, conn: AgiConnection, env: AgiEnvironment, guard: SilenceGuard | None = None
+        self, conn: AgiConnection, env: AgiEnvironment, guard: SilenceGuard | None = None,
+        *, script: str | None = None,
     ) -> None:
         self.conn = conn
         self.env = env
-        self.script, self.params = split_script(env.network_script)
+        self.script, self.params = split_script(
+            env.network_script if script is None else script
+        )
         self.guard = guard or SilenceGuard(3.0)
         self.variables_set: dict[str, str] = {}
+        # When Asterisk's TIMEOUT(absolute) for this session fires (monotonic); the dialplan
+        # armed it just before the environment was sent.
+        self.deadline_at = time.monotonic() + contract.DEFAULT_AGI_DEADLINE_S
 
     @property
     def uniqueid(self) -> str:
@@ -174,10 +191,22 @@ class Channel:
             raise AgiHangup("caller hung up")
         return await self.conn.send(verb, *args)
 
-    async def _waiting(self, timeout_s: float, verb: str, *args: str | int) -> Reply:
-        """A command during which the caller hears audio or is typing: not silence."""
+    async def _extend_deadline(self, wait_s: float) -> None:
+        """Keep Asterisk's deadline beyond a wait of up to `wait_s` (see DEADLINE_SLACK_S)."""
+        now = time.monotonic()
+        if self.deadline_at - now >= wait_s + DEADLINE_MARGIN_S:
+            return
+        seconds = math.ceil(wait_s + DEADLINE_SLACK_S)
+        await self.conn.send("SET AUTOHANGUP", seconds)
+        self.deadline_at = now + seconds
+
+    async def _waiting(self, timeout_s: float, verb: str, *args: str | int,
+                       wait_s: float | None = None) -> Reply:
+        """A command during which the caller hears audio or is typing: not silence. `wait_s`
+        is the longest Asterisk may take over it (default `timeout_s`)."""
         if self.conn.hungup:
             raise AgiHangup("caller hung up")
+        await self._extend_deadline(timeout_s if wait_s is None else wait_s)
         self.guard.hold()
         try:
             async with asyncio.timeout(timeout_s):
@@ -193,7 +222,8 @@ class Channel:
         """Play a sound; returns the digit that interrupted it, or None."""
         _check_sound(name)
         _check_digits(escape_digits)
-        reply = await self._waiting(MEDIA_TIMEOUT_S, "STREAM FILE", name, escape_digits)
+        reply = await self._waiting(MEDIA_TIMEOUT_S, "STREAM FILE", name, escape_digits,
+                                    wait_s=PROMPT_GUESS_S)
         code = reply.result_int
         if code < 0:
             # -1 means the file is missing as well as hangup; a hangup also sends HANGUP.
@@ -209,8 +239,9 @@ class Channel:
         _check_sound(prompt)
         if not (0 < max_digits <= 64 and 0 < timeout_ms <= 120_000):
             raise ValueError("get_data: max_digits 1..64 and timeout_ms 1..120000")
-        budget = MEDIA_TIMEOUT_S + timeout_ms / 1000 * (max_digits + 1)
-        reply = await self._waiting(budget, "GET DATA", prompt, timeout_ms, max_digits)
+        typing = timeout_ms / 1000 * (max_digits + 1)
+        reply = await self._waiting(MEDIA_TIMEOUT_S + typing, "GET DATA", prompt, timeout_ms,
+                                    max_digits, wait_s=PROMPT_GUESS_S + typing)
         if reply.result == "-1":
             raise AgiHangup("caller hung up during GET DATA")
         digits = "".join(c for c in reply.result if c in _DIGITS)

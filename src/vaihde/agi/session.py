@@ -5,6 +5,7 @@ down the dialplan's path to a human instead of hanging up.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -73,7 +74,10 @@ async def run_session(
     silence_budget: float = SILENCE_BUDGET_S,
     script_override: str | None = None,
     on_channel: Callable[[Channel], None] | None = None,
+    secret: str = "",
 ) -> SessionResult:
+    """`secret`: the shared secret the AGI URL must carry as its first path segment
+    (agi://host:port/SECRET/inbound); sessions without it are closed unanswered."""
     started = time.monotonic()
     try:
         try:
@@ -84,9 +88,14 @@ async def run_session(
             log.info("agi session rejected", extra={"why": type(exc).__name__, "detail": str(exc)})
             return SessionResult("rejected", str(exc) or "timeout")
 
-        if script_override is not None:
-            env.values["agi_network_script"] = script_override
-        channel = Channel(conn, env, SilenceGuard(silence_budget))
+        script = env.network_script if script_override is None else script_override
+        if secret:
+            given, _, script = script.lstrip("/").partition("/")
+            if not hmac.compare_digest(given.encode(), secret.encode()):
+                log.warning("agi session without the shared secret refused",
+                            extra={"uniqueid": env.uniqueid, "channel": env.channel})
+                return SessionResult("rejected", "no secret")
+        channel = Channel(conn, env, SilenceGuard(silence_budget), script=script)
         if on_channel is not None:
             on_channel(channel)
         ids = {"uniqueid": channel.uniqueid, "channel": channel.name, "script": channel.script}

@@ -6,6 +6,7 @@ database (see vaihde.company). Validated as a whole; any problem rejects the who
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from dataclasses import dataclass, field
@@ -25,6 +26,22 @@ class Endpoint:
 
 
 @dataclass(frozen=True, slots=True)
+class FastAgiSettings:
+    host: str
+    port: int
+    # Peers allowed to connect (Asterisk servers); FastAGI itself has no authentication.
+    allow: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    # A shared secret carried as the first path segment of the AGI URL
+    # (agi://host:port/SECRET/inbound); "" = none.
+    secret: str = field(default="", repr=False)
+
+
+LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+_AGI_SECRET = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
+GUARD_MODES = ("child", "external", "off")
+
+
+@dataclass(frozen=True, slots=True)
 class AmiSettings:
     host: str
     port: int
@@ -35,7 +52,7 @@ class AmiSettings:
 @dataclass(frozen=True, slots=True)
 class Settings:
     source: str
-    fastagi: Endpoint
+    fastagi: FastAgiSettings
     http: Endpoint
     ami: AmiSettings
     database_url: str  # "" = the default (vaihde.db.engine.DEFAULT_URL)
@@ -48,6 +65,10 @@ class Settings:
     log_format: str = "text"
     console_bounce_s: int = 20  # a blind transfer rings this long before it comes back
     console_ring_s: int = 30  # the console rings an operator's own phone this long
+    # The guard (src/vaihde/guard/): "child" of vaihde serve, "external" (its own systemd unit),
+    # or "off"; it moves a caller out of an AGI session Asterisk has waited on for stall_s.
+    guard_mode: str = "child"
+    guard_stall_s: float = 2.5
 
 
 def load(path: str | Path) -> Settings:
@@ -69,11 +90,39 @@ def _endpoint(r: Reader, default_port: int) -> Endpoint:
     return Endpoint(host, port)
 
 
+def _fastagi(r: Reader) -> FastAgiSettings:
+    host = r.str("host", "127.0.0.1")
+    if not _HOST.match(host):
+        r.problems.append(f"{r.where}.host: not a host name or address: {host!r}")
+    port = r.int("port", 4573, low=0, high=65535)
+    allow: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    for node in r.list("allow"):
+        try:
+            allow.append(ipaddress.ip_network(str(node.value), strict=False))
+        except ValueError:
+            r.error(node, f"not an address or network: {node.value!r}")
+    if not r.has("allow"):
+        allow = list(LOOPBACK)
+        loopback = host in ("localhost", "::1") or host.startswith("127.")
+        if not loopback:
+            r.problems.append(
+                f"{r.where}.allow: FastAGI on {host} needs the list of Asterisk servers' "
+                "addresses allowed to connect (it has no authentication of its own)"
+            )
+    secret = os.environ.get("VAIHDE_AGI_SECRET") or r.str("secret", "")
+    if secret and not _AGI_SECRET.match(secret):
+        r.problems.append(
+            f"{r.where}.secret: must be 16-128 letters, digits, - or _ (it is part of a URL)"
+        )
+    r.done()
+    return FastAgiSettings(host, port, tuple(allow), secret)
+
+
 def _build(root: Node) -> Settings:
     problems: list[str] = []
     top = Reader(root, problems)
     service = top.section("service")
-    fastagi = _endpoint(service.section("fastagi"), 4573)
+    fastagi = _fastagi(service.section("fastagi"))
     http = _endpoint(service.section("http"), 8080)
     ami_r = service.section("ami")
     ami_host = ami_r.str("host", "127.0.0.1")
@@ -118,6 +167,12 @@ def _build(root: Node) -> Settings:
     console_bounce_s = console.int("bounce_back_s", 20, low=5, high=300)
     console_ring_s = console.int("ring_s", 30, low=5, high=300)
     console.done()
+    guard = top.section("guard")
+    guard_mode = os.environ.get("VAIHDE_GUARD_MODE") or guard.str("mode", "child")
+    if guard_mode not in GUARD_MODES:
+        problems.append(f"{guard.where}.mode: must be one of {', '.join(GUARD_MODES)}")
+    guard_stall_ms = guard.int("stall_ms", 2500, low=500, high=10_000)
+    guard.done()
     company_file = top.str("company_file", "")
     if company_file and not Path(company_file).is_absolute():
         # Relative to the settings file, so the pair can move together.
@@ -140,4 +195,6 @@ def _build(root: Node) -> Settings:
         log_format=log_format,
         console_bounce_s=console_bounce_s,
         console_ring_s=console_ring_s,
+        guard_mode=guard_mode,
+        guard_stall_s=guard_stall_ms / 1000,
     )

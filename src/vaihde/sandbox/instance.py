@@ -20,6 +20,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+from vaihde.process import die_with_parent
+
 from .chroot import SandboxError, asterisk_pids, read_marker, require_root, sandbox_root
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -119,6 +121,8 @@ class InstanceSettings:
     ami_username: str = "vaihde"
     ami_secret: str = ""  # empty: a random one is made when the instance is created
     agi_url: str = "agi://127.0.0.1:4573"
+    # The FastAGI shared secret (first path segment of VAIHDE_AGI); empty: a random one.
+    agi_secret: str = ""
     operators: str = ""
     operator_timeout: int = 30
     queue: str = "vaihde-switchboard"  # the answering-service queue; "" = ring operators directly
@@ -137,6 +141,10 @@ class InstanceSettings:
         if not self.ami_secret:
             self.ami_secret = secrets.token_urlsafe(18)
         _check_value("AMI secret", self.ami_secret)
+        if not self.agi_secret:
+            self.agi_secret = secrets.token_urlsafe(18)
+        if not re.fullmatch(r"[A-Za-z0-9_-]{16,128}", self.agi_secret):
+            raise SandboxError("AGI secret: 16-128 letters, digits, - or _")
         agi_port(self.agi_url)
         if self.queue:
             _check_name("queue name", self.queue)
@@ -429,7 +437,8 @@ def render_config(
             "pjsip.conf": render_pjsip_conf(settings.sip_port, settings.endpoints),
             "rtp.conf": render_rtp_conf(settings.rtp_start, settings.rtp_end),
             "extensions.conf": render_extensions_conf(
-                settings.agi_url, settings.operators, settings.operator_timeout, list(extra),
+                f"{settings.agi_url.rstrip('/')}/{settings.agi_secret}", settings.operators,
+                settings.operator_timeout, list(extra),
                 settings.queue, settings.queue_wait,
             ),
             "queues.conf": render_queues_conf(
@@ -661,7 +670,7 @@ class Instance:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # own process group: stop() can kill all of it
-                preexec_fn=_die_with_parent if tie_to_parent else None,
+                preexec_fn=die_with_parent if tie_to_parent else None,
             )
         started_at = time.monotonic()
         record = {
@@ -753,7 +762,8 @@ class Instance:
         secret, db, company, sounds, sounds_in_asterisk = quoted
         lines = [
             "service:",
-            f"  fastagi: {{host: 127.0.0.1, port: {self.agi_port}}}",
+            f"  fastagi: {{host: 127.0.0.1, port: {self.agi_port}, "
+            f"secret: {self.settings.agi_secret}}}",
             f"  http: {{host: 127.0.0.1, port: {int(http_port)}}}",
             f"  ami: {{host: 127.0.0.1, port: {self.ami_port}, username: "
             f"{self.settings.ami_username}, secret: {secret}}}",
@@ -816,14 +826,6 @@ class Instance:
             f"Instance(name={s.name!r}, ami_port={s.ami_port}, sip_port={s.sip_port}, "
             f"root={str(self.root)!r})"
         )
-
-
-def _die_with_parent() -> None:
-    import ctypes
-
-    pr_set_pdeathsig = 1
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def list_instances(root: str | os.PathLike[str] | None = None) -> list[Instance]:
