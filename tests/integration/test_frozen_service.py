@@ -9,11 +9,14 @@ normally and does not route the rescued call a second time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import socket
-from collections.abc import AsyncIterator
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -36,8 +39,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-async def served(asterisk: Instance, tmp_path: Path) -> AsyncIterator[ServiceProcess]:
+def _settings(asterisk: Instance, tmp_path: Path) -> tuple[Path, int]:
     assert SLOW_COMPANY != COMPANY
     (tmp_path / "company.yaml").write_text(SLOW_COMPANY)
     http_port = _free_port()
@@ -46,6 +48,30 @@ async def served(asterisk: Instance, tmp_path: Path) -> AsyncIterator[ServicePro
         database_url=f"sqlite+aiosqlite:///{tmp_path}/vaihde.db", company_file="company.yaml",
         http_port=http_port,
     ))
+    return settings, http_port
+
+
+@pytest.fixture
+def notify_socket(tmp_path: Path) -> Iterator[socket.socket]:
+    """systemd's side of sd_notify: a datagram socket the service is told about."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(tmp_path / "notify"))
+    sock.setblocking(False)
+    yield sock
+    sock.close()
+
+
+def _notifications(sock: socket.socket) -> list[str]:
+    out = []
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            out.append(sock.recv(4096).decode())
+    return out
+
+
+@pytest.fixture
+async def served(asterisk: Instance, tmp_path: Path) -> AsyncIterator[ServiceProcess]:
+    settings, http_port = _settings(asterisk, tmp_path)
     service = ServiceProcess(settings, tmp_path / "vaihde.log", log_format="json")
     service.start()
     try:
@@ -181,3 +207,54 @@ async def test_guard_gone_the_deadline_still_rescues(asterisk, ami, served):
     assert "VAIHDE_REASON=agi-deadline" in joined.get("ChanVariable", "")
     assert waited <= 5 + 1.0, f"the deadline took {waited:.2f} s"
     served.thaw()
+
+
+async def test_systemd_hears_ready_and_pings_that_stop_while_frozen(
+    asterisk, tmp_path, notify_socket
+):
+    """Run as systemd runs it (Type=notify, WatchdogSec=1): READY=1 once serving, then watchdog
+    pings from the event loop, none while the loop cannot run, and again after."""
+    settings, http_port = _settings(asterisk, tmp_path)
+    service = ServiceProcess(settings, tmp_path / "vaihde.log", env={
+        "NOTIFY_SOCKET": str(tmp_path / "notify"), "WATCHDOG_USEC": "1000000",
+    })
+    service.start()
+    try:
+        await service.wait_healthy(http_port)
+        await asyncio.sleep(1.6)
+        running = _notifications(notify_socket)
+        assert running[0] == "READY=1", running
+        assert running[1:].count("WATCHDOG=1") >= 2, running
+        service.freeze()
+        await asyncio.sleep(0.2)
+        _notifications(notify_socket)  # a ping sent just before the stop
+        await asyncio.sleep(1.5)
+        assert _notifications(notify_socket) == []
+        service.thaw()
+        await asyncio.sleep(1.2)
+        assert "WATCHDOG=1" in _notifications(notify_socket)
+    finally:
+        service.stop()
+    assert "STOPPING=1" in _notifications(notify_socket)
+
+
+async def test_the_guard_unit_tells_systemd_it_is_ready(asterisk, tmp_path, notify_socket):
+    settings, _ = _settings(asterisk, tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VAIHDE_")}
+    env["NOTIFY_SOCKET"] = str(tmp_path / "notify")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "vaihde.guard", "--config", str(settings),
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    try:
+        for _ in range(100):
+            if "READY=1" in _notifications(notify_socket):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the guard never said READY=1")
+    finally:
+        proc.terminate()
+        out, _ = await asyncio.wait_for(proc.communicate(), 10)
+    assert proc.returncode == 0, out.decode()
+    assert b"Traceback" not in out

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sys
 
 from vaihde.guard.__main__ import GuardSettings
@@ -29,9 +30,13 @@ class GuardChild:
         return self.process.pid if self.process is not None else None
 
     async def _spawn(self) -> asyncio.subprocess.Process:
+        # systemd's notifications are the service's own (NotifyAccess=main): a child that
+        # pinged the watchdog would keep a frozen service from being restarted.
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")}
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "vaihde.guard", "--settings-stdin",
-            stdin=asyncio.subprocess.PIPE, preexec_fn=die_with_parent,
+            stdin=asyncio.subprocess.PIPE, preexec_fn=die_with_parent, env=env,
         )
         assert process.stdin is not None
         process.stdin.write(self.settings.to_json().encode() + b"\n")
