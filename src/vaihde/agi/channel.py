@@ -12,7 +12,7 @@ import contextlib
 import math
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -69,25 +69,47 @@ class Digits:
 class SilenceGuard:
     """Bounds how long the caller hears nothing because of us.
 
-    Wraps an asyncio.Timeout: `hold()` suspends it while audio plays or we wait for the caller,
-    `release()` starts a fresh budget afterwards.
+    A timer that cancels the handler's task when it runs out: `hold()` stops it while audio
+    plays or we wait for the caller, `release()` starts a fresh budget afterwards. `expired`
+    tells the session that it fired, also when the handler does not stop at once (a database
+    driver that waits for its server before giving up).
     """
 
     def __init__(self, budget_s: float) -> None:
         self.budget_s = budget_s
-        self._timeout: asyncio.Timeout | None = None
+        self.expired = False
+        self._task: asyncio.Task[None] | None = None
+        self._on_expire: Callable[[], None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
 
-    def bind(self, timeout: asyncio.Timeout) -> None:
-        self._timeout = timeout
+    def bind(self, task: asyncio.Task[None], on_expire: Callable[[], None]) -> None:
+        self._task = task
+        self._on_expire = on_expire
         self.release()
 
     def hold(self) -> None:
-        if self._timeout is not None and not self._timeout.expired():
-            self._timeout.reschedule(None)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def release(self) -> None:
-        if self._timeout is not None and not self._timeout.expired():
-            self._timeout.reschedule(asyncio.get_running_loop().time() + self.budget_s)
+        if self._task is None or self.expired:
+            return
+        self.hold()
+        self._timer = asyncio.get_running_loop().call_later(self.budget_s, self._fire)
+
+    def stop(self) -> None:
+        self.hold()
+        self._task = None
+
+    def _fire(self) -> None:
+        self._timer = None
+        if self._task is None or self._task.done():
+            return
+        self.expired = True
+        self._task.cancel()
+        if self._on_expire is not None:
+            self._on_expire()
 
 
 class AgiConnection:
@@ -136,8 +158,14 @@ class AgiConnection:
                 await self._read_reply()
             self._unanswered -= 1
         self._unanswered += 1
-        self._writer.write(line)
-        await self._writer.drain()
+        try:
+            self._writer.write(line)
+            await self._writer.drain()
+        except (ConnectionError, OSError) as exc:
+            # Asterisk closed the session (the caller hung up, or was taken on by the guard or
+            # the deadline while we were not answering): the same as a HANGUP.
+            self._unanswered -= 1
+            raise AgiHangup(f"connection lost: {exc}") from exc
         # Only a cancelled wait leaves the reply unread; errors and replies both consume it.
         try:
             reply = await self._read_reply()
@@ -160,7 +188,7 @@ class Channel:
     """One call as seen from a handler. Methods raise AgiHangup once the caller is gone."""
 
     def __init__(
-        self, conn: AgiConnection, env: AgiEnvironment, guard: SilenceGuard | None = None,
+        self, conn: AgiConnection, env: AgiEnvironment, silence: SilenceGuard | None = None,
         *, script: str | None = None,
     ) -> None:
         self.conn = conn
@@ -168,8 +196,11 @@ class Channel:
         self.script, self.params = split_script(
             env.network_script if script is None else script
         )
-        self.guard = guard or SilenceGuard(3.0)
+        self.silence = silence or SilenceGuard(3.0)
         self.variables_set: dict[str, str] = {}
+        # Set when the session gave up on the handler (it did not stop when cancelled): whatever
+        # it still tries on the connection must not interleave with the fallback route.
+        self.abandoned = False
         # When Asterisk's TIMEOUT(absolute) for this session fires (monotonic); the dialplan
         # armed it just before the environment was sent.
         self.deadline_at = time.monotonic() + contract.DEFAULT_AGI_DEADLINE_S
@@ -186,9 +217,14 @@ class Channel:
     def hungup(self) -> bool:
         return self.conn.hungup
 
-    async def _control(self, verb: str, *args: str | int) -> Reply:
+    def _check_live(self) -> None:
         if self.conn.hungup:
             raise AgiHangup("caller hung up")
+        if self.abandoned:
+            raise AgiHangup("session taken over by its fallback route")
+
+    async def _control(self, verb: str, *args: str | int) -> Reply:
+        self._check_live()
         return await self.conn.send(verb, *args)
 
     async def _extend_deadline(self, wait_s: float) -> None:
@@ -204,15 +240,14 @@ class Channel:
                        wait_s: float | None = None) -> Reply:
         """A command during which the caller hears audio or is typing: not silence. `wait_s`
         is the longest Asterisk may take over it (default `timeout_s`)."""
-        if self.conn.hungup:
-            raise AgiHangup("caller hung up")
+        self._check_live()
         await self._extend_deadline(timeout_s if wait_s is None else wait_s)
-        self.guard.hold()
+        self.silence.hold()
         try:
             async with asyncio.timeout(timeout_s):
                 return await self.conn.send(verb, *args)
         finally:
-            self.guard.release()
+            self.silence.release()
 
     async def answer(self) -> None:
         if (await self._control("ANSWER")).result_int < 0:
