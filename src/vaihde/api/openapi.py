@@ -372,11 +372,25 @@ SCHEMAS: dict[str, Schema] = {
                         "employee_id": STR,
                         "name": STR,
                         "score": INT,
-                        "matched": array({"enum": ["name", "team", "extension", "number",
-                                                   "device"]}),
+                        "matched": array({"enum": ["name", "title", "topic", "team",
+                                                   "extension", "number", "device"]}),
                         "extension": null(STR),
                         "teams": array(STR),
+                        "title": STR,
+                        "topics": array(STR),
                         "availability": ref("AvailabilitySummary"),
+                    }
+                )
+            ),
+            "teams": array(
+                obj(
+                    {
+                        "team_id": STR,
+                        "name": STR,
+                        "score": INT,
+                        "matched": array({"enum": ["name", "title", "topic"]}),
+                        "title": STR,
+                        "topics": array(STR),
                     }
                 )
             ),
@@ -661,7 +675,8 @@ def _paths() -> dict[str, dict[str, Any]]:
         },
         "/directory/search": {
             "get": op(
-                "Search employees by name, team, extension or number",
+                "Search employees and teams by name, title, topic, team, extension or "
+                "number (ranked: exact before prefix; name before title before topic)",
                 tag="directory",
                 roles=ROLES,
                 params=[
