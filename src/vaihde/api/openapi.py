@@ -1102,7 +1102,18 @@ SCHEMAS.update({
             "parking": null(obj({"space": STR, "lot": STR, "timeout": null(INT)})),
             "parties": array(obj({"channel": STR, "name": STR, "number": STR,
                                   "employee": STR}, ["channel", "name", "number"])),
-            "earlier": obj({"today": INT, "last_30_days": INT}),
+            "dialled": null(obj({"number": {"type": "string", "description": "digits"},
+                                 "label": {"type": "string", "description":
+                                           "the number's label in the company file"}})),
+            "earlier": obj({
+                "today": INT, "last_30_days": INT,
+                "recent": array(obj({
+                    "at": TIME,
+                    "sought": null(obj({"kind": STR, "id": STR, "name": STR})),
+                    "path": STR, "outcome": STR,
+                    "ended": {"type": "string", "description": "the outcome in words"},
+                })),
+            }),
             "story": array(obj({"at": TIME, "kind": STR, "detail": {"type": "object"}})),
             "channel": STR,
         },

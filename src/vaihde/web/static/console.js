@@ -108,6 +108,12 @@
       line1.append(since(list === "active" ? (c.answered_at || c.since) : c.since));
     }
     line1.append(...callerBits(c));
+    if (c.dialled) {
+      // Which company number (or whose direct number) the caller dialled.
+      line1.append(V.el("span", { cls: "dialled", title: "dialled " + c.dialled.number,
+        text: "on " + (c.dialled.label ? `${c.dialled.label} (${c.dialled.number})`
+          : c.dialled.number) }));
+    }
     if (c.earlier && (c.earlier.today || c.earlier.last_30_days)) {
       line1.append(V.el("span", { cls: "earlier", title: "earlier contacts from this number",
         text: `earlier: ${c.earlier.today} today, ${c.earlier.last_30_days} in 30 d` }));
@@ -133,6 +139,15 @@
         text: "with " + c.parties.map((p) => p.name || p.number || p.channel).join(", ") }));
     }
     const kids = [line1, line2];
+    const recent = (c.earlier && c.earlier.recent) || [];
+    if (recent.length) {
+      // The caller's last calls, on the picked call's card: when, whom, how it ended.
+      kids.push(V.el("ol", { cls: "history", attrs: { "aria-label": "Earlier calls" } },
+        ...recent.map((r) => V.el("li", {},
+          V.el("span", { cls: "when", text: V.when(r.at) }),
+          V.el("span", { cls: "whom", text: r.sought ? "→ " + r.sought.name : "→ (no choice)" }),
+          V.el("span", { cls: "ended", text: r.ended || r.outcome })))));
+    }
     if (c.bounced) {
       const b = c.bounced;
       kids.unshift(V.el("div", { cls: "bounce", text: `Bounced back from ${b.target}` +
