@@ -272,6 +272,18 @@ def test_caller_who_pressed_zero_chose_the_operator():
     assert call["availability"] is None
 
 
+def test_zero_during_the_closed_announcement_says_both():
+    w = World()
+    w.caller_arrives()
+    story = w.stories.open(CALLER, "0401234567", "Matti", "0201234567")
+    story.add("menu", menu="closed", key="0", attempt="1")
+    story.seek("operator", "", "operator")
+    story.add("routed", route="tooperator", reason="closed-weekly-0")
+    w.move(CALLER, CALLER_CHAN, "vaihde-operator")
+    (call,) = w.board().lists()["waiting"]
+    assert call["what_happened"] == "outside opening hours, chose the operator"
+
+
 def test_no_story_in_operator_context_still_waiting():
     w = World()
     w.caller_arrives(context="vaihde-operator")

@@ -430,6 +430,8 @@ def _ring_seconds(ch: Channel, device: str) -> int | None:
 
 
 def _reason_text(reason: str) -> str:
+    if reason.startswith("closed-") and reason.endswith("-0"):
+        return "outside opening hours, chose the operator"
     if reason.endswith("-0") or reason == "operator":
         return "chose the operator"
     if reason.endswith("no-choice"):
