@@ -464,4 +464,5 @@ def test_the_card_says_which_number_was_dialled():
         "number": "358201234501", "label": "Anna Virtanen (direct)"}
     assert dialled_json(story("0209999999"), company) == {"number": "0209999999", "label": ""}
     assert dialled_json(story(""), company) is None
+    assert dialled_json(story("1&PJSIP/x"), company) is None
     assert dialled_json(None, company) is None

@@ -305,8 +305,8 @@ def call_json(
 def dialled_json(story: CallStory | None, company: CompanyConfig | None) -> dict[str, str] | None:
     """The number the caller dialled and what it is: a company number's label ("Vaihde",
     "Asiakastuki") or whose direct number it is."""
-    if story is None or not story.dialled:
-        return None
+    if story is None or not (story.dialled.isascii() and story.dialled.isdigit()):
+        return None  # unknown, or not a number (the dialplan FILTER()s it to digits)
     label = ""
     if company is not None:
         number = company.company_number(story.dialled)
