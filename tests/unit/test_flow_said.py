@@ -292,7 +292,7 @@ async def test_human_only_never_offers_a_message_or_a_callback(company):
     server = FastAgiServer(router, "127.0.0.1", 0)
     await server.start()
     try:
-        for key in ("2", "3"):
+        for key in ("2", "3", "0"):  # 0 is the switchboard, as everywhere
             got.clear()
             await play_session("127.0.0.1", server.port, "inbound", Caller(digits=[key]))
             assert got["decision"] == ToOperator("menu-main-3-meeting")
