@@ -273,6 +273,8 @@ class Api:
     running: dict[str, Any] = field(default_factory=lambda: {"company": None})
     message_hooks: list[Any] = field(default_factory=list)
     recordings: Path | None = None
+    # What ApiContext.directory() returns: tests may put a rebuilt index under "index".
+    directory: dict[str, Any] = field(default_factory=dict)
 
     async def call(
         self,
@@ -364,6 +366,7 @@ async def api(db: Database, tmp_path: Path) -> AsyncIterator[Api]:
     clock = Clock()
     applied: list[str] = []
     running: dict[str, Any] = {"company": None}
+    directory = {"index": index}
     hooks: list[Any] = []
     recordings = tmp_path / "prompts" / "recordings"
     recordings.mkdir(parents=True)
@@ -374,7 +377,7 @@ async def api(db: Database, tmp_path: Path) -> AsyncIterator[Api]:
     ctx = ApiContext(
         sessions=db.sessions,
         cache=cache,
-        directory=lambda: index,
+        directory=lambda: directory["index"],
         company=lambda: running["company"],
         tz=HELSINKI,
         config_applied=config_applied,
@@ -391,7 +394,7 @@ async def api(db: Database, tmp_path: Path) -> AsyncIterator[Api]:
     await client.start_server()
     try:
         yield Api(client, db, cache, clock, tokens, applied, running=running,
-                  message_hooks=hooks, recordings=recordings)
+                  message_hooks=hooks, recordings=recordings, directory=directory)
     finally:
         await client.close()
 

@@ -372,11 +372,25 @@ SCHEMAS: dict[str, Schema] = {
                         "employee_id": STR,
                         "name": STR,
                         "score": INT,
-                        "matched": array({"enum": ["name", "team", "extension", "number",
-                                                   "device"]}),
+                        "matched": array({"enum": ["name", "title", "topic", "team",
+                                                   "extension", "number", "device"]}),
                         "extension": null(STR),
                         "teams": array(STR),
+                        "title": STR,
+                        "topics": array(STR),
                         "availability": ref("AvailabilitySummary"),
+                    }
+                )
+            ),
+            "teams": array(
+                obj(
+                    {
+                        "team_id": STR,
+                        "name": STR,
+                        "score": INT,
+                        "matched": array({"enum": ["name", "title", "topic"]}),
+                        "title": STR,
+                        "topics": array(STR),
                     }
                 )
             ),
@@ -661,7 +675,8 @@ def _paths() -> dict[str, dict[str, Any]]:
         },
         "/directory/search": {
             "get": op(
-                "Search employees by name, team, extension or number",
+                "Search employees and teams by name, title, topic, team, extension or "
+                "number (ranked: exact before prefix; name before title before topic)",
                 tag="directory",
                 roles=ROLES,
                 params=[
@@ -1087,7 +1102,18 @@ SCHEMAS.update({
             "parking": null(obj({"space": STR, "lot": STR, "timeout": null(INT)})),
             "parties": array(obj({"channel": STR, "name": STR, "number": STR,
                                   "employee": STR}, ["channel", "name", "number"])),
-            "earlier": obj({"today": INT, "last_30_days": INT}),
+            "dialled": null(obj({"number": {"type": "string", "description": "digits"},
+                                 "label": {"type": "string", "description":
+                                           "the number's label in the company file"}})),
+            "earlier": obj({
+                "today": INT, "last_30_days": INT,
+                "recent": array(obj({
+                    "at": TIME,
+                    "sought": null(obj({"kind": STR, "id": STR, "name": STR})),
+                    "path": STR, "outcome": STR,
+                    "ended": {"type": "string", "description": "the outcome in words"},
+                })),
+            }),
             "story": array(obj({"at": TIME, "kind": STR, "detail": {"type": "object"}})),
             "channel": STR,
         },

@@ -106,9 +106,10 @@ async def sync_calendar(
     state.synced_at, state.error, state.problems = at, None, parsed.problems
     result = SyncResult(employee_id, counts["created"], counts["updated"], len(cancelled))
     if result.created or result.updated or result.cancelled:
+        # "created" would shadow LogRecord.created (KeyError at INFO): say what was created.
         log.info("calendar synced", extra={"employee": employee_id,
-                 "source": mask_source(source), "created": result.created,
-                 "updated": result.updated, "cancelled": result.cancelled})
+                 "source": mask_source(source), "entries_created": result.created,
+                 "entries_updated": result.updated, "entries_cancelled": result.cancelled})
     return result
 
 

@@ -53,6 +53,7 @@ from vaihde.config.source import (
     node_from_data,
     parse_yaml,
 )
+from vaihde.directory.search import fold
 
 _PHONE = re.compile(r"^\+?[0-9]{3,20}$")
 # 0 is the operator in menus, so an extension starting with 0 could never be keyed there.
@@ -68,6 +69,9 @@ MENU_TARGETS = tuple(k for k in TARGET_KINDS if k != "hangup")
 CLOSED_TARGETS = ("menu", "team", "employee", "message", "external", "operator", "hangup")
 THEN = ("back", "hangup")
 _ARTICLE = {"employee": "an employee", "announcement": "an announcement"}
+MAX_TITLE = 200
+MAX_TOPIC = 100
+MAX_TOPICS = 50
 PHONE_HELP = "must be a phone number: digits with an optional leading +, like +358401234567"
 
 
@@ -743,10 +747,46 @@ class _Loader:
                 self.error(tr.child("queue") or node, "the operators' queue is the dialplan's "
                            "VAIHDE_QUEUE (config/asterisk/queues-vaihde.conf); remove this key")
             email = self.email(tr)
+            title = self.title(tr)
+            topics = self.topics(tr)
             tr.done()
-            team = Team(team_id, name, kind, members, strategy, ring, queue, email, node.where)
+            team = Team(team_id, name, kind, members, strategy, ring, queue, email, node.where,
+                        title=title, topics=topics)
             out[team_id] = (team, node)
         return out
+
+    def title(self, r: Reader) -> str:
+        value = self.text(r, "title")
+        if len(value) > MAX_TITLE or "\n" in value:
+            self.error(r.child("title") or r.node, f"must be one line of at most {MAX_TITLE} "
+                       "characters")
+            return ""
+        return value
+
+    def topics(self, r: Reader) -> tuple[str, ...]:
+        """What a person or team answers for, as callers and operators put it ("fishing
+        permits", "kalastuslupa"): found by the directory search."""
+        out: list[str] = []
+        seen: dict[str, Node] = {}
+        nodes = r.list("topics")
+        if len(nodes) > MAX_TOPICS:
+            self.error(r.child("topics") or r.node, f"at most {MAX_TOPICS} topics")
+            return ()
+        for node in nodes:
+            value = (_scalar_text(node) or "").strip() if not isinstance(
+                node.value, dict | list) else ""
+            if not value or len(value) > MAX_TOPIC or "\n" in value:
+                self.error(node, f"a topic is one line of text, 1 to {MAX_TOPIC} characters, "
+                           "like fishing permits")
+                continue
+            key = " ".join(fold(value).split())
+            if key in seen:
+                self.error(node, f"{value!r} is listed twice (also at line "
+                           f"{seen[key].where.line})")
+                continue
+            seen[key] = node
+            out.append(value)
+        return tuple(out)
 
     def strategy(self, r: Reader) -> str:
         value = self.text(r, "strategy") or "all"
@@ -801,7 +841,8 @@ class _Loader:
         self.ident(node, emp_id, "employee")
         er = self.reader(node)
         name = self.text(er, "name", required=True)
-        title = self.text(er, "title")
+        title = self.title(er)
+        topics = self.topics(er)
         extension = ""
         ext_node = er.child("extension")
         if ext_node is not None and ext_node.value is not None:
@@ -879,6 +920,7 @@ class _Loader:
                 sms=sms,
                 calendar=calendar,
                 where=node.where,
+                topics=topics,
             ),
         }
 
