@@ -176,8 +176,11 @@ async def test_hostile_yaml_is_refused_by_its_line_and_changes_nothing(api):
     the admin's mistakes to be told about by line, on check and on apply."""
     before = await api.counts()
     lines = api.company_yaml.count("\n")  # what is appended starts on the next line
+    name = api.company_yaml.replace("  name: Testi Oy", "  name: !!python/name:os.system")
     tag = api.company_yaml + "x: !!python/object/apply:os.system ['touch /tmp/vaihde-pwned']\n"
     cases = [
+        (name, "company.yaml:2: company.name: YAML tag !!python/name:os.system is not allowed "
+               "here"),
         (tag, f"company.yaml:{lines + 1}: x: YAML tag !!python/object/apply:os.system is not "
               "allowed here"),
         (api.company_yaml + BOMB, f"company.yaml:{lines + 5}: e[0]: aliases repeat more than "

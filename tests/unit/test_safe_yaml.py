@@ -4,6 +4,7 @@ the CLI that shares the loader applies the same limits."""
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -180,3 +181,29 @@ def assert_cli_refuses(path: Path, capsys: pytest.CaptureFixture[str], problem: 
     err = capsys.readouterr().err
     assert f"vaihde: {path} has 1 problem(s); nothing was applied:" in err
     assert problem in err
+
+
+def test_the_limits_are_the_documented_ones():
+    """config/README.md, "Size limits"."""
+    assert DEFAULT_LIMITS == YamlLimits(
+        max_bytes=8 * 1024 * 1024, max_nodes=1_000_000, max_alias_nodes=10_000, max_depth=32
+    )
+    readme = (Path(__file__).resolve().parents[2] / "config" / "README.md").read_text()
+    for row in ("| size | 8 MiB |", "| 1,000,000 |", "| nesting | 32 levels |",
+                "| 10,000 in all |", "| holidays and exceptions | 1,000 together |"):
+        assert row in readme
+
+
+def test_at_most_a_thousand_holidays_and_exceptions():
+    start = date(2030, 1, 1)
+    days = "".join(f"    {start + timedelta(days=i)}: Day {i}\n" for i in range(1001))
+    text = MINIMAL.replace("  closed_action: {operator: true}\n",
+                           "  closed_action: {operator: true}\n  holidays:\n" + days)
+    with pytest.raises(ConfigError) as err:
+        parse_company(text, "c.yaml")
+    assert err.value.problems == ["c.yaml:5: hours: at most 1,000 holidays and exceptions "
+                                  "together"]
+    fine = MINIMAL.replace("  closed_action: {operator: true}\n",
+                           "  closed_action: {operator: true}\n  holidays:\n"
+                           + "".join(days.splitlines(True)[:1000]))
+    assert len(parse_company(fine, "c.yaml").hours.holidays) == 1000
