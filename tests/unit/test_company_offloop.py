@@ -9,7 +9,7 @@ import pytest
 from vaihde.calendar.policy import CalendarPolicy
 from vaihde.company import ConfigError
 from vaihde.company.load import check_company_text
-from vaihde.company.offloop import ConfigChecker
+from vaihde.company.offloop import ConfigChecker, Summary
 from vaihde.company.synthetic import synthetic_company_yaml
 
 POLICY = CalendarPolicy(files_dir="/srv/calendars")
@@ -54,3 +54,12 @@ async def test_thread_mode_gives_the_same_answers():
     assert await ConfigChecker(POLICY, mode="thread").check(text, "c.yaml") == (
         await ConfigChecker(POLICY).check(text, "c.yaml")
     )
+
+
+async def test_a_summary_is_what_the_api_check_answers():
+    text = synthetic_company_yaml(30)
+    summary = await ConfigChecker(POLICY).summary(text, "company.yaml")
+    config = check_company_text(text, "company.yaml", POLICY)
+    assert summary == Summary.of(config)
+    assert summary.counts == {"employees": 30, "teams": 12, "menus": 2, "numbers": 2}
+    assert summary.company == "Suuri Oy"

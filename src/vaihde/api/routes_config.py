@@ -98,7 +98,7 @@ async def check(request: web.Request) -> web.Response:
     require(request, Action.CONFIGURE)
     text, name = await _yaml(request)
     try:
-        config = await _parse(request, text, name)
+        summary = await ctx(request).config_checker.summary(text, name)
     except ConfigError as exc:
         return web.json_response(
             {"ok": False, "problems": [problem_json(p) for p in exc.problems], "warnings": []}
@@ -107,14 +107,9 @@ async def check(request: web.Request) -> web.Response:
         {
             "ok": True,
             "problems": [],
-            "warnings": [problem_json(w) for w in config.warnings],
-            "company": config.company.name,
-            "counts": {
-                "employees": len(config.employees),
-                "teams": len(config.teams),
-                "menus": len(config.menus),
-                "numbers": len(config.numbers),
-            },
+            "warnings": [problem_json(w) for w in summary.warnings],
+            "company": summary.company,
+            "counts": summary.counts,
         }
     )
 
