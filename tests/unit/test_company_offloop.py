@@ -4,6 +4,10 @@ runs too long is stopped."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from vaihde.calendar.policy import CalendarPolicy
@@ -63,3 +67,17 @@ async def test_a_summary_is_what_the_api_check_answers():
     assert summary == Summary.of(config)
     assert summary.counts == {"employees": 30, "teams": 12, "menus": 2, "numbers": 2}
     assert summary.company == "Suuri Oy"
+
+
+def test_the_checking_process_is_limited_as_documented():
+    """config/README.md: stopped after 120 s; bench/README.md: nice 10, 2 GiB."""
+    assert ConfigChecker().timeout == 120
+    probe = (
+        "import os, resource, gc\n"
+        "from vaihde.company.offloop import setup_checking_process\n"
+        "setup_checking_process()\n"
+        "print(os.nice(0), resource.getrlimit(resource.RLIMIT_AS)[0], gc.isenabled())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True, timeout=60).stdout.split()
+    assert out == [str(os.nice(0) + 10), str(2 * 1024**3), "False"]

@@ -32,6 +32,7 @@ from vaihde.config.source import ConfigError
 
 CHECK_TIMEOUT_S = 120.0  # a 10,000-employee company takes about 4 s on one core
 CHECK_MEMORY_BYTES = 2 * 1024**3  # address space of the checking process (refused beyond)
+CHECK_NICE = 10  # its priority below the service's
 Mode = Literal["process", "thread"]
 Want = Literal["config", "summary"]
 
@@ -147,16 +148,21 @@ def check_one(
 def main() -> None:
     """`python -m vaihde.company.offloop`: (text, name, calendars, want) pickled on stdin, the
     answer pickled on stdout. One file, then it exits."""
-    gc.disable()  # it lives for one check, and the loader makes no reference cycles worth it
-    _limit_memory()
-    with contextlib.suppress(OSError):
-        # Calls first: on a busy host the service (and Asterisk) get the CPU before a check.
-        os.nice(10)
-    copyreg.pickle(MappingProxyType, _pickle_mapping)
+    setup_checking_process()
     text, name, calendars, want = pickle.load(sys.stdin.buffer)
     result = check_one(text, name, calendars, want)
     pickle.dump(result, sys.stdout.buffer, protocol=pickle.HIGHEST_PROTOCOL)
     sys.stdout.buffer.flush()
+
+
+def setup_checking_process() -> None:
+    """The checking process's own limits: memory, a lower priority, no garbage collection."""
+    gc.disable()  # it lives for one check, and the loader makes no reference cycles worth it
+    _limit_memory()
+    with contextlib.suppress(OSError):
+        # Calls first: on a busy host the service (and Asterisk) get the CPU before a check.
+        os.nice(CHECK_NICE)
+    copyreg.pickle(MappingProxyType, _pickle_mapping)
 
 
 def _limit_memory() -> None:
