@@ -32,9 +32,10 @@ from vaihde.ami import AmiClient, CallTracker
 from vaihde.ami.devicestate import DeviceStates
 from vaihde.api import ApiContext, LiveDirectory, make_api
 from vaihde.api.routes_common import availability_json
-from vaihde.calendar.importer import CalendarScheduler, resolve_source
+from vaihde.calendar.importer import CalendarScheduler
 from vaihde.company import CompanyConfig, load_company
 from vaihde.company.apply import apply_company, current_company
+from vaihde.company.offloop import ConfigChecker
 from vaihde.config import settings as settings_mod
 from vaihde.console.actions import Limits
 from vaihde.console.stream import Console, ConsoleDeps
@@ -273,12 +274,8 @@ class Service:
         return True
 
     def _calendar_feeds(self) -> dict[str, str]:
-        base = Path(self.settings.company_file).parent if self.settings.company_file else None
-        return {
-            e.id: resolve_source(e.calendar, base)
-            for e in self.company.employees.values()
-            if e.calendar
-        }
+        # As written: the scheduler resolves and checks them against settings.calendar.
+        return {e.id: e.calendar for e in self.company.employees.values() if e.calendar}
 
     def status(self) -> dict[str, Any]:
         return {
@@ -311,7 +308,7 @@ class Service:
             await self._load_greetings(session)
         if company is None and self.settings.company_file:
             # First start on an empty database: the company file is the starting point.
-            config = load_company(self.settings.company_file)
+            config = load_company(self.settings.company_file, calendars=self.settings.calendar)
             result = await apply_company(
                 self.db.sessions, config, applied_by="vaihde serve",
                 source_name=str(Path(self.settings.company_file)),
@@ -410,7 +407,8 @@ class Service:
         self.sender.start()
         self.calendars = CalendarScheduler(
             self.db.sessions, self._calendar_feeds, lambda: self.company.company.timezone,
-            on_synced=self._presence.invalidate, interval=self.settings.calendar_interval_s,
+            self.settings.calendar, on_synced=self._presence.invalidate,
+            interval=self.settings.calendar_interval_s,
         )
         self._tasks.append(asyncio.create_task(self.calendars.run(), name="vaihde-calendars"))
         tz = ZoneInfo(self.company.company.timezone)
@@ -429,6 +427,7 @@ class Service:
             config_applied=self._config_applied,
             message_channels=messaging.channels, message_taken=self.sender.wake,
             recordings_dir=self.prompts.dir / "recordings", console=self.console,
+            config_checker=ConfigChecker(self.settings.calendar),
         )))
         add_web(app, self.db.sessions)
         self._http = web.AppRunner(app, access_log=None)

@@ -45,6 +45,8 @@ from vaihde.api import ApiContext, make_api
 from vaihde.api.openapi import document
 from vaihde.auth import passwords
 from vaihde.auth import store as auth_store
+from vaihde.calendar.policy import CalendarPolicy
+from vaihde.company.offloop import ConfigChecker
 from vaihde.db import Database, migrate, open_database
 from vaihde.directory.search import DirectoryIndex
 from vaihde.directory.store import search_records, sync_directory
@@ -385,6 +387,8 @@ async def api(db: Database, tmp_path: Path) -> AsyncIterator[Api]:
         message_channels=("email",),
         message_taken=lambda: [hook() for hook in hooks] and None,
         recordings_dir=recordings,
+        # As the service does: the settings' calendar rules (default: files in calendars/).
+        config_checker=ConfigChecker(CalendarPolicy(files_dir=str(tmp_path / "calendars"))),
     )
     # The service's own root application (64 KiB body limit), with the API mounted as it is
     # in service.py.

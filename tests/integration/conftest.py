@@ -86,6 +86,8 @@ def sandbox_test_settings() -> InstanceSettings:
         rtp_start=RTP_START,
         rtp_end=RTP_START + 999,
         ami_secret=secrets.token_urlsafe(16),
+        # The probe places calls as the test driver; the vaihde user has the shipped privileges.
+        driver_secret=secrets.token_urlsafe(16),
         agi_url=f"agi://127.0.0.1:{AGI_PORT}",
         operators=OPERATORS,
         operator_timeout=20,
@@ -131,9 +133,10 @@ def clean_channels(asterisk: Instance) -> Iterator[None]:
 
 @pytest.fixture
 async def ami(asterisk: Instance, clean_channels: None) -> AsyncIterator[AmiProbe]:
-    """An AmiProbe logged in as the vaihde AMI user of the test instance."""
-    s = asterisk.settings
-    probe = await AmiProbe.connect(s.ami_port, s.ami_username, s.ami_secret)
+    """An AmiProbe logged in as the test instance's driver: it places the simulated calls and
+    sees every event (the vaihde user may not Originate: tests/integration/test_ami_user.py)."""
+    probe = await AmiProbe.connect(asterisk.ami_port, asterisk.driver_username,
+                                   asterisk.driver_secret)
     try:
         yield probe
     finally:

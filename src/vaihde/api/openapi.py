@@ -585,8 +585,9 @@ EMPLOYEE = path_param("employee_id", "employee id, e.g. anna")
 NUMBER = path_param("number", "phone number; separators (spaces, +, -) allowed")
 YAML_BODY = {
     "required": True,
-    "description": "the company file (YAML, at most 4 MiB); employees_file: includes are not "
-    "read over HTTP",
+    "description": "the company file (YAML within the limits of config/README.md: at most "
+    "8 MiB, 1,000,000 values, 32 levels, no tags beyond plain values); employees_file: "
+    "includes are not read over HTTP",
     "content": {
         "application/yaml": {"schema": STR},
         "text/yaml": {"schema": STR},

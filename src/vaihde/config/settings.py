@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vaihde.calendar.policy import CalendarPolicy
 from vaihde.config.patterns import DEVICE
 from vaihde.config.source import ConfigError, Node, Reader, load_yaml, parse_yaml
 from vaihde.messages.settings import MessagingSettings, parse_messaging
@@ -69,6 +70,7 @@ class Settings:
     # or "off"; it moves a caller out of an AGI session Asterisk has waited on for stall_s.
     guard_mode: str = "child"
     guard_stall_s: float = 2.5
+    calendar: CalendarPolicy = field(default_factory=CalendarPolicy)  # what calendars may be read
 
 
 def load(path: str | Path) -> Settings:
@@ -130,10 +132,18 @@ def _build(root: Node) -> Settings:
     ami_user = ami_r.str("username", "vaihde")
     # The secret may come from the environment so that the file can be committed.
     secret = ami_r.str("secret")
-    secret = os.environ.get("VAIHDE_AMI_SECRET") or secret
+    from_env = os.environ.get("VAIHDE_AMI_SECRET")
+    secret = from_env or secret
     if not secret:
         problems.append(
             f"{ami_r.where}.secret: is required (or set VAIHDE_AMI_SECRET in the environment)"
+        )
+    elif is_example_secret(secret):
+        given = " (given in VAIHDE_AMI_SECRET)" if from_env else ""
+        problems.append(
+            f"{ami_r.where}.secret: is the example secret of config/asterisk/manager-vaihde.conf"
+            f"{given}, which anyone can read: choose your own (e.g. `openssl rand -base64 24`) "
+            "and set it in manager-vaihde.conf and here or in VAIHDE_AMI_SECRET"
         )
     ami_r.done()
     log_format = service.str("log_format", "text")
@@ -177,6 +187,8 @@ def _build(root: Node) -> Settings:
     if company_file and not Path(company_file).is_absolute():
         # Relative to the settings file, so the pair can move together.
         company_file = str(Path(root.where.file).parent / company_file)
+    # The calendar files' default place is beside the company file (or this file).
+    calendar = _calendar(top.section("calendar"), company_file or root.where.file)
     top.done()
     if problems:
         raise ConfigError(problems)
@@ -197,4 +209,33 @@ def _build(root: Node) -> Settings:
         console_ring_s=console_ring_s,
         guard_mode=guard_mode,
         guard_stall_s=guard_stall_ms / 1000,
+        calendar=calendar,
     )
+
+
+def is_example_secret(secret: str) -> bool:
+    """The placeholder shipped in manager-vaihde.conf (and its obvious spellings)."""
+    return secret.strip().lower().replace("-", "").replace("_", "") == "changeme"
+
+
+def _calendar(r: Reader, beside: str) -> CalendarPolicy:
+    """Which calendars may be read (vaihde.calendar.policy): `files_dir`, the directory calendar
+    files must be in (default `calendars` beside the company file, or beside the settings file
+    when there is none; a relative path is relative to the settings file); `plain_http_hosts`,
+    hosts whose calendars may come over plain http (tests and local development only)."""
+    given = r.str("files_dir", "")
+    if not given:
+        files_dir = os.path.abspath(Path(beside).parent / "calendars")
+    elif Path(given).is_absolute():
+        files_dir = os.path.abspath(given)
+    else:
+        files_dir = os.path.abspath(Path(r.where.file).parent / given)
+    hosts: list[str] = []
+    for node in r.list("plain_http_hosts"):
+        host = node.text if node.text is not None else ""
+        if not isinstance(node.value, str | int) or not _HOST.match(host):
+            r.error(node, "must be a host name or address like 127.0.0.1")
+            continue
+        hosts.append(host.lower())
+    r.done()
+    return CalendarPolicy(files_dir=files_dir, plain_http_hosts=frozenset(hosts))
