@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from vaihde.directory import (
@@ -161,22 +159,6 @@ def test_ten_thousand_employees_agree_with_a_linear_scan(big):
         got = {h.employee_id for h in index.search(query, limit=100_000)}
         assert got == set(scan.search(query, limit=0)), query
         assert got or query == "zz", query
-
-
-def test_ten_thousand_employees_search_in_about_a_millisecond(big):
-    index, _ = big
-    queries = ["makinen", "åsa", "anna v", "virt", "a", "20042", "09 500", "myynti", "jörgen s"]
-    for q in queries:  # warm-up
-        index.search(q)
-    times = []
-    for _ in range(30):
-        for q in queries:
-            start = time.perf_counter()
-            index.search(q)
-            times.append(time.perf_counter() - start)
-    times.sort()
-    p99 = times[int(len(times) * 0.99)]
-    assert p99 < 0.010, f"p99 {p99 * 1000:.2f} ms"  # ~1 ms here; 10x margin for slow CI
 
 
 # --- titles, topics and teams -----------------------------------------------------------------

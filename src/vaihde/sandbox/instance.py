@@ -20,8 +20,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from vaihde.process import die_with_parent
 from vaihde.config.settings import is_example_secret
+from vaihde.process import die_with_parent
 
 from .chroot import SandboxError, asterisk_pids, read_marker, require_root, sandbox_root
 
