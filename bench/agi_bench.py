@@ -444,6 +444,8 @@ class AsteriskSide(asyncio.Protocol):
             self.route = b'"%s"' % values.get("VAIHDE_ROUTE", "").encode()
             self.dial = b'"%s"' % values.get("VAIHDE_DIAL", "").encode()
             self.transport.write(REPLY_EXEC)
+        elif line.startswith(b"SET AUTOHANGUP "):  # the session's deadline in Asterisk
+            self.transport.write(REPLY_EXEC)
         elif line.startswith(b"STREAM FILE "):
             self._reply(REPLY_STREAM, False)
         elif line.startswith(b"GET DATA "):
@@ -892,6 +894,8 @@ def baseline_session(
                 reply = REPLY_SET
             elif line.startswith(b'EXEC "MSet" '):
                 variables.update(mset_values(line))
+                reply = REPLY_EXEC
+            elif line.startswith(b"SET AUTOHANGUP "):
                 reply = REPLY_EXEC
             elif line.startswith(b"STREAM FILE "):
                 reply = REPLY_STREAM

@@ -3,14 +3,16 @@ real API application on 127.0.0.1 with a real client, against the in-process sea
 
 * Server: its own process (pinned to the first core this process may use), on the event loop
   `vaihde serve` uses (uvloop where installed; `--loop asyncio` for the stock one). A database
-  (temporary SQLite file, or --db URL) gets `make_synthetic_directory(N)` through
+  (temporary SQLite file, or --db URL) gets `make_synthetic_directory(N)` (names, titles,
+  topics for a quarter of the people, teams with titles and topics) through
   `sync_directory`, availability entries for a third of the employees, and an operator with
   an API token. The service's root application (`vaihde.http.health.make_app`) mounts
   `make_api` at /api/v1 with a `PresenceCache` and a `LiveDirectory`, as service.py does.
 * Client: this process (pinned to the other core), one aiohttp `ClientSession` with keep-alive
   connections and `Authorization: Bearer <token>`, sending `GET /api/v1/directory/search?q=…`
-  with `synthetic_queries`. Every request runs the whole path: token lookup in the database,
-  search, availability from the cache, JSON.
+  with `synthetic_queries` (names, numbers, teams, titles, topics). Every request runs the
+  whole path: token lookup in the database, the people and the teams searched, availability
+  from the cache, JSON.
 * Phases: warm-up (every query once; each answer must list the same employees, in the same
   order, as the in-process index: anything else is an error), latency (closed loop,
   `--concurrency` requests in flight: a few operators typing at once), throughput (closed

@@ -17,8 +17,6 @@ import os
 import platform
 import secrets
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,8 +25,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-
-import aiohttp
 
 import calls_measure as cm  # bench/ is on sys.path: it is this script's directory
 from vaihde.company import CompanyConfig, load_company
@@ -39,6 +35,7 @@ from vaihde.db.migrate import upgrade_async
 from vaihde.presence.model import Source, State
 from vaihde.presence.store import set_availability
 from vaihde.sandbox import Instance, InstanceSettings, SandboxError, build
+from vaihde.sandbox.service import ServiceProcess
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -196,54 +193,9 @@ async def prepare_database(url: str) -> CompanyConfig:
     return company
 
 
-def start_service(settings_path: Path, log_path: Path) -> subprocess.Popen[bytes]:
-    """`vaihde serve` in its own process, as in production (uvloop, gc.freeze): the benchmark's
-    own event handling never shares its event loop."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VAIHDE_")}
-    env["PYTHONUNBUFFERED"] = "1"
-    with open(log_path, "wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "vaihde", "serve", "--config", str(settings_path),
-             "--log-format", "json"],
-            cwd=settings_path.parent, env=env, stdin=subprocess.DEVNULL, stdout=out,
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )
-
-
-async def wait_healthy(proc: subprocess.Popen[bytes], http_port: int, log_path: Path) -> None:
-    url = f"http://127.0.0.1:{http_port}/health"
-    deadline = time.monotonic() + 60
-    async with aiohttp.ClientSession() as http:
-        while True:
-            if proc.poll() is not None:
-                raise SandboxError(f"vaihde exited with {proc.returncode}:\n{tail(log_path)}")
-            with contextlib.suppress(aiohttp.ClientError, OSError, ValueError):
-                async with http.get(url) as response:
-                    if (await response.json()).get("status") == "ok":
-                        return
-            if time.monotonic() > deadline:
-                raise SandboxError(f"vaihde not healthy within 60 s; see {log_path}")
-            await asyncio.sleep(0.2)
-
-
 def write_events(path: Path, events: list[dict[str, Any]]) -> None:
     with open(path, "w") as fh:
         fh.writelines(json.dumps(e) + "\n" for e in events)
-
-
-def tail(path: Path, chars: int = 3000) -> str:
-    return path.read_text(errors="replace")[-chars:]
-
-
-def stop_process(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def service_log_summary(log_path: Path) -> dict[str, Any]:
@@ -594,7 +546,7 @@ async def run(args: argparse.Namespace) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="vaihde-calls-bench-"))
     db_url = f"sqlite+aiosqlite:///{tmp}/vaihde.db"
     log_path = tmp / "vaihde.log"
-    service: subprocess.Popen[bytes] | None = None
+    service: ServiceProcess | None = None
     ami: Ami | None = None
     keypads: list[Ami] = []
     log(f"Asterisk {INSTANCE}: AMI {instance.ami_port}, FastAGI {instance.agi_port}; "
@@ -606,8 +558,9 @@ async def run(args: argparse.Namespace) -> int:
         settings_path.write_text(instance.service_settings(
             database_url=db_url, company_file=str(COMPANY), http_port=http_port,
         ))
-        service = start_service(settings_path, log_path)
-        await wait_healthy(service, http_port, log_path)
+        service = ServiceProcess(settings_path, log_path)
+        service.start()
+        await service.wait_healthy(http_port)
         ami = await Ami.connect(instance.ami_port, "bench", instance.bench_secret)
         keypads = [await Ami.connect(instance.ami_port, "bench", instance.bench_secret,
                                      events=False) for _ in range(args.keypads)]
@@ -655,7 +608,7 @@ async def run(args: argparse.Namespace) -> int:
         if ami is not None:
             await ami.close()
         if service is not None:
-            stop_process(service)
+            service.stop()
         instance.stop()
 
     wall = cpu1[3] - cpu0[3]

@@ -35,6 +35,7 @@ import contextlib
 import json
 import os
 import platform
+import secrets
 import statistics
 import sys
 import tempfile
@@ -261,9 +262,12 @@ async def live(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         rtp_start=32000, rtp_end=32099, agi_url=f"agi://127.0.0.1:{PORT_BASE + 73}",
         operators=f"Local/noanswer@{PHONES}", operator_timeout=300,
         extra_dialplan=[str(TEST_DIALPLAN)],
+        driver_secret=secrets.token_urlsafe(16),  # the callers: the vaihde user may not Originate
     ))
     instance.start(replace=True, tie_to_parent=True)
     service: Service | None = None
+    driver = AmiClient("127.0.0.1", instance.ami_port, instance.driver_username,
+                       instance.driver_secret)
     try:
         (tmp / "company.yaml").write_text(COMPANY)
         settings = loads(instance.service_settings(
@@ -273,6 +277,7 @@ async def live(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             os.environ.pop(name, None)
         service = Service(settings)
         await service.start()
+        await driver.connect()
         for _ in range(200):
             if service.ami.connected:
                 break
@@ -302,7 +307,7 @@ async def live(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 log(f"{args.calls} callers over {args.ramp:g} s, each waits for an operator")
                 gap = args.ramp / max(1, args.calls)
                 for n in range(args.calls):
-                    await originate(service.ami, n, hold)
+                    await originate(driver, n, hold)
                     await asyncio.sleep(gap)
                 rows = page.locator("#waiting li.call")
                 await rows.nth(args.calls - 1).wait_for(timeout=(args.ramp + 60) * 1000)
@@ -328,6 +333,7 @@ async def live(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             finally:
                 await browser.close()
     finally:
+        await driver.close()
         if service is not None:
             with contextlib.suppress(Exception):
                 await service.stop()

@@ -99,7 +99,7 @@ async def _company_for_one_call(settings: Settings) -> CompanyConfig:
     finally:
         await db.close()
     if company is None:
-        company = load_company(settings.company_file)
+        company = load_company(settings.company_file, calendars=settings.calendar)
     return company
 
 

@@ -21,6 +21,20 @@ SOUGHT = "VAIHDE_SOUGHT"  # whom the caller tried to reach, "employee:anna" (AMI
 # Set by the dialplan.
 DID = "VAIHDE_DID"  # the dialled company number, digits only (FILTER()ed in the dialplan)
 
+# Rescue from a stalled AGI session (the guard, src/vaihde/guard/, or the AGI deadline): each
+# context that runs AGI() has a `T` extension that takes the caller on (operator / "sorry").
+# TIMEOUT(absolute) is the deadline: the dialplan arms it before AGI() and clears it after, the
+# service pushes it out before each wait (SET AUTOHANGUP). AGIEXITONHANGUP=yes makes AGI() end
+# at once on that timeout or on the guard's Redirect, instead of waiting for the frozen server.
+MAIN_CONTEXT = "vaihde-main"
+FEATURE_CONTEXT = "vaihde-feature"
+AGI_CONTEXTS = (MAIN_CONTEXT, FEATURE_CONTEXT)
+RESCUE_EXTEN = "T"
+RESCUE = "VAIHDE_RESCUE"  # set by the guard before its Redirect: the reason the T extension gives
+RESCUE_STALLED = "agi-stalled"  # the guard's reason; the deadline's is "agi-deadline"
+AGI_DEADLINE_GLOBAL = "VAIHDE_AGI_DEADLINE"  # seconds armed before AGI() (default 5)
+DEFAULT_AGI_DEADLINE_S = 5
+
 # Dialplan globals: site settings that the fallback path needs while the service is down.
 AGI_URL_GLOBAL = "VAIHDE_AGI"
 OPERATORS_GLOBAL = "VAIHDE_OPERATORS"

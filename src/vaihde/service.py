@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vaihde import contract
+from vaihde import contract, systemd
 from vaihde.agi.channel import Channel
 from vaihde.agi.server import FastAgiServer
 from vaihde.agi.session import Router
@@ -31,9 +31,10 @@ from vaihde.ami import AmiClient, CallTracker
 from vaihde.ami.devicestate import DeviceStates
 from vaihde.api import ApiContext, LiveDirectory, make_api
 from vaihde.api.routes_common import availability_json
-from vaihde.calendar.importer import CalendarScheduler, resolve_source
+from vaihde.calendar.importer import CalendarScheduler
 from vaihde.company import CompanyConfig, load_company
 from vaihde.company.apply import apply_company, current_company
+from vaihde.company.offloop import ConfigChecker
 from vaihde.config import settings as settings_mod
 from vaihde.console.actions import Limits
 from vaihde.console.stream import Console, ConsoleDeps
@@ -44,6 +45,8 @@ from vaihde.directory.store import add_contact
 from vaihde.flows.answering import Answering, Recording
 from vaihde.flows.feature_codes import FeatureRequest, feature_call
 from vaihde.flows.inbound import inbound
+from vaihde.guard.__main__ import GuardSettings
+from vaihde.guard.child import GuardChild
 from vaihde.http.health import make_app
 from vaihde.http.server import GuardedServer
 from vaihde.jobs import cancel_all
@@ -132,7 +135,9 @@ class Service:
     def __init__(self, settings: settings_mod.Settings) -> None:
         self.settings = settings
         self.router = build_router(self)
-        self.agi = FastAgiServer(self.router, settings.fastagi.host, settings.fastagi.port)
+        fastagi = settings.fastagi
+        self.agi = FastAgiServer(self.router, fastagi.host, fastagi.port,
+                                 allow=fastagi.allow, secret=fastagi.secret)
         ami = settings.ami
         self.ami = AmiClient(ami.host, ami.port, ami.username, ami.secret)
         self.tracker = CallTracker()
@@ -162,6 +167,14 @@ class Service:
         self.greetings: dict[str, str] = {}
         self._http: GuardedServer | None = None
         self.http_port = settings.http.port
+        # The guard takes callers out of AGI sessions this process stopped answering (SIGSTOP, a
+        # blocked loop); it must live in a process of its own to do that.
+        self.guard: GuardChild | None = None
+        if settings.guard_mode == "child":
+            self.guard = GuardChild(GuardSettings(
+                ami.host, ami.port, ami.username, ami.secret, settings.guard_stall_s,
+                settings.log_format,
+            ))
 
     @property
     def company(self) -> CompanyConfig:
@@ -261,12 +274,8 @@ class Service:
         return True
 
     def _calendar_feeds(self) -> dict[str, str]:
-        base = Path(self.settings.company_file).parent if self.settings.company_file else None
-        return {
-            e.id: resolve_source(e.calendar, base)
-            for e in self.company.employees.values()
-            if e.calendar
-        }
+        # As written: the scheduler resolves and checks them against settings.calendar.
+        return {e.id: e.calendar for e in self.company.employees.values() if e.calendar}
 
     def status(self) -> dict[str, Any]:
         return {
@@ -279,6 +288,11 @@ class Service:
             },
             "ami": {"connected": self.ami.connected, "last_error": self.ami.last_error},
             "channels": len(self.tracker.channels),
+            "guard": {
+                "mode": self.settings.guard_mode,
+                "pid": self.guard.pid if self.guard else None,
+                "starts": self.guard.starts if self.guard else 0,
+            },
             "company": {
                 "name": self._company.company.name if self._company else None,
                 "version": self.company_version,
@@ -294,7 +308,7 @@ class Service:
             await self._load_greetings(session)
         if company is None and self.settings.company_file:
             # First start on an empty database: the company file is the starting point.
-            config = load_company(self.settings.company_file)
+            config = load_company(self.settings.company_file, calendars=self.settings.calendar)
             result = await apply_company(
                 self.db.sessions, config, applied_by="vaihde serve",
                 source_name=str(Path(self.settings.company_file)),
@@ -380,6 +394,8 @@ class Service:
         await self.directory.refresh()
         await self.agi.start()
         self.ami.start()
+        if self.guard is not None:
+            await self.guard.start()
         self._tasks.append(asyncio.create_task(self._poll(), name="vaihde-poll"))
         self._tasks.append(asyncio.create_task(self._presence.run(), name="vaihde-presence"))
         self._tasks.append(asyncio.create_task(self.directory.run(), name="vaihde-directory"))
@@ -391,7 +407,8 @@ class Service:
         self.sender.start()
         self.calendars = CalendarScheduler(
             self.db.sessions, self._calendar_feeds, lambda: self.company.company.timezone,
-            on_synced=self._presence.invalidate, interval=self.settings.calendar_interval_s,
+            self.settings.calendar, on_synced=self._presence.invalidate,
+            interval=self.settings.calendar_interval_s,
         )
         self._tasks.append(asyncio.create_task(self.calendars.run(), name="vaihde-calendars"))
         tz = ZoneInfo(self.company.company.timezone)
@@ -411,6 +428,7 @@ class Service:
             config_applied=self._config_applied,
             message_channels=messaging.channels, message_taken=self.sender.wake,
             recordings_dir=self.prompts.dir / "recordings", console=self.console,
+            config_checker=ConfigChecker(self.settings.calendar),
         )))
         add_web(app, self.db.sessions)
         # Deadlines and a connection cap in front of aiohttp (vaihde.http.server).
@@ -457,6 +475,8 @@ class Service:
         self._tasks.clear()
         await self.agi.stop(handover=self._hand_over)
         await self.ami.close()
+        if self.guard is not None:
+            await self.guard.stop()
         if self._http is not None:
             await self._http.stop()
             self._http = None
@@ -479,9 +499,15 @@ async def serve(settings: settings_mod.Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    # systemd (Type=notify): ready now; the pings come from this loop, so a blocked loop stops
+    # them and systemd restarts the service (WatchdogSec=).
+    systemd.notify("READY=1")
+    pings = loop.create_task(systemd.watchdog_pings(), name="vaihde-watchdog")
     try:
         await stop.wait()
     finally:
         log.info("vaihde stopping")
+        systemd.notify("STOPPING=1")
+        await cancel_all([pings])
         with contextlib.suppress(Exception):
             await service.stop()

@@ -45,6 +45,8 @@ from vaihde.api import ApiContext, make_api
 from vaihde.api.openapi import document
 from vaihde.auth import passwords
 from vaihde.auth import store as auth_store
+from vaihde.calendar.policy import CalendarPolicy
+from vaihde.company.offloop import ConfigChecker
 from vaihde.db import Database, migrate, open_database
 from vaihde.directory.search import DirectoryIndex
 from vaihde.directory.store import search_records, sync_directory
@@ -287,6 +289,8 @@ class Api:
     message_hooks: list[Any] = field(default_factory=list)
     recordings: Path | None = None
     service: dict[str, Any] = field(default_factory=service_status)  # what /health reads
+    # What ApiContext.directory() returns: tests may put a rebuilt index under "index".
+    directory: dict[str, Any] = field(default_factory=dict)
 
     async def call(
         self,
@@ -388,6 +392,7 @@ async def api(db: Database, tmp_path: Path, http_settings: HttpSettings) -> Asyn
     clock = Clock()
     applied: list[str] = []
     running: dict[str, Any] = {"company": None}
+    directory = {"index": index}
     hooks: list[Any] = []
     recordings = tmp_path / "prompts" / "recordings"
     recordings.mkdir(parents=True)
@@ -398,7 +403,7 @@ async def api(db: Database, tmp_path: Path, http_settings: HttpSettings) -> Asyn
     ctx = ApiContext(
         sessions=db.sessions,
         cache=cache,
-        directory=lambda: index,
+        directory=lambda: directory["index"],
         company=lambda: running["company"],
         tz=HELSINKI,
         config_applied=config_applied,
@@ -406,6 +411,8 @@ async def api(db: Database, tmp_path: Path, http_settings: HttpSettings) -> Asyn
         message_channels=("email",),
         message_taken=lambda: [hook() for hook in hooks] and None,
         recordings_dir=recordings,
+        # As the service does: the settings' calendar rules (default: files in calendars/).
+        config_checker=ConfigChecker(CalendarPolicy(files_dir=str(tmp_path / "calendars"))),
     )
     # The service's own root application (64 KiB body limit), with the API mounted as it is
     # in service.py.
@@ -417,7 +424,8 @@ async def api(db: Database, tmp_path: Path, http_settings: HttpSettings) -> Asyn
     await client.start_server()
     try:
         yield Api(client, db, cache, clock, tokens, applied, running=running,
-                  message_hooks=hooks, recordings=recordings, service=stub.state)
+                  message_hooks=hooks, recordings=recordings, service=stub.state,
+                  directory=directory)
     finally:
         await client.close()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from vaihde.company.synthetic import synthetic_company_yaml
 from vaihde.db import models as m
 
 YAML = {"Content-Type": "application/yaml"}
@@ -144,11 +145,86 @@ async def test_config_needs_yaml_and_a_plain_name(api):
 
 
 async def test_large_company_files_are_accepted_up_to_the_limit(api):
-    # Beyond the service's 64 KiB default: the API reads config bodies itself.
-    padding = "# " + "x" * 1000 + "\n"
-    text = api.company_yaml + padding * 200
+    # Beyond the service's 64 KiB default: the API reads config bodies itself, up to the YAML
+    # limit (8 MiB: a company of 10,000 people written out in full is 4.5 MiB).
+    text = synthetic_company_yaml(2_000)
+    assert len(text) > 800_000
     reply = await api.call("POST", "/config/check", data=text, headers=YAML, as_="root")
-    assert reply.status == 200 and reply.json["ok"] is True
-    huge = padding * (5 * 1024)
+    assert reply.status == 200 and reply.json["ok"] is True, reply.json
+    assert reply.json["counts"]["employees"] == 2_000
+    padding = "# " + "x" * 1000 + "\n"
+    huge = padding * (9 * 1024)
     reply = await api.call("POST", "/config/check", data=huge, headers=YAML, as_="root")
     assert reply.status == 413
+
+
+BOMB = """\
+a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
+"""
+
+
+async def test_hostile_yaml_is_refused_by_its_line_and_changes_nothing(api):
+    """A python tag (500 before), an alias bomb (seconds of a blocked loop before): both are
+    the admin's mistakes to be told about by line, on check and on apply."""
+    before = await api.counts()
+    lines = api.company_yaml.count("\n")  # what is appended starts on the next line
+    name = api.company_yaml.replace("  name: Testi Oy", "  name: !!python/name:os.system")
+    tag = api.company_yaml + "x: !!python/object/apply:os.system ['touch /tmp/vaihde-pwned']\n"
+    cases = [
+        (name, "company.yaml:2: company.name: YAML tag !!python/name:os.system is not allowed "
+               "here"),
+        (tag, f"company.yaml:{lines + 1}: x: YAML tag !!python/object/apply:os.system is not "
+              "allowed here"),
+        (api.company_yaml + BOMB, f"company.yaml:{lines + 5}: e[0]: aliases repeat more than "
+                                  "10,000 values in all: write the values out instead"),
+    ]
+    for text, problem in cases:
+        check = await api.call("POST", "/config/check", data=text, headers=YAML, as_="root")
+        assert check.status == 200 and check.json["ok"] is False
+        assert [p["text"] for p in check.json["problems"]] == [problem]
+        for action in ("diff", "apply"):
+            reply = await api.call("POST", f"/config/{action}", data=text, headers=YAML,
+                                   as_="root")
+            assert reply.status == 400, reply.text
+            assert reply.error["code"] == "invalid_config"
+            assert [p["text"] for p in reply.json["error"]["problems"]] == [problem]
+    assert await api.counts() == before
+
+
+def with_calendar(api, source: str) -> str:
+    return api.company_yaml.replace(
+        "    title: Myyntipäällikkö\n", f"    title: Myyntipäällikkö\n    calendar: '{source}'\n"
+    )
+
+
+async def test_calendar_sources_outside_the_allowed_are_refused(api):
+    """The service reads employees' calendars every few minutes: an applied company file must
+    not be able to point it at the server's own files or at plain-http services."""
+    before = await api.counts()
+    line = with_calendar(api, "x").splitlines().index("    calendar: 'x'") + 1
+    for source, message in [
+        ("/etc/passwd", "must be a file in calendar.files_dir"),
+        ("../../../../etc/passwd", "must be a file in calendar.files_dir"),
+        ("http://127.0.0.1:8080/api/v1/config", "must be an https:// address"),
+        ("http://169.254.169.254/latest/meta-data/", "must be an https:// address"),
+        ("file:///etc/passwd", "file:// addresses are not used"),
+    ]:
+        reply = await api.call("POST", "/config/apply", data=with_calendar(api, source),
+                               headers=YAML, as_="root")
+        assert reply.status == 400, (source, reply.text)
+        (problem,) = reply.json["error"]["problems"]
+        assert (problem["line"], problem["field"]) == (line, "employees.anna.calendar")
+        assert problem["message"].startswith(message), problem
+    assert await api.counts() == before
+    for source in ("https://calendar.example.fi/anna.ics", "anna.ics"):
+        reply = await api.call("POST", "/config/check", data=with_calendar(api, source),
+                               headers=YAML, as_="root")
+        assert reply.json["ok"] is True, (source, reply.json)

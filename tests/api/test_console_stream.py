@@ -207,6 +207,13 @@ async def test_waiting_call_on_the_board_with_caller_facts_from_the_database(cap
         for days in (0, 3, 40):
             session.add(Contact(caller_number="0401234567", at=now - timedelta(days=days),
                                 direction="in", path="menu", outcome="answered", details={}))
+        # Older than those, and more than a card shows: the five newest are listed.
+        for hours, sought, outcome in ((50, "team:sales", "message"), (60, "", "hangup"),
+                                       (70, "employee:anna", "noanswer")):
+            session.add(Contact(caller_number="0401234567", at=now - timedelta(days=hours),
+                                direction="in", path="menu_option", outcome=outcome,
+                                employee_id="anna" if sought.startswith("employee") else None,
+                                details={"sought": sought}))
     capi.apply({"Event": "Newchannel", **chan("c.1001")})
     for _ in range(100):
         reply = await capi.api.call("GET", "/console/board", as_="olli")
@@ -220,6 +227,14 @@ async def test_waiting_call_on_the_board_with_caller_facts_from_the_database(cap
     assert call["earlier"]["last_30_days"] == 2
     # "today" counts from the company's midnight: the contact made just now is one of them.
     assert call["earlier"]["today"] >= 1
+    recent = call["earlier"]["recent"]
+    assert [(c["outcome"], c["sought"] and c["sought"]["id"]) for c in recent] == [
+        ("answered", None), ("answered", None), ("answered", None), ("message", "sales"),
+        ("hangup", None)]
+    # No running company here: names are the ids (with one, the team's name: unit tests).
+    assert recent[3]["sought"] == {"kind": "team", "id": "sales", "name": "sales"}
+    assert recent[3]["ended"] == "left a message"
+    assert recent[0]["at"] > recent[1]["at"] > recent[2]["at"]
 
 
 async def test_stream_starts_with_the_board_then_sends_changes(capi):

@@ -110,6 +110,48 @@ async def test_search_result_details_and_limit(api):
     assert nothing.status == 200 and nothing.json["hits"] == []
 
 
+async def test_search_finds_titles_and_topics_of_people_and_teams(api):
+    import dataclasses
+
+    from conftest import DIRECTORY
+
+    from vaihde.directory.search import DirectoryIndex
+    from vaihde.directory.store import search_records, sync_directory
+
+    people = tuple(
+        dataclasses.replace(e, title="Kalastusvalvoja", topics=("kalastuslupa",
+                                                                "fishing permits"))
+        if e.id == "matti" else e for e in DIRECTORY.employees)
+    teams = tuple(
+        dataclasses.replace(t, title="Myynti ja tarjoukset", topics=("offers", "kalastuslupa"))
+        if t.id == "sales" else t for t in DIRECTORY.teams)
+    async with api.db.sessions.begin() as session:
+        await sync_directory(session, dataclasses.replace(DIRECTORY, employees=people,
+                                                          teams=teams))
+    async with api.db.sessions() as session:
+        api.directory["index"] = DirectoryIndex.build(await search_records(session))
+
+    reply = await api.call("GET", "/directory/search", params={"q": "Kalastuslupa"}, as_="olli")
+    assert reply.status == 200
+    (hit,) = reply.json["hits"]
+    assert hit["employee_id"] == "matti" and hit["matched"] == ["topic"]
+    assert hit["title"] == "Kalastusvalvoja"
+    assert hit["topics"] == ["kalastuslupa", "fishing permits"]
+    assert hit["availability"]["state"] == "available"
+    (team,) = reply.json["teams"]
+    assert team == {"team_id": "sales", "name": "Myynti", "score": team["score"],
+                    "matched": ["topic"], "title": "Myynti ja tarjoukset",
+                    "topics": ["offers", "kalastuslupa"]}
+    assert team["score"] == hit["score"]  # one scale: both matched a topic exactly
+    # A name beats a title: "myynti" is the team's name, and Matti is only in the team.
+    reply = await api.call("GET", "/directory/search", params={"q": "myynti"}, as_="olli")
+    assert [t["team_id"] for t in reply.json["teams"]] == ["sales"]
+    assert reply.json["teams"][0]["score"] > reply.json["hits"][0]["score"]
+    reply = await api.call("GET", "/directory/search", params={"q": "fishing"}, as_="olli")
+    assert [h["employee_id"] for h in reply.json["hits"]] == ["matti"]
+    assert reply.json["teams"] == []
+
+
 @pytest.mark.parametrize(
     ("query", "field"),
     [("", "q"), ("q=", "q"), ("q=%20%20", "q"), ("q=" + "a" * 101, "q"), ("q=a&limit=0", "limit"),

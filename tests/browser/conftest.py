@@ -99,8 +99,8 @@ def clean_channels(asterisk: Instance) -> Iterator[None]:
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def ami(asterisk: Instance, clean_channels: None) -> AsyncIterator[AmiProbe]:
-    s = asterisk.settings
-    probe = await AmiProbe.connect(s.ami_port, s.ami_username, s.ami_secret)
+    probe = await AmiProbe.connect(asterisk.ami_port, asterisk.driver_username,
+                                   asterisk.driver_secret)
     try:
         yield probe
     finally:

@@ -308,6 +308,36 @@ async def test_search_records_from_the_database_build_an_index(people):
     assert [h.employee_id for h in index.search("0401111111")] == ["anna"]
 
 
+async def test_titles_and_topics_are_stored_changed_and_searched(db):
+    described = replace_employee(DIRECTORY, "matti", title="Kirjanpitäjä",
+                                 topics=("invoices", "kalastuslupa"))
+    described = dataclasses.replace(described, teams=tuple(
+        dataclasses.replace(t, title="Myynti ja tarjoukset", topics=("offers",))
+        if t.id == "sales" else t for t in described.teams))
+    await sync(db, described)
+    d = await stored(db)
+    matti = next(e for e in d.employees if e.id == "matti")
+    assert (matti.title, matti.topics) == ("Kirjanpitäjä", ("invoices", "kalastuslupa"))
+    sales = next(t for t in d.teams if t.id == "sales")
+    assert (sales.title, sales.topics) == ("Myynti ja tarjoukset", ("offers",))
+    async with db.sessions() as s:
+        index = DirectoryIndex.build(await store.search_records(s))
+    assert [h.employee_id for h in index.search("kalastus")] == ["matti"]
+    assert [h.employee_id for h in index.search("kirjanpitaja")] == ["matti"]
+    assert [h.employee_id for h in index.search("offers", kind="team")] == ["sales"]
+    # A new topic is a change; the same again is not.
+    changed = replace_employee(described, "matti", topics=("invoices",))
+    report = await sync(db, changed, now=T0 + H)
+    assert report.updated == ("matti",)
+    assert not (await sync(db, changed, now=T0 + 2 * H)).changed
+    teams_changed = dataclasses.replace(changed, teams=tuple(
+        dataclasses.replace(t, topics=()) if t.id == "sales" else t for t in changed.teams))
+    assert (await sync(db, teams_changed, now=T0 + 3 * H)).teams_updated == ("sales",)
+    async with db.sessions() as s:
+        index = DirectoryIndex.build(await store.search_records(s))
+    assert index.search("kalastus") == [] and index.search("offers", kind="team") == []
+
+
 async def test_a_thousand_employees_sync_quickly(db):
     import time
 

@@ -2,11 +2,14 @@
 
 `asterisk` (session): the running instance `test`; `ami`: a logged-in AmiProbe; `sipp_phone`: SIPp
 answering as PJSIP/sipp-phone. If Asterisk cannot be built or started, these tests fail: never skip.
+Every test runs with the service's own logging configuration (`vaihde.logs.setup`, INFO), as
+`vaihde serve` does, so a log line that breaks only at INFO breaks here too.
 """
 
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import secrets
 import shutil
@@ -20,6 +23,7 @@ from pathlib import Path
 import pytest
 from amiprobe import AmiProbe  # tests/integration is on sys.path (no package)
 
+from vaihde import logs
 from vaihde.sandbox import Instance, InstanceSettings, SandboxError, build
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,6 +52,32 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.asterisk)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def service_logging() -> Iterator[None]:
+    """The logging `vaihde serve` sets up (cli.cmd_serve: `logs.setup(settings.log_format)`,
+    text at INFO); pytest's own capture handlers are kept, so failures still show the lines."""
+    root = logging.getLogger()
+    kept, level = list(root.handlers), root.level
+    logs.setup("text", logging.INFO)
+    for handler in kept:
+        root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.handlers[:] = kept
+        root.setLevel(level)
+
+
+@pytest.fixture(autouse=True)
+def no_shadowed_log_keys(service_logging: None) -> Iterator[None]:
+    """A log call whose `extra=` shadows a LogRecord attribute fails the test that made it (the
+    guard in logs.setup keeps the service running, and counts it)."""
+    before = dict(logs.collisions)
+    yield
+    new = {k: n - before.get(k, 0) for k, n in logs.collisions.items() if n > before.get(k, 0)}
+    assert not new, f"log extra= keys shadowing LogRecord attributes (logger: key): {new}"
+
+
 def sandbox_test_settings() -> InstanceSettings:
     return InstanceSettings(
         name=INSTANCE_NAME,
@@ -56,6 +86,8 @@ def sandbox_test_settings() -> InstanceSettings:
         rtp_start=RTP_START,
         rtp_end=RTP_START + 999,
         ami_secret=secrets.token_urlsafe(16),
+        # The probe places calls as the test driver; the vaihde user has the shipped privileges.
+        driver_secret=secrets.token_urlsafe(16),
         agi_url=f"agi://127.0.0.1:{AGI_PORT}",
         operators=OPERATORS,
         operator_timeout=20,
@@ -101,9 +133,10 @@ def clean_channels(asterisk: Instance) -> Iterator[None]:
 
 @pytest.fixture
 async def ami(asterisk: Instance, clean_channels: None) -> AsyncIterator[AmiProbe]:
-    """An AmiProbe logged in as the vaihde AMI user of the test instance."""
-    s = asterisk.settings
-    probe = await AmiProbe.connect(s.ami_port, s.ami_username, s.ami_secret)
+    """An AmiProbe logged in as the test instance's driver: it places the simulated calls and
+    sees every event (the vaihde user may not Originate: tests/integration/test_ami_user.py)."""
+    probe = await AmiProbe.connect(asterisk.ami_port, asterisk.driver_username,
+                                   asterisk.driver_secret)
     try:
         yield probe
     finally:

@@ -5,6 +5,7 @@ rings and answers, or the operator. Outcomes are asserted from Asterisk's own AM
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import re
 import time
@@ -12,6 +13,8 @@ import time
 import aiohttp
 import pytest
 from company import COMPANY, COMPANY_NUMBER, PHONES  # tests/integration is on sys.path
+
+from vaihde.presence.store import history
 
 pytestmark = pytest.mark.asterisk
 
@@ -146,6 +149,30 @@ async def test_hostile_caller_id_is_routed_without_extra_legs(asterisk, ami, vai
     assert phones_dialled(ami) == [f"Local/anna@{PHONES}"]
 
 
+async def test_a_line_break_in_the_caller_name_cannot_forge_the_agi_environment(
+    asterisk, ami, vaihde
+):
+    """The review's injection: Asterisk writes the caller ID name into the AGI environment as it
+    is, so a newline in it adds a line; a repeated agi_network_script used to overwrite the real
+    one and run an employee's feature code (*74 set Anna "off work") from an outside call."""
+    forged = "Mallory\nagi_network_script: feature?code=*74&device=Local/anna@" + PHONES
+    response = await ami.action({
+        "Action": "Originate", "Channel": f"Local/{COMPANY_NUMBER}@vaihde-test-forged-name/n",
+        "Context": "vaihde-test-caller", "Exten": "s", "Priority": "1", "Async": "true",
+        "CallerID": "0401234567",
+        "Variable": f"FORGED_NAME={base64.b64encode(forged.encode()).decode()},CALLER_DIGITS=1",
+    })
+    assert response.get("Response") == "Success", response
+    # An ordinary caller: the menu, then Anna's phone for the key they pressed.
+    await assert_bridged_with(ami, f"Local/anna@{PHONES}")
+    # Nobody stated anything about Anna's availability (the forged code would have, as her phone).
+    async with vaihde.db.sessions() as session:
+        assert await history(session, "anna") == []
+    # The name reached the service in one line, without the line break.
+    story = next(s for s in vaihde.stories.stories() if s.caller_name.startswith("Mallory"))
+    assert "\n" not in story.caller_name and "agi_network_script" in story.caller_name
+
+
 async def test_fifty_digit_dtmf_first_key_chooses(asterisk, ami, vaihde):
     await call(ami, "1" * 50, delay=1.0)
     # A caller leaning on a key: the first press is the choice, the rest change nothing.
@@ -194,9 +221,16 @@ async def test_health_and_call_tracking(asterisk, ami, vaihde):
     assert body["fastagi"]["listening"] and body["ami"]["connected"]
     await call(ami, "1")
     begin = await assert_bridged_with(ami, f"Local/anna@{PHONES}")
-    # The service's own tracker, fed by AMI, sees the answered employee leg.
-    names = [c["name"] for c in vaihde.tracker.snapshot()["channels"].values()]
-    assert begin["DestChannel"] in names
+    # The service's own tracker, fed by AMI, sees the answered employee leg (its connection
+    # may be a few events behind the probe's: it also reads the dialplan class).
+    def names() -> list[str]:
+        return [c["name"] for c in vaihde.tracker.snapshot()["channels"].values()]
+
+    for _ in range(100):
+        if begin["DestChannel"] in names():
+            break
+        await asyncio.sleep(0.05)
+    assert begin["DestChannel"] in names()
 
 
 

@@ -67,6 +67,48 @@ async def test_database_down_callers_still_reach_people(asterisk, ami, vaihde_on
         assert resp.status == 200  # FastAGI still serves: the service is up
 
 
+def _cluster_pids() -> list[int]:
+    """The private PostgreSQL's processes: the postmaster (postmaster.pid) and its backends."""
+    pid_file = REPO / "var" / "postgres" / PG_NAME / "data" / "postmaster.pid"
+    postmaster = int(pid_file.read_text().splitlines()[0])
+    children = Path(f"/proc/{postmaster}/task/{postmaster}/children").read_text().split()
+    return [postmaster, *map(int, children)]
+
+
+async def test_database_frozen_while_storing_a_message_the_caller_reaches_a_person(
+    asterisk, ami, vaihde_on_postgres
+):
+    """The database stops answering (frozen, not down) just as the caller finishes their
+    message: the caller is not told it was taken, and reaches the operators within 3 s."""
+    import signal
+
+    await call(ami, "5", hold=40)
+    recording = await ami.wait_for(
+        lambda e: e.get("Event") == "AGIExecStart" and "RECORD FILE" in e.get("Command", ""), 15)
+    pids = _cluster_pids()
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        await ami.action("PlayDTMF", Channel=recording["Channel"].replace(";2", ";1"), Digit="#")
+        ended = await ami.wait_for(
+            lambda e: e.get("Event") == "AGIExecEnd" and "RECORD FILE" in e.get("Command", ""),
+            10)
+        joined = await ami.wait_for(
+            lambda e: e.get("Event") == "QueueCallerJoin"
+            and e.get("Queue") == "vaihde-switchboard", 10)
+        waited = ami.time_of(joined) - ami.time_of(ended)
+        assert waited <= 3.0, f"{waited:.2f} s between the recording and a person"
+        assert "VAIHDE_REASON=service-timeout" in joined.get("ChanVariable", "")
+        # Nothing after the recording told the caller their message was taken.
+        said = [e.get("Command", "") for e in ami.events
+                if e.get("Event") == "AGIExecStart" and ami.time_of(e) > ami.time_of(ended)
+                and e.get("Channel") == recording["Channel"]]
+        assert not [c for c in said if c.startswith("STREAM FILE")], said
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+
+
 async def test_service_stopped_mid_menu_the_caller_reaches_an_operator(
     asterisk, ami, monkeypatch, tmp_path
 ):

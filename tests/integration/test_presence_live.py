@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from company import COMPANY, PHONES
 from test_first_call import assert_bridged_with, call
 
-from vaihde.company import parse_company
+from vaihde.calendar.policy import CalendarPolicy
+from vaihde.company import company_from_document, parse_company
 from vaihde.company.apply import apply_company
 
 
@@ -41,14 +43,26 @@ def ics(start: datetime, end: datetime, uid: str = "m1@test") -> str:
     )
 
 
-async def test_calendar_meeting_becomes_availability_and_removal_clears_it(vaihde, tmp_path):
-    now = datetime.now(UTC).replace(microsecond=0)
-    feed = tmp_path / "anna.ics"
-    feed.write_text(ics(now - timedelta(minutes=10), now + timedelta(minutes=50)))
-    company = COMPANY.replace(
-        "anna: {name: Anna Virtanen,", f"anna: {{name: Anna Virtanen, calendar: '{feed}',"
+def calendar_file(vaihde, name: str = "anna.ics"):
+    """A file in the service's calendar.files_dir (by default calendars/ beside its company
+    file), where an applied company may name calendars."""
+    directory = Path(vaihde.settings.calendar.files_dir)
+    directory.mkdir(exist_ok=True)
+    return directory / name
+
+
+def with_calendar(source: str) -> str:
+    return COMPANY.replace(
+        "anna: {name: Anna Virtanen,", f"anna: {{name: Anna Virtanen, calendar: '{source}',"
     )
-    await apply_company(vaihde.db.sessions, parse_company(company), applied_by="test",
+
+
+async def test_calendar_meeting_becomes_availability_and_removal_clears_it(vaihde):
+    now = datetime.now(UTC).replace(microsecond=0)
+    feed = calendar_file(vaihde)
+    feed.write_text(ics(now - timedelta(minutes=10), now + timedelta(minutes=50)))
+    company = parse_company(with_calendar("anna.ics"), calendars=vaihde.settings.calendar)
+    await apply_company(vaihde.db.sessions, company, applied_by="test",
                         source_name="company.yaml")
     await vaihde.check_for_changes()
     (result,) = await vaihde.calendars.sync_all()
@@ -64,14 +78,12 @@ async def test_calendar_meeting_becomes_availability_and_removal_clears_it(vaihd
     assert vaihde.presence.lookup("anna").state == "available"
 
 
-async def test_broken_feed_keeps_previous_entries(vaihde, tmp_path):
+async def test_broken_feed_keeps_previous_entries(vaihde):
     now = datetime.now(UTC).replace(microsecond=0)
-    feed = tmp_path / "anna.ics"
+    feed = calendar_file(vaihde)
     feed.write_text(ics(now - timedelta(minutes=5), now + timedelta(minutes=30)))
-    company = COMPANY.replace(
-        "anna: {name: Anna Virtanen,", f"anna: {{name: Anna Virtanen, calendar: '{feed}',"
-    )
-    await apply_company(vaihde.db.sessions, parse_company(company), applied_by="test",
+    company = parse_company(with_calendar(str(feed)), calendars=vaihde.settings.calendar)
+    await apply_company(vaihde.db.sessions, company, applied_by="test",
                         source_name="company.yaml")
     await vaihde.check_for_changes()
     await vaihde.calendars.sync_all()
@@ -79,6 +91,36 @@ async def test_broken_feed_keeps_previous_entries(vaihde, tmp_path):
     (result,) = await vaihde.calendars.sync_all()
     assert result.error and "anna.ics" in result.error
     assert vaihde.presence.lookup("anna").state == "meeting"
+
+
+async def test_a_stored_calendar_outside_the_allowed_is_not_read(vaihde, tmp_path):
+    """Defence in depth: a company stored before the rules (or by a mistake in them) names a
+    file outside calendar.files_dir, and a link inside it points out: neither is read."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    secret = outside / "secret.ics"  # a calendar even: only where it is matters
+    secret.write_text(ics(now - timedelta(minutes=5), now + timedelta(minutes=30)))
+    calendar_file(vaihde, "link.ics").symlink_to(secret)
+    lenient = CalendarPolicy(files_dir=str(tmp_path))  # not the service's rules
+    for source in (str(secret), "link.ics", "../elsewhere/secret.ics"):
+        if ".." in source:  # no policy lets that through: store it as an old document would be
+            company = company_from_document(_with_source(source))
+        else:
+            company = parse_company(with_calendar(source), calendars=lenient)
+        await apply_company(vaihde.db.sessions, company, applied_by="test",
+                            source_name="company.yaml")
+        await vaihde.check_for_changes()
+        (result,) = await vaihde.calendars.sync_all()
+        assert result.error and ("not in" in result.error or "'..'" in result.error), result
+        assert result.created == 0
+        assert vaihde.presence.lookup("anna").state == "available"
+
+
+def _with_source(source: str) -> dict:
+    doc = parse_company(with_calendar("https://calendar.example.fi/x.ics")).to_document()
+    doc["employees"]["anna"]["calendar"] = source
+    return doc
 
 
 async def test_caller_hears_why_an_absent_employee_is_not_rung(asterisk, ami, vaihde):

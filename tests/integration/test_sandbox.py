@@ -25,8 +25,14 @@ async def test_boots_and_accepts_ami_login(asterisk: Instance, ami: AmiProbe) ->
     assert "Asterisk 22" in asterisk.rx("core show version")
 
 
-async def test_vaihde_user_cannot_run_cli_commands(ami: AmiProbe) -> None:
-    response = await ami.action("Command", Command="core show version", check=False)
+async def test_vaihde_user_cannot_run_cli_commands(asterisk: Instance) -> None:
+    # (tests/integration/test_ami_user.py checks the rest of what this user may and may not do)
+    vaihde = await AmiProbe.connect(asterisk.ami_port, asterisk.ami_username,
+                                    asterisk.ami_secret)
+    try:
+        response = await vaihde.action("Command", Command="core show version", check=False)
+    finally:
+        await vaihde.close()
     assert response["Response"] == "Error"
     assert "permission denied" in response.get("Message", "").lower()
 
@@ -141,7 +147,8 @@ async def test_caller_dtmf_reaches_agi_get_data(asterisk: Instance, ami: AmiProb
             Variable=["CALLER_DIGITS=7", "CALLER_DELAY=1"],
         )
         await asyncio.wait_for(done.wait(), 10)
-        assert seen["agi_network_script"] == "inbound?did=0201234567"
+        secret = asterisk.settings.agi_secret
+        assert seen["agi_network_script"] == f"{secret}/inbound?did=0201234567"
         assert seen["agi_context"] == "vaihde-main"
         assert seen["get_data"] == "200 result=7", seen
         await ami.wait_for(event_is("DialBegin", DestChannel=operators + "-*"), since=since)

@@ -6,7 +6,7 @@ import time
 import pytest
 
 from vaihde import contract
-from vaihde.agi.peer import SimulatedChannel, environment, play_session
+from vaihde.agi.peer import SimulatedChannel, environment, next_command, play_session
 from vaihde.agi.server import FastAgiServer
 from vaihde.agi.session import Router
 
@@ -85,7 +85,7 @@ async def test_waiting_for_caller_input_is_not_silence(server):
     # typing, so the session must not fall back.
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     writer.write(environment("menu"))
-    line = await reader.readline()
+    line = await next_command(reader, writer)
     assert line.startswith(b"GET DATA")
     await asyncio.sleep(0.6)
     writer.write(b"200 result=7\n")
@@ -122,7 +122,7 @@ async def test_usage_block_becomes_fallback(server):
 async def test_hangup_notice_ends_session_quietly(server):
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     writer.write(environment("menu"))
-    assert (await reader.readline()).startswith(b"GET DATA")
+    assert (await next_command(reader, writer)).startswith(b"GET DATA")
     writer.write(b"HANGUP\n200 result=-1\n")
     assert await reader.readline() == b""  # no fallback commands to a dead channel
     writer.close()
@@ -192,7 +192,7 @@ async def test_stop_sends_fallback_to_sessions_in_progress():
     await srv.start()
     reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
     writer.write(environment("long"))
-    assert (await reader.readline()).startswith(b"GET DATA")
+    assert (await next_command(reader, writer)).startswith(b"GET DATA")
     stopping = asyncio.create_task(srv.stop(grace=0.1))
     await asyncio.sleep(0.2)
     writer.write(b"200 result= (timeout)\n")  # late reply to the abandoned GET DATA
@@ -217,7 +217,7 @@ async def _waiting_in_get_data():
     await srv.start()
     reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
     writer.write(environment("long"))
-    assert (await reader.readline()).startswith(b"GET DATA")
+    assert (await next_command(reader, writer)).startswith(b"GET DATA")
     return srv, reader, writer
 
 

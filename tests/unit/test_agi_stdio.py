@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from vaihde.agi.peer import SimulatedChannel, environment
+from vaihde.agi.peer import SimulatedChannel, environment, next_command
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "agi" / "vaihde-agi"
@@ -55,7 +55,7 @@ async def test_sighup_is_a_hangup_not_a_crash():
     proc = await spawn("inbound")
     proc.stdin.write(environment("", agi_network="no"))
     await proc.stdin.drain()
-    assert (await proc.stdout.readline()).startswith((b"STREAM FILE", b"GET DATA"))
+    assert (await next_command(proc.stdout, proc.stdin)).startswith((b"STREAM FILE", b"GET DATA"))
     proc.send_signal(signal.SIGHUP)
     assert await asyncio.wait_for(proc.wait(), 10) == 0
 

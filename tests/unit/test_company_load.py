@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from vaihde.calendar.policy import CalendarPolicy
 from vaihde.company import (
     CompanyConfig,
     ConfigError,
@@ -310,7 +311,7 @@ def test_contact_details():
         "c.yaml:22: employees.anna.sms: must be a phone number: digits with an optional "
         "leading +, like +358401234567",
         "c.yaml:23: employees.anna.calendar: must be an https:// (or webcal://) address of an "
-        "ICS calendar, or a file path",
+        "ICS calendar",
         "c.yaml:24: employees.anna.languages[1]: must be a two-letter language code like fi, sv "
         "or en",
     ]
@@ -320,12 +321,69 @@ def test_good_contact_details_are_kept():
     text = MINIMAL + (
         "    email: anna.virtanen@demo.fi\n"
         "    sms: '+358401234567'\n"
-        "    calendar: calendars/anna.ics\n"
+        "    calendar: anna.ics\n"
     )
-    anna = load(text).employees["anna"]
+    anna = parse_company(text, "c.yaml", calendars=CAL_DIR).employees["anna"]
     assert (anna.email, anna.sms, anna.calendar) == (
-        "anna.virtanen@demo.fi", "+358401234567", "calendars/anna.ics"
+        "anna.virtanen@demo.fi", "+358401234567", "anna.ics"
     )
+
+
+CAL_DIR = CalendarPolicy(files_dir="/srv/vaihde/calendars")
+
+
+@pytest.mark.parametrize(
+    ("calendar", "policy", "message"),
+    [
+        ("/etc/shadow", CAL_DIR, "must be a file in calendar.files_dir (/srv/vaihde/calendars)"),
+        ("/srv/vaihde/calendars-old/a.ics", CAL_DIR, "must be a file in calendar.files_dir"),
+        ("../../etc/passwd", CAL_DIR, "must be a file in calendar.files_dir "
+         "(/srv/vaihde/calendars): '..' is not allowed"),
+        ("/srv/vaihde/calendars/../secret.ics", CAL_DIR, "must be a file in calendar.files_dir "
+         "(/srv/vaihde/calendars): '..' is not allowed"),
+        ("file:///srv/vaihde/calendars/a.ics", CAL_DIR, "file:// addresses are not used"),
+        ("http://169.254.169.254/latest/meta-data", CAL_DIR, "must be an https:// address: "
+         "plain http:// can be read and changed on the way"),
+        ("http://127.0.0.1:8080/api/v1/config", CAL_DIR, "must be an https:// address"),
+        ("gopher://cal.demo.fi/a.ics", CAL_DIR, "must be an https:// address of an ICS "
+         "calendar, or a file in calendar.files_dir (/srv/vaihde/calendars)"),
+        ("anna.ics", CalendarPolicy(), "calendar files are not allowed by the service "
+         "settings (set calendar.files_dir); use an https:// address"),
+        ("calendars/", CAL_DIR, "must name a file"),
+    ],
+)
+def test_calendar_sources_the_service_must_not_read_are_refused(calendar, policy, message):
+    text = MINIMAL + f"    calendar: '{calendar}'\n"
+    with pytest.raises(ConfigError) as err:
+        parse_company(text, "c.yaml", calendars=policy)
+    (problem,) = err.value.problems
+    assert problem.startswith(f"c.yaml:21: employees.anna.calendar: {message}")
+
+
+@pytest.mark.parametrize(
+    ("calendar", "policy"),
+    [
+        ("https://outlook.office365.com/owa/calendar/x/calendar.ics", CalendarPolicy()),
+        ("webcal://p01-calendars.icloud.com/published/2/x", CalendarPolicy()),
+        ("anna.ics", CAL_DIR),
+        ("team/anna.ics", CAL_DIR),
+        ("/srv/vaihde/calendars/anna.ics", CAL_DIR),
+        ("http://127.0.0.1:8000/anna.ics",
+         CalendarPolicy(plain_http_hosts=frozenset({"127.0.0.1"}))),
+    ],
+)
+def test_calendar_sources_the_settings_allow(calendar, policy):
+    text = MINIMAL + f"    calendar: '{calendar}'\n"
+    assert parse_company(text, "c.yaml", calendars=policy).employees["anna"].calendar == calendar
+
+
+def test_calendar_files_are_refused_by_default():
+    """Without the service's settings nothing but https is allowed."""
+    text = MINIMAL + "    calendar: /etc/passwd\n"
+    assert problems_of(text) == [
+        "c.yaml:21: employees.anna.calendar: calendar files are not allowed by the service "
+        "settings (set calendar.files_dir); use an https:// address"
+    ]
 
 
 def test_ids_must_be_slugs():
@@ -839,20 +897,24 @@ def test_missing_employees_file(tmp_path):
     ]
 
 
-def test_the_demo_companys_calendars_are_in_the_repository_and_parse():
-    """The demo's calendars are files next to it, so a fresh clone syncs them without a network."""
+def test_the_demo_companys_calendars_are_in_the_repository_and_parse(monkeypatch):
+    """The demo's calendars are files next to it, so a fresh clone syncs them without a network;
+    the demo settings' calendar.files_dir (by default) is where they are."""
+    monkeypatch.setenv("VAIHDE_AMI_SECRET", "not-the-example")
     from datetime import timedelta
 
     from vaihde.calendar import parse_busy
-    from vaihde.calendar.importer import resolve_source
     from vaihde.company.load import load_company
+    from vaihde.config.settings import load as load_settings
 
-    path = Path(__file__).resolve().parents[2] / "config" / "demo-company.yaml"
-    company = load_company(path)
+    config = Path(__file__).resolve().parents[2] / "config"
+    policy = load_settings(config / "demo.yaml").calendar
+    assert policy.files_dir == str(config / "calendars")
+    company = load_company(config / "demo-company.yaml", calendars=policy)
     sources = [e.calendar for e in company.employees.values() if e.calendar]
     assert sources
     start = datetime(2026, 11, 23, tzinfo=UTC)
     for source in sources:
-        file = Path(resolve_source(source, path.parent))
+        file = Path(policy.resolve(source))
         busy = parse_busy(file.read_bytes(), window_start=start, window_end=start + timedelta(7))
         assert busy, source

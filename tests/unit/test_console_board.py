@@ -14,6 +14,7 @@ from vaihde.ami.tracker import CallTracker
 from vaihde.company import parse_company
 from vaihde.console.board import (
     CallerFacts,
+    Contact,
     Inputs,
     Transfer,
     build,
@@ -178,7 +179,14 @@ def test_no_answer_then_operator_is_waiting_with_sought_path_and_what_happened()
     assert w.board().calls == {}, "ringing the employee the caller chose is not the operator's"
     w.at(21)
     w.dial(CALLER, CALLER_CHAN, "PJSIP/olga", None, "vaihde-operator")
-    w.callers["0401234567"] = CallerFacts("Matti Meikäläinen", "Oy Ab", True, 2, 5)
+    earlier = datetime(2025, 6, 12, 9, 5, tzinfo=UTC)
+    w.callers["0401234567"] = CallerFacts("Matti Meikäläinen", "Oy Ab", True, 2, 5, (
+        Contact(earlier, "team:sales", "menu_option", "message"),
+        Contact(earlier - timedelta(days=1), "employee:anna", "extension", "noanswer"),
+        Contact(earlier - timedelta(days=2), "operator:", "operator", "answered"),
+        Contact(earlier - timedelta(days=3), "", "menu", "hangup"),
+        Contact(earlier - timedelta(days=4), "employee:gone", "direct_number", "busy"),
+    ))
     board = w.board()
     (call,) = board.lists()["waiting"]
     assert call["id"] == CALLER and call["state"] == "waiting" and call["position"] == 1
@@ -187,7 +195,25 @@ def test_no_answer_then_operator_is_waiting_with_sought_path_and_what_happened()
     assert call["what_happened"] == "no answer after 20 s"
     assert call["caller"] == {"number": "0401234567", "name": "Matti",
                               "known": {"name": "Matti Meikäläinen", "organisation": "Oy Ab"}}
-    assert call["earlier"] == {"today": 2, "last_30_days": 5}
+    # Where the call came in, and the caller's last five calls: when, whom, how it ended.
+    assert call["dialled"] == {"number": "0201234567", "label": "Main"}
+    assert call["earlier"]["today"] == 2 and call["earlier"]["last_30_days"] == 5
+    assert call["earlier"]["recent"] == [
+        {"at": "2025-06-12T09:05:00Z", "path": "menu_option", "outcome": "message",
+         "ended": "left a message",
+         "sought": {"kind": "team", "id": "sales", "name": "Sales"}},
+        {"at": "2025-06-11T09:05:00Z", "path": "extension", "outcome": "noanswer",
+         "ended": "no answer",
+         "sought": {"kind": "employee", "id": "anna", "name": "Anna Virtanen"}},
+        {"at": "2025-06-10T09:05:00Z", "path": "operator", "outcome": "answered",
+         "ended": "answered",
+         "sought": {"kind": "operator", "id": "", "name": "the switchboard"}},
+        {"at": "2025-06-09T09:05:00Z", "path": "menu", "outcome": "hangup",
+         "ended": "caller hung up", "sought": None},
+        # Someone no longer in the company: their id, rather than nothing.
+        {"at": "2025-06-08T09:05:00Z", "path": "direct_number", "outcome": "busy",
+         "ended": "busy", "sought": {"kind": "employee", "id": "gone", "name": "gone"}},
+    ]
     assert call["availability"]["state"] == "available"
     assert [s["kind"] for s in call["story"]] == [
         "entered", "menu", "sought", "availability", "routed", "dial"]
@@ -244,6 +270,18 @@ def test_caller_who_pressed_zero_chose_the_operator():
     assert call["sought"]["kind"] == "operator" and call["sought"]["path"] == "operator"
     assert call["what_happened"] == "chose the operator"
     assert call["availability"] is None
+
+
+def test_zero_during_the_closed_announcement_says_both():
+    w = World()
+    w.caller_arrives()
+    story = w.stories.open(CALLER, "0401234567", "Matti", "0201234567")
+    story.add("menu", menu="closed", key="0", attempt="1")
+    story.seek("operator", "", "operator")
+    story.add("routed", route="tooperator", reason="closed-weekly-0")
+    w.move(CALLER, CALLER_CHAN, "vaihde-operator")
+    (call,) = w.board().lists()["waiting"]
+    assert call["what_happened"] == "outside opening hours, chose the operator"
 
 
 def test_no_story_in_operator_context_still_waiting():
@@ -406,3 +444,25 @@ def test_hangup_removes_the_call():
     assert w.board().calls
     w.apply(ev("Hangup", snap(CALLER, CALLER_CHAN, context="vaihde-operator"), Cause="16"))
     assert w.board().calls == {}
+
+
+def test_the_card_says_which_number_was_dialled():
+    from vaihde.console.board import dialled_json
+    from vaihde.story import CallStory
+
+    company = parse_company(COMPANY.replace(
+        "  anna: {name: Anna Virtanen, extension: 101,",
+        "  anna: {name: Anna Virtanen, extension: 101, direct: [\"+358201234501\"],"),
+        "company.yaml")
+
+    def story(dialled: str) -> CallStory:
+        return CallStory("1.1", "0401234567", "", dialled, datetime.now(UTC))
+
+    assert dialled_json(story("0201234567"), company) == {"number": "0201234567",
+                                                          "label": "Main"}
+    assert dialled_json(story("358201234501"), company) == {
+        "number": "358201234501", "label": "Anna Virtanen (direct)"}
+    assert dialled_json(story("0209999999"), company) == {"number": "0209999999", "label": ""}
+    assert dialled_json(story(""), company) is None
+    assert dialled_json(story("1&PJSIP/x"), company) is None
+    assert dialled_json(None, company) is None

@@ -152,6 +152,43 @@ def test_manager_secret_substituted_and_permissions_kept() -> None:
     assert "#include manager-vaihde.conf" in manager
 
 
+def _classes(conf: str, section: str, key: str) -> set[str]:
+    inside = False
+    for line in conf.splitlines():
+        if line.startswith("["):
+            inside = line.strip() == f"[{section}]"
+        elif inside and line.split("=")[0].strip() == key:
+            return {c.strip() for c in line.partition("=")[2].split(",")}
+    raise AssertionError(f"no {key} in [{section}]")
+
+
+def test_the_shipped_ami_user_has_only_the_classes_vaihde_uses() -> None:
+    """Least privilege (docs/deploying.md): what vaihde reads and writes, nothing that runs
+    commands or programs, touches Asterisk's files, or places calls."""
+    shipped = (REPO / "config" / "asterisk" / "manager-vaihde.conf").read_text()
+    assert _classes(shipped, "vaihde", "read") == {
+        "call", "dialplan", "agi", "agent", "dtmf", "user"
+    }
+    assert _classes(shipped, "vaihde", "write") == {"call", "reporting"}
+    assert "permit = 127.0.0.1/255.255.255.255" in shipped.splitlines()
+
+
+def test_the_driver_user_exists_only_when_asked_for() -> None:
+    assert "vaihde-test-driver" not in _render(_settings())["manager.conf"]
+    manager = _render(_settings(driver_secret="drv;secret"))["manager.conf"]
+    assert "[vaihde-test-driver]" in manager and "secret = drv\\;secret" in manager
+    assert "originate" in _classes(manager, "vaihde-test-driver", "write")
+    assert not {"system", "command", "config", "all"} & _classes(
+        manager, "vaihde-test-driver", "write"
+    )
+
+
+@pytest.mark.parametrize("field", ["ami_secret", "driver_secret"])
+def test_the_example_secret_is_refused(field: str) -> None:
+    with pytest.raises(SandboxError, match="example"):
+        _settings(**{field: "change-me"})
+
+
 def test_ports_and_endpoints() -> None:
     files = _render(_settings())
     pjsip = files["pjsip.conf"]

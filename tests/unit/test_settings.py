@@ -1,7 +1,10 @@
 """Settings validation: every mistake named with file, line and field; nothing accepted half."""
 
+from pathlib import Path
+
 import pytest
 
+from vaihde.cli import main as cli
 from vaihde.config.settings import load, loads
 from vaihde.config.source import ConfigError
 
@@ -109,3 +112,79 @@ def test_trusted_proxies_and_console_streams():
     assert s.http.proxy_header == "forwarded" and s.console_streams_per_user == 2
     assert problems_of(GOOD + "console: {streams_per_user: 0}\n") == [
         "conf/settings.yaml:7: console.streams_per_user: must be from 1 to 100, not 0"]
+
+
+# --- the AMI secret: the example shipped in manager-vaihde.conf is not a working default ------
+
+SHIPPED_MANAGER = (
+    Path(__file__).resolve().parents[2] / "config" / "asterisk" / "manager-vaihde.conf"
+)
+
+
+def shipped_secret() -> str:
+    (line,) = [x for x in SHIPPED_MANAGER.read_text().splitlines() if x.startswith("secret")]
+    return line.partition("=")[2].strip()
+
+
+def test_the_shipped_example_secret_is_refused_naming_the_field():
+    example = shipped_secret()
+    assert problems_of(GOOD.replace("s3cret", example)) == [
+        "conf/settings.yaml:2: service.ami.secret: is the example secret of "
+        "config/asterisk/manager-vaihde.conf, which anyone can read: choose your own (e.g. "
+        "`openssl rand -base64 24`) and set it in manager-vaihde.conf and here or in "
+        "VAIHDE_AMI_SECRET"
+    ]
+    for spelling in ("CHANGE-ME", "changeme", " change_me "):
+        assert problems_of(GOOD.replace("s3cret", f"'{spelling}'"))
+
+
+def test_the_example_secret_from_the_environment_is_refused_too(monkeypatch):
+    monkeypatch.setenv("VAIHDE_AMI_SECRET", shipped_secret())
+    (problem,) = problems_of(GOOD)
+    assert "service.ami.secret: is the example secret" in problem
+    assert "(given in VAIHDE_AMI_SECRET)" in problem
+
+
+def test_settings_check_and_serve_say_so(tmp_path, capsys):
+    settings = tmp_path / "settings.yaml"
+    settings.write_text(GOOD.replace("s3cret", shipped_secret()))
+    for argv in (["settings", "check", str(settings)], ["serve", "--config", str(settings)]):
+        with pytest.raises(SystemExit) as done:
+            cli(argv)
+        assert done.value.code == 2
+        err = capsys.readouterr().err
+        assert f"{settings}:2: service.ami.secret: is the example secret" in err
+    settings.write_text(GOOD)
+    assert cli(["settings", "check", str(settings)]) == 0
+
+
+# --- calendar: which calendar sources the service may read ------------------------------------
+
+
+def test_calendar_files_default_to_calendars_beside_the_company_file(tmp_path):
+    s = loads(GOOD, str(tmp_path / "conf" / "settings.yaml"))
+    assert s.calendar.files_dir == str(tmp_path / "conf" / "calendars")
+    assert s.calendar.plain_http_hosts == frozenset()
+    elsewhere = GOOD.replace("company_file: company.yaml", "company_file: /srv/co/company.yaml")
+    assert loads(elsewhere, str(tmp_path / "s.yaml")).calendar.files_dir == "/srv/co/calendars"
+    no_company = GOOD.replace("company_file: company.yaml\n", "")
+    assert loads(no_company, str(tmp_path / "s.yaml")).calendar.files_dir == str(
+        tmp_path / "calendars"
+    )
+
+
+def test_calendar_settings(tmp_path):
+    text = GOOD + (
+        "calendar:\n  files_dir: ../shared/ics\n  plain_http_hosts: [127.0.0.1, Cal.Lan]\n"
+    )
+    s = loads(text, str(tmp_path / "conf" / "settings.yaml"))
+    assert s.calendar.files_dir == str(tmp_path / "shared" / "ics")
+    assert s.calendar.plain_http_hosts == frozenset({"127.0.0.1", "cal.lan"})
+    bad = GOOD + "calendar:\n  plain_http_hosts: ['http://x', {a: 1}]\n  fils_dir: x\n"
+    assert problems_of(bad) == [
+        "conf/settings.yaml:8: calendar.plain_http_hosts[0]: must be a host name or address "
+        "like 127.0.0.1",
+        "conf/settings.yaml:8: calendar.plain_http_hosts[1]: must be a host name or address "
+        "like 127.0.0.1",
+        "conf/settings.yaml:9: calendar.fils_dir: unknown setting (misspelt?)",
+    ]

@@ -10,8 +10,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from vaihde.api.routes_config import _parse
 from vaihde.auth.model import Role
+from vaihde.calendar.policy import NO_FILES
+from vaihde.company.load import check_company_text
 from vaihde.web.pages import STATIC, add_web, company_yaml, landing, may_open
 
 COMPANY = """\
@@ -47,11 +48,13 @@ def test_each_role_lands_on_its_own_page_and_only_there():
 
 
 def test_the_editor_starts_from_a_file_that_means_what_is_applied():
-    config = _parse(COMPANY, "company.yaml")
+    config = check_company_text(COMPANY, "company.yaml", NO_FILES)  # what the API checks
     text = company_yaml(config.to_document())
     assert text.startswith("company:")  # reading order, not alphabetical
     assert "Ánna Öberg" in text  # not escaped
-    assert _parse(text, "company.yaml").to_document() == config.to_document()
+    assert check_company_text(text, "company.yaml", NO_FILES).to_document() == (
+        config.to_document()
+    )
 
 
 def _files(*suffixes: str) -> list:

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from vaihde import contract
 from vaihde.agi.protocol import (
     MAX_LINE_BYTES,
     AgiCommandError,
@@ -30,6 +33,14 @@ from vaihde.agi.protocol import (
 
 # A media command can legitimately run as long as the prompt; beyond this something is wrong.
 MEDIA_TIMEOUT_S = 600.0
+# Asterisk's own deadline for the session (TIMEOUT(absolute), armed by the dialplan before AGI()
+# at contract.DEFAULT_AGI_DEADLINE_S): the backstop when both the service and the guard are gone.
+# Before each wait we push it beyond the longest the wait may take (a prompt of unknown length
+# counts as PROMPT_GUESS_S) plus DEADLINE_SLACK_S, but only when it would expire sooner than that
+# plus DEADLINE_MARGIN_S: about one extra round trip every half minute of a call.
+PROMPT_GUESS_S = 60.0
+DEADLINE_SLACK_S = 30.0
+DEADLINE_MARGIN_S = 3.0
 _VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,79}$")
 # Values that need no quoting inside MSet()'s arguments (no comma, quote, backslash, $, space).
 _PLAIN_VALUE = re.compile(r"^[A-Za-z0-9_/@:.&+*#-]{0,200}$")
@@ -58,25 +69,47 @@ class Digits:
 class SilenceGuard:
     """Bounds how long the caller hears nothing because of us.
 
-    Wraps an asyncio.Timeout: `hold()` suspends it while audio plays or we wait for the caller,
-    `release()` starts a fresh budget afterwards.
+    A timer that cancels the handler's task when it runs out: `hold()` stops it while audio
+    plays or we wait for the caller, `release()` starts a fresh budget afterwards. `expired`
+    tells the session that it fired, also when the handler does not stop at once (a database
+    driver that waits for its server before giving up).
     """
 
     def __init__(self, budget_s: float) -> None:
         self.budget_s = budget_s
-        self._timeout: asyncio.Timeout | None = None
+        self.expired = False
+        self._task: asyncio.Task[None] | None = None
+        self._on_expire: Callable[[], None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
 
-    def bind(self, timeout: asyncio.Timeout) -> None:
-        self._timeout = timeout
+    def bind(self, task: asyncio.Task[None], on_expire: Callable[[], None]) -> None:
+        self._task = task
+        self._on_expire = on_expire
         self.release()
 
     def hold(self) -> None:
-        if self._timeout is not None and not self._timeout.expired():
-            self._timeout.reschedule(None)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def release(self) -> None:
-        if self._timeout is not None and not self._timeout.expired():
-            self._timeout.reschedule(asyncio.get_running_loop().time() + self.budget_s)
+        if self._task is None or self.expired:
+            return
+        self.hold()
+        self._timer = asyncio.get_running_loop().call_later(self.budget_s, self._fire)
+
+    def stop(self) -> None:
+        self.hold()
+        self._task = None
+
+    def _fire(self) -> None:
+        self._timer = None
+        if self._task is None or self._task.done():
+            return
+        self.expired = True
+        self._task.cancel()
+        if self._on_expire is not None:
+            self._on_expire()
 
 
 class AgiConnection:
@@ -125,8 +158,14 @@ class AgiConnection:
                 await self._read_reply()
             self._unanswered -= 1
         self._unanswered += 1
-        self._writer.write(line)
-        await self._writer.drain()
+        try:
+            self._writer.write(line)
+            await self._writer.drain()
+        except (ConnectionError, OSError) as exc:
+            # Asterisk closed the session (the caller hung up, or was taken on by the guard or
+            # the deadline while we were not answering): the same as a HANGUP.
+            self._unanswered -= 1
+            raise AgiHangup(f"connection lost: {exc}") from exc
         # Only a cancelled wait leaves the reply unread; errors and replies both consume it.
         try:
             reply = await self._read_reply()
@@ -149,13 +188,22 @@ class Channel:
     """One call as seen from a handler. Methods raise AgiHangup once the caller is gone."""
 
     def __init__(
-        self, conn: AgiConnection, env: AgiEnvironment, guard: SilenceGuard | None = None
+        self, conn: AgiConnection, env: AgiEnvironment, silence: SilenceGuard | None = None,
+        *, script: str | None = None,
     ) -> None:
         self.conn = conn
         self.env = env
-        self.script, self.params = split_script(env.network_script)
-        self.guard = guard or SilenceGuard(3.0)
+        self.script, self.params = split_script(
+            env.network_script if script is None else script
+        )
+        self.silence = silence or SilenceGuard(3.0)
         self.variables_set: dict[str, str] = {}
+        # Set when the session gave up on the handler (it did not stop when cancelled): whatever
+        # it still tries on the connection must not interleave with the fallback route.
+        self.abandoned = False
+        # When Asterisk's TIMEOUT(absolute) for this session fires (monotonic); the dialplan
+        # armed it just before the environment was sent.
+        self.deadline_at = time.monotonic() + contract.DEFAULT_AGI_DEADLINE_S
 
     @property
     def uniqueid(self) -> str:
@@ -169,21 +217,37 @@ class Channel:
     def hungup(self) -> bool:
         return self.conn.hungup
 
-    async def _control(self, verb: str, *args: str | int) -> Reply:
+    def _check_live(self) -> None:
         if self.conn.hungup:
             raise AgiHangup("caller hung up")
+        if self.abandoned:
+            raise AgiHangup("session taken over by its fallback route")
+
+    async def _control(self, verb: str, *args: str | int) -> Reply:
+        self._check_live()
         return await self.conn.send(verb, *args)
 
-    async def _waiting(self, timeout_s: float, verb: str, *args: str | int) -> Reply:
-        """A command during which the caller hears audio or is typing: not silence."""
-        if self.conn.hungup:
-            raise AgiHangup("caller hung up")
-        self.guard.hold()
+    async def _extend_deadline(self, wait_s: float) -> None:
+        """Keep Asterisk's deadline beyond a wait of up to `wait_s` (see DEADLINE_SLACK_S)."""
+        now = time.monotonic()
+        if self.deadline_at - now >= wait_s + DEADLINE_MARGIN_S:
+            return
+        seconds = math.ceil(wait_s + DEADLINE_SLACK_S)
+        await self.conn.send("SET AUTOHANGUP", seconds)
+        self.deadline_at = now + seconds
+
+    async def _waiting(self, timeout_s: float, verb: str, *args: str | int,
+                       wait_s: float | None = None) -> Reply:
+        """A command during which the caller hears audio or is typing: not silence. `wait_s`
+        is the longest Asterisk may take over it (default `timeout_s`)."""
+        self._check_live()
+        await self._extend_deadline(timeout_s if wait_s is None else wait_s)
+        self.silence.hold()
         try:
             async with asyncio.timeout(timeout_s):
                 return await self.conn.send(verb, *args)
         finally:
-            self.guard.release()
+            self.silence.release()
 
     async def answer(self) -> None:
         if (await self._control("ANSWER")).result_int < 0:
@@ -193,7 +257,8 @@ class Channel:
         """Play a sound; returns the digit that interrupted it, or None."""
         _check_sound(name)
         _check_digits(escape_digits)
-        reply = await self._waiting(MEDIA_TIMEOUT_S, "STREAM FILE", name, escape_digits)
+        reply = await self._waiting(MEDIA_TIMEOUT_S, "STREAM FILE", name, escape_digits,
+                                    wait_s=PROMPT_GUESS_S)
         code = reply.result_int
         if code < 0:
             # -1 means the file is missing as well as hangup; a hangup also sends HANGUP.
@@ -209,8 +274,9 @@ class Channel:
         _check_sound(prompt)
         if not (0 < max_digits <= 64 and 0 < timeout_ms <= 120_000):
             raise ValueError("get_data: max_digits 1..64 and timeout_ms 1..120000")
-        budget = MEDIA_TIMEOUT_S + timeout_ms / 1000 * (max_digits + 1)
-        reply = await self._waiting(budget, "GET DATA", prompt, timeout_ms, max_digits)
+        typing = timeout_ms / 1000 * (max_digits + 1)
+        reply = await self._waiting(MEDIA_TIMEOUT_S + typing, "GET DATA", prompt, timeout_ms,
+                                    max_digits, wait_s=PROMPT_GUESS_S + typing)
         if reply.result == "-1":
             raise AgiHangup("caller hung up during GET DATA")
         digits = "".join(c for c in reply.result if c in _DIGITS)

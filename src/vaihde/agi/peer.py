@@ -48,6 +48,7 @@ class SimulatedChannel:
     variables: dict[str, str] = field(default_factory=dict)
     digits: list[str] = field(default_factory=list)  # one entry per GET DATA / WAIT FOR DIGIT
     commands: list[str] = field(default_factory=list)
+    deadlines: list[float] = field(default_factory=list)  # SET AUTOHANGUP seconds, in order
 
     def reply(self, line: str) -> str:
         self.commands.append(line)
@@ -68,6 +69,11 @@ class SimulatedChannel:
         if verb == "GET VARIABLE" and len(words) == 3:
             value = self.variables.get(words[2])
             return "200 result=0" if value is None else f"200 result=1 ({value})"
+        if verb == "SET AUTOHANGUP" and len(words) == 3:
+            # The session's deadline, not part of what the caller experiences: kept apart.
+            self.commands.pop()
+            self.deadlines.append(float(words[2]))
+            return "200 result=0"
         if verb == "GET DATA":
             digits = self.digits.pop(0) if self.digits else ""
             return f"200 result={digits}" + ("" if digits else " (timeout)")
@@ -79,6 +85,16 @@ class SimulatedChannel:
         if words and words[0].upper() in {"ANSWER", "VERBOSE", "EXEC", "HANGUP", "NOOP"}:
             return "200 result=0" if words[0].upper() != "VERBOSE" else "200 result=1"
         return "510 Invalid or unknown command"
+
+
+async def next_command(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bytes:
+    """The next command line a server sends, answering the deadline updates (SET AUTOHANGUP)
+    that may come before it as Asterisk would; b"" at the end of the stream."""
+    while line := await reader.readline():
+        if not line.startswith(b"SET AUTOHANGUP "):
+            return line
+        writer.write(b"200 result=0\n")
+    return b""
 
 
 async def play_session(

@@ -17,6 +17,7 @@ MAX_ENV_LINES = 256
 MAX_LINE_BYTES = 8192
 
 HANGUP_LINE = "HANGUP"
+_ENV_KEY = re.compile(r"^agi_[a-z0-9_]{1,40}$")
 
 
 class AgiError(Exception):
@@ -174,8 +175,13 @@ class EnvironmentParser:
                 key, value = line[:-1], ""
             else:
                 raise AgiProtocolError(f"not an AGI environment line: {line[:80]!r}")
-        if not key.startswith("agi_") or not key.replace("_", "").isalnum():
+        if not _ENV_KEY.match(key):
             raise AgiProtocolError(f"not an AGI environment key: {key[:80]!r}")
+        if key in self.env.values:
+            # Asterisk sends each key once. A repeat means a value (a caller ID name with a
+            # newline) smuggled in a line of its own: it would overwrite the real one, e.g.
+            # agi_network_script, and turn an inbound call into a feature-code session.
+            raise AgiProtocolError(f"AGI environment key repeated: {key}")
         self.env.values[key] = value
         return False
 

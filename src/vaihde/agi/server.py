@@ -5,9 +5,10 @@ ever costs its own task.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from vaihde.agi.channel import AgiConnection, Channel
 from vaihde.agi.session import ENV_TIMEOUT_S, SILENCE_BUDGET_S, Router, run_session
@@ -26,13 +27,19 @@ class FastAgiServer:
         silence_budget: float = SILENCE_BUDGET_S,
         env_timeout: float = ENV_TIMEOUT_S,
         max_sessions: int = 10_000,
+        allow: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network] | None = None,
+        secret: str = "",
     ) -> None:
+        """`allow`: the peers (Asterisk servers) that may connect, None = any; `secret`: the
+        shared secret every AGI URL must carry (agi://host:port/SECRET/script)."""
         self.router = router
         self.host = host
         self.port = port
         self.silence_budget = silence_budget
         self.env_timeout = env_timeout
         self.max_sessions = max_sessions
+        self.allow = tuple(allow) if allow is not None else None
+        self.secret = secret
         self.outcomes: Counter[str] = Counter()
         self._server: asyncio.Server | None = None
         self._sessions: set[asyncio.Task[None]] = set()
@@ -59,6 +66,10 @@ class FastAgiServer:
         task = asyncio.current_task()
         assert task is not None
         conn = AgiConnection(stream, stream)
+        if not self._allowed(stream):
+            self.outcomes["refused"] += 1
+            conn.close()
+            return
         if len(self._sessions) >= self.max_sessions:
             # Closing before the environment makes Asterisk continue its dialplan at once, which
             # routes the call to the operator: better than queueing the caller in silence.
@@ -73,11 +84,29 @@ class FastAgiServer:
                 env_timeout=self.env_timeout,
                 silence_budget=self.silence_budget,
                 on_channel=lambda channel: self._channels.__setitem__(task, channel),
+                secret=self.secret,
             )
             self.outcomes[result.outcome] += 1
         finally:
             self._sessions.discard(task)
             self._channels.pop(task, None)
+
+    def _allowed(self, stream: AgiStream) -> bool:
+        if self.allow is None:
+            return True
+        peer = stream.transport.get_extra_info("peername") if stream.transport else None
+        try:
+            address = ipaddress.ip_address(peer[0])
+        except (TypeError, ValueError, IndexError):
+            address = None
+        if address is not None:
+            if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+                address = address.ipv4_mapped
+            if any(address in net for net in self.allow):
+                return True
+        # Not an Asterisk we serve: it gets nothing, not even the time of a session.
+        log.warning("fastagi connection from a peer not allowed", extra={"peer": str(peer)})
+        return False
 
     def channels(self) -> list[Channel]:
         """The channels of the sessions in progress (for a handover when stopping)."""

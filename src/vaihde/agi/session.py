@@ -5,6 +5,7 @@ down the dialplan's path to a human instead of hanging up.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -25,6 +26,11 @@ ENV_TIMEOUT_S = 2.0
 SILENCE_BUDGET_S = 2.0
 # The fallback instruction itself must not add silence.
 FALLBACK_TIMEOUT_S = 0.5
+# How long a handler cancelled for keeping the caller silent may take to stop before the
+# fallback route is sent without it.
+CANCEL_GRACE_S = 0.1
+# Handlers given up on while they unwind (kept referenced until they end).
+_STUCK: set[asyncio.Task[None]] = set()
 
 
 class Router:
@@ -73,7 +79,10 @@ async def run_session(
     silence_budget: float = SILENCE_BUDGET_S,
     script_override: str | None = None,
     on_channel: Callable[[Channel], None] | None = None,
+    secret: str = "",
 ) -> SessionResult:
+    """`secret`: the shared secret the AGI URL must carry as its first path segment
+    (agi://host:port/SECRET/inbound); sessions without it are closed unanswered."""
     started = time.monotonic()
     try:
         try:
@@ -84,9 +93,14 @@ async def run_session(
             log.info("agi session rejected", extra={"why": type(exc).__name__, "detail": str(exc)})
             return SessionResult("rejected", str(exc) or "timeout")
 
-        if script_override is not None:
-            env.values["agi_network_script"] = script_override
-        channel = Channel(conn, env, SilenceGuard(silence_budget))
+        script = env.network_script if script_override is None else script_override
+        if secret:
+            given, _, script = script.lstrip("/").partition("/")
+            if not hmac.compare_digest(given.encode(), secret.encode()):
+                log.warning("agi session without the shared secret refused",
+                            extra={"uniqueid": env.uniqueid, "channel": env.channel})
+                return SessionResult("rejected", "no secret")
+        channel = Channel(conn, env, SilenceGuard(silence_budget), script=script)
         if on_channel is not None:
             on_channel(channel)
         ids = {"uniqueid": channel.uniqueid, "channel": channel.name, "script": channel.script}
@@ -95,25 +109,64 @@ async def run_session(
             log.error("no AGI handler for script", extra=ids)
             return await _fallback(channel, "unknown-script", started)
 
+        # The handler runs in a task of its own so that the caller's fallback never waits for
+        # it to stop: a handler cancelled inside a database call can take as long as the
+        # database to unwind (the driver's rollback waits for a frozen server).
+        loop = asyncio.get_running_loop()
+        work = loop.create_task(handler(channel), name=f"agi-{channel.script}")
+        expired = loop.create_future()
+        channel.silence.bind(work, lambda: expired.done() or expired.set_result(None))
         try:
-            async with asyncio.timeout(None) as deadline:
-                channel.guard.bind(deadline)
-                await handler(channel)
-        except AgiHangup:
-            return _result(channel, "hangup", "caller hung up", started)
+            await asyncio.wait((work, expired), return_when=asyncio.FIRST_COMPLETED)
+            if not work.done():
+                await asyncio.wait((work,), timeout=CANCEL_GRACE_S)
         except asyncio.CancelledError:
             # The service is shutting down under this call: hand it to the dialplan's human path.
+            channel.silence.stop()
+            await _abandon(channel, work, ids)
             await _fallback(channel, "service-stopping", started)
             raise
-        except TimeoutError:
+        finally:
+            channel.silence.stop()
+        if not work.done():
+            await _abandon(channel, work, ids)
+            log.error("agi handler kept the caller silent too long and did not stop", extra=ids)
+            return await _fallback(channel, "service-timeout", started)
+        if work.cancelled():
             log.error("agi handler kept the caller silent too long", extra=ids)
             return await _fallback(channel, "service-timeout", started)
-        except Exception as exc:  # any bug must still reach a human
-            log.exception("agi handler failed", extra={**ids, "error": repr(exc)})
+        exc = work.exception()
+        if isinstance(exc, AgiHangup):
+            return _result(channel, "hangup", "caller hung up", started)
+        if isinstance(exc, TimeoutError):
+            log.error("agi handler kept the caller silent too long", extra=ids)
+            return await _fallback(channel, "service-timeout", started)
+        if exc is not None:  # any bug must still reach a human
+            log.error("agi handler failed", extra={**ids, "error": repr(exc)}, exc_info=exc)
             return await _fallback(channel, "service-error", started)
         return _result(channel, "done", channel.variables_set.get(contract.ROUTE, ""), started)
     finally:
         conn.close()
+
+
+async def _abandon(channel: Channel, work: asyncio.Task[None], ids: dict[str, str]) -> None:
+    """Stop waiting for a handler: cancel it, keep it from using the connection again, and let
+    it unwind in the background (its error, if any, is logged then)."""
+    channel.abandoned = True
+    work.cancel()
+    # A handler waiting for an AGI reply stops at once; let it, so that it no longer reads the
+    # connection when the fallback does.
+    await asyncio.wait((work,), timeout=CANCEL_GRACE_S)
+    if not work.done():
+        _STUCK.add(work)
+        work.add_done_callback(_STUCK.discard)
+        work.add_done_callback(lambda t: _log_late(t, ids))
+
+
+def _log_late(task: asyncio.Task[None], ids: dict[str, str]) -> None:
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.warning("abandoned agi handler ended with an error",
+                    extra={**ids, "error": repr(exc)})
 
 
 def _result(channel: Channel, outcome: str, reason: str, started: float) -> SessionResult:
@@ -125,6 +178,8 @@ def _result(channel: Channel, outcome: str, reason: str, started: float) -> Sess
 async def _fallback(channel: Channel, reason: str, started: float) -> SessionResult:
     """Tell the dialplan to take the call to a human. If even that fails, closing the connection
     leaves VAIHDE_ROUTE unset, which the dialplan also treats as "to the operator"."""
+    # The session's own word, even over a handler it has abandoned (which stays shut out).
+    abandoned, channel.abandoned = channel.abandoned, False
     try:
         async with asyncio.timeout(FALLBACK_TIMEOUT_S):
             await channel.set_variable(contract.REASON, reason)
@@ -136,4 +191,6 @@ async def _fallback(channel: Channel, reason: str, started: float) -> SessionRes
             "could not send fallback route; dialplan falls back by itself",
             extra={"uniqueid": channel.uniqueid, "error": repr(exc)},
         )
+    finally:
+        channel.abandoned = abandoned
     return _result(channel, "fallback", reason, started)

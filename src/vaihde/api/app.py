@@ -29,6 +29,7 @@ from vaihde.api import (
 from vaihde.api.errors import error_middleware, error_response
 from vaihde.api.routes_common import CTX, Route
 from vaihde.auth.middleware import make_auth_middleware
+from vaihde.company.offloop import ConfigChecker
 from vaihde.company.schema import CompanyConfig
 from vaihde.db.clock import utcnow as _utcnow
 from vaihde.db.models import DIRECTORY, current_revisions
@@ -80,6 +81,8 @@ class ApiContext:
     message_taken: Callable[[], None] | None = None
     recordings_dir: Path | None = None
     console: Console | None = None  # the operator console's live board; None: 503s
+    # Checks company files sent to /config/* off the event loop, with the settings' calendar rules.
+    config_checker: ConfigChecker = field(default_factory=ConfigChecker)
 
 
 def routes() -> list[Route]:

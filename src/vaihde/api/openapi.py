@@ -372,11 +372,25 @@ SCHEMAS: dict[str, Schema] = {
                         "employee_id": STR,
                         "name": STR,
                         "score": INT,
-                        "matched": array({"enum": ["name", "team", "extension", "number",
-                                                   "device"]}),
+                        "matched": array({"enum": ["name", "title", "topic", "team",
+                                                   "extension", "number", "device"]}),
                         "extension": null(STR),
                         "teams": array(STR),
+                        "title": STR,
+                        "topics": array(STR),
                         "availability": ref("AvailabilitySummary"),
+                    }
+                )
+            ),
+            "teams": array(
+                obj(
+                    {
+                        "team_id": STR,
+                        "name": STR,
+                        "score": INT,
+                        "matched": array({"enum": ["name", "title", "topic"]}),
+                        "title": STR,
+                        "topics": array(STR),
                     }
                 )
             ),
@@ -572,8 +586,9 @@ EMPLOYEE = path_param("employee_id", "employee id, e.g. anna")
 NUMBER = path_param("number", "phone number; separators (spaces, +, -) allowed")
 YAML_BODY = {
     "required": True,
-    "description": "the company file (YAML, at most 4 MiB); employees_file: includes are not "
-    "read over HTTP",
+    "description": "the company file (YAML within the limits of config/README.md: at most "
+    "8 MiB, 1,000,000 values, 32 levels, no tags beyond plain values); employees_file: "
+    "includes are not read over HTTP",
     "content": {
         "application/yaml": {"schema": STR},
         "text/yaml": {"schema": STR},
@@ -663,7 +678,8 @@ def _paths() -> dict[str, dict[str, Any]]:
         },
         "/directory/search": {
             "get": op(
-                "Search employees by name, team, extension or number",
+                "Search employees and teams by name, title, topic, team, extension or "
+                "number (ranked: exact before prefix; name before title before topic)",
                 tag="directory",
                 roles=ROLES,
                 params=[
@@ -1089,7 +1105,18 @@ SCHEMAS.update({
             "parking": null(obj({"space": STR, "lot": STR, "timeout": null(INT)})),
             "parties": array(obj({"channel": STR, "name": STR, "number": STR,
                                   "employee": STR}, ["channel", "name", "number"])),
-            "earlier": obj({"today": INT, "last_30_days": INT}),
+            "dialled": null(obj({"number": {"type": "string", "description": "digits"},
+                                 "label": {"type": "string", "description":
+                                           "the number's label in the company file"}})),
+            "earlier": obj({
+                "today": INT, "last_30_days": INT,
+                "recent": array(obj({
+                    "at": TIME,
+                    "sought": null(obj({"kind": STR, "id": STR, "name": STR})),
+                    "path": STR, "outcome": STR,
+                    "ended": {"type": "string", "description": "the outcome in words"},
+                })),
+            }),
             "story": array(obj({"at": TIME, "kind": STR, "detail": {"type": "object"}})),
             "channel": STR,
         },

@@ -15,16 +15,17 @@ from aiohttp import web
 from vaihde.api.errors import ApiError, Query, invalid, media_type, not_found, read_body
 from vaihde.api.routes_common import Route, ctx, iso, require
 from vaihde.auth.model import Action
-from vaihde.company import load
 from vaihde.company.apply import apply_company, pending_changes
 from vaihde.company.diff import Change, render_diff
 from vaihde.company.schema import CompanyConfig
-from vaihde.config.source import ConfigError, parse_yaml
+from vaihde.config.safe_yaml import DEFAULT_LIMITS
+from vaihde.config.source import ConfigError
 from vaihde.directory import DirectoryError
 from vaihde.directory.store import latest_config
 
 YAML_TYPES = ("text/yaml", "application/yaml", "application/x-yaml", "text/x-yaml")
-MAX_YAML_BODY = 4 * 1024 * 1024  # a company of thousands of employees fits
+# The YAML limit (vaihde.config.safe_yaml): a company of 10,000 employees is about 4.5 MiB.
+MAX_YAML_BODY = DEFAULT_LIMITS.max_bytes
 DEFAULT_NAME = "company.yaml"
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
 _PROBLEM = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+): (?P<field>[^:]+): (?P<message>.*)$",
@@ -76,10 +77,11 @@ async def _yaml(request: web.Request) -> tuple[str, str]:
         raise invalid("body", f"is not UTF-8 text ({exc.reason})") from None
 
 
-def _parse(text: str, name: str) -> CompanyConfig:
-    """Validate without touching the server's files: `employees_file:` must not make the
-    server read a path the request chose, so includes are refused (base directory None)."""
-    return load._Loader(name, None).build(parse_yaml(text, name))
+async def _parse(request: web.Request, text: str, name: str) -> CompanyConfig:
+    """Validate without touching the server's files (`employees_file:` must not make the
+    server read a path the request chose, so includes are refused) and away from the event
+    loop (vaihde.company.offloop), within the YAML limits; raises ConfigError."""
+    return await ctx(request).config_checker.check(text, name)
 
 
 def _refused(problems: list[str], what: str) -> ApiError:
@@ -96,7 +98,7 @@ async def check(request: web.Request) -> web.Response:
     require(request, Action.CONFIGURE)
     text, name = await _yaml(request)
     try:
-        config = _parse(text, name)
+        summary = await ctx(request).config_checker.summary(text, name)
     except ConfigError as exc:
         return web.json_response(
             {"ok": False, "problems": [problem_json(p) for p in exc.problems], "warnings": []}
@@ -105,14 +107,9 @@ async def check(request: web.Request) -> web.Response:
         {
             "ok": True,
             "problems": [],
-            "warnings": [problem_json(w) for w in config.warnings],
-            "company": config.company.name,
-            "counts": {
-                "employees": len(config.employees),
-                "teams": len(config.teams),
-                "menus": len(config.menus),
-                "numbers": len(config.numbers),
-            },
+            "warnings": [problem_json(w) for w in summary.warnings],
+            "company": summary.company,
+            "counts": summary.counts,
         }
     )
 
@@ -121,7 +118,7 @@ async def diff(request: web.Request) -> web.Response:
     require(request, Action.CONFIGURE)
     text, name = await _yaml(request)
     try:
-        config = _parse(text, name)
+        config = await _parse(request, text, name)
     except ConfigError as exc:
         raise _refused(exc.problems, "nothing to compare") from None
     changes = await pending_changes(ctx(request).sessions, config)
@@ -134,7 +131,7 @@ async def apply(request: web.Request) -> web.Response:
     principal = require(request, Action.CONFIGURE)
     text, name = await _yaml(request)
     try:
-        config = _parse(text, name)
+        config = await _parse(request, text, name)
     except ConfigError as exc:
         raise _refused(exc.problems, "nothing was applied") from None
     api = ctx(request)

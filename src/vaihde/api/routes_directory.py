@@ -1,5 +1,6 @@
-"""GET /directory/search: the in-memory DirectoryIndex (accent-insensitive names, teams,
-extensions, numbers), each hit with its availability from the presence cache.
+"""GET /directory/search: the in-memory DirectoryIndex (accent-insensitive names, titles,
+topics, teams, extensions, numbers), each person with their availability from the presence
+cache, and the teams that match (their names, titles and topics) in `teams`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from vaihde.directory.search import DirectoryIndex, Record
 
 MAX_QUERY = 100
 MAX_LIMIT = 100
+MAX_TEAMS = 10
 
 # Hits carry only ids; the records behind them, by id, once per index (rebuilt indexes are new
 # objects, so the old mapping goes with the old index).
@@ -28,6 +30,8 @@ def _records(index: DirectoryIndex) -> dict[str, Record]:
     found = _by_id.get(index)
     if found is None:
         found = {r.employee_id: r for r in index.records}
+        if index.teams is not None:
+            found.update({f"team:{r.employee_id}": r for r in index.teams.records})
         _by_id[index] = found
     return found
 
@@ -53,10 +57,21 @@ async def search(request: web.Request) -> web.Response:
                 "matched": list(hit.matched),
                 "extension": record.extension if record is not None else None,
                 "teams": list(record.teams) if record is not None else [],
+                "title": record.title if record is not None else "",
+                "topics": list(record.topics) if record is not None else [],
                 "availability": summary_json(api.cache.lookup(hit.employee_id), api.tz),
             }
         )
-    return web.json_response({"query": q, "hits": hits})
+    teams = []
+    for hit in index.search(q, MAX_TEAMS, kind="team"):
+        record = records.get(f"team:{hit.employee_id}")
+        teams.append({
+            "team_id": hit.employee_id, "name": hit.name, "score": hit.score,
+            "matched": list(hit.matched),
+            "title": record.title if record is not None else "",
+            "topics": list(record.topics) if record is not None else [],
+        })
+    return web.json_response({"query": q, "hits": hits, "teams": teams})
 
 
 ROUTES: list[Route] = [("GET", "/directory/search", search)]

@@ -1,11 +1,13 @@
 """Fetch a calendar feed (a local file or an http(s) URL) with a timeout, a size limit and
-conditional requests; every failure is a CalendarError that names the source, secrets masked.
+conditional requests, only where the CalendarPolicy allows (redirects included); every failure
+is a CalendarError that names the source, secrets masked.
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import errno
 import os
 import re
 import stat
@@ -14,9 +16,11 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import aiohttp
+from yarl import URL
 
 from vaihde import __version__
 from vaihde.calendar.ics import MAX_ICS_BYTES, CalendarError
+from vaihde.calendar.policy import CalendarPolicy
 
 __all__ = ["FeedResult", "fetch_feed", "mask_source"]
 
@@ -43,6 +47,7 @@ class FeedResult:
 async def fetch_feed(
     source: str,
     *,
+    policy: CalendarPolicy,
     etag: str | None = None,
     last_modified: str | None = None,
     timeout: float = 10.0,
@@ -50,7 +55,9 @@ async def fetch_feed(
     session: aiohttp.ClientSession | None = None,
 ) -> FeedResult:
     """Fetch source: an absolute file path, a file:// URL, or an http://, https:// or webcal://
-    URL (webcal is what calendar apps hand out for https subscriptions).
+    URL (webcal is what calendar apps hand out for https subscriptions), if `policy` allows it:
+    files only inside its directory (after symlinks), http only from its listed hosts, and the
+    same for every redirect.
 
     timeout (seconds) covers connecting, redirects and the whole body of a web fetch; files
     are only limited in size. Pass session to reuse connections or to configure proxies
@@ -60,12 +67,20 @@ async def fetch_feed(
     shown = mask_source(source)
     path = _local_path(source, shown)
     if path is not None:
-        return await asyncio.to_thread(_read_file, path, shown, etag, last_modified, max_bytes)
+        real, why = policy.file_path(str(path))
+        if real is None:
+            raise CalendarError(f"{shown}: {why}")
+        return await asyncio.to_thread(
+            _read_file, real, shown, etag, last_modified, max_bytes, policy
+        )
+    problem = policy.url_problem(source)
+    if problem is not None:
+        raise CalendarError(f"{shown}: {problem}")
     scheme = urlsplit(source).scheme.lower()
     url = "https" + source[len("webcal") :] if scheme == "webcal" else source
     try:
         async with asyncio.timeout(timeout):
-            return await _fetch_http(url, shown, etag, last_modified, max_bytes, session)
+            return await _fetch_http(url, shown, etag, last_modified, max_bytes, session, policy)
     except TimeoutError:
         raise CalendarError(f"{shown}: no complete answer within {timeout:g} s") from None
     except aiohttp.ClientError as e:
@@ -99,13 +114,25 @@ def _local_path(source: str, shown: str) -> Path | None:
 
 
 def _read_file(
-    path: Path, shown: str, etag: str | None, last_modified: str | None, max_bytes: int
+    path: Path,
+    shown: str,
+    etag: str | None,
+    last_modified: str | None,
+    max_bytes: int,
+    policy: CalendarPolicy,
 ) -> FeedResult:
     try:
-        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block the thread forever
+        # O_NOFOLLOW: `path` is already the real path, so a link here means it was just swapped
+        # in; O_NONBLOCK: opening a FIFO must not block the thread (it is refused below).
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
             raise CalendarError(f"{shown}: not a regular file")
-        with path.open("rb") as f:
-            st = os.fstat(f.fileno())
+        with os.fdopen(fd, "rb") as f:
+            opened = _opened_path(f.fileno())
+            if opened is not None and policy.file_path(opened)[0] is None:
+                raise CalendarError(f"{shown}: not in {policy.files_dir} (a link out of it?)")
             # A file has no ETag of its own; size and mtime change whenever it is rewritten.
             file_etag = f'"{st.st_size:x}-{st.st_mtime_ns:x}"'
             file_modified = email.utils.formatdate(st.st_mtime, usegmt=True)
@@ -115,10 +142,25 @@ def _read_file(
                 raise CalendarError(_too_big(shown, st.st_size, max_bytes))
             content = f.read(max_bytes + 1)  # the file may have grown since fstat
     except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise CalendarError(f"{shown}: not in {policy.files_dir} (a link out of it?)") from None
         raise CalendarError(f"{shown}: cannot read: {e.strerror or e}") from None
     if len(content) > max_bytes:
         raise CalendarError(_too_big(shown, len(content), max_bytes, at_least=True))
     return FeedResult(content, file_etag, file_modified)
+
+
+def _opened_path(fd: int) -> str | None:
+    """Where an open file really is (Linux /proc), to catch a directory swapped for a link
+    between the check and the open; None where /proc is not there."""
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return None
+
+
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 5
 
 
 async def _fetch_http(
@@ -128,6 +170,7 @@ async def _fetch_http(
     last_modified: str | None,
     max_bytes: int,
     session: aiohttp.ClientSession | None,
+    policy: CalendarPolicy,
 ) -> FeedResult:
     headers = {"Accept": "text/calendar, */*;q=0.5", "User-Agent": _USER_AGENT}
     if etag:
@@ -137,30 +180,54 @@ async def _fetch_http(
     own = session is None
     client = aiohttp.ClientSession() if session is None else session
     try:
-        async with client.get(url, headers=headers, max_redirects=5) as resp:
-            new_etag = resp.headers.get("ETag")
-            new_modified = resp.headers.get("Last-Modified")
-            if resp.status == 304:
-                return FeedResult(None, new_etag or etag, new_modified or last_modified)
-            if resp.status != 200:
-                raise CalendarError(f"{shown}: HTTP {resp.status} {resp.reason or ''}".rstrip())
-            if resp.content_length is not None and resp.content_length > max_bytes:
-                raise CalendarError(_too_big(shown, resp.content_length, max_bytes))
-            body = bytearray()
-            async for chunk in resp.content.iter_chunked(_CHUNK):
-                body += chunk
-                if len(body) > max_bytes:
-                    raise CalendarError(_too_big(shown, len(body), max_bytes, at_least=True))
-            content = bytes(body)
-            if resp.content_type == "text/html" and not _looks_like_ics(content):
-                raise CalendarError(
-                    f"{shown}: the server sent a web page, not a calendar "
-                    "(expired link or login page?)"
-                )
-            return FeedResult(content, new_etag, new_modified)
+        target = URL(url)
+        # Redirects are followed here, not by aiohttp, so each hop is checked like the source:
+        # an allowed https address must not hand the service on to http://127.0.0.1/…
+        for _ in range(MAX_REDIRECTS + 1):
+            async with client.get(target, headers=headers, allow_redirects=False) as resp:
+                if resp.status in _REDIRECTS and "Location" in resp.headers:
+                    target = resp.url.join(URL(resp.headers["Location"]))
+                    problem = policy.url_problem(str(target))
+                    if problem is not None:
+                        raise CalendarError(
+                            f"{shown}: refused a redirect to {mask_source(str(target))}: "
+                            f"{problem}"
+                        )
+                    continue
+                return await _answer(resp, shown, etag, last_modified, max_bytes)
+        raise CalendarError(f"{shown}: too many redirects")
     finally:
         if own:
             await client.close()
+
+
+async def _answer(
+    resp: aiohttp.ClientResponse,
+    shown: str,
+    etag: str | None,
+    last_modified: str | None,
+    max_bytes: int,
+) -> FeedResult:
+    new_etag = resp.headers.get("ETag")
+    new_modified = resp.headers.get("Last-Modified")
+    if resp.status == 304:
+        return FeedResult(None, new_etag or etag, new_modified or last_modified)
+    if resp.status != 200:
+        raise CalendarError(f"{shown}: HTTP {resp.status} {resp.reason or ''}".rstrip())
+    if resp.content_length is not None and resp.content_length > max_bytes:
+        raise CalendarError(_too_big(shown, resp.content_length, max_bytes))
+    body = bytearray()
+    async for chunk in resp.content.iter_chunked(_CHUNK):
+        body += chunk
+        if len(body) > max_bytes:
+            raise CalendarError(_too_big(shown, len(body), max_bytes, at_least=True))
+    content = bytes(body)
+    if resp.content_type == "text/html" and not _looks_like_ics(content):
+        raise CalendarError(
+            f"{shown}: the server sent a web page, not a calendar "
+            "(expired link or login page?)"
+        )
+    return FeedResult(content, new_etag, new_modified)
 
 
 def _looks_like_ics(content: bytes) -> bool:

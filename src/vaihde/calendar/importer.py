@@ -12,12 +12,12 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vaihde.calendar.fetch import fetch_feed, mask_source
 from vaihde.calendar.ics import CalendarError, parse_calendar
+from vaihde.calendar.policy import CalendarPolicy
 from vaihde.presence.model import Source
 from vaihde.presence.store import cancel_missing_external, upsert_external
 
@@ -51,13 +51,6 @@ class SyncResult:
     error: str | None = None
 
 
-def resolve_source(source: str, base_dir: Path | None) -> str:
-    """URLs and absolute paths as they are; a relative path is relative to the company file."""
-    if "://" in source or source.startswith("/") or base_dir is None:
-        return source
-    return str((base_dir / source).resolve())
-
-
 async def sync_calendar(
     sessions: async_sessionmaker[AsyncSession],
     employee_id: str,
@@ -65,13 +58,18 @@ async def sync_calendar(
     state: FeedState,
     *,
     tz: str,
+    policy: CalendarPolicy,
     now: datetime | None = None,
 ) -> SyncResult:
+    """Fetch one employee's feed (if `policy` allows the source) and make their calendar
+    entries follow it; a failure keeps the previous entries and is kept in `state`."""
     at = now or datetime.now(UTC)
     state.checked_at = at
     window = (at - LOOKBACK, at + LOOKAHEAD)
     try:
-        feed = await fetch_feed(source, etag=state.etag, last_modified=state.last_modified)
+        feed = await fetch_feed(
+            source, policy=policy, etag=state.etag, last_modified=state.last_modified
+        )
         if feed.not_modified:
             return SyncResult(employee_id, not_modified=True)
         try:
@@ -106,9 +104,10 @@ async def sync_calendar(
     state.synced_at, state.error, state.problems = at, None, parsed.problems
     result = SyncResult(employee_id, counts["created"], counts["updated"], len(cancelled))
     if result.created or result.updated or result.cancelled:
+        # "created" would shadow LogRecord.created (KeyError at INFO): say what was created.
         log.info("calendar synced", extra={"employee": employee_id,
-                 "source": mask_source(source), "created": result.created,
-                 "updated": result.updated, "cancelled": result.cancelled})
+                 "source": mask_source(source), "entries_created": result.created,
+                 "entries_updated": result.updated, "entries_cancelled": result.cancelled})
     return result
 
 
@@ -119,6 +118,7 @@ class CalendarScheduler:
     sessions: async_sessionmaker[AsyncSession]
     feeds: Callable[[], dict[str, str]]  # employee id → source, from the current company
     tz: Callable[[], str]
+    policy: CalendarPolicy  # checked again at every fetch: the company may predate it
     on_synced: Callable[[str], object] | None = None  # e.g. the presence cache's invalidate
     interval: float = 300.0
     states: dict[str, FeedState] = field(default_factory=dict)
@@ -129,7 +129,8 @@ class CalendarScheduler:
             state = self.states.setdefault(employee_id, FeedState())
             try:
                 result = await sync_calendar(
-                    self.sessions, employee_id, source, state, tz=self.tz()
+                    self.sessions, employee_id, self.policy.resolve(source), state,
+                    tz=self.tz(), policy=self.policy,
                 )
             except Exception as exc:  # a database error for one feed must not stop the others
                 log.exception("calendar sync failed", extra={"employee": employee_id})

@@ -40,11 +40,14 @@ def to_directory(config: CompanyConfig) -> DirectoryDescription:
             numbers=e.direct,
             devices=tuple(DeviceDescription(d.address, d.kind) for d in e.devices),
             delegates=e.delegates,
+            title=e.title,
+            topics=e.topics,
         )
         for e in config.employees.values()
     )
     teams = tuple(
-        TeamDescription(id=t.id, name=t.name, kind=t.kind, members=t.members)
+        TeamDescription(id=t.id, name=t.name, kind=t.kind, members=t.members, title=t.title,
+                        topics=t.topics)
         for t in config.teams.values()
     )
     return DirectoryDescription(employees=employees, teams=teams)

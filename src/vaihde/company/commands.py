@@ -15,14 +15,19 @@ from vaihde.config.source import ConfigError
 
 if TYPE_CHECKING:
     from vaihde.company.schema import CompanyConfig
+    from vaihde.config.settings import Settings
     from vaihde.db.engine import Database
 
 
-def _company(path: str) -> CompanyConfig:
+def _company(args: argparse.Namespace) -> CompanyConfig:
     from vaihde.company.load import load_company
 
+    path = args.file
+    settings = _settings(args)
+    # The service's calendar rules when its settings are known; else the same default they have.
+    calendars = settings.calendar if settings is not None else None
     try:
-        config = load_company(path)
+        config = load_company(path, calendars=calendars)
     except ConfigError as exc:
         exc.exit(path, "; nothing was applied")
     for warning in config.warnings:
@@ -30,23 +35,30 @@ def _company(path: str) -> CompanyConfig:
     return config
 
 
+def _settings(args: argparse.Namespace) -> Settings | None:
+    """The service settings these commands act for: --settings, else $VAIHDE_CONFIG, else
+    config/demo.yaml when run in the repository; None when there are none."""
+    path = getattr(args, "settings", None) or os.environ.get("VAIHDE_CONFIG")
+    if path is None and Path("config/demo.yaml").exists():
+        path = "config/demo.yaml"
+    if not path:
+        return None
+    from vaihde.config.settings import load
+
+    os.environ.setdefault("VAIHDE_AMI_SECRET", "-")  # not needed for database work
+    try:
+        return load(path)
+    except ConfigError as exc:
+        print(f"vaihde: {path}: {exc.problems[0]}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def database_for(args: argparse.Namespace) -> str | None:
     """--db wins; else the settings file's database; else the environment / default."""
     if getattr(args, "db", None):
         return args.db
-    settings = getattr(args, "settings", None) or os.environ.get("VAIHDE_CONFIG")
-    if settings is None and Path("config/demo.yaml").exists():
-        settings = "config/demo.yaml"
-    if settings:
-        from vaihde.config.settings import load
-
-        os.environ.setdefault("VAIHDE_AMI_SECRET", "-")  # not needed for database work
-        try:
-            return load(settings).database_url or None
-        except ConfigError as exc:
-            print(f"vaihde: {settings}: {exc.problems[0]}", file=sys.stderr)
-            raise SystemExit(2) from None
-    return None
+    settings = _settings(args)
+    return settings.database_url or None if settings is not None else None
 
 
 async def _open(url: str | None) -> Database:
@@ -63,7 +75,7 @@ async def _open(url: str | None) -> Database:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    config = _company(args.file)
+    config = _company(args)
     print(
         f"{args.file}: ok — {config.company.name}: {len(config.employees)} employees, "
         f"{len(config.teams)} teams, {len(config.menus)} menus, {len(config.numbers)} numbers"
@@ -75,7 +87,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     from vaihde.company.apply import pending_changes
     from vaihde.company.diff import render_diff
 
-    config = _company(args.file)
+    config = _company(args)
 
     async def run() -> str:
         db = await _open(database_for(args))
@@ -93,7 +105,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     from vaihde.company.diff import render_diff
     from vaihde.directory import DirectoryError
 
-    config = _company(args.file)
+    config = _company(args)
 
     async def run() -> int:
         db = await _open(database_for(args))
@@ -128,6 +140,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     check = actions.add_parser("check", help="validate a company file; nothing is applied")
     check.add_argument("file")
+    check.add_argument("--settings", help="service settings file whose calendar rules to use "
+                       "(default: $VAIHDE_CONFIG, or config/demo.yaml here)")
     check.set_defaults(func=cmd_check)
     diff = actions.add_parser("diff", help="what applying the file would change")
     diff.add_argument("file")

@@ -7,13 +7,15 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import itertools
+import os
 import re
-from collections.abc import Iterable
+from collections.abc import Collection
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from vaihde.calendar.policy import NO_FILES, CalendarPolicy
 from vaihde.company.schema import (
     DEVICE_KINDS,
     FLAG_TARGETS,
@@ -53,6 +55,7 @@ from vaihde.config.source import (
     node_from_data,
     parse_yaml,
 )
+from vaihde.directory.search import fold
 
 _PHONE = re.compile(r"^\+?[0-9]{3,20}$")
 # 0 is the operator in menus, so an extension starting with 0 could never be keyed there.
@@ -68,28 +71,57 @@ MENU_TARGETS = tuple(k for k in TARGET_KINDS if k != "hangup")
 CLOSED_TARGETS = ("menu", "team", "employee", "message", "external", "operator", "hangup")
 THEN = ("back", "hangup")
 _ARTICLE = {"employee": "an employee", "announcement": "an announcement"}
+MAX_TITLE = 200
+MAX_TOPIC = 100
+MAX_TOPICS = 50
+MAX_DATED = 1000  # holidays and exceptions together (their overlaps are checked pairwise)
+_MAX_HINTS = 20  # "did you mean …?" for the first unknown ids only (each compares with all)
 PHONE_HELP = "must be a phone number: digits with an optional leading +, like +358401234567"
 
 
-def load_company(path: str | Path) -> CompanyConfig:
-    """Read and validate the company file (and its employees_file); raises ConfigError."""
+def load_company(
+    path: str | Path, *, calendars: CalendarPolicy | None = None
+) -> CompanyConfig:
+    """Read and validate the company file (and its employees_file); raises ConfigError.
+    Employees' calendars must be sources `calendars` allows (the service settings' `calendar:`;
+    by default https addresses and files in `calendars/` beside the company file, which is
+    also the settings' default)."""
     root = load_yaml(path)
-    return _Loader(str(path), Path(path).parent).build(root)
+    if calendars is None:
+        calendars = beside(path)
+    return _Loader(str(path), Path(path).parent, calendars).build(root)
+
+
+def beside(company_file: str | Path) -> CalendarPolicy:
+    """The default calendar rules for a company file: files in `calendars/` next to it."""
+    return CalendarPolicy(files_dir=os.path.abspath(Path(company_file).parent / "calendars"))
 
 
 def parse_company(
-    text: str, file: str = "<company>", base_dir: str | Path | None = None
+    text: str,
+    file: str = "<company>",
+    base_dir: str | Path | None = None,
+    *,
+    calendars: CalendarPolicy = NO_FILES,
 ) -> CompanyConfig:
     """Validate company YAML given as text; an employees_file is read relative to base_dir
     (default: the directory of `file`)."""
     root = parse_yaml(text, file)
-    return _Loader(file, Path(base_dir) if base_dir is not None else Path(file).parent).build(root)
+    base = Path(base_dir) if base_dir is not None else Path(file).parent
+    return _Loader(file, base, calendars).build(root)
+
+
+def check_company_text(text: str, file: str, calendars: CalendarPolicy) -> CompanyConfig:
+    """Validate company YAML sent by a client (the API): nothing is read from the server's
+    files (an `employees_file:` is refused), within the YAML limits."""
+    return _Loader(file, None, calendars).build(parse_yaml(text, file))
 
 
 def company_from_document(doc: dict[str, Any], file: str = "<document>") -> CompanyConfig:
-    """Rebuild a CompanyConfig from `to_document()` output (e.g. the version stored in the DB)."""
+    """Rebuild a CompanyConfig from `to_document()` output (e.g. the version stored in the DB).
+    Calendar sources are not judged again here: the fetcher checks them on every fetch."""
     root = node_from_data(doc, file)
-    return _Loader(file, None).build(root)
+    return _Loader(file, None, None).build(root)
 
 
 def _scalar_text(node: Node) -> str | None:
@@ -110,9 +142,10 @@ def _minutes(hh: str, mm: str) -> int:
 
 
 class _Loader:
-    def __init__(self, file: str, base_dir: Path | None) -> None:
+    def __init__(self, file: str, base_dir: Path | None, calendars: CalendarPolicy | None) -> None:
         self.file = file
         self.base_dir = base_dir
+        self.calendars = calendars  # None: only the form of calendar sources is checked
         self.files = [file]
         self.problems: list[str] = []
         self.warnings: list[str] = []
@@ -465,7 +498,14 @@ class _Loader:
                 weekly[day] = ranges or ()
         spans: list[tuple[date, date, str, Node]] = []
         holidays = []
-        for key, node in r.section("holidays").items():
+        dated = [r.section(k) for k in ("holidays", "exceptions")]
+        if sum(len(d.node.value) for d in dated) > MAX_DATED:
+            # Overlaps are checked pairwise; a real company lists a few dozen.
+            self.error(r.node, f"at most {MAX_DATED:,} holidays and exceptions together")
+            dated = []
+        holiday_items = dated[0].items() if dated else []
+        exception_items = dated[1].items() if dated else []
+        for key, node in holiday_items:
             dates = self.dates(node, key)
             name = _scalar_text(node)
             if name is None or not name.strip():
@@ -475,7 +515,7 @@ class _Loader:
                 holidays.append(Holiday(dates[0], dates[1], name.strip()))
                 spans.append((dates[0], dates[1], f"holiday {key}", node))
         exceptions = []
-        for key, node in r.section("exceptions").items():
+        for key, node in exception_items:
             dates = self.dates(node, key)
             name = ""
             if isinstance(node.value, dict):
@@ -743,10 +783,46 @@ class _Loader:
                 self.error(tr.child("queue") or node, "the operators' queue is the dialplan's "
                            "VAIHDE_QUEUE (config/asterisk/queues-vaihde.conf); remove this key")
             email = self.email(tr)
+            title = self.title(tr)
+            topics = self.topics(tr)
             tr.done()
-            team = Team(team_id, name, kind, members, strategy, ring, queue, email, node.where)
+            team = Team(team_id, name, kind, members, strategy, ring, queue, email, node.where,
+                        title=title, topics=topics)
             out[team_id] = (team, node)
         return out
+
+    def title(self, r: Reader) -> str:
+        value = self.text(r, "title")
+        if len(value) > MAX_TITLE or "\n" in value:
+            self.error(r.child("title") or r.node, f"must be one line of at most {MAX_TITLE} "
+                       "characters")
+            return ""
+        return value
+
+    def topics(self, r: Reader) -> tuple[str, ...]:
+        """What a person or team answers for, as callers and operators put it ("fishing
+        permits", "kalastuslupa"): found by the directory search."""
+        out: list[str] = []
+        seen: dict[str, Node] = {}
+        nodes = r.list("topics")
+        if len(nodes) > MAX_TOPICS:
+            self.error(r.child("topics") or r.node, f"at most {MAX_TOPICS} topics")
+            return ()
+        for node in nodes:
+            value = (_scalar_text(node) or "").strip() if not isinstance(
+                node.value, dict | list) else ""
+            if not value or len(value) > MAX_TOPIC or "\n" in value:
+                self.error(node, f"a topic is one line of text, 1 to {MAX_TOPIC} characters, "
+                           "like fishing permits")
+                continue
+            key = " ".join(fold(value).split())
+            if key in seen:
+                self.error(node, f"{value!r} is listed twice (also at line "
+                           f"{seen[key].where.line})")
+                continue
+            seen[key] = node
+            out.append(value)
+        return tuple(out)
 
     def strategy(self, r: Reader) -> str:
         value = self.text(r, "strategy") or "all"
@@ -801,7 +877,8 @@ class _Loader:
         self.ident(node, emp_id, "employee")
         er = self.reader(node)
         name = self.text(er, "name", required=True)
-        title = self.text(er, "title")
+        title = self.title(er)
+        topics = self.topics(er)
         extension = ""
         ext_node = er.child("extension")
         if ext_node is not None and ext_node.value is not None:
@@ -846,14 +923,14 @@ class _Loader:
             sms = self.phone(sms_node)
         calendar = self.text(er, "calendar")
         if calendar:
-            if "://" in calendar and not _URL.match(calendar):
-                self.error(
-                    er.child("calendar") or node,
-                    "must be an https:// (or webcal://) address of an ICS calendar, or a file path",
-                )
-                calendar = ""
-            elif "\n" in calendar:
-                self.error(er.child("calendar") or node, "must be one line")
+            if self.calendars is not None:
+                problem = self.calendars.problem(calendar)
+            elif "://" in calendar and not _URL.match(calendar):
+                problem = "must be an https:// (or webcal://) address of an ICS calendar"
+            else:
+                problem = "must be one line" if "\n" in calendar else None
+            if problem is not None:
+                self.error(er.child("calendar") or node, problem)
                 calendar = ""
         er.done()
         return {
@@ -879,6 +956,7 @@ class _Loader:
                 sms=sms,
                 calendar=calendar,
                 where=node.where,
+                topics=topics,
             ),
         }
 
@@ -930,10 +1008,13 @@ class _Loader:
     ) -> dict[str, Employee]:
         """Membership may be written on the team (ordered) or on the employee (appended)."""
         members = {tid: list(team.members) for tid, (team, _) in teams.items()}
+        # Sets beside the ordered lists: linear in the number of employees, not quadratic.
+        member_sets = {tid: set(ids) for tid, ids in members.items()}
         for e in raw:
             for team_id, _ in e["teams"]:
-                if team_id in members and e["id"] not in members[team_id]:
+                if team_id in members and e["id"] not in member_sets[team_id]:
                     members[team_id].append(e["id"])
+                    member_sets[team_id].add(e["id"])
         for tid, (team, node) in list(teams.items()):
             if not members[tid]:
                 self.error(
@@ -941,9 +1022,13 @@ class _Loader:
                     "has no members: list them under members: or give employees teams:",
                 )
             teams[tid] = (dataclasses.replace(team, members=tuple(members[tid])), node)
+        teams_of: dict[str, list[str]] = {}
+        for tid in sorted(members):
+            for emp_id in member_sets[tid]:
+                teams_of.setdefault(emp_id, []).append(tid)
         out: dict[str, Employee] = {}
         for e in raw:
-            mine = tuple(sorted(tid for tid, ids in members.items() if e["id"] in ids))
+            mine = tuple(teams_of.get(e["id"], ()))
             out[e["id"]] = dataclasses.replace(e["employee"], teams=mine)
         return out
 
@@ -956,20 +1041,24 @@ class _Loader:
         menus: dict[str, Menu],
         announcements: dict[str, Announcement],
     ) -> None:
-        known: dict[str, Iterable[str]] = {
+        known: dict[str, Collection[str]] = {
             "employee": employees,
             "team": teams,
             "menu": menus,
             "announcement": announcements,
-            "recipient": [*employees, *teams],
+            "recipient": {*employees, *teams},
         }
         nouns = {"recipient": "employee or team"}
+        hints = _MAX_HINTS  # each hint compares with every name: a few are enough to help
         for node, kind, ref in self.refs:
-            names = list(known[kind])
+            names = known[kind]
             if ref in names:
                 continue
-            close = difflib.get_close_matches(ref, names, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            hint = ""
+            if hints > 0:
+                hints -= 1
+                close = difflib.get_close_matches(ref, list(names), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
             self.error(node, f"no {nouns.get(kind, kind)} {ref!r}{hint}")
 
     def check_unique(
@@ -1046,30 +1135,38 @@ class _Loader:
 
     def check_menu_graph(self, menus: dict[str, Menu]) -> None:
         # A submenu chain that comes back to itself traps callers; # (back) is the way up.
+        # Depth-first without recursion: a file may chain thousands of submenus.
         state: dict[str, int] = {}  # 1 = on the current path, 2 = done
-        path: list[str] = []
-
-        def visit(menu: str) -> None:
-            state[menu] = 1
-            path.append(menu)
-            for child, node in self.menu_edges.get(menu, []):
+        for start in menus:
+            if start in state:
+                continue
+            state[start] = 1
+            path = [start]
+            at = {start: 0}  # position on the path
+            edges = [iter(self.menu_edges.get(start, []))]
+            while edges:
+                step = next(edges[-1], None)
+                if step is None:
+                    edges.pop()
+                    state[path.pop()] = 2
+                    continue
+                child, node = step
                 if child not in menus:
                     continue
                 if state.get(child) == 1:
-                    loop = [*path[path.index(child):], child]
+                    loop = [*path[at[child]:], child]
+                    if len(loop) > 8:  # a message names a few, not thousands
+                        loop = [*loop[:3], "…", *loop[-3:]]
                     self.error(
                         node,
                         f"menu {child!r} leads back here ({' → '.join(loop)}): callers go back "
                         "with #, so a submenu must not lead to a menu above it",
                     )
                 elif child not in state:
-                    visit(child)
-            path.pop()
-            state[menu] = 2
-
-        for menu in menus:
-            if menu not in state:
-                visit(menu)
+                    state[child] = 1
+                    at[child] = len(path)
+                    path.append(child)
+                    edges.append(iter(self.menu_edges.get(child, [])))
         reachable: set[str] = set()
         todo = [m for m in self.roots if m in menus]
         while todo:

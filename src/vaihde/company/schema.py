@@ -298,6 +298,8 @@ class Team:
     queue: str = ""  # Asterisk queue name, "" = ring members directly
     email: str = ""  # where messages for the team go; "" = each member's e-mail
     where: Where | None = field(default=None, compare=False, repr=False)
+    title: str = ""  # what the team does, for operators ("Laskutus ja reskontra")
+    topics: tuple[str, ...] = ()  # what the team answers for ("invoices"), for the directory
 
     def to_data(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -311,6 +313,10 @@ class Team:
             data["queue"] = self.queue
         if self.email:
             data["email"] = self.email
+        if self.title:
+            data["title"] = self.title
+        if self.topics:
+            data["topics"] = list(self.topics)
         return data
 
 
@@ -347,6 +353,7 @@ class Employee:
     sms: str = ""
     calendar: str = ""  # ICS URL, or a path relative to the company file
     where: Where | None = field(default=None, compare=False, repr=False)
+    topics: tuple[str, ...] = ()  # what they answer for ("fishing permits"), for the directory
 
     def to_data(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -361,6 +368,7 @@ class Employee:
             "direct": list(self.direct),
             "delegates": list(self.delegates),
             "title": self.title,
+            "topics": list(self.topics),
             "email": self.email,
             "sms": self.sms,
             "calendar": self.calendar,
@@ -434,6 +442,11 @@ class CompanyConfig:
     def number_language(self, dialled: str) -> str:
         """The language callers of a company number hear first."""
         return self._language_by_number.get(dialled.lstrip("+"), self.company.language)
+
+    def company_number(self, dialled: str) -> Number | None:
+        """The company number that was dialled (with or without its leading +), if it is one."""
+        wanted = dialled.lstrip("+")
+        return next((n for n in self.numbers.values() if n.digits == wanted), None)
 
     def employee_by_extension(self, extension: str) -> Employee | None:
         found = self._by_extension.get(extension)

@@ -6,11 +6,13 @@ database (see vaihde.company). Validated as a whole; any problem rejects the who
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vaihde.calendar.policy import CalendarPolicy
 from vaihde.config.patterns import DEVICE
 from vaihde.config.source import ConfigError, Node, Reader, load_yaml, parse_yaml
 from vaihde.http.settings import HttpSettings, parse_http
@@ -20,9 +22,19 @@ _HOST = re.compile(r"^[A-Za-z0-9.\-:]{1,253}$")
 
 
 @dataclass(frozen=True, slots=True)
-class Endpoint:
+class FastAgiSettings:
     host: str
     port: int
+    # Peers allowed to connect (Asterisk servers); FastAGI itself has no authentication.
+    allow: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    # A shared secret carried as the first path segment of the AGI URL
+    # (agi://host:port/SECRET/inbound); "" = none.
+    secret: str = field(default="", repr=False)
+
+
+LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+_AGI_SECRET = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
+GUARD_MODES = ("child", "external", "off")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +48,7 @@ class AmiSettings:
 @dataclass(frozen=True, slots=True)
 class Settings:
     source: str
-    fastagi: Endpoint
+    fastagi: FastAgiSettings
     http: HttpSettings
     ami: AmiSettings
     database_url: str  # "" = the default (vaihde.db.engine.DEFAULT_URL)
@@ -50,6 +62,11 @@ class Settings:
     console_bounce_s: int = 20  # a blind transfer rings this long before it comes back
     console_ring_s: int = 30  # the console rings an operator's own phone this long
     console_streams_per_user: int = 5  # open console event streams per user at most
+    # The guard (src/vaihde/guard/): "child" of vaihde serve, "external" (its own systemd unit),
+    # or "off"; it moves a caller out of an AGI session Asterisk has waited on for stall_s.
+    guard_mode: str = "child"
+    guard_stall_s: float = 2.5
+    calendar: CalendarPolicy = field(default_factory=CalendarPolicy)  # what calendars may be read
 
 
 def load(path: str | Path) -> Settings:
@@ -61,21 +78,39 @@ def loads(text: str, file: str = "<config>") -> Settings:
     return _build(parse_yaml(text, file))
 
 
-def _endpoint(r: Reader, default_port: int) -> Endpoint:
+def _fastagi(r: Reader) -> FastAgiSettings:
     host = r.str("host", "127.0.0.1")
     if not _HOST.match(host):
         r.problems.append(f"{r.where}.host: not a host name or address: {host!r}")
-    # 0 = any free port (tests, several instances on one machine).
-    port = r.int("port", default_port, low=0, high=65535)
+    port = r.int("port", 4573, low=0, high=65535)
+    allow: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    for node in r.list("allow"):
+        try:
+            allow.append(ipaddress.ip_network(str(node.value), strict=False))
+        except ValueError:
+            r.error(node, f"not an address or network: {node.value!r}")
+    if not r.has("allow"):
+        allow = list(LOOPBACK)
+        loopback = host in ("localhost", "::1") or host.startswith("127.")
+        if not loopback:
+            r.problems.append(
+                f"{r.where}.allow: FastAGI on {host} needs the list of Asterisk servers' "
+                "addresses allowed to connect (it has no authentication of its own)"
+            )
+    secret = os.environ.get("VAIHDE_AGI_SECRET") or r.str("secret", "")
+    if secret and not _AGI_SECRET.match(secret):
+        r.problems.append(
+            f"{r.where}.secret: must be 16-128 letters, digits, - or _ (it is part of a URL)"
+        )
     r.done()
-    return Endpoint(host, port)
+    return FastAgiSettings(host, port, tuple(allow), secret)
 
 
 def _build(root: Node) -> Settings:
     problems: list[str] = []
     top = Reader(root, problems)
     service = top.section("service")
-    fastagi = _endpoint(service.section("fastagi"), 4573)
+    fastagi = _fastagi(service.section("fastagi"))
     http = parse_http(service.section("http"), 8080)
     ami_r = service.section("ami")
     ami_host = ami_r.str("host", "127.0.0.1")
@@ -83,10 +118,18 @@ def _build(root: Node) -> Settings:
     ami_user = ami_r.str("username", "vaihde")
     # The secret may come from the environment so that the file can be committed.
     secret = ami_r.str("secret")
-    secret = os.environ.get("VAIHDE_AMI_SECRET") or secret
+    from_env = os.environ.get("VAIHDE_AMI_SECRET")
+    secret = from_env or secret
     if not secret:
         problems.append(
             f"{ami_r.where}.secret: is required (or set VAIHDE_AMI_SECRET in the environment)"
+        )
+    elif is_example_secret(secret):
+        given = " (given in VAIHDE_AMI_SECRET)" if from_env else ""
+        problems.append(
+            f"{ami_r.where}.secret: is the example secret of config/asterisk/manager-vaihde.conf"
+            f"{given}, which anyone can read: choose your own (e.g. `openssl rand -base64 24`) "
+            "and set it in manager-vaihde.conf and here or in VAIHDE_AMI_SECRET"
         )
     ami_r.done()
     log_format = service.str("log_format", "text")
@@ -121,10 +164,18 @@ def _build(root: Node) -> Settings:
     console_ring_s = console.int("ring_s", 30, low=5, high=300)
     console_streams = console.int("streams_per_user", 5, low=1, high=100)
     console.done()
+    guard = top.section("guard")
+    guard_mode = os.environ.get("VAIHDE_GUARD_MODE") or guard.str("mode", "child")
+    if guard_mode not in GUARD_MODES:
+        problems.append(f"{guard.where}.mode: must be one of {', '.join(GUARD_MODES)}")
+    guard_stall_ms = guard.int("stall_ms", 2500, low=500, high=10_000)
+    guard.done()
     company_file = top.str("company_file", "")
     if company_file and not Path(company_file).is_absolute():
         # Relative to the settings file, so the pair can move together.
         company_file = str(Path(root.where.file).parent / company_file)
+    # The calendar files' default place is beside the company file (or this file).
+    calendar = _calendar(top.section("calendar"), company_file or root.where.file)
     top.done()
     if problems:
         raise ConfigError(problems)
@@ -144,4 +195,35 @@ def _build(root: Node) -> Settings:
         console_bounce_s=console_bounce_s,
         console_ring_s=console_ring_s,
         console_streams_per_user=console_streams,
+        guard_mode=guard_mode,
+        guard_stall_s=guard_stall_ms / 1000,
+        calendar=calendar,
     )
+
+
+def is_example_secret(secret: str) -> bool:
+    """The placeholder shipped in manager-vaihde.conf (and its obvious spellings)."""
+    return secret.strip().lower().replace("-", "").replace("_", "") == "changeme"
+
+
+def _calendar(r: Reader, beside: str) -> CalendarPolicy:
+    """Which calendars may be read (vaihde.calendar.policy): `files_dir`, the directory calendar
+    files must be in (default `calendars` beside the company file, or beside the settings file
+    when there is none; a relative path is relative to the settings file); `plain_http_hosts`,
+    hosts whose calendars may come over plain http (tests and local development only)."""
+    given = r.str("files_dir", "")
+    if not given:
+        files_dir = os.path.abspath(Path(beside).parent / "calendars")
+    elif Path(given).is_absolute():
+        files_dir = os.path.abspath(given)
+    else:
+        files_dir = os.path.abspath(Path(r.where.file).parent / given)
+    hosts: list[str] = []
+    for node in r.list("plain_http_hosts"):
+        host = node.text if node.text is not None else ""
+        if not isinstance(node.value, str | int) or not _HOST.match(host):
+            r.error(node, "must be a host name or address like 127.0.0.1")
+            continue
+        hosts.append(host.lower())
+    r.done()
+    return CalendarPolicy(files_dir=files_dir, plain_http_hosts=frozenset(hosts))

@@ -4,12 +4,14 @@ as `file:line: field: what is wrong` in plain words.
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-import yaml
+if TYPE_CHECKING:
+    from vaihde.config.safe_yaml import YamlLimits
 
 
 class ConfigError(Exception):
@@ -38,9 +40,6 @@ class Where:
         return f"{self.file}:{self.line}: {self.field or '(top level)'}"
 
 
-_SCALARS = yaml.SafeLoader("")
-
-
 class Node:
     """A YAML value with its location. Maps and lists hold Nodes.
 
@@ -55,30 +54,6 @@ class Node:
         self.value = value
         self.where = where
         self.text = text
-
-
-def _convert(node: yaml.Node, file: str, field: str, line: int | None = None) -> Node:
-    where = Where(file, line or node.start_mark.line + 1, field)
-    if isinstance(node, yaml.MappingNode):
-        out: dict[str, Node] = {}
-        for key_node, value_node in node.value:
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
-            if not isinstance(key, str):
-                line = key_node.start_mark.line + 1
-                raise ConfigError([f"{file}:{line}: {field}: keys must be plain words"])
-            child = f"{field}.{key}" if field else key
-            if key in out:
-                line = key_node.start_mark.line + 1
-                raise ConfigError([f"{file}:{line}: {child}: given twice"])
-            # A block value starts below its key; the admin looks for the key's line.
-            out[key] = _convert(value_node, file, child, key_node.start_mark.line + 1)
-        return Node(out, where)
-    if isinstance(node, yaml.SequenceNode):
-        return Node(
-            [_convert(v, file, f"{field}[{i}]") for i, v in enumerate(node.value)], where
-        )
-    # Scalars take the safe loader's types (int, bool, null, float, str).
-    return Node(_SCALARS.construct_object(node, deep=True), where, node.value)
 
 
 def node_from_data(data: Any, file: str = "<data>", field: str = "", line: int = 1) -> Node:
@@ -98,30 +73,33 @@ def node_from_data(data: Any, file: str = "<data>", field: str = "", line: int =
     return Node(data, where, data if isinstance(data, str) else None)
 
 
-def load_yaml(path: str | Path) -> Node:
-    """Parse one YAML file into located Nodes, or raise ConfigError naming the line."""
+def load_yaml(path: str | Path, limits: YamlLimits | None = None) -> Node:
+    """Parse one YAML file into located Nodes, or raise ConfigError naming the line. The file
+    is refused unread when it is over the size limit."""
+    from vaihde.config.safe_yaml import DEFAULT_LIMITS, size_problem
+
     file = str(path)
+    limits = limits or DEFAULT_LIMITS
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, "rb") as f:
+            problem = size_problem(file, os.fstat(f.fileno()).st_size, limits)
+            if problem is not None:
+                raise ConfigError([problem])
+            raw = f.read(limits.max_bytes + 1)  # it may have grown since fstat
     except OSError as exc:
         raise ConfigError([f"{file}: cannot read: {exc.strerror or exc}"]) from None
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError([f"{file}: not UTF-8 text ({exc.reason})"]) from None
-    return parse_yaml(text, file)
+    return parse_yaml(text, file, limits)
 
 
-def parse_yaml(text: str, file: str = "<config>") -> Node:
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        line = mark.line + 1 if mark else 0
-        raise ConfigError([f"{file}:{line}: not valid YAML: {exc.problem}"]) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError([f"{file}: not valid YAML: {exc}"]) from None
-    if root is None:
-        return Node({}, Where(file, 1, ""))
-    return _convert(root, file, "")
+def parse_yaml(text: str, file: str = "<config>", limits: YamlLimits | None = None) -> Node:
+    """YAML text as located Nodes, within `limits` (vaihde.config.safe_yaml)."""
+    from vaihde.config.safe_yaml import DEFAULT_LIMITS, compose
+
+    return compose(text, file, limits or DEFAULT_LIMITS)
 
 
 class Reader:

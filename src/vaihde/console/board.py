@@ -63,6 +63,16 @@ class TrackerView(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class Contact:
+    """One earlier call from the number, as the contact history keeps it."""
+
+    at: datetime
+    sought: str  # "employee:anna", "team:sales", "operator:", "" (never said)
+    path: str
+    outcome: str  # answered, noanswer, busy, message, callback, hangup…
+
+
+@dataclass(frozen=True, slots=True)
 class CallerFacts:
     """From the caller register and contact history (loaded by the stream, off this path)."""
 
@@ -71,6 +81,21 @@ class CallerFacts:
     known: bool = False
     today: int = 0
     last_30_days: int = 0
+    recent: tuple[Contact, ...] = ()  # the last RECENT contacts, newest first
+
+
+RECENT = 5  # earlier contacts shown on a call card
+OUTCOME_WORDS = {
+    "answered": "answered",
+    "noanswer": "no answer",
+    "busy": "busy",
+    "chanunavail": "phone unreachable",
+    "congestion": "phone unreachable",
+    "cancel": "caller gave up",
+    "hangup": "caller hung up",
+    "message": "left a message",
+    "callback": "asked to be called back",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,8 +288,11 @@ def call_json(
         "parking": {"space": parked.space, "lot": parked.lot, "timeout": parked.timeout}
         if parked is not None else None,
         "parties": [_party(p, company, inputs.phones) for p in peers],
+        "dialled": dialled_json(story, company),
         "earlier": {"today": facts.today if facts else 0,
-                    "last_30_days": facts.last_30_days if facts else 0},
+                    "last_30_days": facts.last_30_days if facts else 0,
+                    "recent": [contact_json(c, company) for c in facts.recent]
+                    if facts else []},
         "story": [_step(s) for s in story.steps] if story is not None else [],
         "channel": ch.name,
         "_sort": since,
@@ -272,6 +300,48 @@ def call_json(
         "_answered": answered,
     }
     return out
+
+
+def dialled_json(story: CallStory | None, company: CompanyConfig | None) -> dict[str, str] | None:
+    """The number the caller dialled and what it is: a company number's label ("Vaihde",
+    "Asiakastuki") or whose direct number it is."""
+    if story is None or not (story.dialled.isascii() and story.dialled.isdigit()):
+        return None  # unknown, or not a number (the dialplan FILTER()s it to digits)
+    label = ""
+    if company is not None:
+        number = company.company_number(story.dialled)
+        if number is not None:
+            label = number.label
+        else:
+            employee = company.employee_by_number(story.dialled)
+            if employee is not None:
+                label = f"{employee.name} (direct)"
+    return {"number": story.dialled, "label": label}
+
+
+def _sought_name(kind: str, ident: str, company: CompanyConfig | None) -> str:
+    if kind == "operator":
+        return "the switchboard"
+    if company is not None and kind == "employee" and ident in company.employees:
+        return company.employees[ident].name
+    if company is not None and kind == "team" and ident in company.teams:
+        return company.teams[ident].name
+    return ident
+
+
+def contact_json(contact: Contact, company: CompanyConfig | None) -> dict[str, Any]:
+    """An earlier call for the card: when, whom the caller sought, how it ended."""
+    kind, _, ident = contact.sought.partition(":")
+    sought = None
+    if kind:
+        sought = {"kind": kind, "id": ident, "name": _sought_name(kind, ident, company)}
+    return {
+        "at": contact.at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "sought": sought,
+        "path": contact.path,
+        "outcome": contact.outcome,
+        "ended": OUTCOME_WORDS.get(contact.outcome, contact.outcome.replace("_", " ")),
+    }
 
 
 def public(call: Mapping[str, Any]) -> dict[str, Any]:
@@ -360,6 +430,8 @@ def _ring_seconds(ch: Channel, device: str) -> int | None:
 
 
 def _reason_text(reason: str) -> str:
+    if reason.startswith("closed-") and reason.endswith("-0"):
+        return "outside opening hours, chose the operator"
     if reason.endswith("-0") or reason == "operator":
         return "chose the operator"
     if reason.endswith("no-choice"):

@@ -34,7 +34,16 @@ from vaihde.auth.middleware import Credential
 from vaihde.auth.model import Action, Principal, allowed
 from vaihde.company.schema import CompanyConfig
 from vaihde.console.actions import Limits, Operator, Plan, Refusal, Request, decide
-from vaihde.console.board import Board, CallerFacts, Inputs, Transfer, build, public
+from vaihde.console.board import (
+    RECENT,
+    Board,
+    CallerFacts,
+    Contact,
+    Inputs,
+    Transfer,
+    build,
+    public,
+)
 from vaihde.db import models as m
 from vaihde.jobs import cancel_all
 from vaihde.presence.cache import PresenceCache
@@ -144,12 +153,24 @@ async def caller_facts(
             select(func.count()).where(c.caller_number == number,
                                        c.at >= now - timedelta(days=30))
         )
+        rows = (await session.execute(
+            select(c.at, c.employee_id, c.path, c.outcome, c.details)
+            .where(c.caller_number == number)
+            .order_by(c.at.desc(), c.id.desc()).limit(RECENT)
+        )).all()
+    recent = []
+    for at, employee_id, path, outcome, details in rows:
+        sought = details.get("sought", "") if isinstance(details, dict) else ""
+        if not isinstance(sought, str) or (not sought and employee_id):
+            sought = f"employee:{employee_id}" if employee_id else ""
+        recent.append(Contact(at, sought, path, outcome))
     return CallerFacts(
         name=caller.name if caller is not None else "",
         organisation=caller.organisation if caller is not None else "",
         known=caller is not None and bool(caller.name or caller.organisation),
         today=int(today or 0),
         last_30_days=int(month or 0),
+        recent=tuple(recent),
     )
 
 

@@ -115,6 +115,9 @@ class Employee(Base):
     # Removed from configuration = deactivated, never deleted, so that history keeps its owner.
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     updated_at: Mapped[datetime]
+    # For the directory search: "Myyntipäällikkö", ["fishing permits", "kalastuslupa"].
+    title: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    topics: Mapped[list[str]] = mapped_column(default=list, server_default="[]")
 
     numbers: Mapped[list[EmployeeNumber]] = relationship(
         lazy="raise", order_by="EmployeeNumber.number"
@@ -157,6 +160,8 @@ class Team(Base):
     kind: Mapped[str] = mapped_column(String(40))  # e.g. "operators", "sales"
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     updated_at: Mapped[datetime]
+    title: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    topics: Mapped[list[str]] = mapped_column(default=list, server_default="[]")
 
     members: Mapped[list[TeamMember]] = relationship(lazy="raise", order_by="TeamMember.position")
 

@@ -53,6 +53,8 @@ class EmployeeDescription:
     numbers: tuple[str, ...] = ()  # direct numbers; separators allowed, stored as digits
     devices: tuple[DeviceDescription, ...] = ()  # ring order
     delegates: tuple[str, ...] = ()  # employee ids, in order
+    title: str = ""  # "Myyntipäällikkö"
+    topics: tuple[str, ...] = ()  # what they answer for: "fishing permits", "invoices"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +63,8 @@ class TeamDescription:
     name: str
     kind: str = "team"  # e.g. "operators", "sales"
     members: tuple[str, ...] = ()  # employee ids, in order
+    title: str = ""
+    topics: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +91,7 @@ class DirectoryDescription:
                 )
             if not e.name or not e.name.strip() or len(e.name) > 200:
                 out.append(f"{where}.name: must be 1-200 characters")
+            out += _described(where, e.title, e.topics)
             if e.extension is not None:
                 if not _EXTENSION.match(e.extension):
                     out.append(f"{where}.extension: must be digits, not {e.extension!r}")
@@ -144,6 +149,7 @@ class DirectoryDescription:
                 out.append(f"{where}.name: must be 1-200 characters")
             if not t.kind or len(t.kind) > 40:
                 out.append(f"{where}.kind: must be 1-40 characters")
+            out += _described(where, t.title, t.topics)
             seen = set()
             for m in t.members:
                 if m not in ids:
@@ -152,6 +158,21 @@ class DirectoryDescription:
                     out.append(f"{where}.members: {m} given twice")
                 seen.add(m)
         return out
+
+
+MAX_TITLE, MAX_TOPIC, MAX_TOPICS = 200, 100, 50
+
+
+def _described(where: str, title: str, topics: tuple[str, ...]) -> list[str]:
+    out = []
+    if not isinstance(title, str) or len(title) > MAX_TITLE:
+        out.append(f"{where}.title: must be text of at most {MAX_TITLE} characters")
+    if len(topics) > MAX_TOPICS:
+        out.append(f"{where}.topics: at most {MAX_TOPICS}")
+    for topic in topics:
+        if not isinstance(topic, str) or not topic.strip() or len(topic) > MAX_TOPIC:
+            out.append(f"{where}.topics: {topic!r} must be 1-{MAX_TOPIC} characters")
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +191,8 @@ class EmployeeRecord:
     teams: tuple[str, ...]  # team ids
     active: bool
     updated_at: datetime
+    title: str = ""
+    topics: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

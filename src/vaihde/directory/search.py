@@ -1,9 +1,13 @@
-"""Finding employees by what a caller or operator types: accent- and case-insensitive prefix
-search over names and team names, digit search over extensions and numbers. Pure, in memory.
+"""Finding employees and teams by what a caller or operator types: accent- and case-insensitive
+prefix search over names, titles, admin-maintained topics ("fishing permits", "kalastuslupa")
+and team names, digit search over extensions and numbers. Pure, in memory.
 
-Ranking: every query word must match some word of the employee (names and team names by prefix,
-numbers by prefix or, from three digits on, anywhere). Exact beats prefix beats substring, a name
-or number beats a team or device; ties go in name order, so results are stable.
+Ranking: every query word must match some word of the record (words by prefix, numbers by prefix
+or, from three digits on, anywhere). Exact beats prefix beats inside a number; at the same, a
+name (or extension or number) beats a title, which beats a topic, which beats the name of a team
+the person is in or a device. A record ranks by its worst-matching word, then by all of them;
+ties go in name order, so results are stable. Teams are a separate list (`kind="team"`), ranked
+the same way by their own name, title and topics.
 """
 
 from __future__ import annotations
@@ -49,13 +53,22 @@ _WORD = re.compile(r"[^\W_]+")
 _DIGIT_RUN = re.compile(r"[0-9]{3,}")
 _NUMBER_QUERY = re.compile(r"^[0-9\s+\-().]+$")
 
-# Per-word scores, one less when the word matched only a team name or a device; a record's rank
-# is (worst word, sum of words, name order).
-EXACT, PREFIX, SUBSTRING = 6, 4, 2
+# How well a word matched: exactly, as a prefix, or inside a number.
+EXACT, PREFIX, SUBSTRING = 3, 2, 1
 MIN_SUBSTRING = 3  # shorter digit strings match only at the start of a number
 
 NAME, TEAM, EXTENSION, NUMBER, DEVICE = "name", "team", "extension", "number", "device"
-_SECONDARY = frozenset({TEAM, DEVICE})
+TITLE, TOPIC = "title", "topic"
+# Which field a word matched in, best first; a word's score is quality * 4 + tier, so at equal
+# quality a name beats a title beats a topic beats a team name or device. A record's rank is
+# (worst word, sum of words, name order).
+TIERS = {NAME: 3, EXTENSION: 3, NUMBER: 3, TITLE: 2, TOPIC: 1, TEAM: 0, DEVICE: 0}
+_TIERS_BEST_FIRST = (3, 2, 1, 0)
+EMPLOYEE_RECORD, TEAM_RECORD = "employee", "team"
+
+
+def score(quality: int, field: str) -> int:
+    return quality * 4 + TIERS[field]
 
 
 @lru_cache(maxsize=4096)
@@ -71,7 +84,8 @@ def words(text: str) -> list[str]:
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """What the index knows about one employee."""
+    """What the index knows about one employee (or, kind "team", one team: then employee_id is
+    the team's id and only name, title and topics are set)."""
 
     employee_id: str
     name: str
@@ -79,19 +93,27 @@ class Record:
     numbers: tuple[str, ...] = ()
     teams: tuple[str, ...] = ()  # team names
     devices: tuple[str, ...] = ()  # dial strings; digit runs in them are searchable
+    title: str = ""  # "Myyntipäällikkö"
+    topics: tuple[str, ...] = ()  # "fishing permits", "kalastuslupa"
+    kind: str = EMPLOYEE_RECORD
 
 
 @dataclass(frozen=True, slots=True)
 class Hit:
-    employee_id: str
+    employee_id: str  # the team's id for team hits
     name: str
     score: int  # higher is better; comparable within one query
-    matched: tuple[str, ...]  # which fields matched: name, team, extension, number, device
+    # Which fields matched: name, title, topic, team, extension, number, device.
+    matched: tuple[str, ...]
+    kind: str = EMPLOYEE_RECORD
 
 
 def record_tokens(record: Record) -> list[tuple[str, str]]:
     """The searchable words of a record, folded, with the field each came from."""
     out = [(w, NAME) for w in words(record.name)]
+    out.extend((w, TITLE) for w in words(record.title))
+    for topic in record.topics:
+        out.extend((w, TOPIC) for w in words(topic))
     for team in record.teams:
         out.extend((w, TEAM) for w in words(team))
     if record.extension:
@@ -106,92 +128,96 @@ def record_tokens(record: Record) -> list[tuple[str, str]]:
     return out
 
 
+class _Tier:
+    """One tier's words: sorted token lists (text, digits) with aligned posting lists, and the
+    digit tokens without their first digit in one string for inside-a-number matches."""
+
+    def __init__(self, postings: dict[str, set[int]]) -> None:
+        self.text = sorted(t for t in postings if not t.isdigit())
+        self.digits = sorted(t for t in postings if t.isdigit())
+        self.text_postings = [frozenset(postings[t]) for t in self.text]
+        self.digit_postings = [frozenset(postings[t]) for t in self.digits]
+        self.blob = "\n".join(t[1:] for t in self.digits)
+        self.starts: list[int] = []
+        pos = 0
+        for t in self.digits:
+            self.starts.append(pos)
+            pos += len(t)  # len(t) - 1 characters plus the separator
+
+    def match(self, word: str) -> tuple[list[frozenset[int]], list[frozenset[int]],
+                                       list[frozenset[int]]]:
+        """Records whose token equals `word`, starts with it, has it inside (digits)."""
+        is_text = not word.isdigit()
+        tokens = self.text if is_text else self.digits
+        postings = self.text_postings if is_text else self.digit_postings
+        lo = bisect_left(tokens, word)
+        hi = bisect_left(tokens, word + "\U0010ffff", lo)
+        exact: list[frozenset[int]] = []
+        if lo < hi and tokens[lo] == word:
+            exact = [postings[lo]]
+            lo += 1
+        inside: list[frozenset[int]] = []
+        if not is_text and len(word) >= MIN_SUBSTRING:
+            blob, starts = self.blob, self.starts
+            pos = blob.find(word)
+            while pos >= 0:
+                i = bisect_right(starts, pos) - 1
+                inside.append(postings[i])
+                # Each token counts once.
+                pos = blob.find(word, starts[i + 1] if i + 1 < len(starts) else len(blob))
+        return exact, postings[lo:hi], inside
+
+
 class DirectoryIndex:
     """Build once per directory change (`build`), search many times (`search`).
 
-    Sorted token lists + bisect find prefixes; per-token record sets are combined with set
-    operations, so the Python-level work is per matching token, not per employee.
+    Per tier (name, title, topic, team/device) sorted token lists + bisect find prefixes;
+    per-token record sets are combined with set operations, so the Python-level work is per
+    matching token, not per employee. Teams are indexed apart (`teams`), searched with
+    `search(..., kind="team")`.
     """
 
     def __init__(self, records: list[Record], tokens: list[tuple[tuple[str, str], ...]]) -> None:
         self.records = records
         self._tokens = tokens  # per record: (token, field)
-        primary: dict[str, set[int]] = {}
-        secondary: dict[str, set[int]] = {}
+        by_tier: dict[int, dict[str, set[int]]] = {tier: {} for tier in _TIERS_BEST_FIRST}
         for i, pairs in enumerate(tokens):
-            for token, kind in pairs:
-                (secondary if kind in _SECONDARY else primary).setdefault(token, set()).add(i)
-                primary.setdefault(token, set())
-                secondary.setdefault(token, set())
-        # Sorted token lists with aligned posting lists: records matching through a name, number
-        # or extension (primary), and only through a team or device (secondary). A prefix is a
-        # slice of these, combined at C speed.
-        self._text = sorted(t for t in primary if not t.isdigit())
-        self._digits = sorted(t for t in primary if t.isdigit())
-        self._text_postings = self._aligned(self._text, primary, secondary)
-        self._digit_postings = self._aligned(self._digits, primary, secondary)
-        # Digit tokens without their first digit, in one string: occurrences found there are
-        # the inside-a-number matches (prefixes come from bisect), at C speed.
-        self._blob = "\n".join(t[1:] for t in self._digits)
-        self._starts: list[int] = []
-        pos = 0
-        for t in self._digits:
-            self._starts.append(pos)
-            pos += len(t)  # len(t) - 1 characters plus the separator
-
-    @staticmethod
-    def _aligned(
-        tokens: list[str], primary: dict[str, set[int]], secondary: dict[str, set[int]]
-    ) -> tuple[list[frozenset[int]], list[frozenset[int]]]:
-        return (
-            [frozenset(primary[t]) for t in tokens],
-            [frozenset(secondary[t] - primary[t]) for t in tokens],
-        )
+            for token, field in pairs:
+                by_tier[TIERS[field]].setdefault(token, set()).add(i)
+        self._tiers = [(tier, _Tier(by_tier[tier])) for tier in _TIERS_BEST_FIRST
+                       if by_tier[tier]]
+        self.teams: DirectoryIndex | None = None
 
     @classmethod
     def build(cls, records: Iterable[Record]) -> DirectoryIndex:
         # Record order = result order among equals: by folded name, then id.
         ordered = sorted(records, key=lambda r: (fold(r.name), r.employee_id))
-        return cls(ordered, [tuple(record_tokens(r)) for r in ordered])
+        people = [r for r in ordered if r.kind != TEAM_RECORD]
+        index = cls(people, [tuple(record_tokens(r)) for r in people])
+        teams = [r for r in ordered if r.kind == TEAM_RECORD]
+        if teams:
+            index.teams = cls(teams, [tuple(record_tokens(r)) for r in teams])
+        return index
 
     def __len__(self) -> int:
         return len(self.records)
 
     def _match_word(self, word: str) -> dict[int, set[int]]:
         """score -> records whose best match for `word` has that score (disjoint sets)."""
-        is_text = not word.isdigit()
-        tokens = self._text if is_text else self._digits
-        primary, secondary = self._text_postings if is_text else self._digit_postings
-        lo = bisect_left(tokens, word)
-        hi = bisect_left(tokens, word + "\U0010ffff", lo)
-        # Best first: exact, prefix, inside a number; primary fields above team/device (-1).
-        ranked: list[tuple[int, list[frozenset[int]]]] = []
-        if lo < hi and tokens[lo] == word:
-            ranked += [(EXACT, [primary[lo]]), (EXACT - 1, [secondary[lo]])]
-            lo += 1
-        ranked += [(PREFIX, primary[lo:hi]), (PREFIX - 1, secondary[lo:hi])]
-        if not is_text and len(word) >= MIN_SUBSTRING:
-            inside: list[int] = []
-            blob, starts = self._blob, self._starts
-            pos = blob.find(word)
-            while pos >= 0:
-                i = bisect_right(starts, pos) - 1
-                inside.append(i)
-                # Each token counts once.
-                pos = blob.find(word, starts[i + 1] if i + 1 < len(starts) else len(blob))
-            ranked += [
-                (SUBSTRING, [primary[i] for i in inside]),
-                (SUBSTRING - 1, [secondary[i] for i in inside]),
-            ]
+        found = [(tier, part.match(word)) for tier, part in self._tiers]
         levels: dict[int, set[int]] = {}
         seen: set[int] = set()
-        for score, sets in ranked:
-            if sets:
+        # Best first: exact, prefix, inside a number; within each, name > title > topic > team.
+        for quality, which in ((EXACT, 0), (PREFIX, 1), (SUBSTRING, 2)):
+            for tier, matched in found:
+                sets = matched[which]
+                if not sets:
+                    continue
                 level = set().union(*sets)
                 if seen:
                     level -= seen
                 if level:
-                    levels[score] = level
+                    levels[quality * 4 + tier] = level
                     seen |= level
         return levels
 
@@ -201,7 +227,10 @@ class DirectoryIndex:
             return ["".join(c for c in query if c.isdigit())]
         return list(dict.fromkeys(words(query)))
 
-    def search(self, query: str, limit: int = 20) -> list[Hit]:
+    def search(self, query: str, limit: int = 20, kind: str = EMPLOYEE_RECORD) -> list[Hit]:
+        """The best `limit` employees (kind="team": teams) for `query`, best first."""
+        if kind == TEAM_RECORD:
+            return self.teams.search(query, limit) if self.teams is not None else []
         if limit <= 0:
             return []
         qwords = self._query_words(query)
@@ -250,7 +279,7 @@ class DirectoryIndex:
                 if (word in token) if inside else token.startswith(word):
                     fields.append(kind)
                     break
-        return Hit(record.employee_id, record.name, score, tuple(fields))
+        return Hit(record.employee_id, record.name, score, tuple(fields), record.kind)
 
 
 def _touches(word: str, token: str) -> bool:
@@ -260,12 +289,13 @@ def _touches(word: str, token: str) -> bool:
 
 
 def records_from_description(description: DirectoryDescription) -> list[Record]:
-    """Index records straight from a directory description (no database needed)."""
+    """Index records straight from a directory description (no database needed): the
+    employees, then the teams (kind "team")."""
     team_names: dict[str, list[str]] = {}
     for team in description.teams:
         for member in team.members:
             team_names.setdefault(member, []).append(team.name)
-    return [
+    people = [
         Record(
             employee_id=e.id,
             name=e.name,
@@ -273,16 +303,23 @@ def records_from_description(description: DirectoryDescription) -> list[Record]:
             numbers=e.numbers,
             teams=tuple(team_names.get(e.id, ())),
             devices=tuple(d.dial for d in e.devices),
+            title=e.title,
+            topics=e.topics,
         )
         for e in description.employees
+    ]
+    return people + [
+        Record(employee_id=t.id, name=t.name, title=t.title, topics=t.topics, kind=TEAM_RECORD)
+        for t in description.teams
     ]
 
 
 class LinearScan:
     """The naive way: every query looks at every employee's (pre-folded) words. The benchmark's
-    baseline and the tests' oracle for which employees match; it does not rank."""
+    baseline and the tests' oracle for which employees (or teams) match; it does not rank."""
 
-    def __init__(self, records: Iterable[Record]) -> None:
+    def __init__(self, records: Iterable[Record], kind: str = EMPLOYEE_RECORD) -> None:
+        records = [r for r in records if r.kind == kind]
         ordered = sorted(records, key=lambda r: (fold(r.name), r.employee_id))
         self._rows = [(r.employee_id, [t for t, _ in record_tokens(r)]) for r in ordered]
 
@@ -322,17 +359,38 @@ TEAM_NAMES = (
     ("Logistiikka", "team"), ("Viestintä", "team"), ("Laki", "team"), ("IT-tuki", "team"),
     ("Vaihde", "operators"), ("Försäljning", "sales"),
 )  # fmt: skip
+TITLES = (
+    "Myyntipäällikkö", "Myyntineuvottelija", "Asiakaspalvelija", "Kirjanpitäjä",
+    "Palkanlaskija", "Ohjelmistokehittäjä", "Tuotepäällikkö", "Ostaja", "Varastonhoitaja",
+    "Viestintäasiantuntija", "Lakimies", "Tukiasiantuntija", "Vaihteenhoitaja", "Controller",
+    "HR-asiantuntija", "Säljchef", "Kundtjänstmedarbetare", "Ekonomiassistent",
+)  # fmt: skip
+TOPICS = (
+    "kalastuslupa", "fishing permits", "metsästyslupa", "laskut", "invoices", "fakturor",
+    "palkat", "lomat", "vuosiloma", "perintä", "reklamaatiot", "complaints", "takuu",
+    "toimitukset", "deliveries", "leveranser", "sopimukset", "contracts", "avtal",
+    "tietosuoja", "GDPR", "salasanat", "VPN", "tulostimet", "matkalaskut", "kulukorvaukset",
+    "rekrytointi", "työterveys", "avaimet", "pysäköinti", "lehdistö", "press",
+    "hankinnat", "tarjouspyynnöt", "varaosat", "huolto", "asiakasportaali", "verkkokauppa",
+    "ajanvaraus", "kokoustilat", "kuljetusvauriot", "arvonlisävero", "reskontra",
+    "luottotiedot", "alennuskoodit", "lahjakortit", "rakennusluvat", "vuokrasopimukset",
+)  # fmt: skip
 
 
 def make_synthetic_directory(n: int, seed: int = 1) -> DirectoryDescription:
-    """`n` employees with Finnish and Swedish names (accents, repeats), unique extensions,
-    direct numbers and mobile devices, in 12 teams: for benchmarks and tests."""
+    """`n` employees with Finnish and Swedish names (accents, repeats), titles, topics for a
+    quarter of them, unique extensions, direct numbers and mobile devices, in 12 teams with
+    titles and topics of their own: for benchmarks and tests."""
     rng = random.Random(seed)
+    topics_rng = random.Random(seed + 1000)  # a separate stream: the names stay as they were
     employees = []
     team_members: list[list[str]] = [[] for _ in TEAM_NAMES]
     for i in range(n):
         first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
         eid = f"e{i:05d}"
+        topics: tuple[str, ...] = ()
+        if topics_rng.random() < 0.25:
+            topics = tuple(topics_rng.sample(TOPICS, topics_rng.randint(1, 3)))
         employees.append(
             EmployeeDescription(
                 id=eid,
@@ -345,11 +403,15 @@ def make_synthetic_directory(n: int, seed: int = 1) -> DirectoryDescription:
                     DeviceDescription(f"Local/040{1000000 + i * 13:07d}@pstn", "mobile"),
                 ),
                 languages=("fi", "sv") if rng.random() < 0.2 else ("fi",),
+                title=topics_rng.choice(TITLES),
+                topics=topics,
             )
         )
         team_members[rng.randrange(len(TEAM_NAMES))].append(eid)
     teams = tuple(
-        TeamDescription(id=f"t{j:02d}", name=name, kind=kind, members=tuple(members))
+        TeamDescription(id=f"t{j:02d}", name=name, kind=kind, members=tuple(members),
+                        title=f"{name} ({kind})",
+                        topics=tuple(topics_rng.sample(TOPICS, 3)))
         for j, ((name, kind), members) in enumerate(zip(TEAM_NAMES, team_members, strict=True))
     )
     return DirectoryDescription(employees=tuple(employees), teams=teams)
@@ -358,7 +420,8 @@ def make_synthetic_directory(n: int, seed: int = 1) -> DirectoryDescription:
 def synthetic_queries(description: DirectoryDescription, n: int, seed: int = 2) -> list[str]:
     """What people type into a directory search, drawn from `description`: surname prefixes,
     full names, first name + initial, names without accents, extensions, parts of numbers,
-    team names, and a few that find nobody."""
+    team names, titles and topics (whole or begun, accents dropped), and a few that find
+    nobody."""
     rng = random.Random(seed)
     employees = description.employees
     teams = [t.name for t in description.teams]
@@ -366,7 +429,14 @@ def synthetic_queries(description: DirectoryDescription, n: int, seed: int = 2) 
     for _ in range(n):
         e = rng.choice(employees)
         first, _, last = e.name.partition(" ")
-        kind = rng.randrange(10)
+        kind = rng.randrange(12)
+        if kind == 10:
+            out.append(rng.choice((e.title, " ".join(words(e.title))[:6])) or first)
+            continue
+        if kind == 11:
+            topic = rng.choice(TOPICS)
+            out.append(rng.choice((topic, " ".join(words(topic))[: rng.randint(4, 8)])))
+            continue
         if kind == 0:
             out.append(last[: rng.randint(3, 5)])
         elif kind == 1:

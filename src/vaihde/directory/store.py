@@ -29,7 +29,7 @@ from vaihde.directory import (
     TeamDescription,
     digits,
 )
-from vaihde.directory.search import Record, fold
+from vaihde.directory.search import TEAM_RECORD, Record, fold
 
 
 def _normalised(e: EmployeeDescription) -> EmployeeDescription:
@@ -43,6 +43,8 @@ def _normalised(e: EmployeeDescription) -> EmployeeDescription:
         numbers=tuple(sorted({digits(n) for n in e.numbers})),
         devices=tuple(e.devices),
         delegates=tuple(e.delegates),
+        title=e.title.strip(),
+        topics=tuple(t.strip() for t in e.topics),
     )
 
 
@@ -143,6 +145,8 @@ async def sync_directory(
             "email": want.email,
             "sms_number": want.sms_number,
             "languages": list(want.languages),
+            "title": want.title,
+            "topics": list(want.topics),
         }
         if row is None:
             session.add(m.Employee(id=eid, active=True, updated_at=at, **fields))
@@ -169,15 +173,19 @@ async def sync_directory(
     teams_added, teams_updated, teams_deactivated = [], [], []
     for tid, want_team in wanted_teams.items():
         team = team_rows.get(tid)
+        title, topics = want_team.title.strip(), [t.strip() for t in want_team.topics]
         if team is None:
             session.add(
-                m.Team(id=tid, name=want_team.name, kind=want_team.kind, active=True, updated_at=at)
+                m.Team(id=tid, name=want_team.name, kind=want_team.kind, active=True,
+                       updated_at=at, title=title, topics=topics)
             )
             teams_added.append(tid)
             continue
         if (
             team.name != want_team.name
             or team.kind != want_team.kind
+            or team.title != title
+            or list(team.topics or ()) != topics
             or not team.active
             or tid in member_of
         ):
@@ -187,6 +195,7 @@ async def sync_directory(
                 True,
                 at,
             )
+            team.title, team.topics = title, topics
             teams_updated.append(tid)
     for tid, team in team_rows.items():
         if tid not in wanted_teams and team.active:
@@ -261,6 +270,8 @@ def _record(row: m.Employee) -> EmployeeRecord:
         teams=tuple(sorted(mb.team_id for mb in row.memberships)),
         active=row.active,
         updated_at=row.updated_at,
+        title=row.title or "",
+        topics=tuple(row.topics or ()),
     )
 
 
@@ -305,6 +316,8 @@ async def load_directory(session: AsyncSession) -> DirectoryDescription:
                 numbers=e.numbers,
                 devices=e.devices,
                 delegates=e.delegates,
+                title=e.title,
+                topics=e.topics,
             )
             for e in sorted(employees, key=lambda e: e.id)
         ),
@@ -314,6 +327,8 @@ async def load_directory(session: AsyncSession) -> DirectoryDescription:
                 name=t.name,
                 kind=t.kind,
                 members=tuple(mb.employee_id for mb in t.members),
+                title=t.title or "",
+                topics=tuple(t.topics or ()),
             )
             for t in teams
         ),
@@ -321,11 +336,12 @@ async def load_directory(session: AsyncSession) -> DirectoryDescription:
 
 
 async def search_records(session: AsyncSession) -> list[Record]:
-    """Records for `search.DirectoryIndex.build`: active employees with their team names."""
+    """Records for `search.DirectoryIndex.build`: active employees with their team names,
+    titles and topics, then the active teams themselves (kind "team")."""
     employees = await list_employees(session)
-    rows = await session.execute(select(m.Team.id, m.Team.name).where(m.Team.active.is_(True)))
-    names = {tid: name for tid, name in rows}
-    return [
+    teams = (await session.scalars(select(m.Team).where(m.Team.active.is_(True)))).all()
+    names = {t.id: t.name for t in teams}
+    people = [
         Record(
             employee_id=e.id,
             name=e.name,
@@ -333,8 +349,15 @@ async def search_records(session: AsyncSession) -> list[Record]:
             numbers=e.numbers,
             teams=tuple(names[t] for t in e.teams if t in names),
             devices=tuple(d.dial for d in e.devices),
+            title=e.title,
+            topics=e.topics,
         )
         for e in employees
+    ]
+    return people + [
+        Record(employee_id=t.id, name=t.name, title=t.title or "", topics=tuple(t.topics or ()),
+               kind=TEAM_RECORD)
+        for t in teams
     ]
 
 

@@ -1,6 +1,7 @@
 """The answering service on the phone: a caller leaves a message after the tone, or asks to be
 called back. The message is stored before the caller hears that it was taken; if it cannot be
-stored, the caller is taken to a person instead of being told something untrue.
+stored, the caller is taken to a person instead of being told something untrue. 0 during the
+instructions or the confirmation takes the caller to the switchboard.
 """
 
 from __future__ import annotations
@@ -54,10 +55,22 @@ StoreMessage = Callable[[str, str, str | None], Awaitable[bool]]  # kind, id, re
 StoreCallback = Callable[[str, str], Awaitable[bool]]  # kind, id
 
 
+OPERATOR_KEY = "0"
+
+
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """How taking a message or a callback request went."""
+
+    stored: bool  # committed to the database
+    zero: bool = False  # the caller pressed 0: they want a person (instead, or as well)
+
+
 async def _say(channel: Channel, speak: Speak | None, texts: dict[str, str], language: str,
-               fallback: str) -> None:
+               fallback: str) -> str | None:
+    """Say it; returns the key that interrupted it (only 0 does)."""
     sound = await speak(texts.get(language, texts["en"]), language) if speak else None
-    await channel.stream_file(sound or fallback)
+    return await channel.stream_file(sound or fallback, OPERATOR_KEY)
 
 
 async def leave_message(
@@ -69,12 +82,13 @@ async def leave_message(
     *,
     speak: Speak | None,
     language: str,
-) -> bool:
-    """Record after the tone and store. True: stored and confirmed; False: not stored (the
-    caller must then reach a person)."""
+) -> Taken:
+    """Record after the tone and store. Not stored: the caller must then reach a person; 0
+    during the instructions: nothing is recorded, the caller wants a person."""
     hung_up = False
     try:
-        await _say(channel, speak, _INTRO, language, RECORD_INTRO)
+        if await _say(channel, speak, _INTRO, language, RECORD_INTRO) == OPERATOR_KEY:
+            return Taken(False, zero=True)
         await channel.record_file(
             recording.asterisk_path, "wav", "#", MAX_MESSAGE_MS, beep=True,
             silence_s=SILENCE_ENDS_S,
@@ -87,9 +101,10 @@ async def leave_message(
             log.error("message of a caller who hung up could not be stored",
                       extra={"uniqueid": channel.uniqueid, "recording": recording.host_path})
         raise AgiHangup("caller hung up after leaving a message")
+    zero = False
     if stored:
-        await _say(channel, speak, _SAVED, language, MESSAGE_SAVED)
-    return stored
+        zero = await _say(channel, speak, _SAVED, language, MESSAGE_SAVED) == OPERATOR_KEY
+    return Taken(stored, zero)
 
 
 async def request_callback(
@@ -100,11 +115,11 @@ async def request_callback(
     *,
     speak: Speak | None,
     language: str,
-) -> bool:
+) -> Taken:
     if not await store(kind, target):
-        return False
-    await _say(channel, speak, _CALLBACK, language, CALLBACK_TAKEN)
-    return True
+        return Taken(False)
+    zero = await _say(channel, speak, _CALLBACK, language, CALLBACK_TAKEN) == OPERATOR_KEY
+    return Taken(True, zero)
 
 
 @dataclass(frozen=True, slots=True)

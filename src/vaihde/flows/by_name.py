@@ -88,11 +88,13 @@ async def dial_by_name(
         people = names_matching(company.employees.values(), letters)
         if not people:
             why = "no-match"
-            await _say(channel, speak, text(language, "none"), language)
+            if await _say(channel, speak, text(language, "none"), language) == "0":
+                return ByName(letters=letters, reason="operator")
             continue
         if len(people) > MAX_CHOICES:
             why = "too-many"
-            await _say(channel, speak, text(language, "many"), language)
+            if await _say(channel, speak, text(language, "many"), language) == "0":
+                return ByName(letters=letters, reason="operator")
             continue
         sound = await speak(choices_text(people, language), language)
         if sound is None:
@@ -106,7 +108,9 @@ async def dial_by_name(
     return ByName(letters=letters, reason=why)
 
 
-async def _say(channel: Channel, speak: Speak, words: str, language: str) -> None:
+async def _say(channel: Channel, speak: Speak, words: str, language: str) -> str | None:
+    """Say it, listening for 0 (the switchboard): returns the key pressed, if any."""
     sound = await speak(words, language)
     if sound:
-        await channel.stream_file(sound)
+        return await channel.stream_file(sound, "0")
+    return None

@@ -1,8 +1,10 @@
 """What a caller hears on a company number: greeting, numbered menus (or an extension keyed
 during the greeting, or a name spelled on the keypad), then a phone or a human.
 
-`choose()` and `ring_*()` are the decisions (pure); `inbound()` is the conversation that plays
-them out over AGI.
+`choose()`, `ring_*()` and `bulletins()` are the decisions (pure); `inbound()` is the
+conversation that plays them out over AGI. Whatever the caller hears, 0 takes them to the
+switchboard: the greeting, bulletins, announcements (closed-hours too), prompts, the absent
+employee's sentence and the message instructions all listen for it.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from datetime import UTC, datetime
 
 from vaihde import contract
 from vaihde.agi.channel import Channel
-from vaihde.company import CompanyConfig, Employee, Menu, Say, Team, open_now
+from vaihde.company import Announcement, CompanyConfig, Employee, Menu, Say, Team, open_now
 from vaihde.company.dials import device_dials, member_dials
-from vaihde.flows.answering import Answering, leave_message, request_callback
+from vaihde.flows.answering import OPERATOR_KEY, Answering, leave_message, request_callback
 from vaihde.flows.by_name import dial_by_name
 from vaihde.flows.keypad import Step, extension_step
 from vaihde.flows.reach import reach
@@ -270,6 +272,30 @@ def closed_decision(
     return action.announcement, decision
 
 
+def bulletins(company: CompanyConfig, menu: Menu, at: datetime) -> list[Announcement]:
+    """The menu's `announce:` bulletins valid at `at`, in the order the admin listed them."""
+    out = []
+    for ref in menu.announce:
+        announcement = company.announcements.get(ref)
+        if announcement is not None and announcement.active(at):
+            out.append(announcement)
+    return out
+
+
+def menu_keys(company: CompanyConfig, menu: Menu, entry: bool) -> str:
+    """The keys that mean something in `menu` (its options, 0, * and #, and in the entry menu
+    the first keys of extensions): any of them ends what is being said."""
+    ext = company.extension_keys if entry else ""
+    return "".join(sorted({*menu.options, "0", "*", "#", *ext}))
+
+
+def is_human_only(menu: Menu, pressed: str) -> bool:
+    """Whether the caller chose a `human_only` option (complaints, cancellations): then a
+    person or the switchboard answers, never a recorded message or a callback robot."""
+    option = menu.options.get(pressed) if len(pressed) == 1 else None
+    return option is not None and option.human_only
+
+
 def route_variables(decision: Final, sought: str = "") -> dict[str, str]:
     """The contract variables that hand `decision` to the dialplan (ROUTE last)."""
     out = {contract.REASON: decision.reason}
@@ -315,10 +341,13 @@ async def check_reach(
     speak: Speak | None,
     language: str,
     mobile_dial: str,
+    human_only: bool = False,
 ) -> Final | TakeMessage | TakeCallback:
-    """Ring only a reachable employee; otherwise tell the caller and offer the alternatives."""
+    """Ring only a reachable employee; otherwise tell the caller and offer the alternatives
+    (for a human_only choice only people: the delegate or the switchboard)."""
     employee = company.employees[decision.employee]
-    away = reach(company, employee, availability, language=language, lookup=lookup)
+    away = reach(company, employee, availability, language=language, lookup=lookup,
+                 human_only=human_only)
     if away is None:
         return decision
     state = availability.state
@@ -328,9 +357,9 @@ async def check_reach(
     if got.digits == "1" and away.delegate is not None:
         delegate = company.employees[away.delegate]
         return ring_employee(delegate, f"{base}-delegate-{delegate.id}", mobile_dial)
-    if got.digits == "2":
+    if got.digits == "2" and away.message:
         return TakeMessage("employee", employee.id, f"{base}-message")
-    if got.digits == "3":
+    if got.digits == "3" and away.callback:
         return TakeCallback("employee", employee.id, f"{base}-callback")
     return ToOperator(base)
 
@@ -358,6 +387,8 @@ async def inbound(
         dialled = ""
     language = company.number_language(dialled) if dialled else company.company.language
     story = story or CallStory(channel.uniqueid, "", "", dialled, datetime.now(UTC))
+    at = now or datetime.now(UTC)
+    human_only = False  # the caller chose a human_only option: people only from here on
 
     async def finish(decision: Final | TakeMessage | TakeCallback) -> Final:
         if isinstance(decision, Ring) and decision.employee and lookup is not None:
@@ -369,6 +400,7 @@ async def inbound(
                 channel, company, decision, availability, lookup=lookup, speak=speak,
                 language=language,
                 mobile_dial=mobile_dial,
+                human_only=human_only,
             )
         if isinstance(decision, TakeMessage | TakeCallback):
             decision = await answer_for(decision)
@@ -381,23 +413,29 @@ async def inbound(
 
     async def answer_for(decision: TakeMessage | TakeCallback) -> Final:
         """The answering service; without it (or if storing fails) a person takes over."""
+        if human_only:
+            # Complaints, cancellations: never a recording or a callback robot, a person.
+            return ToOperator(f"{decision.reason}-human-only")
         if answering is None:
             return ToOperator(decision.reason)
         if isinstance(decision, TakeMessage):
             story.add("message", target=f"{decision.kind}:{decision.target}")
             recording = answering.recording_for(channel.uniqueid)
-            stored = await leave_message(
+            taken = await leave_message(
                 channel, decision.kind, decision.target, recording, answering.store_message,
                 speak=speak, language=language,
             )
         else:
             story.add("callback", target=f"{decision.kind}:{decision.target}")
-            stored = await request_callback(
+            taken = await request_callback(
                 channel, decision.kind, decision.target, answering.store_callback,
                 speak=speak, language=language,
             )
-        if stored:
+        if taken.stored:
             story.outcome = "message" if isinstance(decision, TakeMessage) else "callback"
+        if taken.zero:
+            return ToOperator(f"{decision.reason}-0")
+        if taken.stored:
             return Goodbye(f"{decision.reason}-taken")
         return ToOperator(f"{decision.reason}-not-stored")
 
@@ -414,13 +452,25 @@ async def inbound(
     if greet_name and speak is not None:
         # A known caller who agreed to it is greeted by first name; everyone else is not.
         sound = await speak(greeting_for(greet_name, language), language)
-        if sound:
-            await channel.stream_file(sound)
-    announcement, closed = closed_decision(company, now or datetime.now(UTC), mobile_dial)
+        if sound and await channel.stream_file(sound, OPERATOR_KEY) == OPERATOR_KEY:
+            return await finish(ToOperator(f"menu-{menu.id}-0"))
+    # A key pressed while something was said, kept as the caller's choice in the menu that
+    # follows (callers who know the menu need not wait for it).
+    pressed_early = ""
+    announcement, closed = closed_decision(company, at, mobile_dial)
     if announcement:
         sound = prompts(company.announcements[announcement].say, language)
         if sound:
-            await channel.stream_file(sound)
+            # Listen for 0 (and the keys of the closed-hours menu, if that comes next): a
+            # caller never has to sit through a long closed announcement to reach a person.
+            keys = OPERATOR_KEY
+            if isinstance(closed, GoTo):
+                keys = menu_keys(company, company.menus[closed.menu], False)
+            pressed_early = await channel.stream_file(sound, keys) or ""
+            if pressed_early == OPERATOR_KEY:
+                reason = closed.reason if closed is not None else "closed"
+                story.add("menu", menu="closed", key=OPERATOR_KEY, attempt="1")
+                return await finish(ToOperator(f"{reason}-0"))
     if isinstance(closed, GoTo):
         menu = company.menus[closed.menu]
     elif isinstance(closed, Ring | QueueTo | ToOperator | Goodbye | TakeMessage):
@@ -430,19 +480,24 @@ async def inbound(
 
     # Extensions may be keyed in the menu a company number leads to (not in submenus, where
     # the digits are that submenu's choices).
-    ext_keys = company.extension_keys
     stack: list[Menu] = []
-    greet = True
+    greet = not pressed_early
     attempt = 1
     while True:
         in_entry = menu is entry
-        keys = "".join(sorted({*menu.options, "0", "*", "#", *(ext_keys if in_entry else "")}))
-        pressed = ""
-        if greet and menu.greeting is not None:
-            # Callers who know the menu may press their choice during the greeting.
-            sound = prompts(menu.greeting, language)
-            if sound:
-                pressed = await channel.stream_file(sound, keys) or ""
+        keys = menu_keys(company, menu, in_entry)
+        pressed, pressed_early = pressed_early, ""
+        if greet:
+            # Callers who know the menu may press their choice during the greeting and the
+            # bulletins said after it.
+            says = [menu.greeting] if menu.greeting is not None else []
+            says += [b.say for b in bulletins(company, menu, at)]
+            for say in says:
+                sound = prompts(say, language)
+                if sound:
+                    pressed = await channel.stream_file(sound, keys) or ""
+                if pressed:
+                    break
         greet = False
         if not pressed:
             sound = prompts(menu.prompt, language) or SILENT_PROMPT
@@ -458,6 +513,7 @@ async def inbound(
             extra={"uniqueid": channel.uniqueid, "menu": menu.id, "attempt": attempt,
                    "pressed": pressed, "decision": decision},
         )
+        human_only = is_human_only(menu, pressed)
         if isinstance(decision, ByName):
             chosen = await dial_by_name(channel, company, speak, language)
             story.add("dial_by_name", letters=chosen.letters,
@@ -478,9 +534,14 @@ async def inbound(
             return await finish(decision)
         if isinstance(decision, Announce):
             sound = prompts(company.announcements[decision.announcement].say, language)
+            back = decision.then != "hangup"
             if sound:
-                await channel.stream_file(sound)
-            if decision.then == "hangup":
+                # Going back to the menu, its keys choose at once; before a goodbye, 0 only.
+                heard = await channel.stream_file(sound, keys if back else OPERATOR_KEY) or ""
+                if heard == OPERATOR_KEY:
+                    return await finish(ToOperator(f"{decision.reason}-0"))
+                pressed_early = heard
+            if not back:
                 return await finish(Goodbye(decision.reason))
             attempt = 1
             continue
@@ -493,7 +554,7 @@ async def inbound(
             greet, attempt = True, 1
             continue
         if decision.reason == "invalid-choice":
-            await channel.stream_file(INVALID_CHOICE)
+            pressed_early = await channel.stream_file(INVALID_CHOICE, keys) or ""
         if decision.counts:
             attempt += 1
 

@@ -76,6 +76,8 @@ class Away:
     sentence: str
     offers: str  # the spoken choices
     delegate: str | None  # employee id behind key 1, if any
+    message: bool = True  # key 2 records a message (never for a human_only choice)
+    callback: bool = True  # key 3 takes a callback request (never for a human_only choice)
 
 
 def language_of(company: CompanyConfig, wanted: str) -> str:
@@ -107,10 +109,27 @@ def away_sentence(
     parts = [f"{employee.name} {phrase}"]
     if availability.until is not None:
         parts.append(_when(availability.until, now or datetime.now(UTC), language, tz))
-    sentence = " ".join(parts) + "."
+    sentence = " ".join(parts)
+    if not sentence.endswith("."):  # "until 20.6." already ends the sentence
+        sentence += "."
     if availability.note_for_callers:
         sentence += " " + availability.note_for_callers.rstrip(".") + "."
     return sentence
+
+
+def offers_text(
+    company: CompanyConfig, language: str, delegate: str | None, *, human_only: bool = False
+) -> str:
+    """The spoken choices: the delegate (1), a message (2), a callback (3), the switchboard (0).
+    A human_only choice (complaints, cancellations) is offered people only: 1 and 0."""
+    offers = _OFFERS[language_of(company, language)]
+    spoken = []
+    if delegate is not None:
+        spoken.append(offers["delegate"].format(name=company.employees[delegate].name))
+    if not human_only:
+        spoken += [offers["message"], offers["callback"]]
+    spoken.append(offers["operator"])
+    return " ".join(spoken)
 
 
 def reach(
@@ -121,9 +140,11 @@ def reach(
     language: str,
     lookup: Callable[[str], Availability] | None = None,
     now: datetime | None = None,
+    human_only: bool = False,
 ) -> Away | None:
     """None: ring the employee. Away: tell the caller and offer the delegate, a message, a
-    callback or the switchboard. A delegate is offered only if they are reachable themselves."""
+    callback or the switchboard (human_only: the delegate or the switchboard). A delegate is
+    offered only if they are reachable themselves."""
     if availability.reachable:
         return None
     language = language_of(company, language)
@@ -133,12 +154,9 @@ def reach(
         if other is None or other.reachable:
             delegate = candidate
             break
-    offers = _OFFERS[language]
-    spoken = []
-    if delegate is not None:
-        spoken.append(offers["delegate"].format(name=company.employees[delegate].name))
-    spoken += [offers["message"], offers["callback"], offers["operator"]]
     sentence = away_sentence(
         employee, availability, language=language, tz=company.company.timezone, now=now
     )
-    return Away(employee.id, sentence, " ".join(spoken), delegate)
+    offers = offers_text(company, language, delegate, human_only=human_only)
+    return Away(employee.id, sentence, offers, delegate, message=not human_only,
+                callback=not human_only)

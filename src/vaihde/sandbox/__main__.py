@@ -51,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--rtp-end", type=int)
     s.add_argument("--ami-secret", help="default: random, shown by start and status --json")
     s.add_argument("--agi-url", help="VAIHDE_AGI, e.g. agi://127.0.0.1:4573")
+    s.add_argument("--agi-secret", help="FastAGI shared secret (default: random)")
     s.add_argument("--operators", help="VAIHDE_OPERATORS dial string")
     s.add_argument("--operator-timeout", type=int)
     s.add_argument(
@@ -95,7 +96,7 @@ def _settings(args: argparse.Namespace) -> InstanceSettings:
             raise SandboxError(f"{args.settings}: expected a JSON object")
     for key in (
         "name", "ami_port", "sip_port", "rtp_start", "rtp_end", "ami_secret", "agi_url",
-        "operators", "operator_timeout",
+        "agi_secret", "operators", "operator_timeout",
     ):  # fmt: skip
         value = getattr(args, key)
         if value is not None:

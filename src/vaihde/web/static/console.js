@@ -108,6 +108,12 @@
       line1.append(since(list === "active" ? (c.answered_at || c.since) : c.since));
     }
     line1.append(...callerBits(c));
+    if (c.dialled) {
+      // Which company number (or whose direct number) the caller dialled.
+      line1.append(V.el("span", { cls: "dialled", title: "dialled " + c.dialled.number,
+        text: "on " + (c.dialled.label ? `${c.dialled.label} (${c.dialled.number})`
+          : c.dialled.number) }));
+    }
     if (c.earlier && (c.earlier.today || c.earlier.last_30_days)) {
       line1.append(V.el("span", { cls: "earlier", title: "earlier contacts from this number",
         text: `earlier: ${c.earlier.today} today, ${c.earlier.last_30_days} in 30 d` }));
@@ -133,6 +139,15 @@
         text: "with " + c.parties.map((p) => p.name || p.number || p.channel).join(", ") }));
     }
     const kids = [line1, line2];
+    const recent = (c.earlier && c.earlier.recent) || [];
+    if (recent.length) {
+      // The caller's last calls, on the picked call's card: when, whom, how it ended.
+      kids.push(V.el("ol", { cls: "history", attrs: { "aria-label": "Earlier calls" } },
+        ...recent.map((r) => V.el("li", {},
+          V.el("span", { cls: "when", text: V.when(r.at) }),
+          V.el("span", { cls: "whom", text: r.sought ? "→ " + r.sought.name : "→ (no choice)" }),
+          V.el("span", { cls: "ended", text: r.ended || r.outcome })))));
+    }
     if (c.bounced) {
       const b = c.bounced;
       kids.unshift(V.el("div", { cls: "bounce", text: `Bounced back from ${b.target}` +
@@ -341,6 +356,20 @@
     return out;
   }
 
+  // Why a search found someone who is not named so: their title or the topic they answer for.
+  function foundBy(e) {
+    const out = [];
+    const matched = e.matched || [];
+    if (e.title && (matched.includes("title") || e.kind === "employee")) {
+      out.push(V.el("span", { cls: "title", text: e.title }));
+    }
+    if (matched.includes("topic") && e.topics && e.topics.length) {
+      out.push(V.el("span", { cls: "topics", title: "answers for",
+        text: "answers for: " + e.topics.join(", ") }));
+    }
+    return out;
+  }
+
   function personRow(e, i) {
     const li = V.el("li", { cls: "entry " + e.kind + (i === chosen ? " chosen" : ""),
       data: { kind: e.kind, id: e.id, index: i } });
@@ -348,10 +377,12 @@
       li.append(V.el("span", { cls: "name", text: e.name }),
         V.el("span", { cls: "ext", text: e.extension || "" }),
         V.el("span", { cls: "teams", text: (e.teams || []).join(", ") }),
+        ...foundBy(e),
         ...stateBits(availabilityOf(e.id, e.availability)));
     } else if (e.kind === "team") {
       li.append(V.el("span", { cls: "name", text: e.name }),
-        V.el("span", { cls: "teams", text: `team · ${e.members.length} people` }));
+        V.el("span", { cls: "teams", text: `team · ${(e.members || []).length} people` }),
+        ...foundBy(e));
     } else {
       li.append(V.el("span", { cls: "name", text: e.id }),
         V.el("span", { cls: "teams", text: "number (T transfers there)" }));
@@ -402,9 +433,12 @@
     const e = entries[chosen];
     if (!e) { box.replaceChildren(); return; }
     if (e.kind !== "employee") {
-      box.replaceChildren(V.el("h3", { text: e.kind === "team" ? e.name : e.id }),
+      box.replaceChildren(V.el("h3", { text: e.kind === "team" ? e.name : e.id },
+        e.title ? V.el("span", { cls: "muted", text: " · " + e.title }) : null),
         e.kind === "team" ? V.el("p", { cls: "muted", text: "Team members: " +
-          e.members.join(", ") }) : null);
+          (e.members || []).join(", ") }) : null,
+        e.topics && e.topics.length ? V.el("p", {}, V.el("span", { cls: "label",
+          text: "Answers for: " }), e.topics.join(", ")) : null);
       return;
     }
     const d = details.get(e.id);
@@ -431,6 +465,8 @@
       if (d.teams && d.teams.length) parts.push(V.el("p", {}, V.el("span", { cls: "label",
         text: "Teams: " }), d.teams.map((t) => t.name).join(", ")));
     }
+    if (e.topics && e.topics.length) parts.push(V.el("p", {}, V.el("span", { cls: "label",
+      text: "Answers for: " }), e.topics.join(", ")));
     parts.push(V.el("p", { cls: "hint", text: "T transfer · M message · S set availability" }));
     box.replaceChildren(...parts);
   }
@@ -439,24 +475,33 @@
     const q = $("search").value.trim();
     const seq = ++searchSeq;
     let found = [];
+    let teamHits = [];
     try {
       if (!q) {
         const r = await V.api("GET", "/employees");
         found = r.employees.map((e) => ({ kind: "employee", ...e }));
+        teamHits = teams.map((t) => ({ kind: "team", ...t }));
       } else {
+        // People and teams by name, title or topic ("invoices" finds who answers for them),
+        // ranked on one scale by the server.
         const r = await V.api("GET", "/directory/search?limit=30&q=" + encodeURIComponent(q));
         found = r.hits.map((h) => ({ kind: "employee", id: h.employee_id, name: h.name,
-          extension: h.extension, teams: h.teams, availability: h.availability }));
+          extension: h.extension, teams: h.teams, title: h.title, topics: h.topics,
+          matched: h.matched, score: h.score, availability: h.availability }));
+        teamHits = (r.teams || []).map((h) => {
+          const known = teams.find((t) => t.id === h.team_id) || {};
+          return { kind: "team", id: h.team_id, name: h.name, title: h.title,
+            topics: h.topics, matched: h.matched, score: h.score,
+            members: known.members || [] };
+        });
       }
     } catch (err) {
       if (seq === searchSeq) status("Directory search failed: " + err.message, true);
       return;
     }
     if (seq !== searchSeq) return; // a newer search is on its way
-    const fq = V.fold(q);
-    const teamHits = teams.filter((t) => !q || V.fold(t.name).includes(fq) ||
-      t.id.includes(fq)).map((t) => ({ kind: "team", ...t }));
-    entries = [...found, ...teamHits];
+    // Best first; at equal scores people before teams (sort is stable).
+    entries = [...found, ...teamHits].sort((a, b) => (b.score || 0) - (a.score || 0));
     if (/^\+?\d{2,20}$/.test(q)) entries.push({ kind: "number", id: q, name: q });
     chosen = entries.length ? 0 : -1;
     renderEntries();

@@ -1,0 +1,99 @@
+"""`python -m vaihde.guard`: run the guard, either as a child of `vaihde serve` (settings as JSON
+on stdin, so the AMI secret never appears in a process listing) or as its own systemd unit
+(`--config FILE`, the service's settings file)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+from dataclasses import dataclass
+
+from vaihde import logs, systemd
+from vaihde.ami.client import AmiClient
+from vaihde.guard.run import DEFAULT_STALL_S, Guard
+from vaihde.jobs import cancel_all
+
+
+@dataclass(frozen=True, slots=True)
+class GuardSettings:
+    host: str
+    port: int
+    username: str
+    secret: str
+    stall_s: float = DEFAULT_STALL_S
+    log_format: str = "text"
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "host": self.host, "port": self.port, "username": self.username,
+            "secret": self.secret, "stall_s": self.stall_s, "log_format": self.log_format,
+        })
+
+    @classmethod
+    def from_json(cls, text: str) -> GuardSettings:
+        data = json.loads(text)
+        return cls(str(data["host"]), int(data["port"]), str(data["username"]),
+                   str(data["secret"]), float(data["stall_s"]), str(data["log_format"]))
+
+
+def from_settings_file(path: str) -> GuardSettings:
+    from vaihde.config.settings import load
+    from vaihde.config.source import ConfigError
+
+    try:
+        settings = load(path)
+    except ConfigError as exc:
+        exc.exit(path)
+    ami = settings.ami
+    return GuardSettings(ami.host, ami.port, ami.username, ami.secret,
+                         settings.guard_stall_s, settings.log_format)
+
+
+async def run(settings: GuardSettings) -> None:
+    ami = AmiClient(settings.host, settings.port, settings.username, settings.secret,
+                    ping_interval=2.0, ping_timeout=2.0, reconnect_max=2.0)
+    guard = Guard(ami, stall_s=settings.stall_s)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    tasks = [
+        ami.start(),
+        loop.create_task(guard.run(), name="vaihde-guard"),
+        loop.create_task(systemd.watchdog_pings(), name="vaihde-guard-watchdog"),
+    ]
+    systemd.notify("READY=1")
+    try:
+        await stop.wait()
+    finally:
+        systemd.notify("STOPPING=1")
+        await guard.close()
+        await cancel_all(tasks[1:])
+        with contextlib.suppress(Exception):
+            await ami.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m vaihde.guard", description=__doc__)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--config", help="the service's settings file")
+    source.add_argument("--settings-stdin", action="store_true",
+                        help="read the guard's settings as JSON from stdin (from vaihde serve)")
+    args = parser.parse_args(argv)
+    if args.settings_stdin:
+        settings = GuardSettings.from_json(sys.stdin.readline())
+    else:
+        settings = from_settings_file(args.config)
+    logs.setup(settings.log_format)
+    from vaihde.cli import run_loop
+
+    run_loop(run(settings))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
