@@ -80,6 +80,8 @@ class ApiContext:
     message_taken: Callable[[], None] | None = None
     recordings_dir: Path | None = None
     console: Console | None = None  # the operator console's live board; None: 503s
+    # A phone's reach now (reachable, in_use, unreachable, unknown) from Asterisk's device state.
+    device_reach: Callable[[str], str] | None = None
 
 
 def routes() -> list[Route]:

@@ -23,8 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vaihde.ami.client import AmiActionError, AmiError
 from vaihde.ami.tracker import CallTracker, Change
+from vaihde.company.dials import DeviceLookup
 from vaihde.company.schema import CompanyConfig
-from vaihde.console.actions import Limits, Operator, Plan, Refusal, Request, decide
+from vaihde.console.actions import Limits, Operator, Plan, Presence, Refusal, Request, decide
 from vaihde.console.board import Board, CallerFacts, Inputs, Transfer, build, public
 from vaihde.db import models as m
 from vaihde.jobs import cancel_all
@@ -142,6 +143,7 @@ class ConsoleDeps:
     queue_size: int = QUEUE_SIZE
     write_timeout_s: float = WRITE_TIMEOUT_S
     limits: Callable[[], Limits] = Limits
+    device_reach: DeviceLookup | None = None  # phones' reach (transfers skip unreachable ones)
 
 
 class Console:
@@ -170,7 +172,7 @@ class Console:
         self.deps.ami.add_state_listener(self._ami_state)
         self.deps.ami.add_event_listener(self._ami_event)
         if self.deps.presence is not None:
-            self._unsubscribe_presence = self.deps.presence.subscribe(self._availability)
+            self._unsubscribe_presence = self.deps.presence.subscribe(self.publish_availability)
         self.board = self._compute()
         loop = asyncio.get_running_loop()
         self._tasks = [
@@ -216,7 +218,8 @@ class Console:
                                                      "target": transfer.target})
             self.touch()
 
-    def _availability(self, av: Availability) -> None:
+    def publish_availability(self, av: Availability) -> None:
+        """Tell every console someone's availability (or their phones' reach) changed."""
         if self.deps.availability_json is not None:
             self._publish("availability", {"employee": av.employee_id,
                                            **self.deps.availability_json(av)})
@@ -329,8 +332,11 @@ class Console:
 
     def plan(self, request: Request, operator: Operator) -> Plan:
         """What `request` would do now (pure; raises Refusal)."""
+        presence = self.deps.presence
+        reach = Presence(presence.lookup if presence is not None and presence.loaded else None,
+                         self.deps.device_reach)
         return decide(request, self.board.calls, self.deps.tracker.channels, operator,
-                      self.deps.company(), self.deps.limits(), self.transfers)
+                      self.deps.company(), self.deps.limits(), self.transfers, reach)
 
     async def perform(self, request: Request, operator: Operator) -> dict[str, Any]:
         """Carry out an operator's request: Refusal (409/400/404/503) or the reply."""
