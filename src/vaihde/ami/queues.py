@@ -104,8 +104,9 @@ def sync_actions(
         have = held.get(key)
         if have is None:
             add = {"Action": "QueueAdd", "Queue": seat.queue, "Interface": seat.interface,
-                   "MemberName": seat.name, "Paused": "true" if want.paused else "false",
-                   "Reason": want.reason}
+                   "MemberName": seat.name, "Paused": "true" if want.paused else "false"}
+            if want.paused:
+                add["Reason"] = want.reason
             if seat.state_interface:
                 add["StateInterface"] = seat.state_interface
             actions.append(add)
