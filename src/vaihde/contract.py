@@ -21,7 +21,7 @@ SOUGHT = "VAIHDE_SOUGHT"  # whom the caller tried to reach, "employee:anna" (AMI
 # Set by the dialplan.
 DID = "VAIHDE_DID"  # the dialled company number, digits only (FILTER()ed in the dialplan)
 # A forwarded call: REDIRECTING(from-num) as digits and REDIRECTING(reason) as a lower-case word,
-# FILTER()ed in the dialplan; the inbound AGI gets them as `fwd` and `why`.
+# FILTER()ed in the dialplan; the inbound AGI gets them as `fwd` and `why` (only when forwarded).
 FORWARDED_FROM = "VAIHDE_FWD"
 FORWARDED_WHY = "VAIHDE_FWD_WHY"
 

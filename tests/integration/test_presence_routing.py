@@ -33,6 +33,7 @@ from company import (
 from test_caller_paths import wait_story
 from test_console_live import (  # the fixture is used by name
     Desk,
+    Stream,
     bridged,
     operator_token,
     operators_never_answer,  # noqa: F401
@@ -356,14 +357,22 @@ async def test_no_reachable_phone_the_caller_hears_why_at_once_and_registering_f
     assert phones_dialled(ami) == [] or "PJSIP/reg-phone" not in phones_dialled(ami)
     asterisk.hang_up_all()
 
-    # The softphone registers: reachable at once (console data too), and rung.
-    sipp_register(asterisk, 3600, tmp_path)
+    # The softphone registers: reachable at once (the consoles are told), and rung.
     try:
-        await eventually(lambda: office.devices.reach("PJSIP/reg-phone") is Reach.REACHABLE, 10)
+        async with aiohttp.ClientSession() as http:
+            response = await http.get(
+                f"http://127.0.0.1:{office.http_port}/api/v1/console/stream", headers=headers)
+            stream = Stream(response)
+            await stream.until("board")
+            sipp_register(asterisk, 3600, tmp_path)
+            live = await stream.until("availability", lambda d: d["employee"] == "remy"
+                                      and d["devices"][0]["reach"] == "reachable")
+            assert live["devices"] == [
+                {"kind": "softphone", "dial": "PJSIP/reg-phone", "reach": "reachable"}]
+            response.close()
+        assert office.devices.reach("PJSIP/reg-phone") is Reach.REACHABLE
         async with aiohttp.ClientSession() as http, http.get(url, headers=headers) as reply:
             assert (await reply.json())["devices"][0]["reach"] == "reachable"
-        assert office.device_json("remy") == [
-            {"kind": "softphone", "dial": "PJSIP/reg-phone", "reach": "reachable"}]
         mark = ami.mark()
         await call(ami, "4")
         await ami.wait_for(lambda e: e.get("Event") == "DialBegin"
