@@ -466,3 +466,23 @@ async def test_call_forwarded_from_a_stranger_goes_through_the_menu(
     assert story.forwarded["text"] == "forwarded from 0409999999, busy"
     assert any(s.kind == "menu" for s in story.steps) and story.path != "forwarded"
     asterisk.hang_up_all()
+
+
+async def test_hostile_forwarding_headers_reach_the_service_as_digits_and_a_word(
+    asterisk, ami, office, tmp_path
+):
+    # The carrier's (or a caller's) Diversion with a dial string and dialplan syntax in it.
+    mark = ami.mark()
+    sipp_trunk_call(asterisk, "forwarded.xml", tmp_path,
+                    ['0401112222;0409999999&PJSIP/sipp-phone;"${SHELL(id)}&x"'],
+                    hold_ms=20000)
+    story = await wait_story(office, lambda s: s.forwarded.get("number") == "0409999999")
+    assert story.forwarded["reason"] == "unknown"
+    log = await asyncio.to_thread(Path(asterisk.full_log_path).read_text, errors="replace")
+    agi = [line for line in log.splitlines() if "inbound?did=" in line and "fwd=" in line]
+    assert agi and agi[-1].endswith('"agi://127.0.0.1:'
+                                    f'{asterisk.agi_port}/inbound?did={COMPANY_NUMBER}'
+                                    '&fwd=0409999999&why=idx") in new stack')
+    assert not any(e.get("Event") == "DialBegin" and "sipp-phone" in e.get("DestChannel", "")
+                   for e in ami.events[mark:])
+    asterisk.hang_up_all()
