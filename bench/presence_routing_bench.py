@@ -65,7 +65,7 @@ COMPANY_NUMBER = "0201234567"
 OPERATORS = "Local/operator@bench-phones"
 INSTANCE = "bench-presence"
 BILLING_QUEUE = "bench-billing-q"
-GRACE_S = 1.0  # a change reaches the service within this (the CLI's path: its 0.25 s poll)
+GRACE_S = 1.0  # a change reaches the service within this (the CLI's path: its 0.1 s poll)
 
 # Away for the whole run (about a third of each team and of the people menu), set before the
 # service starts. Night service's only member is away: nobody there can answer.
@@ -74,8 +74,8 @@ AWAY: dict[str, State] = {
     "b1": State.VACATION, "b3": State.SICK, "p2": State.VACATION, "n1": State.OFF_WORK,
 }  # fmt: skip
 # Whose availability flips during the run, between available and a meeting: one in each team
-# and in the people menu; two in the queue team (their pauses are timed).
-CHURN = ("b2", "s3", "b4", "t2", "p3")
+# and in the people menu; three in the queue team (their pauses are timed).
+CHURN = ("b2", "s3", "b4", "t2", "b6", "p3")
 
 
 # --- the service's database --------------------------------------------------------------------
@@ -160,15 +160,15 @@ class Changer:
 
     async def churn(self, stop: asyncio.Event, interval: float,
                     members: tuple[str, ...] = CHURN) -> None:
-        """Flip the churn members one after another until `stop`, alternating the two paths."""
-        ways = itertools.cycle(("api", "cli"))
+        """Flip the churn members one after another until `stop`; each member's changes
+        alternate between the two paths."""
         away: dict[str, bool] = dict.fromkeys(members, False)
-        for employee in itertools.cycle(members):
+        for n, employee in enumerate(itertools.cycle(members)):
             if stop.is_set():
                 return
             away[employee] = not away[employee]
-            await self.set(employee, State.MEETING if away[employee] else State.AVAILABLE,
-                           next(ways))
+            via = ("api", "cli")[(n // len(members) + n) % 2]
+            await self.set(employee, State.MEETING if away[employee] else State.AVAILABLE, via)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval)
 
@@ -432,6 +432,7 @@ async def run(args: argparse.Namespace) -> int:
         callers.queue_hold = args.hold
         mark = len(ami.events)
         changes_mark = len(changer.queue_changes)
+        changer.count = {"api": 0, "cli": 0}
         stop = asyncio.Event()
         churn = asyncio.create_task(changer.churn(stop, args.churn_interval))
         rate = max(1.0, len(forwarded) / max(args.ramp, 1.0))
@@ -444,10 +445,10 @@ async def run(args: argparse.Namespace) -> int:
                 time.monotonic())
         load_calls = await call_all(callers, "load", load_plans, args.ramp,
                                     timeout=args.ramp + args.hold + 60)
+        for proc in sipps:  # availability keeps changing until the forwarded calls are done
+            await asyncio.to_thread(proc.wait, 150)
         stop.set()
         await churn
-        for proc in sipps:
-            await asyncio.to_thread(proc.wait, 150)
         if not await callers.wait_idle(20):
             log(f"  {len(callers.live)} channels still up after the calls")
         cpu1 = (proc_cpu_s(instance.pid), proc_cpu_s(service.pid), machine_busy_s(),

@@ -64,8 +64,9 @@ log = logging.getLogger("vaihde.service")
 # How often the service looks for changes made by other processes (CLI, other instances).
 POLL_INTERVAL_S = 1.0
 # How often it looks for availability changed by other processes (the CLI): often, because a
-# change must reach the team queues (QueuePause) within a second. One small query each time.
-PRESENCE_POLL_S = 0.25
+# change must reach the team queues (QueuePause) within a second, even on a busy machine. One
+# small query each time (about 0.6 ms of CPU on SQLite: 0.6 % of a core).
+PRESENCE_POLL_S = 0.1
 
 
 class NoCompany(RuntimeError):

@@ -157,3 +157,20 @@ def test_a_call_the_service_acted_on_late_is_judged_by_what_it_could_know_by_the
     ring = [ev("DialBegin", 104.0, DestChannel="Local/t2@bench-phones-00000004;1")]
     assert pm.absent_rung(ring, p, {CALL: 100.5}) == []
     assert len(pm.absent_rung(ring, p, {CALL: 103.0})) == 1
+
+
+def test_nobody_can_answer_is_right_when_the_only_free_member_was_changing():
+    p = pm.Presence(grace=1.0)
+    p.set("t1", 0, 0, False)
+    p.set("t4", 0, 0, False)
+    p.set("t2", 99.5, 99.6, False)  # on its way when the caller chose
+    busy = pm.Busy([ev("DeviceStateChange", 90.0, Device=f"Local/t{i}@bench-phones",
+                       State="INUSE") for i in (3, 5, 6)])
+    plan = pm.Plan(0, "team", "support", ("2",))
+    keys = [ev("DTMFEnd", 100.0, Direction="Received", Digit="2")]
+    operator = timeline(*keys, ev("QueueCallerJoin", 107.0, Queue="vaihde-switchboard"))
+    assert pm.check_call(plan, operator, CO, p, busy) == []
+    rung = timeline(*keys, ev("DialBegin", 100.1, DestChannel="Local/t2@bench-phones-0000000d;1"))
+    assert pm.check_call(plan, rung, CO, p, busy) == []
+    wrong = timeline(*keys, ev("DialBegin", 100.1, DestChannel="Local/t3@bench-phones-0000000e;1"))
+    assert pm.check_call(plan, wrong, CO, p, busy)
