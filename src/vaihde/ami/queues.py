@@ -181,7 +181,8 @@ class QueueMembers:
         self._wake = asyncio.Event()
         self._missing_logged: set[str] = set()
         self._lock = asyncio.Lock()
-        self._index: tuple[CompanyConfig, dict[str, str]] | None = None
+        # Per company version: interface → employee, and employee → their seats.
+        self._index: tuple[CompanyConfig, dict[str, str], dict[str, list[Seat]]] | None = None
 
     def attach(self) -> None:
         self.client.add_event_listener(self.apply)
@@ -219,18 +220,25 @@ class QueueMembers:
                          extra={"queue": queue, "interface": interface})
                 self.availability_changed(av)
 
-    def _owner(self, interface: str) -> str:
-        """The employee whose phone `interface` is ("" if nobody's), indexed per company."""
-        company = self.company()
-        if company is None:
-            return ""
+    def _indexes(
+        self, company: CompanyConfig
+    ) -> tuple[dict[str, str], dict[str, list[Seat]]]:
         if self._index is None or self._index[0] is not company:
-            owners = {s.interface: s.employee for s in seats(company, self.mobile_dial)}
+            every = seats(company, self.mobile_dial)
+            owners = {s.interface: s.employee for s in every}
             for employee in company.employees.values():
                 for phone in phones(employee, self.mobile_dial):
                     owners.setdefault(phone.dial, employee.id)
-            self._index = (company, owners)
-        return self._index[1].get(interface, "")
+            by_employee: dict[str, list[Seat]] = {}
+            for seat in every:
+                by_employee.setdefault(seat.employee, []).append(seat)
+            self._index = (company, owners, by_employee)
+        return self._index[1], self._index[2]
+
+    def _owner(self, interface: str) -> str:
+        """The employee whose phone `interface` is ("" if nobody's)."""
+        company = self.company()
+        return self._indexes(company)[0].get(interface, "") if company is not None else ""
 
     # --- what vaihde wants --------------------------------------------------------------------
 
@@ -251,8 +259,9 @@ class QueueMembers:
             if company is None:
                 continue
             actions = []
-            for seat in seats(company, self.mobile_dial):
-                if seat.employee not in dirty or seat.queue not in self.queues:
+            by_employee = self._indexes(company)[1]
+            for seat in (s for employee in dirty for s in by_employee.get(employee, ())):
+                if seat.queue not in self.queues:
                     continue
                 key = (seat.queue, seat.interface)
                 have = self.held.get(key)

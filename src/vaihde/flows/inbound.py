@@ -164,7 +164,9 @@ def ring_employee(
     """Ring the employee's phones (those that can ring now, when `device_reach` says)."""
     dials = device_dials(employee, mobile_dial, device_reach)
     if not dials:
-        return ToOperator(f"{reason}-{'unreachable' if employee.devices else 'no-devices'}")
+        # No phone vaihde may dial at all, or none that can ring now.
+        dialable = device_reach is not None and device_dials(employee, mobile_dial)
+        return ToOperator(f"{reason}-{'unreachable' if dialable else 'no-devices'}")
     if employee.strategy == "in_order":
         return _steps(dials, reason, employee.id)
     return Ring("&".join(d for d, _ in dials), employee.ring_seconds, reason, employee.id)
@@ -373,7 +375,7 @@ async def check_reach(
         if devices is None:
             return decision
         ring = ring_employee(employee, decision.reason, mobile_dial, devices)
-        if isinstance(ring, Ring) or not employee.devices:
+        if isinstance(ring, Ring) or not device_dials(employee, mobile_dial):
             return ring
         # Available, but none of their phones can ring (softphone off, desk phone unplugged).
         if story is not None:
