@@ -277,6 +277,7 @@ def build_router(settings: Any, company: Any) -> Any:
     runs exactly the production handlers."""
     from datetime import UTC, datetime
 
+    from vaihde.ami.devicestate import DeviceStates
     from vaihde.flows.inbound import recorded_only
     from vaihde.presence.model import resolve
     from vaihde.service import build_router as service_router
@@ -300,6 +301,7 @@ def build_router(settings: Any, company: Any) -> Any:
             self.settings, self.company = settings, company
             self.presence, self.prompts = Presence(), Prompts()
             self.greetings: dict[str, str] = {}  # the bench's callers are not known by name
+            self.devices = DeviceStates()  # no AMI: every phone's state unknown (rung)
             # Stories are kept per call as in the service, which drops each at the caller's
             # hangup (an AMI event the bench has none of): hold about the calls in progress.
             self.stories = StoryBook(limit=600)

@@ -20,6 +20,10 @@ SOUGHT = "VAIHDE_SOUGHT"  # whom the caller tried to reach, "employee:anna" (AMI
 
 # Set by the dialplan.
 DID = "VAIHDE_DID"  # the dialled company number, digits only (FILTER()ed in the dialplan)
+# A forwarded call: REDIRECTING(from-num) as digits and REDIRECTING(reason) as a lower-case word,
+# FILTER()ed in the dialplan; the inbound AGI gets them as `fwd` and `why` (only when forwarded).
+FORWARDED_FROM = "VAIHDE_FWD"
+FORWARDED_WHY = "VAIHDE_FWD_WHY"
 
 # Rescue from a stalled AGI session (the guard, src/vaihde/guard/, or the AGI deadline): each
 # context that runs AGI() has a `T` extension that takes the caller on (operator / "sorry").
@@ -69,6 +73,9 @@ CONSOLE_RETURN_CONTEXT = "vaihde-console-return"  # the operator's phone back to
 OPERATOR_CONTEXT = "vaihde-operator"  # the path to a human (dialplan/vaihde.conf)
 CONSOLE_DIAL = "VAIHDE_CONSOLE_DIAL"  # Dial() device string(s) to ring
 CONSOLE_RING = "VAIHDE_CONSOLE_RING"  # seconds to ring CONSOLE_DIAL
+# A team in order: CONSOLE_DIAL2 / CONSOLE_RING2 … 8 rung after CONSOLE_DIAL (first empty ends);
+# a team with its own queue: CONSOLE_QUEUE instead ([vaihde-console-ring]).
+CONSOLE_QUEUE = "VAIHDE_CONSOLE_QUEUE"
 CONSOLE_BACK = "VAIHDE_CONSOLE_BACK"  # the transferring operator's phone (bounce-back)
 CONSOLE_BACK_RING = "VAIHDE_CONSOLE_BACK_RING"  # seconds to ring it
 CONSOLE_HELD = "VAIHDE_CONSOLE_HELD"  # attended transfer: the held caller's channel name

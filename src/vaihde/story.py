@@ -46,8 +46,12 @@ class CallStory:
     steps: list[Step] = field(default_factory=list)
     sought_kind: str = ""  # employee | team | operator
     sought_id: str = ""
-    path: str = ""  # direct_number | menu_option | extension | dial_by_name | operator
+    path: str = ""  # direct_number | menu_option | extension | dial_by_name | forwarded | operator
     outcome: str = ""  # answered, noanswer, busy, operator, hangup…
+    # A call forwarded here from someone's own phone: number, reason (no_answer, busy, …),
+    # employee and via (mobile, direct, extension) when it was an employee's, and `text` for
+    # people ("for Anna Virtanen, forwarded from their mobile, no answer").
+    forwarded: dict[str, str] = field(default_factory=dict)
 
     def add(self, kind: str, at: datetime | None = None, **detail: str) -> None:
         if len(self.steps) >= MAX_STEPS:
@@ -70,6 +74,7 @@ class CallStory:
             "sought": f"{self.sought_kind}:{self.sought_id}" if self.sought_kind else "",
             "path": self.path,
             "outcome": self.outcome,
+            "forwarded": dict(self.forwarded) or None,
             "steps": [s.to_dict() for s in self.steps],
         }
 

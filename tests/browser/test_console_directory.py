@@ -18,8 +18,9 @@ async def test_operator_finds_anna_and_sets_her_availability_by_keyboard(page, v
     anna = page.locator("#people .entry.chosen .name").filter(has_text="Anna Virtanen")
     await anna.wait_for()
     await page.locator("#person h3").filter(has_text="Anna Virtanen").wait_for()
-    await page.locator("#person .device").filter(
-        has_text="desk: Local/anna@vaihde-test-phones").wait_for()
+    # Her desk phone, and that it can ring now (Asterisk's device state).
+    await page.locator("#person .device.reach-reachable").filter(
+        has_text="desk: Local/anna@vaihde-test-phones · reachable").wait_for()
     await page.keyboard.press("Enter")  # chosen; the keys act on the board again
     assert await page.evaluate("document.activeElement.id") != "search"
 

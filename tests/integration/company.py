@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 from vaihde.config.settings import loads
@@ -10,6 +11,17 @@ from vaihde.service import Service
 
 COMPANY_NUMBER = "0201234567"
 PHONES = "vaihde-test-phones"
+
+# SIP endpoints of the test instance besides SIPp's phone (conftest.sandbox_test_settings), per
+# VAIHDE_TEST_SLOT as the other ports.
+_SLOT = int(os.environ.get("VAIHDE_TEST_SLOT", "0"))
+# A softphone that is off: its contact is qualified every second and nothing answers there.
+SOFT_OFF_PORT = 15074 + _SLOT * 100
+TRUNK_PORT = 15078 + _SLOT * 100  # SIPp as a carrier trunk sending (forwarded) calls in
+TRUNK_MEDIA_PORT = 15080 + _SLOT * 100
+REG_PORT = 15082 + _SLOT * 100  # SIPp as a softphone that registers (PJSIP/reg-phone)
+REG_PASSWORD = "reg-phone-secret"
+TEAM_QUEUE = "test-sales-q"  # a team's own queue (vaihde adds its members)
 
 COMPANY = f"""\
 company: {{name: Testi Oy, language: en, languages: [en]}}

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from amiprobe import AmiProbe  # tests/integration is on sys.path (no package)
+from company import REG_PASSWORD, SOFT_OFF_PORT, TEAM_QUEUE, TRUNK_PORT
 
 from vaihde import logs
 from vaihde.sandbox import Instance, InstanceSettings, SandboxError, build
@@ -91,7 +92,13 @@ def sandbox_test_settings() -> InstanceSettings:
         agi_url=f"agi://127.0.0.1:{AGI_PORT}",
         operators=OPERATORS,
         operator_timeout=20,
-        endpoints=[{"name": "sipp-phone", "contact": f"sip:sipp@127.0.0.1:{SIPP_PORT}"}],
+        endpoints=[
+            {"name": "sipp-phone", "contact": f"sip:sipp@127.0.0.1:{SIPP_PORT}"},
+            {"name": "soft-off", "contact": f"sip:soft@127.0.0.1:{SOFT_OFF_PORT}", "qualify": 1},
+            {"name": "reg-phone", "password": REG_PASSWORD},
+            {"name": "trunk", "contact": f"sip:trunk@127.0.0.1:{TRUNK_PORT}"},
+        ],
+        team_queues=[TEAM_QUEUE],
         extra_dialplan=[str(TEST_DIALPLAN)],
     )
 

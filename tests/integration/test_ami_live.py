@@ -71,7 +71,7 @@ async def test_tracker_follows_a_live_call(asterisk, ami, tracked):
 
 async def test_resync_sees_calls_that_started_before_connecting(asterisk, ami):
     up = await answered_call(ami)
-    # The vaihde user (no system/command class) may still list channels, bridges and queues.
+    # The vaihde user (no system/command write class) may still list channels, bridges, queues.
     client = AmiClient("127.0.0.1", asterisk.ami_port, "vaihde", asterisk.ami_secret)
     tracker = CallTracker()
     tracker.attach(client)

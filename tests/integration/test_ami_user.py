@@ -75,6 +75,14 @@ async def test_what_vaihde_asks_of_asterisk_is_allowed(shipped: AmiProbe, ami: A
     await shipped.wait_for(event_is("BridgeEnter", Channel=third), since=since)
     await shipped.action("Hangup", Channel=other)
     await shipped.wait_for(event_is("Hangup", Channel=other), since=since)
+    # Team queues follow availability: members added, paused with the reason, removed.
+    member = {"Queue": "vaihde-switchboard", "Interface": "Local/priv-test@vaihde-test-phones"}
+    await shipped.action("QueueAdd", {**member, "Paused": "false"})
+    await shipped.action("QueuePause", {**member, "Paused": "true", "Reason": "vacation"})
+    paused = await shipped.wait_for(event_is("QueueMemberPause", Interface=member["Interface"]),
+                                    since=since)
+    assert paused["PausedReason"] == "vacation"
+    await shipped.action("QueueRemove", member)
 
 
 async def _fake_fastagi(port: int) -> tuple[asyncio.Server, asyncio.Event]:

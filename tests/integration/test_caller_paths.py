@@ -10,7 +10,7 @@ import asyncio
 from datetime import timedelta
 
 import pytest
-from company import COMPANY, PHONES, start_vaihde  # tests/integration is on sys.path
+from company import COMPANY, PHONES, TEAM_QUEUE, start_vaihde  # tests/integration: sys.path
 from test_first_call import assert_bridged_with, call, phones_dialled
 from test_messages_delivery import SmtpServer, free_port
 from test_presence_live import messages_for
@@ -34,8 +34,9 @@ PATHS_COMPANY = COMPANY.replace(
     f"{{desk: Local/anna@{PHONES}, seconds: 10}}]}}\n",
 ).replace(
     "teams:\n",
-    # A team with a queue of its own (the sandbox defines only the switchboard's queue).
-    f"teams:\n  help: {{name: Help, members: [anna], queue: {QUEUE}, ring_seconds: 30}}\n",
+    # A team with a queue of its own (the sandbox defines it from the vaihde-team template;
+    # vaihde adds the members).
+    f"teams:\n  help: {{name: Help, members: [anna], queue: {TEAM_QUEUE}, ring_seconds: 30}}\n",
 ).replace("      8: {employee: dora}\n", "      8: {employee: dora}\n      9: {team: help}\n")
 assert PATHS_COMPANY.count("extension") == 1 and "dial_by_name" in PATHS_COMPANY
 
@@ -126,7 +127,7 @@ async def test_in_order_rings_the_next_device_when_the_first_does_not_answer(
 async def test_team_with_its_own_queue_queues_the_caller(asterisk, ami, paths):
     await call(ami, "9")
     joined = await ami.wait_for(
-        lambda e: e.get("Event") == "QueueCallerJoin" and e.get("Queue") == QUEUE, 15
+        lambda e: e.get("Event") == "QueueCallerJoin" and e.get("Queue") == TEAM_QUEUE, 15
     )
     assert "VAIHDE_REASON=menu-main-9" in joined.get("ChanVariable", "")
     assert "VAIHDE_SOUGHT=team:help" in joined.get("ChanVariable", "")

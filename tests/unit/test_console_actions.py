@@ -9,9 +9,11 @@ import pytest
 
 from vaihde.ami.tracker import Channel
 from vaihde.company import parse_company
+from vaihde.company.dials import Reach
 from vaihde.console.actions import (
     Limits,
     Operator,
+    Presence,
     Refusal,
     Request,
     Target,
@@ -35,9 +37,12 @@ menus:
 teams:
   ops: {name: Operators, kind: operators, members: [olga]}
   sales: {name: Sales, members: [anna, bob]}
+  support: {name: Support, members: [anna, bob, cleo], strategy: in_order, ring_seconds: 12}
+  help: {name: Help, members: [anna, bob], queue: help-q, ring_seconds: 40}
 employees:
   anna: {name: Anna Virtanen, extension: 101, devices: [desk: PJSIP/anna]}
   bob: {name: Bob Berg, devices: [desk: PJSIP/bob, mobile: "+358401112222"]}
+  cleo: {name: Cleo Soft, devices: [softphone: PJSIP/cleo-soft, desk: PJSIP/cleo]}
   olga: {name: Olga Operator, devices: [desk: PJSIP/op1]}
 """
 CO = parse_company(COMPANY, "company.yaml")
@@ -110,7 +115,9 @@ def test_unknown_and_malformed_call_ids_are_not_found():
 def test_blind_transfer_sets_target_bounce_time_and_way_back():
     p = plan(Request("transfer", CID, Target("employee", "anna")), "active")
     values = {a["Variable"]: a["Value"] for a in p.ami if a["Action"] == "Setvar"}
+    # No queue, and no second step: nothing left from an earlier transfer is rung after it.
     assert values == {"VAIHDE_CONSOLE_DIAL": "PJSIP/anna", "VAIHDE_CONSOLE_RING": "20",
+                      "VAIHDE_CONSOLE_QUEUE": "", "VAIHDE_CONSOLE_DIAL2": "",
                       "VAIHDE_CONSOLE_BACK": "PJSIP/op1", "VAIHDE_CONSOLE_BACK_RING": "30",
                       "VAIHDE_CONSOLE_BY": "olli"}
     assert p.ami[-1]["Context"] == "vaihde-console-transfer"
@@ -199,3 +206,85 @@ def test_park_retrieve_hangup():
     assert refused(Request("retrieve", CID), "waiting").status == 409
     assert plan(Request("retrieve", CID), "parked").ami[-1]["Context"] == "vaihde-console-answer"
     assert plan(Request("hangup", CID), "parked").ami[0]["Action"] == "Hangup"
+
+
+# --- transfers follow availability and the team's strategy, as the caller flow does ----------
+
+
+def presence(absent=(), on_call=(), unreachable=()):
+    from datetime import UTC, datetime
+
+    from vaihde.presence.model import Availability, State
+
+    def availability(eid: str) -> Availability:
+        state = (State.VACATION if eid in absent else
+                 State.ON_CALL if eid in on_call else State.AVAILABLE)
+        return Availability(eid, state, None, "", "", None, None, datetime.now(UTC), None,
+                            eid in on_call, "", None)
+
+    def reach(device: str) -> Reach:
+        return Reach.UNREACHABLE if device in unreachable else Reach.REACHABLE
+
+    return Presence(availability, reach)
+
+
+def transfer_values(target: Target, who: Presence) -> dict[str, str]:
+    p = decide(Request("transfer", CID, target), {CID: call("active")}, {}, OLLI, CO, LIMITS,
+               {}, who)
+    return {a["Variable"]: a["Value"] for a in p.ami if a["Action"] == "Setvar"}
+
+
+def test_team_transfer_skips_absent_and_busy_members_like_the_caller_flow():
+    values = transfer_values(Target("team", "sales"), presence(absent={"anna"}))
+    assert values["VAIHDE_CONSOLE_DIAL"] == "PJSIP/bob"
+    values = transfer_values(Target("team", "sales"), presence(on_call={"bob"}))
+    assert values["VAIHDE_CONSOLE_DIAL"] == "PJSIP/anna"
+
+
+def test_in_order_team_transfer_rings_members_one_after_another_for_the_teams_time():
+    values = transfer_values(Target("team", "support"),
+                             presence(absent={"bob"}, unreachable={"PJSIP/cleo-soft"}))
+    assert values["VAIHDE_CONSOLE_DIAL"] == "PJSIP/anna"
+    assert values["VAIHDE_CONSOLE_RING"] == "12"
+    # Bob is on vacation (passed over); Cleo's softphone is off: only her desk phone rings.
+    assert values["VAIHDE_CONSOLE_DIAL2"] == "PJSIP/cleo"
+    assert values["VAIHDE_CONSOLE_RING2"] == "12"
+    assert values["VAIHDE_CONSOLE_DIAL3"] == ""
+    assert values["VAIHDE_CONSOLE_QUEUE"] == ""
+
+
+def test_queue_team_transfer_queues_the_caller_for_the_teams_time():
+    values = transfer_values(Target("team", "help"), presence(absent={"anna"}))
+    assert values["VAIHDE_CONSOLE_QUEUE"] == "help-q"
+    assert values["VAIHDE_CONSOLE_RING"] == "40"
+    assert values["VAIHDE_CONSOLE_DIAL"] == ""
+
+
+def test_team_transfer_with_nobody_able_to_answer_is_refused_saying_why():
+    with pytest.raises(Refusal) as info:
+        transfer_values(Target("team", "sales"),
+                        presence(absent={"anna"}, on_call={"bob"}))
+    assert info.value.status == 409 and info.value.code == "nobody_available"
+    assert "Anna Virtanen (vacation)" in info.value.message
+    assert "Bob Berg (on a call)" in info.value.message
+
+
+def test_employee_transfer_rings_only_phones_that_can_ring():
+    values = transfer_values(Target("employee", "cleo"),
+                             presence(unreachable={"PJSIP/cleo-soft"}))
+    assert values["VAIHDE_CONSOLE_DIAL"] == "PJSIP/cleo"
+    with pytest.raises(Refusal) as info:
+        transfer_values(Target("employee", "cleo"),
+                        presence(unreachable={"PJSIP/cleo-soft", "PJSIP/cleo"}))
+    assert info.value.code == "unreachable"
+
+
+def test_attended_team_transfer_rings_the_steps_from_the_operators_phone():
+    req = Request("transfer", CID, Target("team", "support"), mode="attended")
+    p = decide(req, {CID: call("active", parties=[{"channel": "PJSIP/op1-00000002"}])},
+               op_channel(), OLLI, CO, LIMITS, {}, presence())
+    on_op = {a["Variable"]: a["Value"] for a in p.ami
+             if a["Action"] == "Setvar" and a["Channel"] == "PJSIP/op1-00000002"}
+    assert on_op["VAIHDE_CONSOLE_DIAL"] == "PJSIP/anna"
+    assert on_op["VAIHDE_CONSOLE_DIAL2"] == "PJSIP/bob"
+    assert on_op["VAIHDE_CONSOLE_DIAL3"] == "PJSIP/cleo-soft&PJSIP/cleo"

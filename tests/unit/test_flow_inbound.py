@@ -67,7 +67,8 @@ def test_mobile_rings_only_with_a_trunk_template(company, main):
 
 
 def test_team_rings_every_member_once(company, main):
-    assert choose(company, main, "2", 1) == Ring("PJSIP/anna&PJSIP/bob", 15, "menu-main-2")
+    assert choose(company, main, "2", 1) == Ring("PJSIP/anna&PJSIP/bob", 15, "menu-main-2",
+                                                 team="sales")
 
 
 def test_zero_star_hash(company, main):
@@ -184,14 +185,15 @@ def test_in_order_rings_each_device_for_its_own_time():
 def test_team_in_order_rings_member_after_member():
     company = parse_company(IN_ORDER, "company.yaml")
     got = choose(company, company.menus["main"], "2", 1)
-    assert got == Ring("PJSIP/anna", 15, "menu-main-2", "", (("PJSIP/bob", 15),))
+    assert got == Ring("PJSIP/anna", 15, "menu-main-2", "", (("PJSIP/bob", 15),), "sales")
 
 
 def test_team_with_its_own_queue_is_queued():
     from vaihde.flows.inbound import QueueTo, ring_team
 
     company = parse_company(IN_ORDER, "company.yaml")
-    assert ring_team(company, company.teams["help"], "r") == QueueTo("help-desk", 40, "r")
+    assert ring_team(company, company.teams["help"], "r") == QueueTo("help-desk", 40, "r",
+                                                                      "help")
 
 
 def test_operators_team_cannot_name_a_queue_of_its_own():

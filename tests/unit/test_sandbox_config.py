@@ -316,3 +316,39 @@ def test_service_settings_point_a_vaihde_at_the_instance(
     assert settings.mobile_dial == "PJSIP/{number}@trunk"
     assert str(settings.prompts_dir).endswith("/vaihde/unit/sounds")
     assert settings.prompts_asterisk_dir == "/vaihde/unit/sounds"
+
+
+def test_team_queues_from_the_shipped_template_without_members() -> None:
+    from vaihde.sandbox.instance import render_queues_conf
+
+    template = (REPO / "config" / "asterisk" / "queues-vaihde.conf").read_text()
+    text = render_queues_conf(template, "vaihde-switchboard", "PJSIP/op1&PJSIP/op2",
+                              ["sales-q", "help-q"])
+    sections = {}
+    current = ""
+    for line in text.splitlines():
+        if line.startswith("["):
+            current = line
+            sections[current] = []
+        elif current and line.strip() and not line.lstrip().startswith(";"):
+            sections[current].append(line)
+    # The operators are members of the switchboard's queue only; team queues inherit the
+    # template and have no members (vaihde adds them).
+    assert [x for x in sections["[vaihde-switchboard]"] if x.startswith("member")] == [
+        "member => PJSIP/op1", "member => PJSIP/op2"]
+    assert not any(x.startswith("member") for x in sections["[vaihde-team](!)"])
+    assert "joinempty = paused,unavailable,invalid  ; nobody who could answer: the caller " \
+        "goes on at once" in sections["[vaihde-team](!)"]
+    assert sections["[sales-q](vaihde-team)"] == [] and sections["[help-q](vaihde-team)"] == []
+    with pytest.raises(SandboxError):
+        _settings(team_queues=["bad]name"])
+    with pytest.raises(SandboxError):
+        _settings(team_queues=["vaihde-switchboard"])
+
+
+def test_a_qualified_contact_is_pinged() -> None:
+    files = _render(_settings(endpoints=[
+        {"name": "soft", "contact": "sip:soft@127.0.0.1:15074", "qualify": 1}]))
+    assert "qualify_frequency = 1" in files["pjsip.conf"]
+    with pytest.raises(SandboxError):
+        Endpoint(name="soft", contact="sip:x@127.0.0.1", qualify=-1)

@@ -83,6 +83,8 @@ class ApiContext:
     console: Console | None = None  # the operator console's live board; None: 503s
     # Checks company files sent to /config/* off the event loop, with the settings' calendar rules.
     config_checker: ConfigChecker = field(default_factory=ConfigChecker)
+    # A phone's reach now (reachable, in_use, unreachable, unknown) from Asterisk's device state.
+    device_reach: Callable[[str], str] | None = None
 
 
 def routes() -> list[Route]:

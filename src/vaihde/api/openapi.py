@@ -340,8 +340,11 @@ SCHEMAS: dict[str, Schema] = {
             "sms_number": null(STR),
             "languages": array(STR),
             "numbers": array(STR),
-            "devices": array(obj({"dial": STR, "kind": {"enum": ["desk", "mobile",
-                                                                "softphone"]}})),
+            "devices": array(obj({
+                "dial": STR, "kind": {"enum": ["desk", "mobile", "softphone"]},
+                # From Asterisk's device state and registrations; mobiles are always unknown.
+                "reach": {"enum": ["reachable", "in_use", "unreachable", "unknown"]},
+            })),
             "teams": array(obj({"id": STR, "name": STR})),
             "delegates": array(ref("Person")),
             "availability": ref("Availability"),

@@ -91,7 +91,12 @@ async def get_employee(request: web.Request) -> web.Response:
             "sms_number": e.sms_number,
             "languages": list(e.languages),
             "numbers": list(e.numbers),
-            "devices": [{"dial": d.dial, "kind": d.kind} for d in e.devices],
+            "devices": [
+                {"dial": d.dial, "kind": d.kind,
+                 "reach": api.device_reach(d.dial)
+                 if api.device_reach is not None and d.kind != "mobile" else "unknown"}
+                for d in e.devices
+            ],
             "teams": [{"id": t, "name": teams.get(t, t)} for t in e.teams],
             "delegates": [
                 {

@@ -17,7 +17,13 @@ from typing import Any
 from vaihde import contract
 from vaihde.ami.devicestate import device_of_channel
 from vaihde.ami.tracker import Channel
-from vaihde.company.dials import device_dials, member_dials
+from vaihde.company.dials import (
+    AvailabilityLookup,
+    DeviceLookup,
+    Verdict,
+    device_dials,
+    plan_team,
+)
 from vaihde.company.schema import CompanyConfig, Employee
 from vaihde.config.patterns import DEVICE
 from vaihde.console.board import Transfer
@@ -75,10 +81,40 @@ class Plan:
 
 
 @dataclass(frozen=True, slots=True)
+class Presence:
+    """What transfers consult besides the configuration: everyone's availability and their
+    phones' reach (the same lookups the caller flows use)."""
+
+    availability: AvailabilityLookup | None = None
+    device_reach: DeviceLookup | None = None
+
+
+MAX_STEPS = 8  # steps [vaihde-console-ring] walks (VAIHDE_CONSOLE_DIAL … VAIHDE_CONSOLE_DIAL8)
+
+
+@dataclass(frozen=True, slots=True)
 class Resolved:
     label: str  # employee:anna
     name: str
-    dial: str
+    dial: str  # the first (or only) step's Dial() string; "" for a queue
+    ring_s: int | None = None  # the first step's ring time (None: the console's bounce time)
+    then: tuple[tuple[str, int], ...] = ()  # a team in order: the next (dial, seconds) steps
+    queue: str = ""  # a team with its own Asterisk queue
+
+    def ring_variables(self, channel: str, bounce_s: int) -> list[dict[str, str]]:
+        """Setvars for [vaihde-console-ring]: where to ring, how long, what next; the step
+        after the last is emptied so nothing from an earlier transfer is rung."""
+        out = [
+            setvar(channel, contract.CONSOLE_QUEUE, self.queue),
+            setvar(channel, contract.CONSOLE_DIAL, self.dial),
+            setvar(channel, contract.CONSOLE_RING, str(self.ring_s or bounce_s)),
+        ]
+        for n, (dial, seconds) in enumerate(self.then, start=2):
+            out += [setvar(channel, f"{contract.CONSOLE_DIAL}{n}", dial),
+                    setvar(channel, f"{contract.CONSOLE_RING}{n}", str(seconds))]
+        if len(self.then) + 2 <= MAX_STEPS:
+            out.append(setvar(channel, f"{contract.CONSOLE_DIAL}{len(self.then) + 2}", ""))
+        return out
 
 
 def setvar(channel: str, name: str, value: str) -> dict[str, str]:
@@ -103,39 +139,67 @@ def _device(dial: str, what: str) -> str:
     return dial
 
 
-def _employee(employee: Employee, limits: Limits) -> Resolved:
-    # A transfer rings all of someone's phones at once, whatever their own ring order.
-    dials = [d for d, _ in device_dials(employee, limits.mobile_dial)]
-    if not dials:
+def _employee(employee: Employee, limits: Limits, presence: Presence) -> Resolved:
+    # A transfer rings all of someone's phones at once, whatever their own ring order; only
+    # those that can ring now (the operator chose the person, absent or not: they see why).
+    if not device_dials(employee, limits.mobile_dial):
         raise Refusal(409, "no_phone", f"{employee.name} has no phone to ring", "to")
+    dials = [d for d, _ in device_dials(employee, limits.mobile_dial, presence.device_reach)]
+    if not dials:
+        raise Refusal(409, "unreachable", f"none of {employee.name}'s phones can ring now "
+                      "(not registered or not answering)", "to")
     return Resolved(f"employee:{employee.id}", employee.name,
                     _device("&".join(dials), employee.name))
 
 
-def resolve_target(target: Target, company: CompanyConfig | None, limits: Limits) -> Resolved:
-    """Whom to ring for a transfer, from the configuration only."""
+_SKIP_WORDS = {Verdict.ON_CALL: "on a call", Verdict.UNREACHABLE: "phones unreachable",
+               Verdict.NO_PHONE: "no phone"}
+
+
+def resolve_target(
+    target: Target, company: CompanyConfig | None, limits: Limits,
+    presence: Presence | None = None,
+) -> Resolved:
+    """Whom to ring for a transfer: the configuration, and for a team the same decision as
+    the caller flow (`plan_team`: its strategy or queue, without the members who cannot
+    answer now)."""
+    presence = presence or Presence()
     if company is None:
         raise Refusal(503, "unavailable", "no company configuration is loaded")
     if target.kind == "employee":
         employee = company.employees.get(target.ref)
         if employee is None:
             raise Refusal(400, "invalid", f"no employee {target.ref!r}", "to")
-        return _employee(employee, limits)
+        return _employee(employee, limits, presence)
     if target.kind == "team":
         team = company.teams.get(target.ref)
         if team is None:
             raise Refusal(400, "invalid", f"no team {target.ref!r}", "to")
-        members = member_dials(company, team, limits.mobile_dial)
-        if not members:
-            raise Refusal(409, "no_phone", f"nobody in {team.name} has a phone to ring", "to")
-        return Resolved(f"team:{team.id}", team.name, _device("&".join(members), team.name))
+        plan = plan_team(company, team, limits.mobile_dial, presence.availability,
+                         presence.device_reach)
+        label = f"team:{team.id}"
+        if plan.queue:
+            return Resolved(label, team.name, "", team.ring_seconds, queue=plan.queue)
+        if plan.nobody:
+            if not any(m.verdict is not Verdict.NO_PHONE for m in plan.members):
+                raise Refusal(409, "no_phone", f"nobody in {team.name} has a phone to ring",
+                              "to")
+            why = ", ".join(
+                f"{company.employees[m.employee].name} "
+                f"({m.state if m.verdict is Verdict.ABSENT else _SKIP_WORDS[m.verdict]})"
+                for m in plan.members)
+            raise Refusal(409, "nobody_available",
+                          f"nobody in {team.name} can take a call now: {why}", "to")
+        steps = [(_device(d, team.name), s) for d, s in plan.steps[:MAX_STEPS]]
+        (dial, seconds), *rest = steps
+        return Resolved(label, team.name, dial, seconds, tuple(rest))
     if target.kind == "number":
         if not NUMBER.match(target.ref):
             raise Refusal(400, "invalid", "a number is 3-32 digits, optionally after +", "to")
         digits = target.ref.lstrip("+")
         employee = company.employee_by_extension(digits) or company.employee_by_number(digits)
         if employee is not None:
-            return _employee(employee, limits)
+            return _employee(employee, limits, presence)
         if not limits.mobile_dial:
             raise Refusal(400, "no_outside_line", "outside numbers need an outside line "
                           "(service.mobile_dial in the settings)", "to")
@@ -186,6 +250,7 @@ def decide(
     company: CompanyConfig | None,
     limits: Limits,
     transfers: Mapping[str, Transfer],
+    presence: Presence | None = None,
 ) -> Plan:
     """The AMI actions for `request` on the board `calls` (by id), or a Refusal."""
     action = request.action
@@ -227,7 +292,7 @@ def decide(
             raise Refusal(400, "missing_field", "say whom to transfer to", "to")
         if state == "transferring":
             raise _state_error(call, "transfer it again before this transfer ends")
-        target = resolve_target(request.to, company, limits)
+        target = resolve_target(request.to, company, limits, presence)
         if request.mode == "attended":
             if state != "active":
                 raise _state_error(call, "consult first (answer the call, then transfer)")
@@ -237,8 +302,7 @@ def decide(
                               "phone: answer it first")
             return Plan("transfer", call_id, (
                 setvar(channel, contract.CONSOLE_DONE, ""),
-                setvar(op.name, contract.CONSOLE_DIAL, target.dial),
-                setvar(op.name, contract.CONSOLE_RING, str(limits.bounce_s)),
+                *target.ring_variables(op.name, limits.bounce_s),
                 setvar(op.name, contract.CONSOLE_HELD, channel),
                 redirect(channel, contract.CONSOLE_HOLD_CONTEXT, op.name,
                          contract.CONSOLE_CONSULT_CONTEXT),
@@ -251,8 +315,7 @@ def decide(
             raise _state_error(call, "transfer it")
         back = operator.phone if operator.phone and DEVICE.match(operator.phone) else ""
         return Plan("transfer", call_id, (
-            setvar(channel, contract.CONSOLE_DIAL, target.dial),
-            setvar(channel, contract.CONSOLE_RING, str(limits.bounce_s)),
+            *target.ring_variables(channel, limits.bounce_s),
             setvar(channel, contract.CONSOLE_BACK, back),
             setvar(channel, contract.CONSOLE_BACK_RING, str(limits.ring_s)),
             setvar(channel, contract.CONSOLE_BY, operator.username),

@@ -32,8 +32,9 @@ from vaihde.ami.tracker import CallTracker, Change
 from vaihde.auth import store as auth_store
 from vaihde.auth.middleware import Credential
 from vaihde.auth.model import Action, Principal, allowed
+from vaihde.company.dials import DeviceLookup
 from vaihde.company.schema import CompanyConfig
-from vaihde.console.actions import Limits, Operator, Plan, Refusal, Request, decide
+from vaihde.console.actions import Limits, Operator, Plan, Presence, Refusal, Request, decide
 from vaihde.console.board import (
     RECENT,
     Board,
@@ -195,6 +196,7 @@ class ConsoleDeps:
     limits: Callable[[], Limits] = Limits
     streams_per_user: int = STREAMS_PER_USER
     recheck_s: float = RECHECK_S
+    device_reach: DeviceLookup | None = None  # phones' reach (transfers skip unreachable ones)
 
 
 class Console:
@@ -225,7 +227,7 @@ class Console:
         self.deps.ami.add_state_listener(self._ami_state)
         self.deps.ami.add_event_listener(self._ami_event)
         if self.deps.presence is not None:
-            self._unsubscribe_presence = self.deps.presence.subscribe(self._availability)
+            self._unsubscribe_presence = self.deps.presence.subscribe(self.publish_availability)
         self.board = self._compute()
         loop = asyncio.get_running_loop()
         self._tasks = [
@@ -272,7 +274,8 @@ class Console:
                                                      "target": transfer.target})
             self.touch()
 
-    def _availability(self, av: Availability) -> None:
+    def publish_availability(self, av: Availability) -> None:
+        """Tell every console someone's availability (or their phones' reach) changed."""
         if self.deps.availability_json is not None:
             self._publish("availability", {"employee": av.employee_id,
                                            **self.deps.availability_json(av)})
@@ -385,8 +388,11 @@ class Console:
 
     def plan(self, request: Request, operator: Operator) -> Plan:
         """What `request` would do now (pure; raises Refusal)."""
+        presence = self.deps.presence
+        reach = Presence(presence.lookup if presence is not None and presence.loaded else None,
+                         self.deps.device_reach)
         return decide(request, self.board.calls, self.deps.tracker.channels, operator,
-                      self.deps.company(), self.deps.limits(), self.transfers)
+                      self.deps.company(), self.deps.limits(), self.transfers, reach)
 
     async def perform(self, request: Request, operator: Operator) -> dict[str, Any]:
         """Carry out an operator's request: Refusal (409/400/404/503) or the reply."""

@@ -18,11 +18,19 @@ from datetime import UTC, datetime
 from vaihde import contract
 from vaihde.agi.channel import Channel
 from vaihde.company import Announcement, CompanyConfig, Employee, Menu, Say, Team, open_now
-from vaihde.company.dials import device_dials, member_dials
+from vaihde.company.dials import (
+    DeviceLookup,
+    TeamPlan,
+    device_dials,
+    forward_reason,
+    forwarded_from,
+    plan_team,
+)
 from vaihde.flows.answering import OPERATOR_KEY, Answering, leave_message, request_callback
 from vaihde.flows.by_name import dial_by_name
 from vaihde.flows.keypad import Step, extension_step
-from vaihde.flows.reach import reach
+from vaihde.flows.reach import Away, reach
+from vaihde.flows.unanswerable import cannot_answer, forwarded_text, team_away
 from vaihde.presence.model import Availability
 from vaihde.prompts.say import greeting_for
 from vaihde.story import CallStory
@@ -56,6 +64,7 @@ class Ring:
     reason: str
     employee: str = ""  # set when one person is rung: their availability is checked first
     then: tuple[tuple[str, int], ...] = ()  # the next (dial string, seconds) steps
+    team: str = ""  # set when a team is rung: whom it rings is decided again with presence
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +74,7 @@ class QueueTo:
     queue: str
     seconds: int
     reason: str
+    team: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,32 +153,43 @@ Speak = Callable[[str, str], Awaitable[str | None]]
 MAX_STEPS = 8  # in_order steps the dialplan walks (VAIHDE_DIAL, VAIHDE_DIAL2 … VAIHDE_DIAL8)
 
 
-def _steps(steps: list[tuple[str, int]], reason: str, employee: str = "") -> Ring:
+def _steps(steps: list[tuple[str, int]], reason: str, employee: str = "", team: str = "") -> Ring:
     steps = steps[:MAX_STEPS]
     (dial, seconds), *rest = steps
-    return Ring(dial, seconds, reason, employee, tuple(rest))
+    return Ring(dial, seconds, reason, employee, tuple(rest), team)
 
 
-def ring_employee(employee: Employee, reason: str, mobile_dial: str = "") -> Ring | ToOperator:
-    dials = device_dials(employee, mobile_dial)
+def ring_employee(
+    employee: Employee, reason: str, mobile_dial: str = "",
+    device_reach: DeviceLookup | None = None,
+) -> Ring | ToOperator:
+    """Ring the employee's phones (those that can ring now, when `device_reach` says)."""
+    dials = device_dials(employee, mobile_dial, device_reach)
     if not dials:
-        return ToOperator(f"{reason}-no-devices")
+        # No phone vaihde may dial at all, or none that can ring now.
+        dialable = device_reach is not None and device_dials(employee, mobile_dial)
+        return ToOperator(f"{reason}-{'unreachable' if dialable else 'no-devices'}")
     if employee.strategy == "in_order":
         return _steps(dials, reason, employee.id)
     return Ring("&".join(d for d, _ in dials), employee.ring_seconds, reason, employee.id)
 
 
+def team_route(plan: TeamPlan, team: Team, reason: str) -> Ring | QueueTo | None:
+    """A TeamPlan as the route to hand the dialplan (None: nobody in the team can answer)."""
+    if plan.queue:
+        return QueueTo(plan.queue, team.ring_seconds, reason, team.id)
+    if not plan.steps:
+        return None
+    return _steps(list(plan.steps), reason, team=team.id)
+
+
 def ring_team(
     company: CompanyConfig, team: Team, reason: str, mobile_dial: str = ""
 ) -> Ring | ToOperator | QueueTo:
-    if team.queue:
-        return QueueTo(team.queue, team.ring_seconds, reason)
-    per_member = member_dials(company, team, mobile_dial)
-    if not per_member:
-        return ToOperator(f"{reason}-no-devices")
-    if team.strategy == "in_order":
-        return _steps([(d, team.ring_seconds) for d in per_member], reason)
-    return Ring("&".join(per_member), team.ring_seconds, reason)
+    """From the configuration alone; `inbound` decides again with everyone's availability
+    and phones (`check_team`) before anything rings."""
+    route = team_route(plan_team(company, team, mobile_dial), team, reason)
+    return route if route is not None else ToOperator(f"{reason}-no-devices")
 
 
 def ring_external(number: str, reason: str, mobile_dial: str = "") -> Ring | ToOperator:
@@ -331,6 +352,33 @@ async def apply(channel: Channel, decision: Final, sought: str = "") -> None:
 AWAY_FALLBACK = "vm-isunavail"
 
 
+async def offer_alternatives(
+    channel: Channel,
+    company: CompanyConfig,
+    away: Away,
+    base: str,
+    kind: str,
+    target: str,
+    *,
+    speak: Speak | None,
+    language: str,
+    mobile_dial: str,
+    devices: DeviceLookup | None = None,
+) -> Final | TakeMessage | TakeCallback:
+    """Say why nobody answers and read the caller's choice: 1 the delegate (if offered), 2 a
+    message and 3 a callback for `kind`/`target` (employee or team), anything else a person."""
+    sound = await speak(f"{away.sentence} {away.offers}", language) if speak else None
+    got = await channel.get_data(sound or AWAY_FALLBACK, 6000, 1)
+    if got.digits == "1" and away.delegate is not None:
+        delegate = company.employees[away.delegate]
+        return ring_employee(delegate, f"{base}-delegate-{delegate.id}", mobile_dial, devices)
+    if got.digits == "2" and away.message:
+        return TakeMessage(kind, target, f"{base}-message")
+    if got.digits == "3" and away.callback:
+        return TakeCallback(kind, target, f"{base}-callback")
+    return ToOperator(base)
+
+
 async def check_reach(
     channel: Channel,
     company: CompanyConfig,
@@ -341,27 +389,108 @@ async def check_reach(
     speak: Speak | None,
     language: str,
     mobile_dial: str,
+    devices: DeviceLookup | None = None,
+    story: CallStory | None = None,
     human_only: bool = False,
 ) -> Final | TakeMessage | TakeCallback:
-    """Ring only a reachable employee; otherwise tell the caller and offer the alternatives
-    (for a human_only choice only people: the delegate or the switchboard)."""
+    """Ring only a reachable employee, and only the phones that can ring now; otherwise tell
+    the caller and offer the alternatives at once (for a human_only choice only people: the
+    delegate or the switchboard)."""
     employee = company.employees[decision.employee]
     away = reach(company, employee, availability, language=language, lookup=lookup,
                  human_only=human_only)
+    base = f"{decision.reason}-{availability.state}"
     if away is None:
-        return decision
-    state = availability.state
-    sound = await speak(f"{away.sentence} {away.offers}", language) if speak else None
-    got = await channel.get_data(sound or AWAY_FALLBACK, 6000, 1)
-    base = f"{decision.reason}-{state}"
-    if got.digits == "1" and away.delegate is not None:
-        delegate = company.employees[away.delegate]
-        return ring_employee(delegate, f"{base}-delegate-{delegate.id}", mobile_dial)
-    if got.digits == "2" and away.message:
-        return TakeMessage("employee", employee.id, f"{base}-message")
-    if got.digits == "3" and away.callback:
-        return TakeCallback("employee", employee.id, f"{base}-callback")
-    return ToOperator(base)
+        if devices is None:
+            return decision
+        ring = ring_employee(employee, decision.reason, mobile_dial, devices)
+        if isinstance(ring, Ring) or not device_dials(employee, mobile_dial):
+            return ring
+        # Available, but none of their phones can ring (softphone off, desk phone unplugged).
+        if story is not None:
+            story.add("unreachable", employee=employee.id,
+                      phones=" ".join(d.address for d in employee.devices if d.kind != "mobile"))
+        away = cannot_answer(company, employee, language=language, lookup=lookup,
+                             human_only=human_only)
+        base = f"{decision.reason}-unreachable"
+    return await offer_alternatives(
+        channel, company, away, base, "employee", employee.id, speak=speak, language=language,
+        mobile_dial=mobile_dial, devices=devices,
+    )
+
+
+async def check_team(
+    channel: Channel,
+    company: CompanyConfig,
+    decision: Ring | QueueTo,
+    story: CallStory,
+    *,
+    lookup: Lookup,
+    speak: Speak | None,
+    language: str,
+    mobile_dial: str,
+    devices: DeviceLookup | None = None,
+    human_only: bool = False,
+) -> Final | TakeMessage | TakeCallback:
+    """Ring the team members who can answer now (the same `plan_team` as console transfers);
+    if nobody can, say so and offer a message to the team, a callback or the switchboard."""
+    team = company.teams[decision.team]
+    plan = plan_team(company, team, mobile_dial, lookup, devices)
+    story.add("team", team=team.id, ringing=" ".join(plan.ringing), skipped=plan.skipped(),
+              queue=plan.queue)
+    route = team_route(plan, team, decision.reason)
+    if route is not None:
+        return route
+    away = team_away(company, team, plan.why, language=language, human_only=human_only)
+    return await offer_alternatives(
+        channel, company, away, f"{decision.reason}-team-{plan.why}", "team", team.id,
+        speak=speak, language=language, mobile_dial=mobile_dial, devices=devices,
+    )
+
+
+async def forwarded(
+    channel: Channel,
+    company: CompanyConfig,
+    story: CallStory,
+    number: str,
+    why: str,
+    *,
+    lookup: Lookup | None,
+    speak: Speak | None,
+    language: str,
+    mobile_dial: str,
+    devices: DeviceLookup | None = None,
+    human_only: bool = False,
+) -> Final | TakeMessage | TakeCallback | None:
+    """A call forwarded here from an employee's own phone (their mobile or desk line did not
+    answer, was busy, …): never ring them again; say at once why they cannot answer and offer
+    the alternatives. None: forwarded from a number that is nobody's (the menu goes on)."""
+    reason = forward_reason(why)
+    found = forwarded_from(company, number)
+    employee = company.employees[found.employee] if found is not None else None
+    text = forwarded_text(employee, found.via if found else "", reason, number)
+    story.forwarded = {"number": number, "reason": reason, "text": text,
+                       "employee": employee.id if employee else "",
+                       "via": found.via if found else ""}
+    story.add("forwarded", number=number, reason=reason, text=text,
+              employee=employee.id if employee else "", via=found.via if found else "")
+    if employee is None:
+        return None
+    story.seek("employee", employee.id, "forwarded", reason=reason)
+    availability = lookup(employee.id) if lookup is not None else None
+    away = None
+    if availability is not None:
+        story.add("availability", employee=employee.id, state=str(availability.state),
+                  until=availability.until.isoformat() if availability.until else "")
+        away = reach(company, employee, availability, language=language, lookup=lookup,
+                     human_only=human_only)
+    if away is None:
+        away = cannot_answer(company, employee, language=language, lookup=lookup,
+                             human_only=human_only)
+    return await offer_alternatives(
+        channel, company, away, f"forwarded-{employee.id}-{reason}", "employee", employee.id,
+        speak=speak, language=language, mobile_dial=mobile_dial, devices=devices,
+    )
 
 
 def _entry(company: CompanyConfig, dialled: str) -> Menu:
@@ -381,25 +510,35 @@ async def inbound(
     story: CallStory | None = None,
     answering: Answering | None = None,
     greet_name: str = "",
+    devices: DeviceLookup | None = None,
 ) -> Decision:
     dialled = channel.params.get("did", "")
     if not _DIGITS.match(dialled):
         dialled = ""
+    # Where the call was forwarded from (REDIRECTING, FILTERed by the dialplan; checked again).
+    forwarded_number = channel.params.get("fwd", "")
+    if not _DIGITS.match(forwarded_number):
+        forwarded_number = ""
     language = company.number_language(dialled) if dialled else company.company.language
     story = story or CallStory(channel.uniqueid, "", "", dialled, datetime.now(UTC))
     at = now or datetime.now(UTC)
     human_only = False  # the caller chose a human_only option: people only from here on
 
     async def finish(decision: Final | TakeMessage | TakeCallback) -> Final:
-        if isinstance(decision, Ring) and decision.employee and lookup is not None:
+        if isinstance(decision, Ring | QueueTo) and decision.team and lookup is not None:
+            decision = await check_team(
+                channel, company, decision, story, lookup=lookup, speak=speak,
+                language=language, mobile_dial=mobile_dial, devices=devices,
+                human_only=human_only,
+            )
+        elif isinstance(decision, Ring) and decision.employee and lookup is not None:
             availability = lookup(decision.employee)
             story.add("availability", employee=decision.employee,
                       state=str(availability.state),
                       until=availability.until.isoformat() if availability.until else "")
             decision = await check_reach(
                 channel, company, decision, availability, lookup=lookup, speak=speak,
-                language=language,
-                mobile_dial=mobile_dial,
+                language=language, mobile_dial=mobile_dial, devices=devices, story=story,
                 human_only=human_only,
             )
         if isinstance(decision, TakeMessage | TakeCallback):
@@ -438,6 +577,15 @@ async def inbound(
         if taken.stored:
             return Goodbye(f"{decision.reason}-taken")
         return ToOperator(f"{decision.reason}-not-stored")
+
+    if forwarded_number:
+        handled = await forwarded(
+            channel, company, story, forwarded_number, channel.params.get("why", ""),
+            lookup=lookup, speak=speak, language=language, mobile_dial=mobile_dial,
+            devices=devices,
+        )
+        if handled is not None:
+            return await finish(handled)
 
     direct = direct_decision(company, dialled, mobile_dial)
     if isinstance(direct, Ring | QueueTo | ToOperator):

@@ -339,6 +339,9 @@
 
   // --- directory ---------------------------------------------------------------------------
 
+  // Whether each phone can ring now (from Asterisk); mobiles are never known.
+  const REACH = { reachable: "reachable", in_use: "in use", unreachable: "unreachable" };
+
   function availabilityOf(id, fallback) {
     return avail.get(id) || fallback || null;
   }
@@ -455,9 +458,12 @@
             V.el("span", { cls: "state st-" + g.availability.state,
               text: V.stateLabel(g.availability.state) })))));
       }
+      // Live from the stream's availability events when one came, else as loaded.
+      const devices = (a && a.devices) || d.devices || [];
       parts.push(V.el("p", {}, V.el("span", { cls: "label", text: "Devices: " }),
-        ...(d.devices || []).map((dev) => V.el("span", { cls: "device",
-          text: `${dev.kind}: ${dev.dial}` }))));
+        ...devices.map((dev) => V.el("span", { cls: "device reach-" + (dev.reach || "unknown"),
+          text: `${dev.kind}: ${dev.dial}` + (REACH[dev.reach] ? " · " + REACH[dev.reach] : "")
+        }))));
       const numbers = [d.extension ? "ext " + d.extension : null, ...(d.numbers || [])]
         .filter(Boolean);
       if (numbers.length) parts.push(V.el("p", {}, V.el("span", { cls: "label",
