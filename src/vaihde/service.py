@@ -35,8 +35,8 @@ from vaihde.api.routes_common import availability_json
 from vaihde.calendar.importer import CalendarScheduler
 from vaihde.company import CompanyConfig, load_company
 from vaihde.company.apply import apply_company, current_company
-from vaihde.company.offloop import ConfigChecker
 from vaihde.company.dials import devices_of
+from vaihde.company.offloop import ConfigChecker
 from vaihde.config import settings as settings_mod
 from vaihde.console.actions import Limits
 from vaihde.console.stream import Console, ConsoleDeps
