@@ -113,8 +113,11 @@ async def test_search_result_details_and_limit(api):
 
 async def test_search_finds_titles_and_topics_of_people_and_teams(api):
     import dataclasses
+    import sys
 
-    from conftest import DIRECTORY
+    # tests/db's shared data (tests/api/conftest.py puts it on sys.path); `conftest` itself is
+    # ambiguous when the whole suite runs.
+    DIRECTORY = sys.modules["dbdata"].DIRECTORY
 
     from vaihde.directory.search import DirectoryIndex
     from vaihde.directory.store import search_records, sync_directory

@@ -14,9 +14,11 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -173,6 +175,54 @@ async def test_frozen_before_deciding_on_the_key_pressed(asterisk, ami, served):
     await _no_second_route(ami, mark)
     assert not [e for e in ami.events if e.get("Event") == "DialBegin"
                 and e.get("DestChannel", "").startswith(f"Local/anna@{PHONES}")]
+
+
+def _stored(served: ServiceProcess, table: str) -> int:
+    """Rows the service committed to `table` (messages, callbacks) in its SQLite database."""
+    db = served.settings_path.parent / "vaihde.db"
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+async def test_a_callback_asked_for_while_frozen_is_not_stored_behind_the_rescue(
+    asterisk, ami, served, tmp_path
+):
+    """The caller presses 3 (call me back) at Bob's offer while the service is frozen; the guard
+    takes them to the operators. The service, thawed, reads that 3 late: it must not store a
+    callback request the caller was never told about and an operator is already handling."""
+    until = (datetime.now(UTC) + timedelta(days=30)).date().isoformat()
+    await _vaihde_cli(served, "presence", "set", "bob", "vacation", "--until", until)
+    await call(ami, "2", hold=40)
+    offer = await ami.wait_for(lambda e: _caller_agi("GET DATA")(e)
+                               and "6000" in e.get("Command", ""), 20)
+    served.freeze()
+    await ami.action("PlayDTMF", Channel=offer["Channel"].replace(";2", ";1"), Digit="3")
+    await ami.wait_for(_rescued, 15)
+    served.thaw()
+    await asyncio.sleep(2.0)
+    assert _stored(served, "callbacks") == 0
+
+
+async def test_a_message_recorded_while_frozen_is_not_stored_behind_the_rescue(
+    asterisk, ami, served
+):
+    await call(ami, "5", hold=40)
+    recording = await ami.wait_for(_caller_agi("RECORD FILE"), 20)
+    served.freeze()
+    await ami.action("PlayDTMF", Channel=recording["Channel"].replace(";2", ";1"), Digit="#")
+    await ami.wait_for(_rescued, 15)
+    served.thaw()
+    await asyncio.sleep(2.0)
+    assert _stored(served, "messages") == 0
+
+
+async def _vaihde_cli(served: ServiceProcess, *args: str) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "vaihde", *args, "--settings", str(served.settings_path),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    out, _ = await proc.communicate()
+    assert proc.returncode == 0, out.decode()
 
 
 async def test_after_sigcont_the_service_serves_calls_again(asterisk, ami, served):

@@ -480,9 +480,9 @@ async def test_hostile_forwarding_headers_reach_the_service_as_digits_and_a_word
     assert story.forwarded["reason"] == "unknown"
     log = await asyncio.to_thread(Path(asterisk.full_log_path).read_text, errors="replace")
     agi = [line for line in log.splitlines() if "inbound?did=" in line and "fwd=" in line]
-    assert agi and agi[-1].endswith('"agi://127.0.0.1:'
-                                    f'{asterisk.agi_port}/inbound?did={COMPANY_NUMBER}'
-                                    '&fwd=0409999999&why=idx") in new stack')
+    assert agi and agi[-1].endswith(
+        f'"agi://127.0.0.1:{asterisk.agi_port}/{asterisk.settings.agi_secret}'
+        f'/inbound?did={COMPANY_NUMBER}&fwd=0409999999&why=idx") in new stack')
     assert not any(e.get("Event") == "DialBegin" and "sipp-phone" in e.get("DestChannel", "")
                    for e in ami.events[mark:])
     asterisk.hang_up_all()

@@ -122,3 +122,45 @@ async def test_the_deadline_is_pushed_out_before_waits_but_not_before_each_one(s
     assert sum(c.startswith("GET DATA") for c in chan.commands) == 3
     first = PROMPT_GUESS_S + 5.0 * 2 + DEADLINE_SLACK_S
     assert chan.deadlines == [first]
+
+
+def test_loop_stalls_are_noticed_also_before_the_watcher_runs(monkeypatch):
+    from vaihde.agi import stalls as mod
+
+    clock = [100.0]
+    monkeypatch.setattr(mod.time, "monotonic", lambda: clock[0])
+    watch = mod.LoopStalls(tick_s=0.2, stall_s=1.0)
+    sent = 100.1
+    clock[0] = 100.3
+    watch._tick(100.3)
+    assert not watch.since(sent)
+    clock[0] = 103.3  # the loop did not run for 3 s; the watcher has not looked yet
+    assert watch.since(sent)
+    watch._tick(103.3)
+    assert watch.since(sent) and watch.stalls == 1
+    # Input read after the stall (a command sent later) is fresh.
+    clock[0] = 103.5
+    watch._tick(103.5)
+    assert not watch.since(103.4)
+
+
+async def test_confirm_live_asks_asterisk_only_after_a_stall(serve):
+    from vaihde.agi.channel import Channel
+
+    srv, _ = await serve()
+    seen: list[str] = []
+
+    r = Router()
+
+    @r.route("act")
+    async def act(channel: Channel):
+        await channel.confirm_live()  # no stall: nothing sent
+        assert channel.stalls is not None
+        channel.stalls.last_stall_end = channel.conn.last_sent + 0.5  # as after a SIGSTOP
+        await channel.confirm_live()  # one NOOP
+        seen.append("acted")
+
+    srv.router = r
+    chan = await play_session("127.0.0.1", srv.port, "act", SimulatedChannel())
+    assert seen == ["acted"]
+    assert chan.commands == ["NOOP"]

@@ -143,7 +143,9 @@ async def test_garbage_and_silent_clients_are_dropped(server):
 
 
 async def test_thousand_sessions_with_hostile_clients(server):
-    server.silence_budget = 2.0
+    # About hostile peers not holding up good ones, not about the budget: generous, so that a
+    # busy machine running 1,000 sessions does not trip it.
+    server.silence_budget = 10.0
 
     async def hostile_close():
         _, writer = await asyncio.open_connection("127.0.0.1", server.port)

@@ -30,6 +30,7 @@ from vaihde.agi.protocol import (
     format_command,
     split_script,
 )
+from vaihde.agi.stalls import LoopStalls
 
 # A media command can legitimately run as long as the prompt; beyond this something is wrong.
 MEDIA_TIMEOUT_S = 600.0
@@ -39,6 +40,7 @@ MEDIA_TIMEOUT_S = 600.0
 # counts as PROMPT_GUESS_S) plus DEADLINE_SLACK_S, but only when it would expire sooner than that
 # plus DEADLINE_MARGIN_S: about one extra round trip every half minute of a call.
 PROMPT_GUESS_S = 60.0
+ENVIRONMENT_AGE_S = 1.0
 DEADLINE_SLACK_S = 30.0
 DEADLINE_MARGIN_S = 3.0
 _VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,79}$")
@@ -121,6 +123,10 @@ class AgiConnection:
         self._replies = ReplyAssembler()
         self._unanswered = 0  # commands sent whose replies were abandoned (cancelled waits)
         self.closed = False
+        # When the last command went out (time.monotonic()). Before the first, what the session
+        # acts on is the environment: a connection Asterisk made while this process stalled is
+        # accepted only as the stall ends, so its environment counts as sent a moment earlier.
+        self.last_sent = time.monotonic() - ENVIRONMENT_AGE_S
 
     @property
     def hungup(self) -> bool:
@@ -158,6 +164,7 @@ class AgiConnection:
                 await self._read_reply()
             self._unanswered -= 1
         self._unanswered += 1
+        self.last_sent = time.monotonic()
         try:
             self._writer.write(line)
             await self._writer.drain()
@@ -189,7 +196,7 @@ class Channel:
 
     def __init__(
         self, conn: AgiConnection, env: AgiEnvironment, silence: SilenceGuard | None = None,
-        *, script: str | None = None,
+        *, script: str | None = None, stalls: LoopStalls | None = None,
     ) -> None:
         self.conn = conn
         self.env = env
@@ -198,6 +205,7 @@ class Channel:
         )
         self.silence = silence or SilenceGuard(3.0)
         self.variables_set: dict[str, str] = {}
+        self.stalls = stalls
         # Set when the session gave up on the handler (it did not stop when cancelled): whatever
         # it still tries on the connection must not interleave with the fallback route.
         self.abandoned = False
@@ -248,6 +256,16 @@ class Channel:
                 return await self.conn.send(verb, *args)
         finally:
             self.silence.release()
+
+    async def confirm_live(self) -> None:
+        """Before acting on what the caller did (storing a message, a callback request, an
+        availability): if this process stalled since the last command went out, Asterisk may
+        have given the caller to the operators meanwhile, so ask it once more (NOOP). Raises
+        AgiHangup if the session is gone. Costs nothing when the loop did not stall."""
+        self._check_live()
+        if self.stalls is not None and self.stalls.since(self.conn.last_sent):
+            await self.conn.send("NOOP")
+            self._check_live()
 
     async def answer(self) -> None:
         if (await self._control("ANSWER")).result_int < 0:

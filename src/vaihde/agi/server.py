@@ -5,6 +5,7 @@ ever costs its own task.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 from collections import Counter
@@ -12,6 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from vaihde.agi.channel import AgiConnection, Channel
 from vaihde.agi.session import ENV_TIMEOUT_S, SILENCE_BUDGET_S, Router, run_session
+from vaihde.agi.stalls import LoopStalls
 from vaihde.agi.stream import AgiStream
 
 log = logging.getLogger("vaihde.agi")
@@ -40,6 +42,8 @@ class FastAgiServer:
         self.max_sessions = max_sessions
         self.allow = tuple(allow) if allow is not None else None
         self.secret = secret
+        self.stalls = LoopStalls()
+        self._stall_watch: asyncio.Task[None] | None = None
         self.outcomes: Counter[str] = Counter()
         self._server: asyncio.Server | None = None
         self._sessions: set[asyncio.Task[None]] = set()
@@ -60,6 +64,7 @@ class FastAgiServer:
         )
         sock = self._server.sockets[0]
         self.port = sock.getsockname()[1]
+        self._stall_watch = loop.create_task(self.stalls.watch(), name="vaihde-agi-stalls")
         log.info("fastagi listening", extra={"host": self.host, "port": self.port})
 
     async def _on_connect(self, stream: AgiStream) -> None:
@@ -85,6 +90,7 @@ class FastAgiServer:
                 silence_budget=self.silence_budget,
                 on_channel=lambda channel: self._channels.__setitem__(task, channel),
                 secret=self.secret,
+                stalls=self.stalls,
             )
             self.outcomes[result.outcome] += 1
         finally:
@@ -137,4 +143,9 @@ class FastAgiServer:
                 await asyncio.wait(pending, timeout=1.0)
         await self._server.wait_closed()
         self._server = None
+        if self._stall_watch is not None:
+            self._stall_watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._stall_watch
+            self._stall_watch = None
         log.info("fastagi stopped", extra={"outcomes": dict(self.outcomes)})

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from vaihde import contract
 from vaihde.agi.channel import AgiConnection, Channel, SilenceGuard
 from vaihde.agi.protocol import AgiError, AgiHangup
+from vaihde.agi.stalls import LoopStalls
 
 log = logging.getLogger("vaihde.agi")
 
@@ -80,6 +81,7 @@ async def run_session(
     script_override: str | None = None,
     on_channel: Callable[[Channel], None] | None = None,
     secret: str = "",
+    stalls: LoopStalls | None = None,
 ) -> SessionResult:
     """`secret`: the shared secret the AGI URL must carry as its first path segment
     (agi://host:port/SECRET/inbound); sessions without it are closed unanswered."""
@@ -100,7 +102,7 @@ async def run_session(
                 log.warning("agi session without the shared secret refused",
                             extra={"uniqueid": env.uniqueid, "channel": env.channel})
                 return SessionResult("rejected", "no secret")
-        channel = Channel(conn, env, SilenceGuard(silence_budget), script=script)
+        channel = Channel(conn, env, SilenceGuard(silence_budget), script=script, stalls=stalls)
         if on_channel is not None:
             on_channel(channel)
         ids = {"uniqueid": channel.uniqueid, "channel": channel.name, "script": channel.script}

@@ -103,6 +103,10 @@ class AgiStream(asyncio.Protocol):
     # -- writer -------------------------------------------------------------------------------
     def write(self, data: bytes) -> None:
         assert self.transport is not None
+        if self.transport.is_closing():
+            # uvloop raises RuntimeError on a closed transport, asyncio only warns: the same
+            # ConnectionError for both (Asterisk ended the session).
+            raise ConnectionResetError("connection closed")
         self.transport.write(data)
 
     async def drain(self) -> None:

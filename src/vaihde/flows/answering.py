@@ -95,6 +95,15 @@ async def leave_message(
         )
     except AgiHangup:
         hung_up = True  # hanging up is how many callers end a message: keep it
+    if not hung_up:
+        try:
+            await channel.confirm_live()
+        except AgiHangup:
+            # The service stalled while the caller recorded and the session is gone: Asterisk
+            # took them to the operators (or they hung up) without hearing it was taken.
+            log.warning("message not stored: its session ended while the service stalled",
+                        extra={"uniqueid": channel.uniqueid, "recording": recording.host_path})
+            raise
     stored = await store(recipient_kind, recipient_id, recording.host_path)
     if hung_up:
         if not stored:
@@ -116,6 +125,7 @@ async def request_callback(
     speak: Speak | None,
     language: str,
 ) -> Taken:
+    await channel.confirm_live()  # the key may have been read after a stall: not behind a rescue
     if not await store(kind, target):
         return Taken(False)
     zero = await _say(channel, speak, _CALLBACK, language, CALLBACK_TAKEN) == OPERATOR_KEY

@@ -130,6 +130,7 @@ async def feature_call(
         log.info("feature code refused", extra={"employee": employee_id, "why": str(exc)})
         await channel.stream_file(REFUSED)
         return "invalid-code"
+    await channel.confirm_live()  # not behind the employee's back after a stall ("sorry")
     await set_availability(employee_id, request, device)
     await channel.stream_file(CONFIRM_BACK if request.state == "available" else CONFIRM_SET)
     return f"{employee_id}:{request.state}"
