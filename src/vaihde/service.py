@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import gc
 import logging
-import signal
 from collections.abc import Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
@@ -555,19 +554,11 @@ async def serve(settings: settings_mod.Settings) -> None:
     # it out of the collector's full passes, which otherwise stop the loop for ~90 ms each.
     gc.collect()
     gc.freeze()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     # systemd (Type=notify): ready now; the pings come from this loop, so a blocked loop stops
     # them and systemd restarts the service (WatchdogSec=).
-    systemd.notify("READY=1")
-    pings = loop.create_task(systemd.watchdog_pings(), name="vaihde-watchdog")
     try:
-        await stop.wait()
+        await systemd.until_stopped("vaihde-watchdog")
     finally:
         log.info("vaihde stopping")
-        systemd.notify("STOPPING=1")
-        await cancel_all([pings])
         with contextlib.suppress(Exception):
             await service.stop()

@@ -62,7 +62,8 @@ class CallStory:
 
     def seek(self, kind: str, target: str, path: str, **detail: str) -> None:
         self.sought_kind, self.sought_id, self.path = kind, target, path
-        self.add("sought", target=f"{kind}:{target}", path=path, **detail)
+        # `at` given by position: a detail is never taken for the step's time.
+        self.add("sought", None, target=f"{kind}:{target}", path=path, **detail)
 
     def to_dict(self) -> dict[str, Any]:
         return {

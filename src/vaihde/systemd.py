@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import socket
+
+from vaihde.jobs import cancel_all
 
 log = logging.getLogger("vaihde.systemd")
 
@@ -48,3 +51,19 @@ async def watchdog_pings(interval: float | None = None) -> None:
     while True:
         notify("WATCHDOG=1")
         await asyncio.sleep(interval)
+
+
+async def until_stopped(watchdog_task_name: str) -> None:
+    """Serve as a Type=notify unit until SIGTERM or SIGINT: READY=1 now, the watchdog pings
+    from this loop while waiting, STOPPING=1 (and no more pings) when the wait ends."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    notify("READY=1")
+    pings = loop.create_task(watchdog_pings(), name=watchdog_task_name)
+    try:
+        await stop.wait()
+    finally:
+        notify("STOPPING=1")
+        await cancel_all([pings])

@@ -451,6 +451,28 @@ def test_broken_events_are_left_out_and_reported_with_lines() -> None:
     assert parse(fixture("malformed_bad_events.ics"), *NOV) == list(result.periods)
 
 
+def test_time_property_that_is_no_moment_leaves_out_its_event_only() -> None:
+    # A duration where a date-time belongs: found by mypy. A THISANDFUTURE modification with
+    # one used to raise AttributeError out of parse_calendar, costing the whole calendar.
+    ics = calendar(
+        all_day("Loma", "RRULE:FREQ=WEEKLY;COUNT=2", uid="s@t"),
+        event("Siirretty", "RECURRENCE-ID;RANGE=THISANDFUTURE:PT1H", uid="s@t",
+              when="DTSTART;VALUE=DATE:20261130\r\nDTEND;VALUE=DATE:20261201"),
+        event("Kesto", uid="d@t", when="DTSTART:PT1H\r\nDTEND:20261124T090000Z"),
+        event("Palaveri", uid="ok@t"),
+    )  # fmt: skip
+    result = parse_calendar(ics, window_start=NOV[0], window_end=NOV[1])
+    assert [p.external_id for p in result.periods] == [
+        "s@t#20261123",
+        "ok@t",
+        "s@t#20261130",
+    ]
+    assert result.problems == (
+        "line 16 (UID s@t): event left out: RECURRENCE-ID: not a date or a date-time",
+        "line 21 (UID d@t): event left out: DTSTART: not a date or a date-time",
+    )
+
+
 def test_stray_line_inside_an_event_is_ignored_and_reported() -> None:
     # A generator that forgot to escape a line break in DESCRIPTION.
     ics = calendar(event("Palaveri", "DESCRIPTION:Asialista:\r\n1. budjetti\r\nLOCATION:Kuusi"))

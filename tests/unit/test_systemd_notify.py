@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import socket
 import time
 
@@ -62,3 +64,20 @@ async def test_pings_come_from_the_loop_and_stop_while_it_is_blocked(notify_sock
     # Not one ping while the loop was blocked (at most the one already sent as it blocked).
     assert len(blocked) <= 1
     assert len(after) >= 2
+
+
+async def test_until_stopped_is_ready_pings_and_stops_on_sigterm(notify_socket, monkeypatch):
+    monkeypatch.setenv("WATCHDOG_USEC", "100000")  # a ping every 0.05 s
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    waiting = asyncio.create_task(systemd.until_stopped("test-watchdog"))
+    await asyncio.sleep(0.3)
+    assert not waiting.done()
+    os.kill(os.getpid(), signal.SIGTERM)
+    await asyncio.wait_for(waiting, 2.0)
+    messages = [m for _, m in received(notify_socket)]
+    assert messages[0] == "READY=1"
+    assert messages[-1] == "STOPPING=1"
+    assert messages[1:-1].count("WATCHDOG=1") >= 3 and set(messages[1:-1]) == {"WATCHDOG=1"}
+    assert not [t for t in asyncio.all_tasks() if t.get_name() == "test-watchdog"]
+    await asyncio.sleep(0.2)
+    assert received(notify_socket) == []  # no ping after STOPPING=1

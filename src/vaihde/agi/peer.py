@@ -67,8 +67,8 @@ class SimulatedChannel:
                 self.variables[name] = value
             return "200 result=0"
         if verb == "GET VARIABLE" and len(words) == 3:
-            value = self.variables.get(words[2])
-            return "200 result=0" if value is None else f"200 result=1 ({value})"
+            known = self.variables.get(words[2])
+            return "200 result=0" if known is None else f"200 result=1 ({known})"
         if verb == "SET AUTOHANGUP" and len(words) == 3:
             # The session's deadline, not part of what the caller experiences: kept apart.
             self.commands.pop()

@@ -101,10 +101,10 @@ class FastAgiServer:
         if self.allow is None:
             return True
         peer = stream.transport.get_extra_info("peername") if stream.transport else None
-        try:
-            address = ipaddress.ip_address(peer[0])
-        except (TypeError, ValueError, IndexError):
-            address = None
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None
+        if isinstance(peer, tuple) and peer:
+            with contextlib.suppress(TypeError, ValueError):
+                address = ipaddress.ip_address(peer[0])
         if address is not None:
             if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
                 address = address.ipv4_mapped

@@ -8,8 +8,9 @@ import asyncio
 import hmac
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from vaihde import contract
 from vaihde.agi.channel import AgiConnection, Channel, SilenceGuard
@@ -18,7 +19,7 @@ from vaihde.agi.stalls import LoopStalls
 
 log = logging.getLogger("vaihde.agi")
 
-Handler = Callable[[Channel], Awaitable[None]]
+Handler = Callable[[Channel], Coroutine[Any, Any, None]]
 
 # How long Asterisk may take to send the environment block (it sends it at once on connect).
 ENV_TIMEOUT_S = 2.0
@@ -116,8 +117,13 @@ async def run_session(
         # database to unwind (the driver's rollback waits for a frozen server).
         loop = asyncio.get_running_loop()
         work = loop.create_task(handler(channel), name=f"agi-{channel.script}")
-        expired = loop.create_future()
-        channel.silence.bind(work, lambda: expired.done() or expired.set_result(None))
+        expired: asyncio.Future[None] = loop.create_future()
+
+        def expire() -> None:
+            if not expired.done():
+                expired.set_result(None)
+
+        channel.silence.bind(work, expire)
         try:
             await asyncio.wait((work, expired), return_when=asyncio.FIRST_COMPLETED)
             if not work.done():
@@ -137,14 +143,16 @@ async def run_session(
         if work.cancelled():
             log.error("agi handler kept the caller silent too long", extra=ids)
             return await _fallback(channel, "service-timeout", started)
-        exc = work.exception()
-        if isinstance(exc, AgiHangup):
+        failure = work.exception()
+        if isinstance(failure, AgiHangup):
             return _result(channel, "hangup", "caller hung up", started)
-        if isinstance(exc, TimeoutError):
+        if isinstance(failure, TimeoutError):
             log.error("agi handler kept the caller silent too long", extra=ids)
             return await _fallback(channel, "service-timeout", started)
-        if exc is not None:  # any bug must still reach a human
-            log.error("agi handler failed", extra={**ids, "error": repr(exc)}, exc_info=exc)
+        if failure is not None:  # any bug must still reach a human
+            log.error(
+                "agi handler failed", extra={**ids, "error": repr(failure)}, exc_info=failure
+            )
             return await _fallback(channel, "service-error", started)
         return _result(channel, "done", channel.variables_set.get(contract.ROUTE, ""), started)
     finally:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any, cast
 
 from vaihde.agi.protocol import MAX_LINE_BYTES
 
@@ -18,7 +19,9 @@ MAX_BUFFERED_LINES = 512
 
 
 class AgiStream(asyncio.Protocol):
-    def __init__(self, on_connect: Callable[[AgiStream], Awaitable[None]] | None = None) -> None:
+    def __init__(
+        self, on_connect: Callable[[AgiStream], Coroutine[Any, Any, None]] | None = None
+    ) -> None:
         self._on_connect = on_connect
         self._lines: collections.deque[bytes] = collections.deque()
         self._partial = b""
@@ -33,7 +36,9 @@ class AgiStream(asyncio.Protocol):
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
+        # A stream connection's transport reads and writes; uvloop's is not an asyncio.Transport
+        # subclass, only the same methods.
+        self.transport = cast(asyncio.Transport, transport)
         if self._on_connect is not None:
             self.task = asyncio.get_running_loop().create_task(self._on_connect(self))
 

@@ -157,7 +157,7 @@ class _AmiProtocol(asyncio.Protocol):
         # No isinstance check: uvloop's (vaihde serve's loop) do not subclass asyncio.Transport.
         self.transport = cast(asyncio.Transport, transport)
         if self.closed:  # aborted (client closed) while the TCP connect was in flight
-            transport.abort()
+            self.transport.abort()
 
     def data_received(self, data: bytes) -> None:
         if self.closed:

@@ -332,20 +332,30 @@ def _event_problem(
     event: icalendar.Component, layout: _EventLayout, uid: str, zone: ZoneInfo
 ) -> str | None:
     """Why the event cannot be used, or None."""
-    broken = [(p, m) for p, m in event.errors if str(p or "").upper() in _TIME_PROPS]
-    if broken:
-        prop, message = broken[0]
+
+    def at_line(prop: str, message: str) -> str:
         line = layout.props.get(prop.upper())
         if line:
             at = f"line {line} (UID {uid})" if uid else f"line {line}"
-            return f"{at}: event left out: {prop}: {_clean(str(message), 160)}"
-        return f"{prop}: {_clean(str(message), 160)}"
+            return f"{at}: event left out: {prop}: {_clean(message, 160)}"
+        return f"{prop}: {_clean(message, 160)}"
+
+    broken = [(str(p), m) for p, m in event.errors if str(p or "").upper() in _TIME_PROPS]
+    if broken:
+        prop, message = broken[0]
+        return at_line(prop, str(message))
     if "DTSTART" not in event:
         return "no DTSTART"
     for name in ("DTSTART", "DTEND", "DURATION", "RECURRENCE-ID"):
         if isinstance(event.get(name), list):
             return f"{name} appears more than once"
-    if "DTEND" in event and _utc(event["DTEND"].dt, zone) < _utc(event["DTSTART"].dt, zone):
+    for name in ("DTSTART", "DTEND", "RECURRENCE-ID"):
+        # A duration, time or period here ("DTSTART:PT1H") is no moment in the calendar.
+        if name in event and _when(event, name) is None:
+            return at_line(name, "not a date or a date-time")
+    if "DTEND" in event and _utc(_moment(event, "DTEND"), zone) < _utc(
+        _moment(event, "DTSTART"), zone
+    ):
         # recurring_ical_events would swap the two; a guess we do not want to make.
         return "DTEND is before DTSTART"
     rules = event.get("RRULE")
@@ -356,10 +366,23 @@ def _event_problem(
 
 
 def _freqs(rule: object) -> list[str]:
-    try:
-        return list(rule.get("FREQ", []))  # type: ignore[attr-defined]
-    except AttributeError:
-        return []
+    return list(rule.get("FREQ", [])) if isinstance(rule, icalendar.vRecur) else []
+
+
+def _when(component: icalendar.Component, name: str) -> date | None:
+    """The date or date-time of a DTSTART, DTEND or RECURRENCE-ID (a datetime is a date);
+    None when it is something else (a duration, a time or a period)."""
+    prop = component.get(name)
+    value = prop.dt if isinstance(prop, icalendar.vDDDTypes) else None
+    return value if isinstance(value, date) else None
+
+
+def _moment(component: icalendar.Component, name: str) -> date:
+    """_when of a property _event_problem has checked (ValueError, should one slip through)."""
+    value = _when(component, name)
+    if value is None:
+        raise ValueError(f"{name} is not a date or a date-time")
+    return value
 
 
 def _raw(component: icalendar.Component, name: str) -> str:
@@ -420,7 +443,7 @@ def _this_and_future_shifts(
             "THISANDFUTURE"
         ):
             continue
-        moved, original = event["DTSTART"].dt, recurrence.dt
+        moved, original = _moment(event, "DTSTART"), _moment(event, "RECURRENCE-ID")
         if isinstance(moved, datetime) and isinstance(original, datetime):
             shifts[_stamp(original, zone)] = _utc(moved, zone) - _utc(original, zone)
         elif not isinstance(moved, datetime) and not isinstance(original, datetime):
@@ -438,7 +461,7 @@ def _period(
     if busy_status in ("FREE", "WORKINGELSEWHERE"):
         return None
 
-    raw_start, raw_end = event["DTSTART"].dt, event["DTEND"].dt
+    raw_start, raw_end = _moment(event, "DTSTART"), _moment(event, "DTEND")
     all_day = not isinstance(raw_start, datetime)
     starts_at, until = _utc(raw_start, zone), _utc(raw_end, zone)
     if until <= starts_at:
@@ -460,8 +483,7 @@ def _period(
 
     external_id = _external_uid(uid)
     if shifts is not None:
-        recurrence = event.get("RECURRENCE-ID")
-        original = recurrence.dt if recurrence is not None else raw_start
+        original = _when(event, "RECURRENCE-ID") or raw_start
         shift = shifts.get(_stamp(original, zone))
         if shift is not None and isinstance(raw_start, datetime) == isinstance(original, datetime):
             # Every occurrence after a THISANDFUTURE modification carries the modification's

@@ -224,7 +224,11 @@ class _Composer:
             return event.value
         if tag not in _SCALAR_TAGS:
             raise self.fail(line, field, f"YAML tag {_shown(tag)} is not allowed here")
-        node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
+        # types-PyYAML types a Node's marks as yaml.error.Mark only, but libyaml's parser (and
+        # PyYAML's own CComposer) give nodes yaml._yaml.Mark: the stub is too narrow.
+        node = yaml.ScalarNode(
+            tag, event.value, event.start_mark, event.end_mark, event.style  # type: ignore[arg-type]
+        )
         try:
             return _CONSTRUCTOR.yaml_constructors[tag](_CONSTRUCTOR, node)
         except (ValueError, yaml.YAMLError):

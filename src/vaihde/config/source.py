@@ -4,6 +4,7 @@ as `file:line: field: what is wrong` in plain words.
 
 from __future__ import annotations
 
+import builtins
 import os
 import sys
 from dataclasses import dataclass
@@ -103,7 +104,11 @@ def parse_yaml(text: str, file: str = "<config>", limits: YamlLimits | None = No
 
 
 class Reader:
-    """Typed access to a mapping Node that collects problems instead of stopping at the first."""
+    """Typed access to a mapping Node that collects problems instead of stopping at the first.
+
+    Its methods `str`, `int` and `list` shadow the builtins in the class body, hence
+    `builtins.str` in the annotations after them.
+    """
 
     def __init__(self, node: Node, problems: list[str]) -> None:
         self.node = node
@@ -142,7 +147,7 @@ class Reader:
             return default or ""
         return str(node.value)
 
-    def int(self, key: str, default: int, *, low: int, high: int) -> int:
+    def int(self, key: builtins.str, default: int, *, low: int, high: int) -> int:
         node = self.child(key)
         if node is None or node.value is None:
             return default
@@ -154,7 +159,7 @@ class Reader:
             return default
         return node.value
 
-    def section(self, key: str, *, required: bool = False) -> Reader:
+    def section(self, key: builtins.str, *, required: bool = False) -> Reader:
         node = self.child(key)
         if node is None or node.value is None:
             if required:
@@ -163,7 +168,7 @@ class Reader:
             node = Node({}, Where(self.where.file, self.where.line, field))
         return Reader(node, self.problems)
 
-    def list(self, key: str) -> list[Node]:
+    def list(self, key: builtins.str) -> builtins.list[Node]:
         node = self.child(key)
         if node is None or node.value is None:
             return []
@@ -172,7 +177,7 @@ class Reader:
             return []
         return node.value
 
-    def items(self) -> list[tuple[str, Node]]:
+    def items(self) -> builtins.list[tuple[builtins.str, Node]]:
         self._used.update(self.node.value)
         return list(self.node.value.items())
 

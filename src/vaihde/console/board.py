@@ -486,9 +486,9 @@ def what_happened(
     for step in story.steps:
         d = step.detail
         if step.kind == "availability":
-            word = STATE_WORDS.get(d.get("state", ""))
-            if word:
-                text = word
+            state_word = STATE_WORDS.get(d.get("state", ""))
+            if state_word:
+                text = state_word
                 if d.get("until"):
                     try:
                         text += " until " + clock_text(datetime.fromisoformat(d["until"]), tz, now)

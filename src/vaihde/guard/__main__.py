@@ -8,7 +8,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import signal
 import sys
 from dataclasses import dataclass
 
@@ -57,22 +56,13 @@ async def run(settings: GuardSettings) -> None:
     ami = AmiClient(settings.host, settings.port, settings.username, settings.secret,
                     ping_interval=2.0, ping_timeout=2.0, reconnect_max=2.0)
     guard = Guard(ami, stall_s=settings.stall_s)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    tasks = [
-        ami.start(),
-        loop.create_task(guard.run(), name="vaihde-guard"),
-        loop.create_task(systemd.watchdog_pings(), name="vaihde-guard-watchdog"),
-    ]
-    systemd.notify("READY=1")
+    ami.start()
+    watching = asyncio.get_running_loop().create_task(guard.run(), name="vaihde-guard")
     try:
-        await stop.wait()
+        await systemd.until_stopped("vaihde-guard-watchdog")
     finally:
-        systemd.notify("STOPPING=1")
         await guard.close()
-        await cancel_all(tasks[1:])
+        await cancel_all([watching])
         with contextlib.suppress(Exception):
             await ami.close()
 
