@@ -186,7 +186,7 @@ class Service:
         if settings.guard_mode == "child":
             self.guard = GuardChild(GuardSettings(
                 ami.host, ami.port, ami.username, ami.secret, settings.guard_stall_s,
-                settings.log_format,
+                settings.log_format, settings.guard_agi_url,
             ))
 
     @property

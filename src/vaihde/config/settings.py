@@ -66,6 +66,9 @@ class Settings:
     # or "off"; it moves a caller out of an AGI session Asterisk has waited on for stall_s.
     guard_mode: str = "child"
     guard_stall_s: float = 2.5
+    # With several instances on the same Asterisks: the AGI URL (as in the dialplan's
+    # VAIHDE_AGI…, without the secret) whose sessions this instance's guard stands in for.
+    guard_agi_url: str = ""
     calendar: CalendarPolicy = field(default_factory=CalendarPolicy)  # what calendars may be read
 
 
@@ -169,6 +172,10 @@ def _build(root: Node) -> Settings:
     if guard_mode not in GUARD_MODES:
         problems.append(f"{guard.where}.mode: must be one of {', '.join(GUARD_MODES)}")
     guard_stall_ms = guard.int("stall_ms", 2500, low=500, high=10_000)
+    guard_agi_url = guard.str("agi_url", "")
+    if guard_agi_url and not re.fullmatch(r"agi://[A-Za-z0-9.\-:\[\]]{1,253}(:\d{1,5})?/?",
+                                          guard_agi_url):
+        problems.append(f"{guard.where}.agi_url: must be this instance's agi://HOST:PORT")
     guard.done()
     company_file = top.str("company_file", "")
     if company_file and not Path(company_file).is_absolute():
@@ -197,6 +204,7 @@ def _build(root: Node) -> Settings:
         console_streams_per_user=console_streams,
         guard_mode=guard_mode,
         guard_stall_s=guard_stall_ms / 1000,
+        guard_agi_url=guard_agi_url.rstrip("/") + "/" if guard_agi_url else "",
         calendar=calendar,
     )
 

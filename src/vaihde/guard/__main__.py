@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import sys
 from dataclasses import dataclass
@@ -25,18 +26,15 @@ class GuardSettings:
     secret: str
     stall_s: float = DEFAULT_STALL_S
     log_format: str = "text"
+    agi_url: str = ""  # follow only the sessions of this AGI URL (one of several instances)
 
     def to_json(self) -> str:
-        return json.dumps({
-            "host": self.host, "port": self.port, "username": self.username,
-            "secret": self.secret, "stall_s": self.stall_s, "log_format": self.log_format,
-        })
+        return json.dumps(dataclasses.asdict(self))
 
     @classmethod
     def from_json(cls, text: str) -> GuardSettings:
         data = json.loads(text)
-        return cls(str(data["host"]), int(data["port"]), str(data["username"]),
-                   str(data["secret"]), float(data["stall_s"]), str(data["log_format"]))
+        return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data})
 
 
 def from_settings_file(path: str) -> GuardSettings:
@@ -49,13 +47,13 @@ def from_settings_file(path: str) -> GuardSettings:
         exc.exit(path)
     ami = settings.ami
     return GuardSettings(ami.host, ami.port, ami.username, ami.secret,
-                         settings.guard_stall_s, settings.log_format)
+                         settings.guard_stall_s, settings.log_format, settings.guard_agi_url)
 
 
 async def run(settings: GuardSettings) -> None:
     ami = AmiClient(settings.host, settings.port, settings.username, settings.secret,
                     ping_interval=2.0, ping_timeout=2.0, reconnect_max=2.0)
-    guard = Guard(ami, stall_s=settings.stall_s)
+    guard = Guard(ami, stall_s=settings.stall_s, agi_url=settings.agi_url or None)
     ami.start()
     watching = asyncio.get_running_loop().create_task(guard.run(), name="vaihde-guard")
     try:

@@ -31,10 +31,11 @@ class Guard:
         *,
         stall_s: float = DEFAULT_STALL_S,
         contexts: Iterable[str] = contract.AGI_CONTEXTS,
+        agi_url: str | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
         self.ami = ami
-        self.watch = AgiWatch(stall_s, contexts)
+        self.watch = AgiWatch(stall_s, contexts, agi_url)
         self.counts: Counter[str] = Counter()
         self._clock = clock
         self._wake: asyncio.Event | None = None

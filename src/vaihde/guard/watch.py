@@ -46,11 +46,16 @@ def _s(event: Mapping[str, Any], key: str) -> str:
 class AgiWatch:
     """Follows the AGI sessions of the given dialplan contexts."""
 
-    def __init__(self, stall_s: float, contexts: Iterable[str]) -> None:
+    def __init__(
+        self, stall_s: float, contexts: Iterable[str], agi_url: str | None = None
+    ) -> None:
+        """`agi_url`: follow only the sessions whose AGI() URL starts with it (the one instance
+        this guard stands in for, when several share the Asterisks); None: every session."""
         if stall_s <= 0:
             raise ValueError("stall_s must be positive")
         self.stall_s = stall_s
         self.contexts = frozenset(contexts)
+        self.agi_url = agi_url
         self._sessions: dict[str, _Session] = {}
 
     def __len__(self) -> int:
@@ -90,7 +95,8 @@ class AgiWatch:
     def _newexten(self, uid: str, event: Mapping[str, Any], now: float) -> bool:
         application = _s(event, "Application").lower()
         context = _s(event, "Context")
-        if application in AGI_APPLICATIONS and context in self.contexts:
+        if (application in AGI_APPLICATIONS and context in self.contexts
+                and (self.agi_url is None or _s(event, "AppData").startswith(self.agi_url))):
             # The AGI application starts: Asterisk connects and waits for the first command.
             self._sessions[uid] = _Session(_s(event, "Channel"), context, now)
             return True
@@ -107,7 +113,8 @@ class AgiWatch:
             uid = _s(entry, "Uniqueid")
             application = _s(entry, "Application").lower()
             context = _s(entry, "Context")
-            if uid and application in AGI_APPLICATIONS and context in self.contexts:
+            ours = self.agi_url is None or _s(entry, "ApplicationData").startswith(self.agi_url)
+            if uid and application in AGI_APPLICATIONS and context in self.contexts and ours:
                 old = self._sessions.get(uid)
                 found[uid] = old or _Session(_s(entry, "Channel"), context, None)
         self._sessions = found

@@ -827,17 +827,20 @@ class Instance:
             time.sleep(0.05)
 
     def service_settings(
-        self, *, database_url: str, company_file: str, http_port: int = 0, service_extra: str = ""
+        self, *, database_url: str, company_file: str, http_port: int = 0, service_extra: str = "",
+        agi_port: int | None = None, extra: str = "",
     ) -> str:
-        """Settings (YAML) for a vaihde service against this instance: its FastAGI port, AMI
-        user and the sounds directory Asterisk reads. `service_extra` adds lines under
-        `service:` (indented two spaces)."""
+        """Settings (YAML) for a vaihde service against this instance: its FastAGI port (or
+        `agi_port`, for a second instance on VAIHDE_AGI2), AMI user and the sounds directory
+        Asterisk reads. `service_extra` adds lines under `service:` (indented two spaces),
+        `extra` top-level sections."""
+        agi_port = self.agi_port if agi_port is None else agi_port
         quoted = [json.dumps(str(v)) for v in (self.ami_secret, database_url, company_file,
                                                self.sounds_dir, self.sounds_dir_in_asterisk)]
         secret, db, company, sounds, sounds_in_asterisk = quoted
         lines = [
             "service:",
-            f"  fastagi: {{host: 127.0.0.1, port: {self.agi_port}, "
+            f"  fastagi: {{host: 127.0.0.1, port: {agi_port}, "
             f"secret: {self.settings.agi_secret}}}",
             f"  http: {{host: 127.0.0.1, port: {int(http_port)}}}",
             f"  ami: {{host: 127.0.0.1, port: {self.ami_port}, username: "
@@ -846,6 +849,7 @@ class Instance:
             f"database: {{url: {db}}}",
             f"company_file: {company}",
             f"prompts: {{dir: {sounds}, asterisk_dir: {sounds_in_asterisk}}}",
+            *([extra.rstrip("\n")] if extra else []),
         ]
         return "\n".join(lines) + "\n"
 
