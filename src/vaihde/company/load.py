@@ -44,7 +44,13 @@ from vaihde.company.schema import (
     frozen_map,
 )
 from vaihde.config.patterns import DEVICE as _DEVICE
+from vaihde.config.patterns import EMAIL as _EMAIL
+from vaihde.config.patterns import EMAIL_MAX, PHONE_HELP
+from vaihde.config.patterns import EXTENSION as _EXTENSION
 from vaihde.config.patterns import ID as _ID
+from vaihde.config.patterns import LANGUAGE as _LANG_CODE
+from vaihde.config.patterns import PHONE as _PHONE
+from vaihde.config.patterns import QUEUE as _QUEUE
 from vaihde.config.patterns import SOUND as _SOUND
 from vaihde.config.source import (
     ConfigError,
@@ -57,12 +63,6 @@ from vaihde.config.source import (
 )
 from vaihde.directory.search import fold
 
-_PHONE = re.compile(r"^\+?[0-9]{3,20}$")
-# 0 is the operator in menus, so an extension starting with 0 could never be keyed there.
-_EXTENSION = re.compile(r"^[1-9][0-9]{1,7}$")
-_EMAIL = re.compile(r"^[^@\s,;<>\"']+@[^@\s,;<>\"']+\.[^@\s,;<>\"'.]{2,}$")
-_QUEUE = re.compile(r"^[A-Za-z0-9_\-]{1,80}$")
-_LANG_CODE = re.compile(r"^[a-z]{2}$")
 _URL = re.compile(r"^(https|http|webcal)://[^\s]+$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _RANGE = re.compile(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$")
@@ -76,7 +76,6 @@ MAX_TOPIC = 100
 MAX_TOPICS = 50
 MAX_DATED = 1000  # holidays and exceptions together (their overlaps are checked pairwise)
 _MAX_HINTS = 20  # "did you mean …?" for the first unknown ids only (each compares with all)
-PHONE_HELP = "must be a phone number: digits with an optional leading +, like +358401234567"
 
 
 def load_company(
@@ -836,7 +835,7 @@ class _Loader:
 
     def email(self, r: Reader) -> str:
         value = self.text(r, "email")
-        if value and not _EMAIL.match(value):
+        if value and (len(value) > EMAIL_MAX or not _EMAIL.match(value)):
             self.error(r.child("email") or r.node, "is not an e-mail address like anna@example.fi")
             return ""
         return value

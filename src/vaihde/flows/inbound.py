@@ -10,7 +10,6 @@ employee's sentence and the message instructions all listen for it.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +25,7 @@ from vaihde.company.dials import (
     forwarded_from,
     plan_team,
 )
+from vaihde.config.patterns import DIALPLAN_DIGITS as _DIGITS
 from vaihde.flows.answering import OPERATOR_KEY, Answering, leave_message, request_callback
 from vaihde.flows.by_name import dial_by_name
 from vaihde.flows.keypad import Step, extension_step
@@ -40,7 +40,6 @@ log = logging.getLogger("vaihde.flows")
 # Played while waiting for a key when a menu has neither a recording nor synthesized speech.
 SILENT_PROMPT = "silence/1"
 INVALID_CHOICE = "pm-invalid-option"
-_DIGITS = re.compile(r"^[0-9]{1,32}$")
 # After a key that may begin an extension, how long to wait for the next one. A caller who meant
 # the single-digit option waits this long once; one who keys an extension never notices.
 EXTENSION_GAP_MS = 1500
