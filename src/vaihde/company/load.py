@@ -79,7 +79,6 @@ from vaihde.directory.search import fold
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _RANGE = re.compile(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$")
 
-_ARTICLE = {"employee": "an employee", "announcement": "an announcement"}
 MAX_DATED = 1000  # holidays and exceptions together (their overlaps are checked pairwise)
 _MAX_HINTS = 20  # "did you mean …?" for the first unknown ids only (each compares with all)
 _TARGET_BY_KEY = {t.key: t for t in TARGETS}

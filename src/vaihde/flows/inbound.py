@@ -48,15 +48,13 @@ from vaihde.flows.by_name import dial_by_name
 from vaihde.flows.keypad import Step, extension_step
 from vaihde.flows.reach import Away, reach
 from vaihde.flows.unanswerable import cannot_answer, forwarded_text, team_away
+from vaihde.phrases import AWAY_FALLBACK, INVALID_CHOICE, SILENT_PROMPT
 from vaihde.presence.model import Availability
 from vaihde.prompts.say import greeting_for
 from vaihde.story import CallStory
 
 log = logging.getLogger("vaihde.flows")
 
-# Played while waiting for a key when a menu has neither a recording nor synthesized speech.
-SILENT_PROMPT = "silence/1"
-INVALID_CHOICE = "pm-invalid-option"
 # After a key that may begin an extension, how long to wait for the next one. A caller who meant
 # the single-digit option waits this long once; one who keys an extension never notices.
 EXTENSION_GAP_MS = 1500
@@ -370,8 +368,6 @@ async def apply(channel: Channel, decision: Final, sought: str = "") -> None:
     await channel.set_variables(route_variables(decision, sought))
 
 
-# Played when an employee is away and no speech could be made in time.
-AWAY_FALLBACK = "vm-isunavail"
 
 
 async def offer_alternatives(
