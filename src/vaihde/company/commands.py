@@ -56,8 +56,9 @@ def _settings(args: argparse.Namespace) -> Settings | None:
 
 def database_for(args: argparse.Namespace) -> str | None:
     """--db wins; else the settings file's database; else the environment / default."""
-    if getattr(args, "db", None):
-        return args.db
+    given: str | None = getattr(args, "db", None)
+    if given:
+        return given
     settings = _settings(args)
     return settings.database_url or None if settings is not None else None
 

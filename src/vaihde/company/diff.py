@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,7 +122,7 @@ def _walk(path: tuple[str, ...], old: Any, new: Any, out: list[Change]) -> None:
     out.append(_change("changed", path, old, new))
 
 
-def _key_order(path: tuple[str, ...]):
+def _key_order(path: tuple[str, ...]) -> Callable[[str], tuple[int, str]]:
     if path == ("hours",):
         # Weekdays in week order, then the rest.
         return lambda k: (WEEKDAYS.index(k) if k in WEEKDAYS else len(WEEKDAYS), k)

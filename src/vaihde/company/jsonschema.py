@@ -31,6 +31,7 @@ from vaihde.company.schema import (
     CLOSED_TARGETS,
     OPTION_TARGETS,
     Announcement,
+    BaseTarget,
     CompanyInfo,
     Employee,
     Menu,
@@ -98,7 +99,7 @@ def _say() -> dict[str, Any]:
     }
 
 
-def _targets(classes: tuple[type, ...]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _targets(classes: tuple[type[BaseTarget], ...]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """A target is written as one key: its properties, and the oneOf that allows only one."""
     properties: dict[str, Any] = {}
     for cls in classes:

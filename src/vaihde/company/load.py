@@ -13,11 +13,11 @@ import difflib
 import itertools
 import os
 import re
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from pydantic import TypeAdapter
@@ -41,7 +41,9 @@ from vaihde.company.schema import (
     TARGETS,
     Announcement,
     AnnouncementTarget,
+    BaseTarget,
     ClosedAction,
+    ClosedTarget,
     CompanyConfig,
     CompanyInfo,
     Device,
@@ -57,7 +59,9 @@ from vaihde.company.schema import (
     Number,
     OpeningHours,
     OperatorTarget,
+    OptionTarget,
     Say,
+    Target,
     Team,
     TeamTarget,
     TimeRange,
@@ -82,7 +86,7 @@ _RANGE = re.compile(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$")
 MAX_DATED = 1000  # holidays and exceptions together (their overlaps are checked pairwise)
 _MAX_HINTS = 20  # "did you mean …?" for the first unknown ids only (each compares with all)
 _TARGET_BY_KEY = {t.key: t for t in TARGETS}
-_REF_KINDS: dict[type, str] = {
+_REF_KINDS: dict[type[BaseTarget], str] = {
     EmployeeTarget: "employee", TeamTarget: "team", MenuTarget: "menu",
     AnnouncementTarget: "announcement", MessageTarget: "recipient",
 }
@@ -189,7 +193,7 @@ class _Loader(Problems):
 
     def section(self, top: Node, key: str, *, required: bool = False) -> Node:
         """A top-level section's mapping (an empty one, placed at the top, when not given)."""
-        node = top.value.get(key)
+        node: Node | None = top.value.get(key)
         if node is None or node.value is None:
             if required:
                 self.missing(top, key)
@@ -291,7 +295,9 @@ class _Loader(Problems):
                 f"no text in {', '.join(lacking)}: those callers hear the {self.language} text",
             )
 
-    def target(self, node: Node, allowed: tuple[type, ...], place: str) -> Any:
+    def target(
+        self, node: Node, allowed: tuple[type[BaseTarget], ...], place: str
+    ) -> Target | None:
         """Where a menu option or the closed-hours action goes: one target key and its value."""
         given: dict[str, Node] = node.value
         # In closed_action, announcement: is what is said before the target, not a target.
@@ -322,13 +328,14 @@ class _Loader(Problems):
             if value_node.value is not True:
                 self.error(value_node, f"write {kind}: true (or remove the choice)")
                 return None
-            return cls()
+            return cast(Target, cls())
         (shape,) = shape_of(cls)
         assert shape.adapter is not None
         value = self.validate(shape.adapter, value_node, self.context, None)
         if value is None:
             return None
-        target = cls(value)
+        # Each target with a value has that one field (schema.py).
+        target = cast(Target, cast(Callable[..., BaseTarget], cls)(value))
         if cls in _REF_KINDS:
             self.ref(value_node, _REF_KINDS[cls], target.ref)
         return target
@@ -616,7 +623,8 @@ class _Loader(Problems):
         for key, child in node.value.items():
             if key != "announcement" and key not in _TARGET_BY_KEY:
                 self.error(child, "unknown setting (misspelt?)")
-        return ClosedAction(announcement, target) if target else fallback
+        # target() returned one of CLOSED_TARGETS.
+        return ClosedAction(announcement, cast(ClosedTarget, target)) if target else fallback
 
     # ---- announcements and menus ---------------------------------------------------------
 
@@ -696,7 +704,8 @@ class _Loader(Problems):
                 continue
             if isinstance(target, MenuTarget):
                 edges.append((target.id, entry.value[MenuTarget.key]))
-            out[key] = MenuOption(digit=key, target=target, **values)
+            # target() returned one of OPTION_TARGETS.
+            out[key] = MenuOption(digit=key, target=cast(OptionTarget, target), **values)
         return dict(sorted(out.items()))
 
     # ---- teams and employees -------------------------------------------------------------

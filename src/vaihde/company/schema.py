@@ -106,7 +106,7 @@ class CompanyInfo:
 # flow with `match` (flows/inbound.py). `key` is that key; `ref` its value ("" for a flag).
 
 
-class _Target:
+class BaseTarget:
     __slots__ = ()
     key: ClassVar[str]
 
@@ -123,7 +123,7 @@ class _Target:
 
 
 @dataclass(frozen=True, slots=True)
-class EmployeeTarget(_Target):
+class EmployeeTarget(BaseTarget):
     """Ring an employee (when they can take calls)."""
 
     key: ClassVar[str] = "employee"
@@ -135,7 +135,7 @@ class EmployeeTarget(_Target):
 
 
 @dataclass(frozen=True, slots=True)
-class TeamTarget(_Target):
+class TeamTarget(BaseTarget):
     """Ring a team (its members who can take calls, or its queue)."""
 
     key: ClassVar[str] = "team"
@@ -147,7 +147,7 @@ class TeamTarget(_Target):
 
 
 @dataclass(frozen=True, slots=True)
-class MenuTarget(_Target):
+class MenuTarget(BaseTarget):
     """Go to another menu (# comes back)."""
 
     key: ClassVar[str] = "menu"
@@ -159,7 +159,7 @@ class MenuTarget(_Target):
 
 
 @dataclass(frozen=True, slots=True)
-class AnnouncementTarget(_Target):
+class AnnouncementTarget(BaseTarget):
     """Say an announcement, then back to the menu or goodbye (the option's `then`)."""
 
     key: ClassVar[str] = "announcement"
@@ -171,14 +171,14 @@ class AnnouncementTarget(_Target):
 
 
 @dataclass(frozen=True, slots=True)
-class OperatorTarget(_Target):
+class OperatorTarget(BaseTarget):
     """The switchboard (`operator: true`)."""
 
     key: ClassVar[str] = "operator"
 
 
 @dataclass(frozen=True, slots=True)
-class ExternalTarget(_Target):
+class ExternalTarget(BaseTarget):
     """An outside number, through the trunk."""
 
     key: ClassVar[str] = "external"
@@ -190,14 +190,14 @@ class ExternalTarget(_Target):
 
 
 @dataclass(frozen=True, slots=True)
-class DialByNameTarget(_Target):
+class DialByNameTarget(BaseTarget):
     """Spell a name on the keypad (`dial_by_name: true`)."""
 
     key: ClassVar[str] = "dial_by_name"
 
 
 @dataclass(frozen=True, slots=True)
-class MessageTarget(_Target):
+class MessageTarget(BaseTarget):
     """Take a message for an employee or a team."""
 
     key: ClassVar[str] = "message"
@@ -209,7 +209,7 @@ class MessageTarget(_Target):
 
 
 @dataclass(frozen=True, slots=True)
-class LanguageTarget(_Target):
+class LanguageTarget(BaseTarget):
     """Switch the caller's language and say the menu again."""
 
     key: ClassVar[str] = "language"
@@ -221,7 +221,7 @@ class LanguageTarget(_Target):
 
 
 @dataclass(frozen=True, slots=True)
-class HangupTarget(_Target):
+class HangupTarget(BaseTarget):
     """Say goodbye and end the call (closed hours only, after an announcement)."""
 
     key: ClassVar[str] = "hangup"
@@ -237,15 +237,15 @@ ClosedTarget = (
 )
 Target = OptionTarget | HangupTarget
 # In the order problems name them.
-OPTION_TARGETS: tuple[type[_Target], ...] = (
+OPTION_TARGETS: tuple[type[BaseTarget], ...] = (
     EmployeeTarget, TeamTarget, MenuTarget, AnnouncementTarget, OperatorTarget, ExternalTarget,
     DialByNameTarget, MessageTarget, LanguageTarget,
 )
-CLOSED_TARGETS: tuple[type[_Target], ...] = (
+CLOSED_TARGETS: tuple[type[BaseTarget], ...] = (
     MenuTarget, TeamTarget, EmployeeTarget, MessageTarget, ExternalTarget, OperatorTarget,
     HangupTarget,
 )
-TARGETS: tuple[type[_Target], ...] = (*OPTION_TARGETS, HangupTarget)
+TARGETS: tuple[type[BaseTarget], ...] = (*OPTION_TARGETS, HangupTarget)
 TARGET_KINDS = tuple(t.key for t in TARGETS)
 
 
@@ -539,7 +539,8 @@ class CompanyConfig:
             "teams": {k: _fields_data(v) for k, v in self.teams.items()},
             "employees": {k: _fields_data(v) for k, v in self.employees.items()},
         }
-        return _sorted(doc)
+        sorted_doc: dict[str, Any] = _sorted(doc)
+        return sorted_doc
 
     def digest(self) -> str:
         """sha256 of the canonical document: identifies a version of the company."""

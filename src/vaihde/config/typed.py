@@ -22,7 +22,6 @@ import dataclasses
 import typing
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 from pydantic import BeforeValidator, TypeAdapter, ValidationError, ValidationInfo
@@ -177,9 +176,19 @@ def _unwrap(hint: Any) -> tuple[Any, list[Any]]:
     return hint, metadata
 
 
-@cache
+_SHAPES: dict[type, tuple[FieldShape, ...]] = {}
+_ITEMS: dict[tuple[type, str], TypeAdapter[Any]] = {}
+
+
 def shape_of(cls: type) -> tuple[FieldShape, ...]:
-    """The fields of a dataclass as the file writes them."""
+    """The fields of a dataclass as the file writes them (worked out once per class)."""
+    found = _SHAPES.get(cls)
+    if found is None:
+        found = _SHAPES[cls] = _shape_of(cls)
+    return found
+
+
+def _shape_of(cls: type) -> tuple[FieldShape, ...]:
     hints = typing.get_type_hints(cls, include_extras=True)
     out = []
     for f in dataclasses.fields(cls):
@@ -293,10 +302,12 @@ class Problems:
         return values, nodes
 
 
-@cache
 def _item_adapter(cls: type, name: str) -> TypeAdapter[Any]:
-    hint, _ = _unwrap(typing.get_type_hints(cls, include_extras=True)[name])
-    return TypeAdapter(typing.get_args(hint)[0])
+    found = _ITEMS.get((cls, name))
+    if found is None:
+        hint, _ = _unwrap(typing.get_type_hints(cls, include_extras=True)[name])
+        found = _ITEMS[(cls, name)] = TypeAdapter(typing.get_args(hint)[0])
+    return found
 
 
 def each(cls: type, name: str, node: Node | None) -> list[tuple[Any, Node]]:
