@@ -8,7 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from vaihde.company.schema import DEVICE_KINDS, TARGET_KINDS, WEEKDAYS, CompanyConfig
+from vaihde.company.fields import DEVICE_KINDS, WEEKDAYS
+from vaihde.company.schema import TARGET_KINDS, CompanyConfig
 
 SECTIONS = ("company", "numbers", "hours", "announcements", "menus", "teams", "employees")
 _HEADINGS = {

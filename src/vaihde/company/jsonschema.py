@@ -68,7 +68,7 @@ def _object(cls: type, nested: dict[str, Any] | None = None,
     properties: dict[str, Any] = {}
     required: list[str] = []
     for shape in shape_of(cls):
-        if shape.key_of_mapping or shape.derived or shape.flattened:
+        if not shape.in_mapping:
             continue
         properties[shape.key] = (nested or {})[shape.name] if shape.nested else _field(shape)
         if shape.required is not None:

@@ -24,6 +24,7 @@ from pydantic import TypeAdapter
 
 from vaihde.calendar.policy import NO_FILES, CalendarPolicy
 from vaihde.company.fields import (
+    DEVICE_KINDS,
     LANGUAGES,
     WEEKDAYS,
     AnnouncementRef,
@@ -35,7 +36,6 @@ from vaihde.company.fields import (
 )
 from vaihde.company.schema import (
     CLOSED_TARGETS,
-    DEVICE_KINDS,
     OPERATOR_DIGIT,
     OPTION_TARGETS,
     TARGETS,

@@ -19,13 +19,8 @@ from types import MappingProxyType
 from typing import Annotated, Any, ClassVar
 
 from pydantic import Field
-from pydantic.json_schema import SkipJsonSchema
 
 from vaihde.company.fields import (
-    DEVICE_KINDS,
-    LANGUAGES,
-    STRATEGIES,
-    TEAM_KINDS,
     WEEKDAYS,
     AnnouncementRef,
     Attempts,
@@ -58,9 +53,7 @@ from vaihde.company.fields import (
     Title,
     Topics,
 )
-from vaihde.config.typed import Always, Derived, Flattened, Key, Required, Unwritten, shape_of
-
-__all__ = ["DEVICE_KINDS", "LANGUAGES", "STRATEGIES", "TEAM_KINDS", "WEEKDAYS"]
+from vaihde.config.typed import Mark, Required, shape_of
 
 OPERATOR_DIGIT = "0"
 REPEAT_KEY = "*"
@@ -112,7 +105,8 @@ class BaseTarget:
 
     @property
     def ref(self) -> str:
-        return ""
+        """The value written after the key: an id, a number, a language ("" for a flag)."""
+        return str(getattr(self, self.__slots__[0])) if self.__slots__ else ""
 
     def to_data(self) -> dict[str, Any]:
         return {self.key: self.ref or True}
@@ -127,11 +121,7 @@ class EmployeeTarget(BaseTarget):
     """Ring an employee (when they can take calls)."""
 
     key: ClassVar[str] = "employee"
-    id: Annotated[EmployeeRef, Field(alias="employee")]
-
-    @property
-    def ref(self) -> str:
-        return self.id
+    id: EmployeeRef
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,11 +129,7 @@ class TeamTarget(BaseTarget):
     """Ring a team (its members who can take calls, or its queue)."""
 
     key: ClassVar[str] = "team"
-    id: Annotated[TeamRef, Field(alias="team")]
-
-    @property
-    def ref(self) -> str:
-        return self.id
+    id: TeamRef
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,11 +137,7 @@ class MenuTarget(BaseTarget):
     """Go to another menu (# comes back)."""
 
     key: ClassVar[str] = "menu"
-    id: Annotated[MenuRef, Field(alias="menu")]
-
-    @property
-    def ref(self) -> str:
-        return self.id
+    id: MenuRef
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,11 +145,7 @@ class AnnouncementTarget(BaseTarget):
     """Say an announcement, then back to the menu or goodbye (the option's `then`)."""
 
     key: ClassVar[str] = "announcement"
-    id: Annotated[AnnouncementRef, Field(alias="announcement")]
-
-    @property
-    def ref(self) -> str:
-        return self.id
+    id: AnnouncementRef
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,11 +160,7 @@ class ExternalTarget(BaseTarget):
     """An outside number, through the trunk."""
 
     key: ClassVar[str] = "external"
-    number: Annotated[Phone, Field(alias="external")]
-
-    @property
-    def ref(self) -> str:
-        return self.number
+    number: Phone
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,11 +175,7 @@ class MessageTarget(BaseTarget):
     """Take a message for an employee or a team."""
 
     key: ClassVar[str] = "message"
-    id: Annotated[RecipientRef, Field(alias="message")]
-
-    @property
-    def ref(self) -> str:
-        return self.id
+    id: RecipientRef
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,11 +183,7 @@ class LanguageTarget(BaseTarget):
     """Switch the caller's language and say the menu again."""
 
     key: ClassVar[str] = "language"
-    language: Annotated[OfferedLanguage, Field(alias="language")]
-
-    @property
-    def ref(self) -> str:
-        return self.language
+    language: OfferedLanguage
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,7 +219,7 @@ TARGET_KINDS = tuple(t.key for t in TARGETS)
 class Number:
     """A company number and the menu its callers start in."""
 
-    number: Annotated[str, Key()]  # as written: digits with an optional leading +
+    number: Annotated[str, Mark.KEY]  # as written: digits with an optional leading +
     label: Text = ""
     menu: Annotated[MenuRef, Required("the menu callers of this number start in")]
     language: OfferedLanguage = ""  # default: company.language
@@ -359,8 +325,8 @@ class Announcement:
     """Said when a menu option or the closed-hours action says so, or after a menu's greeting
     (its `announce:`) while valid. In the file its texts are written beside `from`/`until`."""
 
-    id: Annotated[str, Key()]
-    say: Annotated[Say, Flattened()]
+    id: Annotated[str, Mark.KEY]
+    say: Annotated[Say, Mark.FLATTENED]
     valid_from: Annotated[Start | None, Field(alias="from")] = None  # None = always
     valid_until: Annotated[End | None, Field(alias="until")] = None  # excluded; None = for ever
 
@@ -372,8 +338,8 @@ class Announcement:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MenuOption:
-    digit: Annotated[str, Key()]
-    target: Annotated[OptionTarget, Flattened()]
+    digit: Annotated[str, Mark.KEY]
+    target: Annotated[OptionTarget, Mark.FLATTENED]
     label: Text = ""  # what the choice is, for the console and reports ("Myynti")
     human_only: Flag = False  # complaints, cancellations: a person answers, never automation
     then: Then = ""  # after an announcement: "back" to the menu or "hangup"; "" otherwise
@@ -383,10 +349,10 @@ class MenuOption:
 class Menu:
     """A numbered menu. 0 (operator), * (repeat) and # (back) are implied, never in `options`."""
 
-    id: Annotated[str, Key()]
+    id: Annotated[str, Mark.KEY]
     greeting: Say | None = None  # said once on arrival
     prompt: Annotated[Say, Required("what callers hear, as text per language")]  # the choices
-    options: Annotated[Mapping[str, MenuOption], Always()] = field(default_factory=frozen_map)
+    options: Annotated[Mapping[str, MenuOption], Mark.ALWAYS] = field(default_factory=frozen_map)
     timeout: Timeout = 5  # seconds to wait for a key
     attempts: Attempts = 3  # prompts before the caller is taken to the operator
     announce: tuple[AnnouncementRef, ...] = ()  # bulletins said after the greeting while valid
@@ -394,7 +360,7 @@ class Menu:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Team:
-    id: Annotated[str, Key()]
+    id: Annotated[str, Mark.KEY]
     name: Annotated[Name, Required()]
     kind: TeamKind = "team"  # "team" | "operators"
     members: tuple[EmployeeRef, ...] = ()  # employee ids, in ring order
@@ -424,16 +390,16 @@ class Device:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Employee:
-    id: Annotated[str, Key()]
+    id: Annotated[str, Mark.KEY]
     name: Annotated[Name, Required()]
     extension: Extension = ""  # "" = none
     direct: tuple[Phone, ...] = ()  # direct numbers, sorted
-    devices: Annotated[tuple[Device, ...], Always()] = ()  # ring order
+    devices: Annotated[tuple[Device, ...], Mark.ALWAYS] = ()  # ring order
     strategy: Strategy = "all"  # "all" | "in_order"
     ring_seconds: RingSeconds = 20
     # The teams written here join them; once loaded, every team they are in (sorted), while
     # the canonical document keeps membership on the teams.
-    teams: Annotated[tuple[TeamRef, ...], Unwritten()] = ()
+    teams: Annotated[tuple[TeamRef, ...], Mark.UNWRITTEN] = ()
     delegates: tuple[EmployeeRef, ...] = ()  # employee ids, first is asked first
     languages: tuple[LanguageCode, ...] = ()  # default: company.language
     title: Title = ""
@@ -452,9 +418,8 @@ class CompanyConfig:
     menus: Mapping[Id, Menu]
     teams: Mapping[Id, Team]
     employees: Mapping[Id, Employee]
-    warnings: Annotated[tuple[str, ...], Derived(), SkipJsonSchema()] = field(
-        default=(), compare=False)
-    source: Annotated[str, Derived(), SkipJsonSchema()] = field(default="", compare=False)
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+    source: str = field(default="", compare=False)
     # Indexes for the lookups every call (and every phone state change) makes; built once.
     _menu_by_number: Mapping[str, str] = field(init=False, compare=False, repr=False)
     _by_number: Mapping[str, str] = field(init=False, compare=False, repr=False)
@@ -551,16 +516,17 @@ class CompanyConfig:
 
 def _fields_data(obj: Any) -> dict[str, Any]:
     """A shape's file fields as the file writes them: an empty value (its default: "", none,
-    false) is left out unless the field is written `Always()`; keys and derived fields never."""
+    false) is left out unless the field is marked ALWAYS; keys and derived fields never."""
     out: dict[str, Any] = {}
     for shape in shape_of(type(obj)):
-        if shape.key_of_mapping or shape.derived or shape.unwritten:
+        if shape.marks & {Mark.KEY, Mark.DERIVED, Mark.UNWRITTEN}:
             continue
         value = getattr(obj, shape.name)
-        if shape.flattened:
+        if Mark.FLATTENED in shape.marks:
             out.update(_data(value))
             continue
-        if not shape.always and (value is None or value in ("", (), False) or value == {}):
+        empty = value is None or value in ("", (), False) or value == {}
+        if empty and Mark.ALWAYS not in shape.marks:
             continue
         out[shape.key] = _data(value)
     return out

@@ -6,14 +6,8 @@ Nodes (`vaihde.config.source`) say where each value was written. A field is vali
 own, so one bad value costs only that value (it takes its default) and every problem of a
 mapping is reported at once, as the hand-written readers did.
 
-Markers in a field's `Annotated[...]` metadata:
-* `Required(why)`: the file must give it (`is required: why`).
-* `Key()`: not written in the mapping; the key the mapping is stored under (an id, a digit).
-* `Derived()`: not in the file at all; the loader computes it.
-* `Always()`: written in the canonical document even when empty.
-* `Unwritten()`: read from the file but not written back (it is kept elsewhere).
-* `Flattened()`: its own keys are written in this mapping (an announcement's texts, a menu
-  option's target): the caller reads them.
+Markers in a field's `Annotated[...]` metadata: `Required(why)` (the file must give it:
+`is required: why`) and the `Mark`s below.
 """
 
 from __future__ import annotations
@@ -22,12 +16,13 @@ import dataclasses
 import typing
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 from pydantic import BeforeValidator, TypeAdapter, ValidationError, ValidationInfo
 from pydantic_core import PydanticCustomError
 
-from vaihde.config.source import Node, Where
+from vaihde.config.source import Node
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,29 +30,14 @@ class Required:
     why: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class Key:
-    pass
+class Mark(Enum):
+    """How the file holds a field, when not as a key of its own in the mapping."""
 
-
-@dataclass(frozen=True, slots=True)
-class Derived:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class Always:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class Unwritten:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class Flattened:
-    pass
+    KEY = "the key the mapping is stored under (an id, a digit), not a key in it"
+    DERIVED = "not in the file at all: the loader computes it"
+    ALWAYS = "written in the canonical document even when empty"
+    UNWRITTEN = "read from the file, not written back (it is kept elsewhere)"
+    FLATTENED = "its own keys are written in this mapping (an announcement's texts, a target)"
 
 
 class YamlText(str):
@@ -160,12 +140,13 @@ class FieldShape:
     adapter: TypeAdapter[Any] | None  # None for Key / Derived fields
     required: Required | None
     nested: bool  # holds dataclasses (a text, a target, devices…): the caller reads it
-    key_of_mapping: bool
-    derived: bool
-    always: bool
-    unwritten: bool
-    flattened: bool
+    marks: frozenset[Mark]
     default: Any
+
+    @property
+    def in_mapping(self) -> bool:
+        """Written as a key of its own in the file's mapping."""
+        return not self.marks & {Mark.KEY, Mark.DERIVED, Mark.FLATTENED}
 
 
 def _unwrap(hint: Any) -> tuple[Any, list[Any]]:
@@ -198,8 +179,7 @@ def _shape_of(cls: type) -> tuple[FieldShape, ...]:
         alias = next((getattr(m, "alias", None) for m in metadata
                       if getattr(m, "alias", None)), None)
         required = next((m for m in metadata if isinstance(m, Required)), None)
-        key_of = any(isinstance(m, Key) for m in metadata)
-        derived = any(isinstance(m, Derived) for m in metadata)
+        marks = frozenset(m for m in metadata if isinstance(m, Mark))
         nested = _holds_dataclass(hint)
         default: Any = dataclasses.MISSING
         if f.default is not dataclasses.MISSING:
@@ -207,15 +187,12 @@ def _shape_of(cls: type) -> tuple[FieldShape, ...]:
         elif f.default_factory is not dataclasses.MISSING:
             default = f.default_factory()
         adapter = None
-        if not (key_of or derived or nested):
+        if not (marks & {Mark.KEY, Mark.DERIVED} or nested):
             # The alias names the key in the file; the value's own type is all the rest.
             kept = [m for m in metadata if not getattr(m, "alias", None)]
             adapter = TypeAdapter(typing.Annotated[(hint, *kept)] if kept else hint)
         out.append(FieldShape(
-            f.name, alias or f.name, adapter, required, nested, key_of, derived,
-            any(isinstance(m, Always) for m in metadata),
-            any(isinstance(m, Unwritten) for m in metadata),
-            any(isinstance(m, Flattened) for m in metadata), default,
+            f.name, alias or f.name, adapter, required, nested, marks, default,
         ))
     return tuple(out)
 
@@ -277,7 +254,7 @@ class Problems:
         nodes: dict[str, Node] = {}
         known = set(also)
         for shape in shape_of(cls):
-            if shape.key_of_mapping or shape.derived or shape.flattened:
+            if not shape.in_mapping:
                 continue
             known.add(shape.key)
             child = given.get(shape.key)
@@ -323,8 +300,3 @@ def each(cls: type, name: str, node: Node | None) -> list[tuple[Any, Node]]:
         except ValidationError:
             continue
     return out
-
-
-def located(file: str, line: int, field: str) -> Node:
-    """An empty mapping placed at `file:line` (for a section that was not written)."""
-    return Node({}, Where(file, line, field))
