@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vaihde.ami.devicestate import device_of_channel
+from vaihde.company import EmployeeTarget, MenuTarget
 
 Event = Mapping[str, Any]
 
@@ -63,11 +64,11 @@ def menu_targets(company: Any, entry: str = "main") -> list[tuple[tuple[str, ...
         seen.add(menu_id)
         menu = company.menus[menu_id]
         for digit in sorted(menu.options):
-            target = menu.options[digit].target
-            if target.kind == "employee":
-                out.append(((*keys, digit), target.ref))
-            elif target.kind == "menu":
-                walk(target.ref, (*keys, digit))
+            match menu.options[digit].target:
+                case EmployeeTarget(id=employee):
+                    out.append(((*keys, digit), employee))
+                case MenuTarget(id=submenu):
+                    walk(submenu, (*keys, digit))
 
     walk(entry, ())
     return out

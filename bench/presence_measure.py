@@ -16,6 +16,7 @@ from typing import Any
 
 import calls_measure as cm  # bench/ is on sys.path: it is this script's directory
 from vaihde.ami.devicestate import device_of_channel
+from vaihde.company import EmployeeTarget, MenuTarget, TeamTarget
 
 Event = Mapping[str, Any]
 PHONES = "bench-phones"
@@ -96,14 +97,14 @@ def plan_calls(company: Any, count: int) -> list[Plan]:
     choices: list[tuple[str, str, tuple[str, ...]]] = []
     main = company.menus["main"]
     for digit in sorted(main.options):
-        target = main.options[digit].target
-        if target.kind == "team":
-            choices.append(("team", target.ref, (digit,)))
-        elif target.kind == "menu":
-            sub = company.menus[target.ref]
-            for d2 in sorted(sub.options):
-                if sub.options[d2].target.kind == "employee":
-                    choices.append(("person", sub.options[d2].target.ref, (digit, d2)))
+        match main.options[digit].target:
+            case TeamTarget(id=team):
+                choices.append(("team", team, (digit,)))
+            case MenuTarget(id=submenu):
+                sub = company.menus[submenu]
+                for d2 in sorted(sub.options):
+                    if isinstance(person := sub.options[d2].target, EmployeeTarget):
+                        choices.append(("person", person.id, (digit, d2)))
     # Teams and people alternate, so a short run still has every kind.
     teams = [c for c in choices if c[0] == "team"]
     people = [c for c in choices if c[0] == "person"]

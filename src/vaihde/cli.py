@@ -13,6 +13,7 @@ from vaihde import __version__
 from vaihde.auth import commands as auth_commands
 from vaihde.company import commands as company_commands
 from vaihde.messages import commands as messages_commands
+from vaihde.phrases import commands as phrases_commands
 from vaihde.presence import commands as presence_commands
 
 if TYPE_CHECKING:
@@ -137,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     presence_commands.register(sub)
     auth_commands.register(sub)
     messages_commands.register(sub)
+    phrases_commands.register(sub)
     return parser
 
 

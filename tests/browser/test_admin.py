@@ -96,3 +96,18 @@ async def test_admin_checks_diffs_and_applies_and_the_console_shows_it(page, bro
         assert not dialogs
     finally:
         await console.close()
+
+
+async def test_admin_reads_what_vaihde_says_to_callers(page):
+    from vaihde.phrases import CATALOG, KEYS
+
+    await login(page, "admin")
+    await page.click("button.tab[data-view=phrases]")
+    view = page.locator("#view-phrases")
+    await view.locator("h2").filter(has_text=f"({len(KEYS)} phrases)").wait_for()
+    row = view.locator("tr").filter(has_text="offer.operator")
+    assert await row.locator("td").all_text_contents() == [
+        "offer.operator", CATALOG["fi"]["offer.operator"], CATALOG["sv"]["offer.operator"],
+        CATALOG["en"]["offer.operator"],
+    ]
+    assert await view.locator("td").filter(has_text="vm-intro").count() == 1

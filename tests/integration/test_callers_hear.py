@@ -259,11 +259,11 @@ async def test_key_1_rings_the_delegates_phone(asterisk, ami, hear):
 
 
 async def test_key_2_records_and_stores_a_message_for_anna(asterisk, ami, hear):
-    from vaihde.flows.answering import _INTRO
+    from vaihde.phrases import phrase
 
     await set_presence(hear, "anna", "away", None)
     await ready(hear, f"Anna Virtanen is away. {OFFERS['en']}", "en")
-    intro = await ready(hear, _INTRO["en"], "en")
+    intro = await ready(hear, phrase("en", "message.intro"), "en")
     log = Log(asterisk)
     await call(ami, EN, "1" + "w" * 4 + "2", callerid="0405551234", say="hello-world",
                say_delay=7, hold=3)
@@ -306,14 +306,15 @@ async def test_key_3_stores_a_callback_request_with_the_callers_number(asterisk,
 async def test_human_only_choice_reaches_a_person_never_a_recording_or_callback(
     asterisk, ami, hear
 ):
-    from vaihde.flows.answering import _CALLBACK, _INTRO
     from vaihde.messages.model import Recipient
     from vaihde.messages.store import list_callbacks, list_messages
+    from vaihde.phrases import phrase
 
     # Complaints: Bob is on vacation. However the team route treats that, the caller keying
     # 2 (message) and 3 (callback) ends with a person: Bob's phone or the switchboard.
     await set_presence(hear, "bob", "vacation", datetime.now(UTC) + timedelta(days=3))
-    automation = {await ready(hear, _INTRO["en"], "en"), await ready(hear, _CALLBACK["en"], "en"),
+    automation = {await ready(hear, phrase("en", "message.intro"), "en"),
+                  await ready(hear, phrase("en", "callback.taken"), "en"),
                   "vm-intro", "auth-thankyou", "vm-msgsaved"}
     log = Log(asterisk)
     await call(ami, EN, "6" + "w" * 8 + "2" + "w" * 6 + "3", callerid="0407770002")

@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 from vaihde.company import load_company
-from vaihde.flows import feature_codes, inbound
+from vaihde.phrases import RECORDINGS
 
 
 def sounds_in_dialplan() -> set[str]:
@@ -15,10 +15,7 @@ def sounds_in_dialplan() -> set[str]:
 
 
 def sounds_in_flows() -> set[str]:
-    return {
-        inbound.SILENT_PROMPT, inbound.INVALID_CHOICE, feature_codes.CONFIRM_SET,
-        feature_codes.CONFIRM_BACK, feature_codes.REFUSED, feature_codes.NOT_YOURS,
-    }
+    return set(RECORDINGS)  # every core sound the flows play (vaihde.phrases)
 
 
 def sounds_in_demo() -> set[str]:

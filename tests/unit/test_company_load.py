@@ -11,7 +11,10 @@ from vaihde.company import (
     CompanyConfig,
     ConfigError,
     Device,
-    Target,
+    EmployeeTarget,
+    ExternalTarget,
+    MessageTarget,
+    TeamTarget,
     company_from_document,
     load_company,
     parse_company,
@@ -89,7 +92,7 @@ def test_minimal_file_gets_defaults():
     assert (main.timeout, main.attempts) == (5, 3)
     # 0 is implied, never stored as a choice.
     assert list(main.options) == ["1"]
-    assert main.options["1"].target == Target("employee", "anna")
+    assert main.options["1"].target == EmployeeTarget("anna")
     anna = c.employees["anna"]
     assert anna.devices == (Device("desk", "PJSIP/anna", 20),)
     assert anna.languages == ("fi",) and anna.teams == ("ops",)
@@ -494,7 +497,7 @@ def test_human_only_must_go_to_a_team_or_the_operator():
         "not message ops"
     )
     option = load(menu_option("      2: {team: ops, human_only: true}")).menus["main"].options["2"]
-    assert option.human_only and option.target == Target("team", "ops")
+    assert option.human_only and option.target == TeamTarget("ops")
 
 
 @pytest.mark.parametrize(
@@ -833,7 +836,7 @@ def test_duplicate_date_overlapping_exception_ranges():
 def test_closed_action(action, message):
     text = MINIMAL.replace("closed_action: {operator: true}", f"closed_action: {action}")
     if message is None:
-        assert load(text).hours.closed_action.target == Target("external", "112")
+        assert load(text).hours.closed_action.target == ExternalTarget("112")
     else:
         assert one_problem(text) == message
 
@@ -843,7 +846,7 @@ def test_closed_action_with_announcement():
         "closed_action: {operator: true}", "closed_action: {announcement: closed, message: ops}"
     ).replace("teams:", "announcements:\n  closed: {fi: Suljettu.}\nteams:")
     action = load(text).hours.closed_action
-    assert (action.announcement, action.target) == ("closed", Target("message", "ops"))
+    assert (action.announcement, action.target) == ("closed", MessageTarget("ops"))
 
 
 # ---- employees_file --------------------------------------------------------------------------

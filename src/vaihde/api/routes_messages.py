@@ -18,11 +18,10 @@ from aiohttp import web
 from vaihde.api.errors import ApiError, Body, Query, invalid, json_body, not_found, parse_time
 from vaihde.api.routes_common import Route, company_of, ctx, int_param, iso, require, who
 from vaihde.auth.model import Action, Principal, allowed
-from vaihde.config.patterns import ID
+from vaihde.config.patterns import CALL_ID, CALL_ID_MAX, ID, NUMBER
 from vaihde.directory import store as directory
 from vaihde.messages import store
 from vaihde.messages.model import (
-    CALL_ID_MAX,
     CALLBACK_STATUSES,
     MESSAGE_STATUSES,
     NAME_MAX,
@@ -48,8 +47,6 @@ MAX_LIMIT = 200
 # What Asterisk records messages as (Record() with the file's extension), and what is served.
 AUDIO_TYPES = {".wav": "audio/wav", ".gsm": "audio/x-gsm", ".ogg": "audio/ogg"}
 
-_NUMBER = re.compile(r"^\+?[0-9]{3,32}$")
-_CALL_ID = re.compile(rf"^[A-Za-z0-9._:\-]{{1,{CALL_ID_MAX}}}$")
 _CURSOR = re.compile(r"^([0-9]{1,19})\.([0-9]{1,10})$")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # MessageError problems are "field: …" in the model's words; the API's words for them.
@@ -156,7 +153,7 @@ def _caller_number(body: Body, *, required: bool) -> str | None:
     if raw is None or (not required and raw.strip() == ""):
         return None  # not given: withheld, or the caller did not say
     compact = raw.replace(" ", "").replace("-", "")
-    if not _NUMBER.match(compact):
+    if not NUMBER.match(compact):
         raise invalid("caller_number", f"{raw!r} is not a phone number: 3-32 digits with an "
                       "optional leading +")
     return compact
@@ -166,7 +163,7 @@ def _call_id(body: Body) -> str:
     value = body.text("call_id", max_length=CALL_ID_MAX)
     if value is None or value == "":
         return ""
-    if not _CALL_ID.match(value):
+    if not CALL_ID.match(value):
         raise invalid("call_id", f"{value!r} is not a call id (letters, digits and . _ : -)")
     return value
 

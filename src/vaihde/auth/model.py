@@ -9,12 +9,11 @@ admin may do everything, including configuration and users.
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
 
-from vaihde.config.patterns import DEVICE
+from vaihde.config.patterns import DEVICE, USERNAME
 
 
 class Role(StrEnum):
@@ -49,7 +48,6 @@ GRANTS: dict[Role, frozenset[Action]] = {
 # What a user may do for the employee they are, whatever their role.
 SELF = frozenset({Action.CHANGE_AVAILABILITY, Action.READ_PRIVATE, Action.READ_MESSAGES})
 
-USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@\-]{0,63}$")
 MIN_PASSWORD = 10
 # argon2 takes any length, but nobody types more; a cap keeps request bodies small.
 MAX_PASSWORD = 1024

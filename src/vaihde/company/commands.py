@@ -1,5 +1,6 @@
 """`vaihde config check|diff|apply FILE`: the admin's company file, validated, compared with what
-the database holds, and applied as a whole (or not at all)."""
+the database holds, and applied as a whole (or not at all); `vaihde config schema`: its JSON
+Schema for editors."""
 
 from __future__ import annotations
 
@@ -55,8 +56,9 @@ def _settings(args: argparse.Namespace) -> Settings | None:
 
 def database_for(args: argparse.Namespace) -> str | None:
     """--db wins; else the settings file's database; else the environment / default."""
-    if getattr(args, "db", None):
-        return args.db
+    given: str | None = getattr(args, "db", None)
+    if given:
+        return given
     settings = _settings(args)
     return settings.database_url or None if settings is not None else None
 
@@ -130,8 +132,15 @@ def cmd_apply(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    from vaihde.company.jsonschema import company_json_schema, schema_text
+
+    print(schema_text(company_json_schema()), end="")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    config = sub.add_parser("config", help="the company file: check, diff, apply")
+    config = sub.add_parser("config", help="the company file: check, diff, apply, schema")
     actions = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
 
     def db_options(p: argparse.ArgumentParser) -> None:
@@ -152,3 +161,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     apply.add_argument("--by", default=getpass.getuser(), help="who applies (audit trail)")
     db_options(apply)
     apply.set_defaults(func=cmd_apply)
+    schema = actions.add_parser("schema", help="print the company file's JSON Schema (for "
+                                "editors; config/company.schema.json)")
+    schema.set_defaults(func=cmd_schema)

@@ -4,10 +4,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from vaihde.company.schema import DEVICE_KINDS, TARGET_KINDS, WEEKDAYS, CompanyConfig
+from vaihde.company.fields import DEVICE_KINDS, WEEKDAYS
+from vaihde.company.schema import TARGET_KINDS, CompanyConfig
 
 SECTIONS = ("company", "numbers", "hours", "announcements", "menus", "teams", "employees")
 _HEADINGS = {
@@ -121,7 +123,7 @@ def _walk(path: tuple[str, ...], old: Any, new: Any, out: list[Change]) -> None:
     out.append(_change("changed", path, old, new))
 
 
-def _key_order(path: tuple[str, ...]):
+def _key_order(path: tuple[str, ...]) -> Callable[[str], tuple[int, str]]:
     if path == ("hours",):
         # Weekdays in week order, then the rest.
         return lambda k: (WEEKDAYS.index(k) if k in WEEKDAYS else len(WEEKDAYS), k)

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from vaihde.company.schema import WEEKDAYS, OpeningHours, TimeRange, ranges_text
+from vaihde.company.fields import WEEKDAYS
+from vaihde.company.schema import OpeningHours, TimeRange, ranges_text
 
 # Searching further than this for the next opening means "not scheduled": a closed year.
 HORIZON_DAYS = 400

@@ -1,51 +1,73 @@
 """The admin's company file → validated `CompanyConfig`, or every problem at once as
 `file:line: field.path: plain-words message` (ConfigError). Pure apart from reading the files.
+
+Each value is validated by its field's type in `schema.py` (`config/typed.py` maps pydantic's
+problems back to the line); this module reads the file's own forms (texts, menu targets,
+devices, opening hours) and makes the checks that span the file: references, duplicates,
+overlapping dates, menu loops, the operators.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import itertools
 import os
 import re
-from collections.abc import Collection
-from datetime import date, datetime, timedelta
+from collections.abc import Callable, Collection
+from dataclasses import replace
+from datetime import date
 from pathlib import Path
-from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any, cast
+from zoneinfo import ZoneInfo
+
+from pydantic import TypeAdapter
 
 from vaihde.calendar.policy import NO_FILES, CalendarPolicy
-from vaihde.company.schema import (
+from vaihde.company.fields import (
     DEVICE_KINDS,
-    FLAG_TARGETS,
     LANGUAGES,
-    OPERATOR_DIGIT,
-    STRATEGIES,
-    TARGET_KINDS,
-    TEAM_KINDS,
     WEEKDAYS,
+    AnnouncementRef,
+    DeviceDial,
+    Phone,
+    RingSeconds,
+    SoundName,
+    Text,
+)
+from vaihde.company.schema import (
+    CLOSED_TARGETS,
+    OPERATOR_DIGIT,
+    OPTION_TARGETS,
+    TARGETS,
     Announcement,
+    AnnouncementTarget,
+    BaseTarget,
     ClosedAction,
+    ClosedTarget,
     CompanyConfig,
     CompanyInfo,
     Device,
     Employee,
+    EmployeeTarget,
+    HangupTarget,
     Holiday,
     HoursException,
     Menu,
     MenuOption,
+    MenuTarget,
+    MessageTarget,
     Number,
     OpeningHours,
+    OperatorTarget,
+    OptionTarget,
     Say,
     Target,
     Team,
+    TeamTarget,
     TimeRange,
     frozen_map,
 )
-from vaihde.config.patterns import DEVICE as _DEVICE
-from vaihde.config.patterns import ID as _ID
-from vaihde.config.patterns import SOUND as _SOUND
+from vaihde.config.patterns import ID, ID_HELP, PHONE, PHONE_HELP
 from vaihde.config.source import (
     ConfigError,
     Node,
@@ -55,28 +77,27 @@ from vaihde.config.source import (
     node_from_data,
     parse_yaml,
 )
+from vaihde.config.typed import Problems, each, shape_of
 from vaihde.directory.search import fold
 
-_PHONE = re.compile(r"^\+?[0-9]{3,20}$")
-# 0 is the operator in menus, so an extension starting with 0 could never be keyed there.
-_EXTENSION = re.compile(r"^[1-9][0-9]{1,7}$")
-_EMAIL = re.compile(r"^[^@\s,;<>\"']+@[^@\s,;<>\"']+\.[^@\s,;<>\"'.]{2,}$")
-_QUEUE = re.compile(r"^[A-Za-z0-9_\-]{1,80}$")
-_LANG_CODE = re.compile(r"^[a-z]{2}$")
-_URL = re.compile(r"^(https|http|webcal)://[^\s]+$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _RANGE = re.compile(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$")
 
-MENU_TARGETS = tuple(k for k in TARGET_KINDS if k != "hangup")
-CLOSED_TARGETS = ("menu", "team", "employee", "message", "external", "operator", "hangup")
-THEN = ("back", "hangup")
-_ARTICLE = {"employee": "an employee", "announcement": "an announcement"}
-MAX_TITLE = 200
-MAX_TOPIC = 100
-MAX_TOPICS = 50
 MAX_DATED = 1000  # holidays and exceptions together (their overlaps are checked pairwise)
 _MAX_HINTS = 20  # "did you mean …?" for the first unknown ids only (each compares with all)
-PHONE_HELP = "must be a phone number: digits with an optional leading +, like +358401234567"
+_TARGET_BY_KEY = {t.key: t for t in TARGETS}
+_REF_KINDS: dict[type[BaseTarget], str] = {
+    EmployeeTarget: "employee", TeamTarget: "team", MenuTarget: "menu",
+    AnnouncementTarget: "announcement", MessageTarget: "recipient",
+}
+# Each kind of value read outside a dataclass field, by its type in fields.py.
+_TEXT = TypeAdapter(str)
+_SOUND: TypeAdapter[str] = TypeAdapter(SoundName)
+_PHONE: TypeAdapter[str] = TypeAdapter(Phone)
+_DIAL: TypeAdapter[str] = TypeAdapter(DeviceDial)
+_SECONDS: TypeAdapter[int] = TypeAdapter(RingSeconds)
+_ANNOUNCEMENT: TypeAdapter[str] = TypeAdapter(AnnouncementRef)
+_NAME: TypeAdapter[str] = TypeAdapter(Text)
 
 
 def load_company(
@@ -141,110 +162,86 @@ def _minutes(hh: str, mm: str) -> int:
     return int(hh) * 60 + int(mm)
 
 
-class _Loader:
+def _entries(node: Node | None) -> list[tuple[str, Node]]:
+    return list(node.value.items()) if node is not None and isinstance(node.value, dict) else []
+
+
+class _Loader(Problems):
     def __init__(self, file: str, base_dir: Path | None, calendars: CalendarPolicy | None) -> None:
+        super().__init__()
         self.file = file
         self.base_dir = base_dir
-        self.calendars = calendars  # None: only the form of calendar sources is checked
         self.files = [file]
-        self.problems: list[str] = []
-        self.warnings: list[str] = []
         # References are checked once everything is read, so order in the file does not matter.
         self.refs: list[tuple[Node, str, str]] = []
         self.language = "fi"
         self.languages: tuple[str, ...] = ("fi",)
         self.tz = ZoneInfo("UTC")
+        # What the fields' checks need to know: calendars None = only the form is checked.
+        self.context: dict[str, Any] = {"calendars": calendars, "languages": self.languages,
+                                        "zone": self.tz}
         self.menu_edges: dict[str, list[tuple[str, Node]]] = {}
         self.roots: list[str] = []
         self.teams_where = Where(file, 1, "teams")
+        self.number_nodes: dict[str, Node] = {}
+        self.menu_nodes: dict[str, Node] = {}
 
     # ---- small readers -------------------------------------------------------------------
 
     def reader(self, node: Node) -> Reader:
         return Reader(node, self.problems)
 
-    def error(self, node: Node, message: str) -> None:
-        self.problems.append(f"{node.where}: {message}")
-
-    def warn(self, node: Node, message: str) -> None:
-        self.warnings.append(f"{node.where}: {message}")
-
-    def missing(self, r: Reader, key: str, why: str = "") -> None:
-        field = f"{r.where.field}.{key}" if r.where.field else key
-        extra = f": {why}" if why else ""
-        self.problems.append(f"{r.where.file}:{r.where.line}: {field}: is required{extra}")
-
-    def text(self, r: Reader, key: str, *, required: bool = False) -> str:
-        node = r.child(key)
+    def section(self, top: Node, key: str, *, required: bool = False) -> Node:
+        """A top-level section's mapping (an empty one, placed at the top, when not given)."""
+        node: Node | None = top.value.get(key)
         if node is None or node.value is None:
             if required:
-                self.missing(r, key)
-            return ""
-        value = _scalar_text(node)
-        if value is None:
-            self.error(node, "must be text")
-            return ""
-        value = value.strip()
-        if not value and required:
-            self.error(node, "must not be empty")
-        return value
-
-    def flag(self, r: Reader, key: str) -> bool:
-        node = r.child(key)
-        if node is None or node.value is None:
-            return False
-        if not isinstance(node.value, bool):
-            self.error(node, "must be true or false")
-            return False
-        return node.value
+                self.missing(top, key)
+            return Node({}, Where(top.where.file, top.where.line, key))
+        if not isinstance(node.value, dict):
+            self.error(node, "must be a mapping of names to values")
+            return Node({}, node.where)
+        return node
 
     def ident(self, node: Node, value: str, what: str) -> bool:
-        if _ID.match(value):
+        if ID.match(value):
             return True
-        self.error(
-            node,
-            f"{what} id {value!r} must be lower-case letters, digits, - or _ "
-            "(at most 40, starting with a letter or digit)",
-        )
+        self.error(node, f"{what} id {value!r} must be {ID_HELP}")
         return False
 
-    def phone(self, node: Node) -> str:
-        value = _scalar_text(node)
-        if value is None or not _PHONE.match(value):
-            self.error(node, PHONE_HELP)
-            return ""
-        return value
+    def ref(self, node: Node, kind: str, value: str) -> None:
+        """An id that must name something defined elsewhere (checked at the end)."""
+        if value:
+            self.refs.append((node, kind, value))
 
-    def ref(self, node: Node, kind: str, what: str | None = None) -> str:
-        """Read an id that must name something defined elsewhere (checked at the end)."""
-        value = _scalar_text(node)
-        if value is None or not value.strip():
-            self.error(node, f"must be the id of {what or _ARTICLE.get(kind, 'a ' + kind)}")
-            return ""
-        value = value.strip()
-        self.refs.append((node, kind, value))
-        return value
-
-    def id_list(self, r: Reader, key: str, kind: str) -> list[tuple[str, Node]]:
+    def id_list(self, cls: type, name: str, node: Node | None, kind: str) -> list[tuple[str, Node]]:
+        """The ids of a list field, each listed once, as references to check."""
         out: list[tuple[str, Node]] = []
         seen: dict[str, Node] = {}
-        for node in r.list(key):
-            value = self.ref(node, kind)
-            if not value:
-                continue
+        for value, item in each(cls, name, node):
             if value in seen:
                 line = seen[value].where.line
-                self.error(node, f"{value!r} is listed twice (also at line {line})")
+                self.error(item, f"{value!r} is listed twice (also at line {line})")
                 continue
-            seen[value] = node
-            out.append((value, node))
+            seen[value] = item
+            self.ref(item, kind, value)
+            out.append((value, item))
         return out
 
-    def say(self, node: Node | None, r_parent: Reader, key: str, *, required: bool) -> Say | None:
+    def topics(self, cls: type, node: Node | None) -> None:
+        """Topics are found by the directory search: one that folds to another is a repeat."""
+        seen: dict[str, Node] = {}
+        for value, item in each(cls, "topics", node):
+            key = " ".join(fold(value).split())
+            if key in seen:
+                self.error(item, f"{value!r} is listed twice (also at line "
+                           f"{seen[key].where.line})")
+            else:
+                seen[key] = item
+
+    def say(self, node: Node | None) -> Say | None:
         """A text per language (or one text in the default language) with an optional sound."""
-        if node is None or node.value is None:
-            if required:
-                self.missing(r_parent, key, "what callers hear, as text per language")
+        if node is None:
             return None
         if not isinstance(node.value, dict):
             value = _scalar_text(node)
@@ -253,37 +250,33 @@ class _Loader:
                 return None
             self.missing_languages(node, {self.language})
             return Say(frozen_map({self.language: value.strip()}))
-        r = self.reader(node)
-        out = self.say_fields(r, node)
-        r.done()
-        return out
+        for key, child in node.value.items():
+            if key not in (*LANGUAGES, "sound"):
+                self.error(child, "unknown setting (misspelt?)")
+        return self.say_fields(node)
 
-    def say_fields(self, r: Reader, node: Node) -> Say:
+    def say_fields(self, node: Node) -> Say:
+        """The texts (fi, sv, en) and sound of a mapping (a text, or an announcement)."""
+        given: dict[str, Node] = node.value
         texts: dict[str, str] = {}
         for lang in LANGUAGES:
-            if not r.has(lang):
+            child = given.get(lang)
+            if child is None:
                 continue
-            value = self.text(r, lang)
+            value = self.validate(_TEXT, child, {}, "") if child.value is not None else ""
+            value = value.strip()
             if not value:
-                self.error(r.child(lang) or node, "is empty: write the text or remove the line")
+                if child.value is None or isinstance(_scalar_text(child), str):
+                    self.error(child, "is empty: write the text or remove the line")
                 continue
             texts[lang] = value
             if lang not in self.languages:
-                self.warn(
-                    r.child(lang) or node,
-                    f"{lang} is not in company.languages, so callers never hear this text",
-                )
+                self.warn(child, f"{lang} is not in company.languages, so callers never hear "
+                          "this text")
         sound = ""
-        sound_node = r.child("sound")
+        sound_node = given.get("sound")
         if sound_node is not None and sound_node.value is not None:
-            sound = _scalar_text(sound_node) or ""
-            if not _SOUND.match(sound):
-                self.error(
-                    sound_node,
-                    "must be a sound name like custom/welcome (letters, digits, - _ /; "
-                    "no extension): Asterisk picks the recording in the caller's language",
-                )
-                sound = ""
+            sound = self.validate(_SOUND, sound_node, {}, "")
         if self.language not in texts:
             self.error(
                 node,
@@ -303,72 +296,75 @@ class _Loader:
             )
 
     def target(
-        self, r: Reader, node: Node, allowed: tuple[str, ...], place: str
+        self, node: Node, allowed: tuple[type[BaseTarget], ...], place: str
     ) -> Target | None:
+        """Where a menu option or the closed-hours action goes: one target key and its value."""
+        given: dict[str, Node] = node.value
         # In closed_action, announcement: is what is said before the target, not a target.
-        considered = [k for k in TARGET_KINDS if place == "menu" or k != "announcement"]
-        present = [k for k in considered if r.has(k)]
-        for key in present:
-            r.child(key)
+        considered = [t for t in TARGETS if place == "menu" or t is not AnnouncementTarget]
+        present = [t.key for t in considered if t.key in given]
         if not present:
-            choices = ", ".join(f"{k}:" for k in allowed)
+            choices = ", ".join(f"{t.key}:" for t in allowed)
             self.error(node, f"say where this goes: one of {choices}")
             return None
         if len(present) > 1:
             self.error(node, f"give only one place to go, not {' and '.join(present)}")
             return None
         kind = present[0]
-        value_node = r.child(kind)
-        assert value_node is not None
-        if kind not in allowed:
-            if kind == "hangup":
+        cls = _TARGET_BY_KEY[kind]
+        value_node = given[kind]
+        if cls not in allowed:
+            if cls is HangupTarget:
                 why = (
                     "hangup: is only for hours.closed_action; "
                     "after an announcement use then: hangup"
                 )
             else:
-                why = f"{kind}: is not possible here (use one of {', '.join(allowed)})"
+                why = f"{kind}: is not possible here (use one of " \
+                      f"{', '.join(t.key for t in allowed)})"
             self.error(value_node, why)
             return None
-        if kind in FLAG_TARGETS:
+        if not shape_of(cls):  # a flag: operator: true
             if value_node.value is not True:
                 self.error(value_node, f"write {kind}: true (or remove the choice)")
                 return None
-            return Target(kind)
-        if kind == "external":
-            number = self.phone(value_node)
-            return Target(kind, number) if number else None
-        if kind == "language":
-            lang = _scalar_text(value_node) or ""
-            if lang not in self.languages:
-                self.error(
-                    value_node,
-                    f"must be one of the offered languages ({', '.join(self.languages)})",
-                )
-                return None
-            return Target(kind, lang)
-        ref_kind = "recipient" if kind == "message" else kind
-        what = "an employee or a team who gets the message" if kind == "message" else None
-        ref = self.ref(value_node, ref_kind, what)
-        return Target(kind, ref) if ref else None
+            return cast(Target, cls())
+        (shape,) = shape_of(cls)
+        assert shape.adapter is not None
+        value = self.validate(shape.adapter, value_node, self.context, None)
+        if value is None:
+            return None
+        # Each target with a value has that one field (schema.py).
+        target = cast(Target, cast(Callable[..., BaseTarget], cls)(value))
+        if cls in _REF_KINDS:
+            self.ref(value_node, _REF_KINDS[cls], target.ref)
+        return target
 
     # ---- sections ------------------------------------------------------------------------
 
     def build(self, root: Node) -> CompanyConfig:
-        top = self.reader(root)
-        company = self.company(top.section("company", required=True))
-        employees_raw = self.employees(top.section("employees"))
-        included = top.child("employees_file")
+        if not isinstance(root.value, dict):
+            self.error(root, "must be a mapping of names to values")
+            root = Node({}, root.where)
+        top: dict[str, Node] = root.value
+        known = ("company", "numbers", "hours", "announcements", "menus", "teams", "employees",
+                 "employees_file")
+        for key, child in top.items():
+            if key not in known:
+                self.error(child, "unknown setting (misspelt?)")
+        company = self.company(self.section(root, "company", required=True))
+        employees_raw = self.employees(self.section(root, "employees"))
+        included = top.get("employees_file")
         if included is not None and included.value is not None:
             employees_raw += self.employees_file(included, employees_raw)
-        teams_r = top.section("teams")
-        self.teams_where = teams_r.where
-        teams = self.teams(teams_r)
-        announcements = self.announcements(top.section("announcements"))
-        menus = self.menus(top.section("menus", required=True), top.has("menus"))
-        numbers = self.numbers(top.section("numbers", required=True), top.has("numbers"))
-        hours = self.hours(top.section("hours", required=True), top.has("hours"))
-        top.done()
+        teams_node = self.section(root, "teams")
+        self.teams_where = teams_node.where
+        teams = self.teams(teams_node)
+        announcements = self.announcements(self.section(root, "announcements"))
+        menus = self.menus(self.section(root, "menus", required=True), "menus" in top)
+        numbers = self.numbers(self.section(root, "numbers", required=True), "numbers" in top)
+        hours = self.hours(self.reader(self.section(root, "hours", required=True)),
+                           "hours" in top)
 
         employees = self.join(employees_raw, teams)
         self.check_refs(employees, teams, menus, announcements)
@@ -403,71 +399,41 @@ class _Loader:
 
         return sorted(messages, key=key)
 
-    def company(self, r: Reader) -> CompanyInfo:
-        name = self.text(r, "name", required=True)
-        tz_name = self.text(r, "timezone") or "Europe/Helsinki"
-        try:
-            self.tz = ZoneInfo(tz_name)
-        except (ZoneInfoNotFoundError, ValueError, OSError):
-            node = r.child("timezone")
-            assert node is not None
-            self.error(node, f"{tz_name!r} is not a time zone name like Europe/Helsinki")
-        language = self.text(r, "language") or "fi"
-        if language not in LANGUAGES:
-            node = r.child("language")
-            assert node is not None
-            self.error(node, f"must be one of {', '.join(LANGUAGES)}")
-            language = "fi"
-        self.language = language
+    def company(self, node: Node) -> CompanyInfo:
+        values, nodes = self.read(CompanyInfo, node, self.context)
+        self.tz = ZoneInfo(values["timezone"])
+        self.language = values["language"]
         languages: list[str] = []
-        lang_nodes = r.list("languages")
-        for node in lang_nodes:
-            lang = _scalar_text(node) or ""
-            if lang not in LANGUAGES:
-                self.error(node, f"must be one of {', '.join(LANGUAGES)}")
-            elif lang in languages:
-                self.error(node, f"{lang} is listed twice")
+        for lang, item in each(CompanyInfo, "languages", nodes.get("languages")):
+            if lang in languages:
+                self.error(item, f"{lang} is listed twice")
             else:
                 languages.append(lang)
-        if not lang_nodes:
-            languages = [language]
-        elif language not in languages:
-            self.error(
-                r.child("languages") or r.node,
-                f"must include the default language {language} (company.language)",
-            )
-            languages.insert(0, language)
+        given = nodes.get("languages")
+        if given is None or not isinstance(given.value, list) or not given.value:
+            languages = [self.language]
+        elif self.language not in languages:
+            self.error(given, f"must include the default language {self.language} "
+                       "(company.language)")
+            languages.insert(0, self.language)
         self.languages = tuple(languages)
-        r.done()
-        return CompanyInfo(name, tz_name, language, self.languages)
+        self.context.update(languages=self.languages, zone=self.tz)
+        return CompanyInfo(**{**values, "languages": self.languages})
 
-    def numbers(self, r: Reader, given: bool) -> dict[str, Number]:
+    def numbers(self, node: Node, given: bool) -> dict[str, Number]:
         out: dict[str, Number] = {}
-        for number, node in r.items():
-            nr = self.reader(node)
-            if not _PHONE.match(number):
-                self.error(node, f"{number!r} {PHONE_HELP.replace('must be', 'is not')}")
-            label = self.text(nr, "label")
-            menu_node = nr.child("menu")
-            menu = ""
-            if menu_node is None or menu_node.value is None:
-                self.missing(nr, "menu", "the menu callers of this number start in")
-            else:
-                menu = self.ref(menu_node, "menu")
-                self.roots.append(menu)
-            language = self.language
-            if nr.has("language"):
-                language = self.text(nr, "language")
-                if language not in self.languages:
-                    self.error(
-                        nr.child("language") or node,
-                        f"must be one of the offered languages ({', '.join(self.languages)})",
-                    )
-                    language = self.language
-            nr.done()
-            out[number] = Number(number, label, menu, language, node.where)
-        if not out and given and r.node.value == {}:
-            self.error(r.node, "at least one company number is required")
+        for number, entry in _entries(node):
+            if not PHONE.match(number):
+                self.error(entry, f"{number!r} {PHONE_HELP.replace('must be', 'is not')}")
+            values, nodes = self.read(Number, entry, self.context)
+            if values["menu"]:
+                self.ref(nodes["menu"], "menu", values["menu"])
+                self.roots.append(values["menu"])
+            out[number] = Number(number=number, **{**values,
+                                                   "language": values["language"] or self.language})
+            self.number_nodes[number] = entry
+        if not out and given and node.value == {}:
+            self.error(node, "at least one company number is required")
         return out
 
     # ---- hours ---------------------------------------------------------------------------
@@ -522,11 +488,13 @@ class _Loader:
                 er = self.reader(node)
                 hours_node = er.child("hours")
                 if hours_node is None or hours_node.value is None:
-                    self.missing(er, "hours", "like 08:00-12:00, or closed")
+                    self.missing(node, "hours", "like 08:00-12:00, or closed")
                     ranges = None
                 else:
                     ranges = self.ranges(hours_node)
-                name = self.text(er, "name")
+                name_node = er.child("name")
+                if name_node is not None and name_node.value is not None:
+                    name = self.validate(_NAME, name_node, {}, "")
                 er.done()
             else:
                 ranges = self.ranges(node)
@@ -628,218 +596,134 @@ class _Loader:
 
     def closed_action(self, hours: Reader, hours_given: bool) -> ClosedAction:
         node = hours.child("closed_action")
-        fallback = ClosedAction("", Target("operator"))
+        fallback = ClosedAction("", OperatorTarget())
         if node is None or node.value is None:
             if hours_given:  # a missing hours: section is reported once, as itself
-                self.missing(hours, "closed_action", "what callers get when the company is closed")
+                self.missing(hours.node, "closed_action",
+                             "what callers get when the company is closed")
             return fallback
-        r = self.reader(node)
+        if not isinstance(node.value, dict):
+            self.error(node, "must be a mapping of names to values")
+            return fallback
         announcement = ""
-        ann_node = r.child("announcement")
-        if ann_node is not None and ann_node.value is not None:
-            announcement = self.ref(ann_node, "announcement")
-        target = self.target(r, node, CLOSED_TARGETS, "closed")
-        if target is not None and target.kind == "hangup" and not announcement:
+        ann_node = node.value.get("announcement")
+        if ann_node is not None:
+            found = self.validate(_ANNOUNCEMENT, ann_node, {}, "")
+            if found:
+                announcement = found
+                self.ref(ann_node, "announcement", found)
+        target = self.target(node, CLOSED_TARGETS, "closed")
+        if isinstance(target, HangupTarget) and not announcement:
             self.error(
                 node,
                 "hangup needs an announcement: to say first (callers must not be cut off silently)",
             )
-        if target is not None and target.kind == "menu":
-            self.roots.append(target.ref)
-        r.done()
-        return ClosedAction(announcement, target) if target else fallback
+        if isinstance(target, MenuTarget):
+            self.roots.append(target.id)
+        for key, child in node.value.items():
+            if key != "announcement" and key not in _TARGET_BY_KEY:
+                self.error(child, "unknown setting (misspelt?)")
+        # target() returned one of CLOSED_TARGETS.
+        return ClosedAction(announcement, cast(ClosedTarget, target)) if target else fallback
 
     # ---- announcements and menus ---------------------------------------------------------
 
-    def announcements(self, r: Reader) -> dict[str, Announcement]:
+    def announcements(self, node: Node) -> dict[str, Announcement]:
         out: dict[str, Announcement] = {}
-        for ann_id, node in r.items():
-            self.ident(node, ann_id, "announcement")
-            ar = self.reader(node)
-            say = self.say_fields(ar, node)
-            valid_from = self.moment(ar, "from", end=False)
-            valid_until = self.moment(ar, "until", end=True)
-            if valid_from and valid_until and valid_until <= valid_from:
-                self.error(ar.child("until") or node, "ends before it starts (from)")
-            ar.done()
-            out[ann_id] = Announcement(ann_id, say, valid_from, valid_until, node.where)
+        for ann_id, entry in _entries(node):
+            self.ident(entry, ann_id, "announcement")
+            values, nodes = self.read(Announcement, entry, self.context,
+                                      also=(*LANGUAGES, "sound"))
+            say = self.say_fields(entry) if isinstance(entry.value, dict) else Say(frozen_map())
+            start, end = values["valid_from"], values["valid_until"]
+            if start and end and end <= start:
+                self.error(nodes["until"], "ends before it starts (from)")
+            out[ann_id] = Announcement(id=ann_id, say=say, **values)
         return out
 
-    def moment(self, r: Reader, key: str, *, end: bool) -> datetime | None:
-        """A date (the whole day: `until` includes it) or a date and time, in company time."""
-        node = r.child(key)
-        if node is None or node.value is None:
-            return None
-        text = (_scalar_text(node) or "").strip()
-        try:
-            if _DATE.match(text):
-                day = date.fromisoformat(text) + timedelta(days=1 if end else 0)
-                return datetime(day.year, day.month, day.day, tzinfo=self.tz)
-            at = datetime.fromisoformat(text)
-        except ValueError:
-            self.error(node, "must be a date like 2025-12-24 or a time like 2025-12-24 08:00")
-            return None
-        return at if at.tzinfo is not None else at.replace(tzinfo=self.tz)
-
-    def menus(self, r: Reader, given: bool) -> dict[str, Menu]:
+    def menus(self, node: Node, given: bool) -> dict[str, Menu]:
         out: dict[str, Menu] = {}
-        for menu_id, node in r.items():
-            self.ident(node, menu_id, "menu")
-            mr = self.reader(node)
-            greeting = self.say(mr.child("greeting"), mr, "greeting", required=False)
-            prompt = self.say(mr.child("prompt"), mr, "prompt", required=True)
-            options = self.options(menu_id, mr.section("options"))
-            timeout = mr.int("timeout", 5, low=1, high=30)
-            attempts = mr.int("attempts", 3, low=1, high=10)
-            announce = tuple(a for a, _ in self.id_list(mr, "announce", "announcement"))
-            mr.done()
+        for menu_id, entry in _entries(node):
+            self.ident(entry, menu_id, "menu")
+            values, nodes = self.read(Menu, entry, self.context)
+            announce = self.id_list(Menu, "announce", nodes.get("announce"), "announcement")
             out[menu_id] = Menu(
                 id=menu_id,
-                greeting=greeting,
-                prompt=prompt or Say(frozen_map()),
-                options=frozen_map(options),
-                timeout=timeout,
-                attempts=attempts,
-                announce=announce,
-                where=node.where,
+                greeting=self.say(nodes.get("greeting")),
+                prompt=self.say(nodes.get("prompt")) or Say(frozen_map()),
+                options=frozen_map(self.options(menu_id, nodes.get("options"))),
+                **{**values, "announce": tuple(a for a, _ in announce)},
             )
-        if not out and given and r.node.value == {}:
-            self.error(r.node, "at least one menu is required")
+            self.menu_nodes[menu_id] = entry
+        if not out and given and node.value == {}:
+            self.error(node, "at least one menu is required")
         return out
 
-    def options(self, menu_id: str, r: Reader) -> dict[str, MenuOption]:
+    def options(self, menu_id: str, node: Node | None) -> dict[str, MenuOption]:
         out: dict[str, MenuOption] = {}
         edges = self.menu_edges.setdefault(menu_id, [])
-        for key, node in r.items():
+        if node is not None and not isinstance(node.value, dict):
+            self.error(node, "must be a mapping of names to values")
+        for key, entry in _entries(node):
             if key == OPERATOR_DIGIT:
                 # Writing the operator's own choice is harmless; anything else takes 0 away.
-                value = node.value
+                value = entry.value
                 if not (isinstance(value, dict) and list(value) == ["operator"]
                         and value["operator"].value is True):
                     self.error(
-                        node,
+                        entry,
                         "0 always goes to the operator in every menu (callers rely on it); "
                         "use a digit from 1 to 9",
                     )
                 continue
             if key in ("*", "#"):
-                self.error(node, "* repeats the menu and # goes back: they cannot be choices")
+                self.error(entry, "* repeats the menu and # goes back: they cannot be choices")
                 continue
             if not re.fullmatch(r"[1-9]", key):
-                self.error(node, "choices are single digits from 1 to 9")
+                self.error(entry, "choices are single digits from 1 to 9")
                 continue
-            if not isinstance(node.value, dict):
-                self.error(node, "say where this goes, like {employee: anna} or {team: sales}")
+            if not isinstance(entry.value, dict):
+                self.error(entry, "say where this goes, like {employee: anna} or {team: sales}")
                 continue
-            orr = self.reader(node)
-            target = self.target(orr, node, MENU_TARGETS, "menu")
-            label = self.text(orr, "label")
-            human_only = self.flag(orr, "human_only")
-            then = ""
-            then_node = orr.child("then")
-            if target is not None and target.kind == "announcement":
-                then = "back"
-            if then_node is not None and then_node.value is not None:
-                value = _scalar_text(then_node) or ""
-                if target is not None and target.kind != "announcement":
-                    self.error(then_node, "then: only follows an announcement")
-                elif value not in THEN:
-                    self.error(then_node, "must be back (to this menu) or hangup")
-                else:
-                    then = value
-            if human_only and target is not None and target.kind not in ("team", "operator"):
+            target = self.target(entry, OPTION_TARGETS, "menu")
+            values, nodes = self.read(MenuOption, entry, self.context, also=_TARGET_BY_KEY)
+            announcement = isinstance(target, AnnouncementTarget)
+            if "then" in nodes and target is not None and not announcement:
+                self.error(nodes["then"], "then: only follows an announcement")
+            if announcement and not values["then"]:
+                values["then"] = "back"
+            if values["human_only"] and target is not None and not isinstance(
+                target, TeamTarget | OperatorTarget
+            ):
                 self.error(
-                    orr.child("human_only") or node,
+                    nodes["human_only"],
                     f"a human_only choice must reach a person: point it at a team or the "
                     f"operator, not {target}",
                 )
-            orr.done()
             if target is None:
                 continue
-            if target.kind == "menu":
-                edges.append((target.ref, orr.child("menu") or node))
-            out[key] = MenuOption(key, target, label, human_only, then)
+            if isinstance(target, MenuTarget):
+                edges.append((target.id, entry.value[MenuTarget.key]))
+            # target() returned one of OPTION_TARGETS.
+            out[key] = MenuOption(digit=key, target=cast(OptionTarget, target), **values)
         return dict(sorted(out.items()))
 
     # ---- teams and employees -------------------------------------------------------------
 
-    def teams(self, r: Reader) -> dict[str, tuple[Team, Node]]:
+    def teams(self, node: Node) -> dict[str, tuple[Team, Node]]:
         out: dict[str, tuple[Team, Node]] = {}
-        for team_id, node in r.items():
-            self.ident(node, team_id, "team")
-            tr = self.reader(node)
-            name = self.text(tr, "name", required=True)
-            kind = self.text(tr, "kind") or "team"
-            if kind not in TEAM_KINDS:
-                self.error(tr.child("kind") or node, f"must be one of {', '.join(TEAM_KINDS)}")
-            members = tuple(m for m, _ in self.id_list(tr, "members", "employee"))
-            strategy = self.strategy(tr)
-            ring = tr.int("ring_seconds", 20, low=5, high=600)
-            queue = self.text(tr, "queue")
-            if queue and not _QUEUE.match(queue):
-                self.error(tr.child("queue") or node, "must be an Asterisk queue name "
-                           "(letters, digits, - and _)")
-            elif queue and kind == "operators":
-                self.error(tr.child("queue") or node, "the operators' queue is the dialplan's "
+        for team_id, entry in _entries(node):
+            self.ident(entry, team_id, "team")
+            values, nodes = self.read(Team, entry, self.context)
+            members = self.id_list(Team, "members", nodes.get("members"), "employee")
+            if values["queue"] and values["kind"] == "operators":
+                self.error(nodes["queue"], "the operators' queue is the dialplan's "
                            "VAIHDE_QUEUE (config/asterisk/queues-vaihde.conf); remove this key")
-            email = self.email(tr)
-            title = self.title(tr)
-            topics = self.topics(tr)
-            tr.done()
-            team = Team(team_id, name, kind, members, strategy, ring, queue, email, node.where,
-                        title=title, topics=topics)
-            out[team_id] = (team, node)
+                values["queue"] = ""
+            self.topics(Team, nodes.get("topics"))
+            team = Team(id=team_id, **{**values, "members": tuple(m for m, _ in members)})
+            out[team_id] = (team, entry)
         return out
-
-    def title(self, r: Reader) -> str:
-        value = self.text(r, "title")
-        if len(value) > MAX_TITLE or "\n" in value:
-            self.error(r.child("title") or r.node, f"must be one line of at most {MAX_TITLE} "
-                       "characters")
-            return ""
-        return value
-
-    def topics(self, r: Reader) -> tuple[str, ...]:
-        """What a person or team answers for, as callers and operators put it ("fishing
-        permits", "kalastuslupa"): found by the directory search."""
-        out: list[str] = []
-        seen: dict[str, Node] = {}
-        nodes = r.list("topics")
-        if len(nodes) > MAX_TOPICS:
-            self.error(r.child("topics") or r.node, f"at most {MAX_TOPICS} topics")
-            return ()
-        for node in nodes:
-            value = (_scalar_text(node) or "").strip() if not isinstance(
-                node.value, dict | list) else ""
-            if not value or len(value) > MAX_TOPIC or "\n" in value:
-                self.error(node, f"a topic is one line of text, 1 to {MAX_TOPIC} characters, "
-                           "like fishing permits")
-                continue
-            key = " ".join(fold(value).split())
-            if key in seen:
-                self.error(node, f"{value!r} is listed twice (also at line "
-                           f"{seen[key].where.line})")
-                continue
-            seen[key] = node
-            out.append(value)
-        return tuple(out)
-
-    def strategy(self, r: Reader) -> str:
-        value = self.text(r, "strategy") or "all"
-        if value not in STRATEGIES:
-            self.error(
-                r.child("strategy") or r.node,
-                "must be all (ring together) or in_order (one after another)",
-            )
-            return "all"
-        return value
-
-    def email(self, r: Reader) -> str:
-        value = self.text(r, "email")
-        if value and not _EMAIL.match(value):
-            self.error(r.child("email") or r.node, "is not an e-mail address like anna@example.fi")
-            return ""
-        return value
 
     def employees_file(self, node: Node, already: list[dict[str, Any]]) -> list[dict[str, Any]]:
         name = _scalar_text(node)
@@ -859,9 +743,10 @@ class _Loader:
         except ConfigError as exc:
             self.problems.extend(exc.problems)
             return []
-        r = self.reader(root)
-        out = self.employees(r.section("employees", required=True))
-        r.done()
+        for key, child in _entries(root):
+            if key != "employees":
+                self.error(child, "unknown setting (misspelt?)")
+        out = self.employees(self.section(root, "employees", required=True))
         first = {e["id"]: e["node"] for e in already}
         for e in out:
             if e["id"] in first:
@@ -870,137 +755,87 @@ class _Loader:
                 )
         return [e for e in out if e["id"] not in first]
 
-    def employees(self, r: Reader) -> list[dict[str, Any]]:
-        return [self.employee(emp_id, node) for emp_id, node in r.items()]
+    def employees(self, node: Node) -> list[dict[str, Any]]:
+        return [self.employee(emp_id, entry) for emp_id, entry in _entries(node)]
 
     def employee(self, emp_id: str, node: Node) -> dict[str, Any]:
         self.ident(node, emp_id, "employee")
-        er = self.reader(node)
-        name = self.text(er, "name", required=True)
-        title = self.title(er)
-        topics = self.topics(er)
-        extension = ""
-        ext_node = er.child("extension")
-        if ext_node is not None and ext_node.value is not None:
-            extension = _scalar_text(ext_node) or ""
-            if not _EXTENSION.match(extension):
-                self.error(
-                    ext_node,
-                    "must be 2 to 8 digits, not starting with 0 (0 is the operator)",
-                )
-                extension = ""
-        direct = [(n, d) for d in er.list("direct") if (n := self.phone(d))]
-        strategy = self.strategy(er)
-        ring = er.int("ring_seconds", 20, low=5, high=300)
-        devices = self.devices(er, ring)
-        given = er.node.value.get("devices")
+        values, nodes = self.read(Employee, node, self.context)
+        self.topics(Employee, nodes.get("topics"))
+        direct = each(Employee, "direct", nodes.get("direct"))
+        devices = self.devices(nodes.get("devices"), values["ring_seconds"])
+        given = nodes.get("devices")
         has_devices = given is not None and bool(given.value)
         if not has_devices:
             self.warn(
                 node,
                 "has no devices: callers who choose this person get messages or the operator",
             )
-        teams = self.id_list(er, "teams", "team")
+        teams = self.id_list(Employee, "teams", nodes.get("teams"), "team")
         delegates = []
-        for delegate, d_node in self.id_list(er, "delegates", "employee"):
+        for delegate, d_node in self.id_list(Employee, "delegates", nodes.get("delegates"),
+                                             "employee"):
             if delegate == emp_id:
                 self.error(d_node, "cannot be their own delegate")
                 continue
             delegates.append(delegate)
         languages: list[str] = []
-        for l_node in er.list("languages"):
-            lang = _scalar_text(l_node) or ""
-            if not _LANG_CODE.match(lang):
-                self.error(l_node, "must be a two-letter language code like fi, sv or en")
-            elif lang in languages:
+        for lang, l_node in each(Employee, "languages", nodes.get("languages")):
+            if lang in languages:
                 self.error(l_node, f"{lang} is listed twice")
             else:
                 languages.append(lang)
-        email = self.email(er)
-        sms = ""
-        sms_node = er.child("sms")
-        if sms_node is not None and sms_node.value is not None:
-            sms = self.phone(sms_node)
-        calendar = self.text(er, "calendar")
-        if calendar:
-            if self.calendars is not None:
-                problem = self.calendars.problem(calendar)
-            elif "://" in calendar and not _URL.match(calendar):
-                problem = "must be an https:// (or webcal://) address of an ICS calendar"
-            else:
-                problem = "must be one line" if "\n" in calendar else None
-            if problem is not None:
-                self.error(er.child("calendar") or node, problem)
-                calendar = ""
-        er.done()
         return {
             "id": emp_id,
             "node": node,
-            "ext_node": ext_node,
+            "ext_node": nodes.get("extension"),
             "direct_nodes": direct,
             "teams": teams,
             "has_devices": has_devices,
-            "employee": Employee(
-                id=emp_id,
-                name=name,
-                extension=extension,
-                direct=tuple(sorted({n for n, _ in direct})),
-                devices=devices,
-                strategy=strategy,
-                ring_seconds=ring,
-                teams=(),
-                delegates=tuple(delegates),
-                languages=tuple(languages) or (self.language,),
-                title=title,
-                email=email,
-                sms=sms,
-                calendar=calendar,
-                where=node.where,
-                topics=topics,
-            ),
+            "employee": Employee(**{
+                **values,
+                "id": emp_id,
+                "direct": tuple(sorted({n for n, _ in direct})),
+                "devices": devices,
+                "teams": (),
+                "delegates": tuple(delegates),
+                "languages": tuple(languages) or (self.language,),
+            }),
         }
 
-    def devices(self, r: Reader, ring: int) -> tuple[Device, ...]:
+    def devices(self, node: Node | None, ring: int) -> tuple[Device, ...]:
+        """`[{desk: PJSIP/anna}, {mobile: +358401234567, seconds: 15}]`: ring order; seconds
+        default to the employee's ring_seconds."""
         out: list[Device] = []
-        for node in r.list("devices"):
-            if not isinstance(node.value, dict):
+        items = node.value if node is not None and isinstance(node.value, list) else []
+        for item in items:
+            if not isinstance(item.value, dict):
                 self.error(
-                    node,
+                    item,
                     "say which phone this is, like desk: PJSIP/anna, mobile: +358401234567 or "
                     "softphone: PJSIP/anna-soft",
                 )
                 continue
-            dr = self.reader(node)
-            kinds = [k for k in DEVICE_KINDS if dr.has(k)]
-            seconds = dr.int("seconds", ring, low=5, high=300)
-            for k in kinds:
-                dr.child(k)
+            given: dict[str, Node] = item.value
+            kinds = [k for k in DEVICE_KINDS if k in given]
+            seconds_node = given.get("seconds")
+            seconds = ring
+            if seconds_node is not None and seconds_node.value is not None:
+                seconds = self.validate(_SECONDS, seconds_node, {}, ring)
+            for key, child in given.items():
+                if key != "seconds" and key not in DEVICE_KINDS:
+                    self.error(child, "unknown setting (misspelt?)")
             if len(kinds) != 1:
                 self.error(
-                    node,
+                    item,
                     "give exactly one of desk:, mobile: or softphone:"
                     if kinds else "say which phone this is: desk:, mobile: or softphone:",
                 )
-                dr.done()
                 continue
             kind = kinds[0]
-            value_node = dr.child(kind)
-            assert value_node is not None
-            dr.done()
-            if kind == "mobile":
-                number = self.phone(value_node)
-                if number:
-                    out.append(Device(kind, number, seconds))
-                continue
-            value = _scalar_text(value_node) or ""
-            if not _DEVICE.match(value):
-                self.error(
-                    value_node,
-                    "must be a device like PJSIP/anna or Local/anna@context "
-                    "(letters, digits and . _ - + @ / only)",
-                )
-                continue
-            out.append(Device(kind, value, seconds))
+            address = self.validate(_PHONE if kind == "mobile" else _DIAL, given[kind], {}, "")
+            if address:
+                out.append(Device(kind, address, seconds))
         return tuple(out)
 
     def join(
@@ -1021,7 +856,7 @@ class _Loader:
                     node,
                     "has no members: list them under members: or give employees teams:",
                 )
-            teams[tid] = (dataclasses.replace(team, members=tuple(members[tid])), node)
+            teams[tid] = (replace(team, members=tuple(members[tid])), node)
         teams_of: dict[str, list[str]] = {}
         for tid in sorted(members):
             for emp_id in member_sets[tid]:
@@ -1029,7 +864,7 @@ class _Loader:
         out: dict[str, Employee] = {}
         for e in raw:
             mine = tuple(teams_of.get(e["id"], ()))
-            out[e["id"]] = dataclasses.replace(e["employee"], teams=mine)
+            out[e["id"]] = replace(e["employee"], teams=mine)
         return out
 
     # ---- whole-file checks ---------------------------------------------------------------
@@ -1071,8 +906,7 @@ class _Loader:
         owners: dict[str, tuple[str, Node]] = {}
         seen_numbers: list[tuple[str, str, Node]] = []
         for number, num in numbers.items():
-            where = num.where
-            assert where is not None
+            where = self.number_nodes[number].where
             owner = f"a company number ({num.label})" if num.label else "a company number"
             seen_numbers.append((number, owner, Node(number, where)))
         for e in raw:
@@ -1175,11 +1009,10 @@ class _Loader:
                 continue
             reachable.add(menu)
             todo.extend(c for c, _ in self.menu_edges.get(menu, []) if c in menus)
-        for menu_id, menu in menus.items():
-            if menu_id not in reachable and menu.where is not None:
-                self.warnings.append(
-                    f"{menu.where}: no number, menu or closed_action leads here (unused)"
-                )
+        for menu_id in menus:
+            if menu_id not in reachable:
+                self.warn(self.menu_nodes[menu_id], "no number, menu or closed_action leads here "
+                          "(unused)")
 
 
 def _weekdays(key: str) -> list[int] | None:

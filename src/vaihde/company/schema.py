@@ -1,64 +1,80 @@
-"""The company as the admin describes it: immutable, validated objects built by `load.py`.
+"""The company as the admin describes it: one typed, immutable shape per thing, read from the
+company file by `load.py` (each field validated by its annotated type: `fields.py`), written
+back by `to_document()`, and described for editors by `jsonschema.py`.
 
-`CompanyConfig.to_document()` is the canonical form (the file format with every default filled in).
+The shapes are plain frozen dataclasses: a call reads them as attributes, nothing is validated
+or copied on the way. `CompanyConfig.to_document()` is the canonical form (the file format with
+every default filled in).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from types import MappingProxyType
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
-from vaihde.config.source import Where
+from pydantic import Field
 
-LANGUAGES = ("fi", "sv", "en")
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-STRATEGIES = ("all", "in_order")
-TEAM_KINDS = ("team", "operators")
-DEVICE_KINDS = ("desk", "mobile", "softphone")
-# Every menu target key; the file names a target by exactly one of these.
-TARGET_KINDS = (
-    "employee",
-    "team",
-    "menu",
-    "announcement",
-    "operator",
-    "external",
-    "dial_by_name",
-    "message",
-    "language",
-    "hangup",
+from vaihde.company.fields import (
+    WEEKDAYS,
+    AnnouncementRef,
+    Attempts,
+    Calendar,
+    Email,
+    EmployeeRef,
+    End,
+    Extension,
+    Flag,
+    Id,
+    Language,
+    LanguageCode,
+    MenuRef,
+    Name,
+    OfferedLanguage,
+    Phone,
+    QueueName,
+    RecipientRef,
+    RingSeconds,
+    SoundName,
+    Start,
+    Strategy,
+    TeamKind,
+    TeamRef,
+    TeamRing,
+    Text,
+    Then,
+    Timeout,
+    TimeZone,
+    Title,
+    Topics,
 )
-# Targets that need no argument beyond `true`.
-FLAG_TARGETS = ("operator", "dial_by_name", "hangup")
+from vaihde.config.typed import Mark, Required, shape_of
+
 OPERATOR_DIGIT = "0"
 REPEAT_KEY = "*"
 BACK_KEY = "#"
+
 
 def frozen_map(items: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
     """A read-only view of a fresh dict: the loader's dicts never leak out mutable."""
     return MappingProxyType(dict(items or {}))
 
 
-
-
-# Objects remember where the admin wrote them (`where`) for messages only: compare=False, so a
-# reformatted file still compares equal.
-
-
 @dataclass(frozen=True, slots=True)
 class Say:
     """Something said to callers: text per language for synthesis, or a recording overriding it.
 
-    `sound` is an Asterisk sound name; Asterisk picks the recording in the caller's language.
+    In the file: one text (in company.language) or `{fi: …, sv: …, en: …, sound: …}`. `sound`
+    is an Asterisk sound name; Asterisk picks the recording in the caller's language.
     """
 
     texts: Mapping[str, str]
-    sound: str = ""
+    sound: SoundName = ""
 
     def text(self, language: str, default: str) -> str:
         return self.texts.get(language) or self.texts.get(default, "")
@@ -70,62 +86,147 @@ class Say:
         return data
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CompanyInfo:
-    name: str
-    timezone: str
-    language: str
-    languages: tuple[str, ...]
+    name: Annotated[Name, Required()]
+    timezone: TimeZone = "Europe/Helsinki"
+    language: Language = "fi"  # what callers hear first, and where every text must exist
+    languages: tuple[Language, ...] = ()  # offered to callers; default: (language,)
+
+
+# ---- where a key press (or the closed-hours action) takes the caller ---------------------------
+# Each is written in the file as one key (`employee: anna`, `operator: true`) and handled by the
+# flow with `match` (flows/inbound.py). `key` is that key; `ref` its value ("" for a flag).
+
+
+class BaseTarget:
+    __slots__ = ()
+    key: ClassVar[str]
+
+    @property
+    def ref(self) -> str:
+        """The value written after the key: an id, a number, a language ("" for a flag)."""
+        return str(getattr(self, self.__slots__[0])) if self.__slots__ else ""
 
     def to_data(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "timezone": self.timezone,
-            "language": self.language,
-            "languages": list(self.languages),
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """Where a key press (or the closed-hours action) takes the caller.
-
-    kind is one of TARGET_KINDS; ref is the id (employee, team, menu, announcement; for `message`
-    an employee or team id), the phone number for `external`, the language code for `language`,
-    and "" for the flag targets.
-    """
-
-    kind: str
-    ref: str = ""
-
-    def to_data(self) -> dict[str, Any]:
-        return {self.kind: True if self.kind in FLAG_TARGETS else self.ref}
+        return {self.key: self.ref or True}
 
     def __str__(self) -> str:
-        if self.kind in FLAG_TARGETS:
-            return self.kind.replace("_", " ")
-        return f"{self.kind.replace('_', ' ')} {self.ref}"
+        words = self.key.replace("_", " ")
+        return f"{words} {self.ref}" if self.ref else words
 
 
 @dataclass(frozen=True, slots=True)
+class EmployeeTarget(BaseTarget):
+    """Ring an employee (when they can take calls)."""
+
+    key: ClassVar[str] = "employee"
+    id: EmployeeRef
+
+
+@dataclass(frozen=True, slots=True)
+class TeamTarget(BaseTarget):
+    """Ring a team (its members who can take calls, or its queue)."""
+
+    key: ClassVar[str] = "team"
+    id: TeamRef
+
+
+@dataclass(frozen=True, slots=True)
+class MenuTarget(BaseTarget):
+    """Go to another menu (# comes back)."""
+
+    key: ClassVar[str] = "menu"
+    id: MenuRef
+
+
+@dataclass(frozen=True, slots=True)
+class AnnouncementTarget(BaseTarget):
+    """Say an announcement, then back to the menu or goodbye (the option's `then`)."""
+
+    key: ClassVar[str] = "announcement"
+    id: AnnouncementRef
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorTarget(BaseTarget):
+    """The switchboard (`operator: true`)."""
+
+    key: ClassVar[str] = "operator"
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalTarget(BaseTarget):
+    """An outside number, through the trunk."""
+
+    key: ClassVar[str] = "external"
+    number: Phone
+
+
+@dataclass(frozen=True, slots=True)
+class DialByNameTarget(BaseTarget):
+    """Spell a name on the keypad (`dial_by_name: true`)."""
+
+    key: ClassVar[str] = "dial_by_name"
+
+
+@dataclass(frozen=True, slots=True)
+class MessageTarget(BaseTarget):
+    """Take a message for an employee or a team."""
+
+    key: ClassVar[str] = "message"
+    id: RecipientRef
+
+
+@dataclass(frozen=True, slots=True)
+class LanguageTarget(BaseTarget):
+    """Switch the caller's language and say the menu again."""
+
+    key: ClassVar[str] = "language"
+    language: OfferedLanguage
+
+
+@dataclass(frozen=True, slots=True)
+class HangupTarget(BaseTarget):
+    """Say goodbye and end the call (closed hours only, after an announcement)."""
+
+    key: ClassVar[str] = "hangup"
+
+
+OptionTarget = (
+    EmployeeTarget | TeamTarget | MenuTarget | AnnouncementTarget | OperatorTarget
+    | ExternalTarget | DialByNameTarget | MessageTarget | LanguageTarget
+)
+ClosedTarget = (
+    MenuTarget | TeamTarget | EmployeeTarget | MessageTarget | ExternalTarget | OperatorTarget
+    | HangupTarget
+)
+Target = OptionTarget | HangupTarget
+# In the order problems name them.
+OPTION_TARGETS: tuple[type[BaseTarget], ...] = (
+    EmployeeTarget, TeamTarget, MenuTarget, AnnouncementTarget, OperatorTarget, ExternalTarget,
+    DialByNameTarget, MessageTarget, LanguageTarget,
+)
+CLOSED_TARGETS: tuple[type[BaseTarget], ...] = (
+    MenuTarget, TeamTarget, EmployeeTarget, MessageTarget, ExternalTarget, OperatorTarget,
+    HangupTarget,
+)
+TARGETS: tuple[type[BaseTarget], ...] = (*OPTION_TARGETS, HangupTarget)
+TARGET_KINDS = tuple(t.key for t in TARGETS)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Number:
     """A company number and the menu its callers start in."""
 
-    number: str  # as written: digits with an optional leading +
-    label: str
-    menu: str
-    language: str
-    where: Where | None = field(default=None, compare=False, repr=False)
+    number: Annotated[str, Mark.KEY]  # as written: digits with an optional leading +
+    label: Text = ""
+    menu: Annotated[MenuRef, Required("the menu callers of this number start in")]
+    language: OfferedLanguage = ""  # default: company.language
 
     @property
     def digits(self) -> str:
         return self.number.lstrip("+")
-
-    def to_data(self) -> dict[str, Any]:
-        data = {"menu": self.menu, "language": self.language}
-        if self.label:
-            data["label"] = self.label
-        return data
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -174,7 +275,7 @@ class HoursException:
     first: date
     last: date
     ranges: tuple[TimeRange, ...]
-    name: str
+    name: Text = ""
 
     @property
     def key(self) -> str:
@@ -191,8 +292,8 @@ class HoursException:
 class ClosedAction:
     """What callers get when the company is closed: an announcement, then the target."""
 
-    announcement: str  # announcement id, "" = none
-    target: Target
+    announcement: AnnouncementRef  # "" = none
+    target: ClosedTarget
 
     def to_data(self) -> dict[str, Any]:
         data = self.target.to_data()
@@ -219,115 +320,66 @@ class OpeningHours:
         return data
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Announcement:
-    id: str
-    say: Say
-    valid_from: datetime | None  # aware; None = always
-    valid_until: datetime | None  # aware, excluded; None = for ever
-    where: Where | None = field(default=None, compare=False, repr=False)
+    """Said when a menu option or the closed-hours action says so, or after a menu's greeting
+    (its `announce:`) while valid. In the file its texts are written beside `from`/`until`."""
+
+    id: Annotated[str, Mark.KEY]
+    say: Annotated[Say, Mark.FLATTENED]
+    valid_from: Annotated[Start | None, Field(alias="from")] = None  # None = always
+    valid_until: Annotated[End | None, Field(alias="until")] = None  # excluded; None = for ever
 
     def active(self, at: datetime) -> bool:
         if self.valid_from is not None and at < self.valid_from:
             return False
         return self.valid_until is None or at < self.valid_until
 
-    def to_data(self) -> dict[str, Any]:
-        data = self.say.to_data()
-        if self.valid_from is not None:
-            data["from"] = self.valid_from.isoformat()
-        if self.valid_until is not None:
-            data["until"] = self.valid_until.isoformat()
-        return data
 
-
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MenuOption:
-    digit: str
-    target: Target
-    label: str = ""  # what the choice is, for the console and reports ("Myynti")
-    human_only: bool = False  # complaints, cancellations: a person answers, never automation
-    then: str = ""  # after an announcement: "back" to the menu or "hangup"; "" otherwise
-
-    def to_data(self) -> dict[str, Any]:
-        data = self.target.to_data()
-        if self.label:
-            data["label"] = self.label
-        if self.human_only:
-            data["human_only"] = True
-        if self.then:
-            data["then"] = self.then
-        return data
+    digit: Annotated[str, Mark.KEY]
+    target: Annotated[OptionTarget, Mark.FLATTENED]
+    label: Text = ""  # what the choice is, for the console and reports ("Myynti")
+    human_only: Flag = False  # complaints, cancellations: a person answers, never automation
+    then: Then = ""  # after an announcement: "back" to the menu or "hangup"; "" otherwise
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Menu:
     """A numbered menu. 0 (operator), * (repeat) and # (back) are implied, never in `options`."""
 
-    id: str
-    greeting: Say | None  # said once on arrival
-    prompt: Say  # the choices; repeated on * and after a wrong key
-    options: Mapping[str, MenuOption]  # "1".."9"
-    timeout: int  # seconds to wait for a key
-    attempts: int  # prompts before the caller is taken to the operator
-    announce: tuple[str, ...] = ()  # announcement ids said after the greeting while valid
-    where: Where | None = field(default=None, compare=False, repr=False)
-
-    def to_data(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "prompt": self.prompt.to_data(),
-            "options": {d: o.to_data() for d, o in self.options.items()},
-            "timeout": self.timeout,
-            "attempts": self.attempts,
-        }
-        if self.greeting is not None:
-            data["greeting"] = self.greeting.to_data()
-        if self.announce:
-            data["announce"] = list(self.announce)
-        return data
+    id: Annotated[str, Mark.KEY]
+    greeting: Say | None = None  # said once on arrival
+    prompt: Annotated[Say, Required("what callers hear, as text per language")]  # the choices
+    options: Annotated[Mapping[str, MenuOption], Mark.ALWAYS] = field(default_factory=frozen_map)
+    timeout: Timeout = 5  # seconds to wait for a key
+    attempts: Attempts = 3  # prompts before the caller is taken to the operator
+    announce: tuple[AnnouncementRef, ...] = ()  # bulletins said after the greeting while valid
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Team:
-    id: str
-    name: str
-    kind: str  # "team" | "operators"
-    members: tuple[str, ...]  # employee ids, in ring order
-    strategy: str  # "all" | "in_order"
-    ring_seconds: int  # per member with in_order, in all for "all"
-    queue: str = ""  # Asterisk queue name, "" = ring members directly
-    email: str = ""  # where messages for the team go; "" = each member's e-mail
-    where: Where | None = field(default=None, compare=False, repr=False)
-    title: str = ""  # what the team does, for operators ("Laskutus ja reskontra")
-    topics: tuple[str, ...] = ()  # what the team answers for ("invoices"), for the directory
-
-    def to_data(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "name": self.name,
-            "kind": self.kind,
-            "members": list(self.members),
-            "strategy": self.strategy,
-            "ring_seconds": self.ring_seconds,
-        }
-        if self.queue:
-            data["queue"] = self.queue
-        if self.email:
-            data["email"] = self.email
-        if self.title:
-            data["title"] = self.title
-        if self.topics:
-            data["topics"] = list(self.topics)
-        return data
+    id: Annotated[str, Mark.KEY]
+    name: Annotated[Name, Required()]
+    kind: TeamKind = "team"  # "team" | "operators"
+    members: tuple[EmployeeRef, ...] = ()  # employee ids, in ring order
+    strategy: Strategy = "all"  # "all" | "in_order"
+    ring_seconds: TeamRing = 20  # per member with in_order, in all for "all"
+    queue: QueueName = ""  # Asterisk queue name, "" = ring members directly
+    email: Email = ""  # where messages for the team go; "" = each member's e-mail
+    title: Title = ""  # what the team does, for operators ("Laskutus ja reskontra")
+    topics: Topics = ()  # what the team answers for ("invoices"), for the directory
 
 
 @dataclass(frozen=True, slots=True)
 class Device:
     """One phone of an employee. desk/softphone: a Dial() string; mobile: a phone number that the
-    trunk settings turn into a dial string later."""
+    trunk settings turn into a dial string later. In the file: `{desk: PJSIP/anna, seconds: 20}`."""
 
     kind: str  # "desk" | "mobile" | "softphone"
     address: str
-    seconds: int  # ring time when devices ring in order
+    seconds: RingSeconds = 20  # ring time when devices ring in order; default: ring_seconds
 
     def to_data(self) -> dict[str, Any]:
         return {self.kind: self.address, "seconds": self.seconds}
@@ -336,56 +388,36 @@ class Device:
         return f"{self.kind} {self.address}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Employee:
-    id: str
-    name: str
-    extension: str  # "" = none
-    direct: tuple[str, ...]  # direct numbers, sorted
-    devices: tuple[Device, ...]  # ring order
-    strategy: str  # "all" | "in_order"
-    ring_seconds: int
-    teams: tuple[str, ...]  # sorted; derived from the teams' members
-    delegates: tuple[str, ...]  # employee ids, first is asked first
-    languages: tuple[str, ...]
-    title: str = ""
-    email: str = ""
-    sms: str = ""
-    calendar: str = ""  # ICS URL, or a path relative to the company file
-    where: Where | None = field(default=None, compare=False, repr=False)
-    topics: tuple[str, ...] = ()  # what they answer for ("fishing permits"), for the directory
-
-    def to_data(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "name": self.name,
-            "devices": [d.to_data() for d in self.devices],
-            "strategy": self.strategy,
-            "ring_seconds": self.ring_seconds,
-            "languages": list(self.languages),
-        }
-        optional = {
-            "extension": self.extension,
-            "direct": list(self.direct),
-            "delegates": list(self.delegates),
-            "title": self.title,
-            "topics": list(self.topics),
-            "email": self.email,
-            "sms": self.sms,
-            "calendar": self.calendar,
-        }
-        data.update({k: v for k, v in optional.items() if v})
-        return data
+    id: Annotated[str, Mark.KEY]
+    name: Annotated[Name, Required()]
+    extension: Extension = ""  # "" = none
+    direct: tuple[Phone, ...] = ()  # direct numbers, sorted
+    devices: Annotated[tuple[Device, ...], Mark.ALWAYS] = ()  # ring order
+    strategy: Strategy = "all"  # "all" | "in_order"
+    ring_seconds: RingSeconds = 20
+    # The teams written here join them; once loaded, every team they are in (sorted), while
+    # the canonical document keeps membership on the teams.
+    teams: Annotated[tuple[TeamRef, ...], Mark.UNWRITTEN] = ()
+    delegates: tuple[EmployeeRef, ...] = ()  # employee ids, first is asked first
+    languages: tuple[LanguageCode, ...] = ()  # default: company.language
+    title: Title = ""
+    email: Email = ""
+    sms: Phone = ""
+    calendar: Calendar = ""  # ICS URL, or a path relative to the company file
+    topics: Topics = ()  # what they answer for ("fishing permits"), for the directory
 
 
 @dataclass(frozen=True, slots=True)
 class CompanyConfig:
     company: CompanyInfo
-    numbers: Mapping[str, Number]  # by number as written
+    numbers: Mapping[Phone, Number]  # by number as written
     hours: OpeningHours
-    announcements: Mapping[str, Announcement]
-    menus: Mapping[str, Menu]
-    teams: Mapping[str, Team]
-    employees: Mapping[str, Employee]
+    announcements: Mapping[Id, Announcement]
+    menus: Mapping[Id, Menu]
+    teams: Mapping[Id, Team]
+    employees: Mapping[Id, Employee]
     warnings: tuple[str, ...] = field(default=(), compare=False)
     source: str = field(default="", compare=False)
     # Indexes for the lookups every call (and every phone state change) makes; built once.
@@ -464,21 +496,54 @@ class CompanyConfig:
         back. JSON-able: only dicts, lists, strings, ints and booleans.
         """
         doc = {
-            "company": self.company.to_data(),
-            "numbers": {k: v.to_data() for k, v in self.numbers.items()},
+            "company": _fields_data(self.company),
+            "numbers": {k: _fields_data(v) for k, v in self.numbers.items()},
             "hours": self.hours.to_data(),
-            "announcements": {k: v.to_data() for k, v in self.announcements.items()},
-            "menus": {k: v.to_data() for k, v in self.menus.items()},
-            "teams": {k: v.to_data() for k, v in self.teams.items()},
-            "employees": {k: v.to_data() for k, v in self.employees.items()},
+            "announcements": {k: _fields_data(v) for k, v in self.announcements.items()},
+            "menus": {k: _fields_data(v) for k, v in self.menus.items()},
+            "teams": {k: _fields_data(v) for k, v in self.teams.items()},
+            "employees": {k: _fields_data(v) for k, v in self.employees.items()},
         }
-        return _sorted(doc)
+        sorted_doc: dict[str, Any] = _sorted(doc)
+        return sorted_doc
 
     def digest(self) -> str:
         """sha256 of the canonical document: identifies a version of the company."""
         text = json.dumps(self.to_document(), sort_keys=True, ensure_ascii=False,
                           separators=(",", ":"))
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _fields_data(obj: Any) -> dict[str, Any]:
+    """A shape's file fields as the file writes them: an empty value (its default: "", none,
+    false) is left out unless the field is marked ALWAYS; keys and derived fields never."""
+    out: dict[str, Any] = {}
+    for shape in shape_of(type(obj)):
+        if shape.marks & {Mark.KEY, Mark.DERIVED, Mark.UNWRITTEN}:
+            continue
+        value = getattr(obj, shape.name)
+        if Mark.FLATTENED in shape.marks:
+            out.update(_data(value))
+            continue
+        empty = value is None or value in ("", (), False) or value == {}
+        if empty and Mark.ALWAYS not in shape.marks:
+            continue
+        out[shape.key] = _data(value)
+    return out
+
+
+def _data(value: Any) -> Any:
+    if hasattr(value, "to_data"):
+        return value.to_data()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _fields_data(value)
+    if isinstance(value, tuple | list):
+        return [_data(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _data(v) for k, v in value.items()}
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
 
 
 def _sorted(value: Any) -> Any:

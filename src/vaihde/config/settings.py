@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from vaihde.calendar.policy import CalendarPolicy
-from vaihde.config.patterns import DEVICE
+from vaihde.config.patterns import AGI_SECRET, DEVICE, HOST
 from vaihde.config.source import ConfigError, Node, Reader, load_yaml, parse_yaml
 from vaihde.http.settings import HttpSettings, parse_http
 from vaihde.messages.settings import MessagingSettings, parse_messaging
-
-_HOST = re.compile(r"^[A-Za-z0-9.\-:]{1,253}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +30,6 @@ class FastAgiSettings:
 
 
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
-_AGI_SECRET = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
 GUARD_MODES = ("child", "external", "off")
 
 
@@ -83,7 +79,7 @@ def loads(text: str, file: str = "<config>") -> Settings:
 
 def _fastagi(r: Reader) -> FastAgiSettings:
     host = r.str("host", "127.0.0.1")
-    if not _HOST.match(host):
+    if not HOST.match(host):
         r.problems.append(f"{r.where}.host: not a host name or address: {host!r}")
     port = r.int("port", 4573, low=0, high=65535)
     allow: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
@@ -101,7 +97,7 @@ def _fastagi(r: Reader) -> FastAgiSettings:
                 "addresses allowed to connect (it has no authentication of its own)"
             )
     secret = os.environ.get("VAIHDE_AGI_SECRET") or r.str("secret", "")
-    if secret and not _AGI_SECRET.match(secret):
+    if secret and not AGI_SECRET.match(secret):
         r.problems.append(
             f"{r.where}.secret: must be 16-128 letters, digits, - or _ (it is part of a URL)"
         )
@@ -229,7 +225,7 @@ def _calendar(r: Reader, beside: str) -> CalendarPolicy:
     hosts: list[str] = []
     for node in r.list("plain_http_hosts"):
         host = node.text if node.text is not None else ""
-        if not isinstance(node.value, str | int) or not _HOST.match(host):
+        if not isinstance(node.value, str | int) or not HOST.match(host):
             r.error(node, "must be a host name or address like 127.0.0.1")
             continue
         hosts.append(host.lower())

@@ -9,7 +9,6 @@ numbers must be digits, and every device string is checked against DEVICE once m
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,11 +24,10 @@ from vaihde.company.dials import (
     plan_team,
 )
 from vaihde.company.schema import CompanyConfig, Employee
-from vaihde.config.patterns import DEVICE
+from vaihde.config.patterns import DEVICE, NUMBER
+from vaihde.config.patterns import UNIQUEID as CALL_ID
 from vaihde.console.board import Transfer
 
-CALL_ID = re.compile(r"^[A-Za-z0-9_-]{0,40}[0-9]+\.[0-9]+$")  # Uniqueid: [systemname-]epoch.seq
-NUMBER = re.compile(r"^\+?[0-9]{3,32}$")
 ACTIONS = ("answer", "answer-next", "transfer", "complete", "cancel", "park", "retrieve",
            "hangup")
 

@@ -4,17 +4,13 @@ configuration, stored by `directory.store`, searched by `directory.search`). No 
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
-ID = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,39}$")
+from vaihde.config.patterns import EMAIL, EMAIL_MAX, EXTENSION, ID, LANGUAGE, PHONE
+
 DEVICE_KINDS = ("desk", "mobile", "softphone")
-_LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
-_EXTENSION = re.compile(r"^[0-9]{1,20}$")
-_SMS = re.compile(r"^\+?[0-9]{3,20}$")
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{1,60}$")
 _NUMBER_SEPARATORS = str.maketrans("", "", " +-().\u00a0/")
 
 
@@ -93,7 +89,7 @@ class DirectoryDescription:
                 out.append(f"{where}.name: must be 1-200 characters")
             out += _described(where, e.title, e.topics)
             if e.extension is not None:
-                if not _EXTENSION.match(e.extension):
+                if not EXTENSION.match(e.extension):
                     out.append(f"{where}.extension: must be digits, not {e.extension!r}")
                 elif e.extension in extensions:
                     out.append(
@@ -113,14 +109,14 @@ class DirectoryDescription:
                     out.append(f"{where}.numbers: {n} is already {numbers[d]}'s")
                 else:
                     numbers[d] = e.id
-            if e.email is not None and (len(e.email) > 254 or not _EMAIL.match(e.email)):
+            if e.email is not None and (len(e.email) > EMAIL_MAX or not EMAIL.match(e.email)):
                 out.append(f"{where}.email: not an e-mail address: {e.email!r}")
-            if e.sms_number is not None and not _SMS.match(
+            if e.sms_number is not None and not PHONE.match(
                 e.sms_number.translate(str.maketrans("", "", " -"))
             ):
                 out.append(f"{where}.sms_number: not a phone number: {e.sms_number!r}")
             for lang in e.languages:
-                if not isinstance(lang, str) or not _LANGUAGE.match(lang):
+                if not isinstance(lang, str) or not LANGUAGE.match(lang):
                     out.append(f"{where}.languages: not a language code: {lang!r}")
             for i, device in enumerate(e.devices):
                 if device.kind not in DEVICE_KINDS:

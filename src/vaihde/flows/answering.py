@@ -12,32 +12,12 @@ from dataclasses import dataclass
 
 from vaihde.agi.channel import Channel
 from vaihde.agi.protocol import AgiHangup
+from vaihde.phrases import CALLBACK_TAKEN, MESSAGE_SAVED, RECORD_INTRO, phrase
 
 log = logging.getLogger("vaihde.flows.answering")
 
-# Core Asterisk sounds, used when no speech could be made.
-RECORD_INTRO = "vm-intro"  # "please leave your message after the tone…"
-MESSAGE_SAVED = "vm-msgsaved"
-CALLBACK_TAKEN = "auth-thankyou"
-
 MAX_MESSAGE_MS = 180_000  # three minutes is plenty for a switchboard message
 SILENCE_ENDS_S = 5  # this much silence ends the recording
-
-_INTRO = {
-    "fi": "Jätä viestisi äänimerkin jälkeen. Lopeta painamalla risuaitaa tai sulkemalla puhelin.",
-    "sv": "Lämna ditt meddelande efter tonen. Avsluta med fyrkant eller genom att lägga på.",
-    "en": "Please leave your message after the tone. Press hash or hang up when you are done.",
-}
-_SAVED = {
-    "fi": "Viestisi on vastaanotettu ja se välitetään perille. Kiitos soitostasi.",
-    "sv": "Ditt meddelande har tagits emot och vidarebefordras. Tack för ditt samtal.",
-    "en": "Your message has been taken and will be passed on. Thank you for calling.",
-}
-_CALLBACK = {
-    "fi": "Soittopyyntösi on vastaanotettu. Soitamme sinulle takaisin. Kiitos.",
-    "sv": "Din begäran om att bli uppringd har tagits emot. Vi ringer upp dig. Tack.",
-    "en": "Your callback request has been taken. We will call you back. Thank you.",
-}
 
 Speak = Callable[[str, str], Awaitable[str | None]]
 
@@ -66,10 +46,10 @@ class Taken:
     zero: bool = False  # the caller pressed 0: they want a person (instead, or as well)
 
 
-async def _say(channel: Channel, speak: Speak | None, texts: dict[str, str], language: str,
+async def _say(channel: Channel, speak: Speak | None, key: str, language: str,
                fallback: str) -> str | None:
-    """Say it; returns the key that interrupted it (only 0 does)."""
-    sound = await speak(texts.get(language, texts["en"]), language) if speak else None
+    """Say the phrase `key`; returns the key that interrupted it (only 0 does)."""
+    sound = await speak(phrase(language, key), language) if speak else None
     return await channel.stream_file(sound or fallback, OPERATOR_KEY)
 
 
@@ -87,7 +67,7 @@ async def leave_message(
     during the instructions: nothing is recorded, the caller wants a person."""
     hung_up = False
     try:
-        if await _say(channel, speak, _INTRO, language, RECORD_INTRO) == OPERATOR_KEY:
+        if await _say(channel, speak, "message.intro", language, RECORD_INTRO) == OPERATOR_KEY:
             return Taken(False, zero=True)
         await channel.record_file(
             recording.asterisk_path, "wav", "#", MAX_MESSAGE_MS, beep=True,
@@ -112,7 +92,7 @@ async def leave_message(
         raise AgiHangup("caller hung up after leaving a message")
     zero = False
     if stored:
-        zero = await _say(channel, speak, _SAVED, language, MESSAGE_SAVED) == OPERATOR_KEY
+        zero = await _say(channel, speak, "message.saved", language, MESSAGE_SAVED) == OPERATOR_KEY
     return Taken(stored, zero)
 
 
@@ -128,7 +108,7 @@ async def request_callback(
     await channel.confirm_live()  # the key may have been read after a stall: not behind a rescue
     if not await store(kind, target):
         return Taken(False)
-    zero = await _say(channel, speak, _CALLBACK, language, CALLBACK_TAKEN) == OPERATOR_KEY
+    zero = await _say(channel, speak, "callback.taken", language, CALLBACK_TAKEN) == OPERATOR_KEY
     return Taken(True, zero)
 
 

@@ -10,50 +10,21 @@ from dataclasses import dataclass
 from vaihde.agi.channel import Channel
 from vaihde.company import CompanyConfig, Employee
 from vaihde.flows.keypad import MAX_CHOICES, MAX_LETTERS, MIN_LETTERS, names_matching
+from vaihde.phrases import phrase
 
 Speak = Callable[[str, str], Awaitable[str | None]]
 
-# Core sounds when no speech could be made: the caller is then better off with a person.
-SPELL_FALLBACK = "silence/1"
 ATTEMPTS = 3
 SPELL_TIMEOUT_MS = 6000  # also the gap allowed between letters
 CHOOSE_TIMEOUT_MS = 6000
 
-_TEXTS = {
-    "fi": {
-        "spell": "Näppäile nimen alkukirjaimet puhelimen näppäimillä ja paina lopuksi risuaitaa. "
-                 "Vaihteeseen pääset painamalla nollaa.",
-        "none": "Nimellä ei löytynyt ketään.",
-        "many": "Nimellä löytyi liian monta henkilöä. Näppäile useampi kirjain.",
-        "choice": "{name}, paina {key}.",
-        "again": "Uusi haku, paina 9.",
-    },
-    "sv": {
-        "spell": "Slå namnets första bokstäver på knappsatsen och tryck sedan fyrkant. "
-                 "Till växeln kommer du med noll.",
-        "none": "Ingen hittades med det namnet.",
-        "many": "För många personer hittades. Slå fler bokstäver.",
-        "choice": "{name}, tryck {key}.",
-        "again": "För att söka igen, tryck 9.",
-    },
-    "en": {
-        "spell": "Spell the first letters of the name on your keypad, then press hash. "
-                 "For the switchboard, press 0.",
-        "none": "No one was found by that name.",
-        "many": "Too many people match that name. Please key more letters.",
-        "choice": "For {name}, press {key}.",
-        "again": "To search again, press 9.",
-    },
-}
-
-
 def text(language: str, key: str) -> str:
-    return _TEXTS.get(language, _TEXTS["en"])[key]
+    return phrase(language, f"by_name.{key}")
 
 
 def choices_text(people: list[Employee], language: str) -> str:
     """"For Anna Virtanen, press 1. … To search again, press 9." (at most MAX_CHOICES people)."""
-    lines = [text(language, "choice").format(name=p.name, key=i)
+    lines = [phrase(language, "by_name.choice", name=p.name, key=i)
              for i, p in enumerate(people[:MAX_CHOICES], start=1)]
     return " ".join([*lines, text(language, "again")])
 

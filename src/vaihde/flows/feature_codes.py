@@ -21,6 +21,8 @@ from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from vaihde.phrases import CONFIRM_BACK, CONFIRM_SET, NOT_YOURS, REFUSED
+
 if TYPE_CHECKING:
     from vaihde.agi.channel import Channel
     from vaihde.company import CompanyConfig
@@ -95,11 +97,8 @@ def parse(code: str, now: datetime, tz: str = "Europe/Helsinki") -> FeatureReque
 
 # --- the phone conversation ----------------------------------------------------------------
 
-# Core Asterisk sounds: "activated" / "de-activated" confirm; "pbx-invalid" and "im-sorry" refuse.
-CONFIRM_SET = "activated"
-CONFIRM_BACK = "de-activated"
-REFUSED = "pbx-invalid"
-NOT_YOURS = "im-sorry"
+# Core Asterisk sounds (vaihde.phrases): "activated" / "de-activated" confirm; "pbx-invalid" and
+# "im-sorry" refuse.
 
 
 async def feature_call(

@@ -10,10 +10,10 @@ employee's sentence and the message instructions all listen for it.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import assert_never
 
 from vaihde import contract
 from vaihde.agi.channel import Channel
@@ -26,21 +26,35 @@ from vaihde.company.dials import (
     forwarded_from,
     plan_team,
 )
+from vaihde.company.schema import (
+    BACK_KEY,
+    OPERATOR_DIGIT,
+    REPEAT_KEY,
+    AnnouncementTarget,
+    DialByNameTarget,
+    EmployeeTarget,
+    ExternalTarget,
+    HangupTarget,
+    LanguageTarget,
+    MenuTarget,
+    MessageTarget,
+    OperatorTarget,
+    Target,
+    TeamTarget,
+)
+from vaihde.config.patterns import DIALPLAN_DIGITS as _DIGITS
 from vaihde.flows.answering import OPERATOR_KEY, Answering, leave_message, request_callback
 from vaihde.flows.by_name import dial_by_name
 from vaihde.flows.keypad import Step, extension_step
 from vaihde.flows.reach import Away, reach
 from vaihde.flows.unanswerable import cannot_answer, forwarded_text, team_away
+from vaihde.phrases import AWAY_FALLBACK, INVALID_CHOICE, SILENT_PROMPT
 from vaihde.presence.model import Availability
 from vaihde.prompts.say import greeting_for
 from vaihde.story import CallStory
 
 log = logging.getLogger("vaihde.flows")
 
-# Played while waiting for a key when a menu has neither a recording nor synthesized speech.
-SILENT_PROMPT = "silence/1"
-INVALID_CHOICE = "pm-invalid-option"
-_DIGITS = re.compile(r"^[0-9]{1,32}$")
 # After a key that may begin an extension, how long to wait for the next one. A caller who meant
 # the single-digit option waits this long once; one who keys an extension never notices.
 EXTENSION_GAP_MS = 1500
@@ -200,15 +214,49 @@ def ring_external(number: str, reason: str, mobile_dial: str = "") -> Ring | ToO
     return Ring(mobile_dial.format(number=number.lstrip("+")), EXTERNAL_RING_S, reason)
 
 
+def recipient_kind(company: CompanyConfig, recipient: str) -> str:
+    """Whether a message target names an employee or a team (validation made it one of them)."""
+    return "employee" if recipient in company.employees else "team"
+
+
+def target_decision(
+    company: CompanyConfig, target: Target, reason: str, *, then: str = "", mobile_dial: str = ""
+) -> Decision:
+    """Where a target takes the caller: a menu option's and the closed-hours action's alike."""
+    match target:
+        case OperatorTarget():
+            return ToOperator(reason)
+        case MenuTarget(id=menu):
+            return GoTo(menu, reason)
+        case EmployeeTarget(id=employee):
+            return ring_employee(company.employees[employee], reason, mobile_dial)
+        case TeamTarget(id=team):
+            return ring_team(company, company.teams[team], reason, mobile_dial)
+        case AnnouncementTarget(id=announcement):
+            return Announce(announcement, then or "back", reason)
+        case MessageTarget(id=recipient):
+            return TakeMessage(recipient_kind(company, recipient), recipient, reason)
+        case ExternalTarget(number=number):
+            return ring_external(number, reason, mobile_dial)
+        case DialByNameTarget():
+            return ByName(reason)
+        case LanguageTarget(language=language):
+            return SwitchLanguage(language, reason)
+        case HangupTarget():
+            return Goodbye(reason)
+        case _:
+            assert_never(target)
+
+
 def choose(
     company: CompanyConfig, menu: Menu, digits: str, attempt: int, mobile_dial: str = ""
 ) -> Decision:
     """Decide from the caller's key press in `menu` on attempt `attempt` (1-based)."""
-    if digits == "0":
+    if digits == OPERATOR_DIGIT:
         return ToOperator(f"menu-{menu.id}-0")
-    if digits == "*":
+    if digits == REPEAT_KEY:
         return AskAgain("repeat", counts=False)
-    if digits == "#":
+    if digits == BACK_KEY:
         return GoTo("", f"menu-{menu.id}-back")
     option = menu.options.get(digits) if len(digits) == 1 else None
     if option is None:
@@ -217,28 +265,8 @@ def choose(
         if attempt >= menu.attempts:
             return ToOperator(f"menu-{menu.id}-{why}")
         return AskAgain(why)
-    target, reason = option.target, f"menu-{menu.id}-{option.digit}"
-    if target.kind == "operator":
-        return ToOperator(reason)
-    if target.kind == "menu":
-        return GoTo(target.ref, reason)
-    if target.kind == "employee":
-        return ring_employee(company.employees[target.ref], reason, mobile_dial)
-    if target.kind == "team":
-        return ring_team(company, company.teams[target.ref], reason, mobile_dial)
-    if target.kind == "announcement":
-        return Announce(target.ref, option.then or "back", reason)
-    if target.kind == "message":
-        kind = "employee" if target.ref in company.employees else "team"
-        return TakeMessage(kind, target.ref, reason)
-    if target.kind == "external":
-        return ring_external(target.ref, reason, mobile_dial)
-    if target.kind == "dial_by_name":
-        return ByName(reason)
-    if target.kind == "language":
-        return SwitchLanguage(target.ref, reason)
-    # Anything else a person handles, and the reason tells the operator what the caller chose.
-    return ToOperator(f"{reason}-{target.kind}")
+    return target_decision(company, option.target, f"menu-{menu.id}-{option.digit}",
+                           then=option.then, mobile_dial=mobile_dial)
 
 
 def choose_keys(
@@ -256,7 +284,9 @@ def choose_keys(
     return choose(company, menu, typed, attempt, mobile_dial)
 
 
-def direct_decision(company: CompanyConfig, dialled: str, mobile_dial: str = "") -> Decision | None:
+def direct_decision(
+    company: CompanyConfig, dialled: str, mobile_dial: str = ""
+) -> Ring | ToOperator | None:
     """A call to an employee's direct number skips the menu."""
     employee = company.employee_by_number(dialled) if dialled else None
     if employee is None:
@@ -273,24 +303,11 @@ def closed_decision(
     if is_open:
         return "", None
     action = company.hours.closed_action
-    target, reason = action.target, f"closed-{rule.kind}"
-    decision: Decision
-    if target.kind == "menu":
-        decision = GoTo(target.ref, reason)
-    elif target.kind == "employee":
-        decision = ring_employee(company.employees[target.ref], reason, mobile_dial)
-    elif target.kind == "team":
-        decision = ring_team(company, company.teams[target.ref], reason, mobile_dial)
-    elif target.kind == "hangup":
-        decision = Goodbye(reason)
-    elif target.kind == "external":
-        decision = ring_external(target.ref, reason, mobile_dial)
-    elif target.kind == "message":
-        kind = "employee" if target.ref in company.employees else "team"
-        decision = TakeMessage(kind, target.ref, reason)
-    else:
-        decision = ToOperator(f"{reason}-{target.kind}")
-    return action.announcement, decision
+    reason = f"closed-{rule.kind}"
+    if isinstance(action.target, OperatorTarget):
+        reason += "-operator"  # the reason the dialplan and the console have always been given
+    return action.announcement, target_decision(company, action.target, reason,
+                                                mobile_dial=mobile_dial)
 
 
 def bulletins(company: CompanyConfig, menu: Menu, at: datetime) -> list[Announcement]:
@@ -323,23 +340,26 @@ def route_variables(decision: Final, sought: str = "") -> dict[str, str]:
     if sought:
         # Rides along into the queue, so even the AMI events say whom the caller wanted.
         out[contract.SOUGHT] = sought
-    if isinstance(decision, Ring):
-        out[contract.DIAL] = decision.dial
-        out[contract.DIAL_TIMEOUT] = str(decision.seconds)
-        for step, (dial, seconds) in enumerate(decision.then, start=2):
-            out[f"{contract.DIAL}{step}"] = dial
-            out[f"{contract.DIAL}{step}_TIMEOUT"] = str(seconds)
-        # Where the dialplan stops: nothing left over from anything earlier on the channel.
-        out[f"{contract.DIAL}{len(decision.then) + 2}"] = ""
-        out[contract.ROUTE] = contract.Route.DIAL
-    elif isinstance(decision, QueueTo):
-        out[contract.TEAM_QUEUE] = decision.queue
-        out[contract.DIAL_TIMEOUT] = str(decision.seconds)
-        out[contract.ROUTE] = contract.Route.QUEUE
-    elif isinstance(decision, Goodbye):
-        out[contract.ROUTE] = contract.Route.HANGUP
-    else:
-        out[contract.ROUTE] = contract.Route.OPERATOR
+    match decision:
+        case Ring(dial=dial, seconds=seconds, then=then):
+            out[contract.DIAL] = dial
+            out[contract.DIAL_TIMEOUT] = str(seconds)
+            for step, (next_dial, next_seconds) in enumerate(then, start=2):
+                out[f"{contract.DIAL}{step}"] = next_dial
+                out[f"{contract.DIAL}{step}_TIMEOUT"] = str(next_seconds)
+            # Where the dialplan stops: nothing left over from anything earlier on the channel.
+            out[f"{contract.DIAL}{len(then) + 2}"] = ""
+            out[contract.ROUTE] = contract.Route.DIAL
+        case QueueTo(queue=queue, seconds=seconds):
+            out[contract.TEAM_QUEUE] = queue
+            out[contract.DIAL_TIMEOUT] = str(seconds)
+            out[contract.ROUTE] = contract.Route.QUEUE
+        case Goodbye():
+            out[contract.ROUTE] = contract.Route.HANGUP
+        case ToOperator():
+            out[contract.ROUTE] = contract.Route.OPERATOR
+        case _:
+            assert_never(decision)
     return out
 
 
@@ -348,8 +368,6 @@ async def apply(channel: Channel, decision: Final, sought: str = "") -> None:
     await channel.set_variables(route_variables(decision, sought))
 
 
-# Played when an employee is away and no speech could be made in time.
-AWAY_FALLBACK = "vm-isunavail"
 
 
 async def offer_alternatives(
@@ -525,30 +543,34 @@ async def inbound(
     human_only = False  # the caller chose a human_only option: people only from here on
 
     async def finish(decision: Final | TakeMessage | TakeCallback) -> Final:
-        if isinstance(decision, Ring | QueueTo) and decision.team and lookup is not None:
-            decision = await check_team(
-                channel, company, decision, story, lookup=lookup, speak=speak,
-                language=language, mobile_dial=mobile_dial, devices=devices,
-                human_only=human_only,
-            )
-        elif isinstance(decision, Ring) and decision.employee and lookup is not None:
-            availability = lookup(decision.employee)
-            story.add("availability", employee=decision.employee,
-                      state=str(availability.state),
-                      until=availability.until.isoformat() if availability.until else "")
-            decision = await check_reach(
-                channel, company, decision, availability, lookup=lookup, speak=speak,
-                language=language, mobile_dial=mobile_dial, devices=devices, story=story,
-                human_only=human_only,
-            )
-        if isinstance(decision, TakeMessage | TakeCallback):
-            decision = await answer_for(decision)
-        if isinstance(decision, ToOperator) and not story.sought_kind:
+        # Whoever is rung is checked against their availability and phones first.
+        match decision:
+            case Ring(team=str(team)) | QueueTo(team=str(team)) if team and lookup is not None:
+                decision = await check_team(
+                    channel, company, decision, story, lookup=lookup, speak=speak,
+                    language=language, mobile_dial=mobile_dial, devices=devices,
+                    human_only=human_only,
+                )
+            case Ring(employee=str(employee)) if employee and lookup is not None:
+                availability = lookup(employee)
+                story.add("availability", employee=employee, state=str(availability.state),
+                          until=availability.until.isoformat() if availability.until else "")
+                decision = await check_reach(
+                    channel, company, decision, availability, lookup=lookup, speak=speak,
+                    language=language, mobile_dial=mobile_dial, devices=devices, story=story,
+                    human_only=human_only,
+                )
+        match decision:
+            case TakeMessage() | TakeCallback():
+                final = await answer_for(decision)
+            case _:
+                final = decision
+        if isinstance(final, ToOperator) and not story.sought_kind:
             story.seek("operator", "", "operator")
-        story.add("routed", route=type(decision).__name__.lower(), reason=decision.reason)
+        story.add("routed", route=type(final).__name__.lower(), reason=final.reason)
         sought = f"{story.sought_kind}:{story.sought_id}" if story.sought_kind else ""
-        await apply(channel, decision, sought)
-        return decision
+        await apply(channel, final, sought)
+        return final
 
     async def answer_for(decision: TakeMessage | TakeCallback) -> Final:
         """The answering service; without it (or if storing fails) a person takes over."""
@@ -588,7 +610,7 @@ async def inbound(
             return await finish(handled)
 
     direct = direct_decision(company, dialled, mobile_dial)
-    if isinstance(direct, Ring | QueueTo | ToOperator):
+    if direct is not None:
         employee = company.employee_by_number(dialled)
         if employee is not None:
             story.seek("employee", employee.id, "direct_number", number=dialled)
@@ -619,12 +641,18 @@ async def inbound(
                 reason = closed.reason if closed is not None else "closed"
                 story.add("menu", menu="closed", key=OPERATOR_KEY, attempt="1")
                 return await finish(ToOperator(f"{reason}-0"))
-    if isinstance(closed, GoTo):
-        menu = company.menus[closed.menu]
-    elif isinstance(closed, Ring | QueueTo | ToOperator | Goodbye | TakeMessage):
-        if isinstance(closed, TakeMessage):
-            story.seek(closed.kind, closed.target, "closed")
-        return await finish(closed)
+    match closed:
+        case None:
+            pass
+        case GoTo(menu=night):
+            menu = company.menus[night]
+        case TakeMessage(kind=kind, target=recipient):
+            story.seek(kind, recipient, "closed")
+            return await finish(closed)
+        case Ring() | QueueTo() | ToOperator() | Goodbye():
+            return await finish(closed)
+        case _:  # closed_action's targets are validated to be none of the others
+            return await finish(ToOperator(closed.reason))
 
     # Extensions may be keyed in the menu a company number leads to (not in submenus, where
     # the digits are that submenu's choices).
@@ -662,49 +690,49 @@ async def inbound(
                    "pressed": pressed, "decision": decision},
         )
         human_only = is_human_only(menu, pressed)
-        if isinstance(decision, ByName):
-            chosen = await dial_by_name(channel, company, speak, language)
-            story.add("dial_by_name", letters=chosen.letters,
-                      result=chosen.employee or chosen.reason)
-            if chosen.employee:
+        match decision:
+            case ByName(reason=reason):
+                chosen = await dial_by_name(channel, company, speak, language)
+                story.add("dial_by_name", letters=chosen.letters,
+                          result=chosen.employee or chosen.reason)
+                if not chosen.employee:
+                    return await finish(ToOperator(f"{reason}-{chosen.reason}"))
                 employee = company.employees[chosen.employee]
                 story.seek("employee", employee.id, "dial_by_name", letters=chosen.letters)
-                return await finish(ring_employee(employee, f"{decision.reason}-{employee.id}",
+                return await finish(ring_employee(employee, f"{reason}-{employee.id}",
                                                   mobile_dial))
-            return await finish(ToOperator(f"{decision.reason}-{chosen.reason}"))
-        if isinstance(decision, SwitchLanguage):
-            language = decision.language
-            story.add("language", language=language)
-            greet, attempt = True, 1
-            continue
-        if isinstance(decision, Ring | QueueTo | ToOperator | Goodbye | TakeMessage
-                      | TakeCallback):
-            return await finish(decision)
-        if isinstance(decision, Announce):
-            sound = prompts(company.announcements[decision.announcement].say, language)
-            back = decision.then != "hangup"
-            if sound:
-                # Going back to the menu, its keys choose at once; before a goodbye, 0 only.
-                heard = await channel.stream_file(sound, keys if back else OPERATOR_KEY) or ""
-                if heard == OPERATOR_KEY:
-                    return await finish(ToOperator(f"{decision.reason}-0"))
-                pressed_early = heard
-            if not back:
-                return await finish(Goodbye(decision.reason))
-            attempt = 1
-            continue
-        if isinstance(decision, GoTo):
-            if decision.menu:
-                stack.append(menu)
-                menu = company.menus[decision.menu]
-            elif stack:
-                menu = stack.pop()
-            greet, attempt = True, 1
-            continue
-        if decision.reason == "invalid-choice":
-            pressed_early = await channel.stream_file(INVALID_CHOICE, keys) or ""
-        if decision.counts:
-            attempt += 1
+            case SwitchLanguage(language=spoken):
+                language = spoken
+                story.add("language", language=language)
+                greet, attempt = True, 1
+            case Ring() | QueueTo() | ToOperator() | Goodbye() | TakeMessage() | TakeCallback():
+                return await finish(decision)
+            case Announce(announcement=said, then=then, reason=reason):
+                sound = prompts(company.announcements[said].say, language)
+                back = then != "hangup"
+                if sound:
+                    # Going back to the menu, its keys choose at once; before a goodbye, 0 only.
+                    heard = await channel.stream_file(sound, keys if back else OPERATOR_KEY) or ""
+                    if heard == OPERATOR_KEY:
+                        return await finish(ToOperator(f"{reason}-0"))
+                    pressed_early = heard
+                if not back:
+                    return await finish(Goodbye(reason))
+                attempt = 1
+            case GoTo(menu=submenu):
+                if submenu:
+                    stack.append(menu)
+                    menu = company.menus[submenu]
+                elif stack:
+                    menu = stack.pop()
+                greet, attempt = True, 1
+            case AskAgain(reason=why, counts=counts):
+                if why == "invalid-choice":
+                    pressed_early = await channel.stream_file(INVALID_CHOICE, keys) or ""
+                if counts:
+                    attempt += 1
+            case _:
+                assert_never(decision)
 
 
 async def _more_keys(channel: Channel, company: CompanyConfig, typed: str) -> str:
@@ -725,9 +753,17 @@ def _seek_for(
         story.seek("employee", decision.employee, "extension", extension=pressed)
         return
     option = menu.options.get(pressed) if len(pressed) == 1 else None
-    if option is None or option.target.kind not in ("employee", "team", "message", "external"):
+    if option is None:
         return
-    ref, kind = option.target.ref, option.target.kind
-    if kind == "message":
-        kind = "employee" if ref in company.employees else "team"
+    match option.target:
+        case EmployeeTarget(id=ref):
+            kind = "employee"
+        case TeamTarget(id=ref):
+            kind = "team"
+        case MessageTarget(id=ref):
+            kind = recipient_kind(company, ref)
+        case ExternalTarget(number=ref):
+            kind = "external"
+        case _:
+            return
     story.seek(kind, ref, "menu_option", menu=menu.id, key=pressed, label=option.label)

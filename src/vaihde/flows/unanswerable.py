@@ -12,24 +12,8 @@ from collections.abc import Callable
 
 from vaihde.company import CompanyConfig, Employee, Team
 from vaihde.flows.reach import Away, language_of, offers_text
+from vaihde.phrases import phrase
 from vaihde.presence.model import Availability
-
-_CANNOT = {
-    "fi": "{name} ei pääse juuri nyt vastaamaan.",
-    "sv": "{name} kan inte svara just nu.",
-    "en": "{name} cannot answer right now.",
-}
-# A team's name is said on its own ("Myynti: …"): Finnish would otherwise need its case ending.
-_TEAM_NOBODY = {
-    "fi": "{team}: kukaan ei pääse juuri nyt vastaamaan.",
-    "sv": "{team}: ingen kan svara just nu.",
-    "en": "Nobody in {team} can answer right now.",
-}
-_TEAM_BUSY = {
-    "fi": "{team}: kaikki puhuvat juuri nyt toista puhelua.",
-    "sv": "{team}: alla talar i telefon just nu.",
-    "en": "Everyone in {team} is on another call right now.",
-}
 
 # For the call's story and the operator's card (English, as the console is).
 _VIA = {"mobile": "their mobile", "direct": "their direct number", "extension": "their desk phone"}
@@ -67,7 +51,7 @@ def cannot_answer(
     available whose phones cannot ring now, or whose own phone forwarded the call here."""
     language = language_of(company, language)
     delegate = _delegate(employee, lookup)
-    sentence = _CANNOT[language].format(name=employee.name)
+    sentence = phrase(language, "cannot_answer", name=employee.name)
     offers = offers_text(company, language, delegate, human_only=human_only)
     return Away(employee.id, sentence, offers, delegate, message=not human_only,
                 callback=not human_only)
@@ -79,9 +63,9 @@ def team_away(
     """Nobody in `team` can answer (`why` from TeamPlan: busy, absent, unreachable…): say so and
     offer a message to the team, a callback, or the switchboard (human_only: the switchboard)."""
     language = language_of(company, language)
-    texts = _TEAM_BUSY if why == "busy" else _TEAM_NOBODY
+    sentence = phrase(language, "team.busy" if why == "busy" else "team.nobody", team=team.name)
     offers = offers_text(company, language, None, human_only=human_only)
-    return Away("", texts[language].format(team=team.name), offers, None,
+    return Away("", sentence, offers, None,
                 message=not human_only, callback=not human_only)
 
 

@@ -9,12 +9,10 @@ checked, and a mistake is reported as `file:line: service.http.field: what`.
 from __future__ import annotations
 
 import ipaddress
-import re
 from dataclasses import dataclass
 
+from vaihde.config.patterns import HOST
 from vaihde.config.source import Reader
-
-_HOST = re.compile(r"^[A-Za-z0-9.\-:]{1,253}$")
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -52,7 +50,7 @@ DEFAULT = HttpSettings()
 def parse_http(r: Reader, default_port: int = 8080) -> HttpSettings:
     """Read `service.http`; problems go to `r.problems` (the caller raises them together)."""
     host = r.str("host", "127.0.0.1")
-    if not _HOST.match(host):
+    if not HOST.match(host):
         r.problems.append(f"{r.where}.host: not a host name or address: {host!r}")
     # 0 = any free port (tests, several instances on one machine).
     port = r.int("port", default_port, low=0, high=65535)

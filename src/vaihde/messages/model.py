@@ -12,6 +12,8 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from vaihde.config import patterns
+from vaihde.config.patterns import CALL_ID, EMAIL_MAX, ID, PHONE, USERNAME
 from vaihde.directory import digits
 
 RECIPIENT_KINDS = ("employee", "team")
@@ -31,9 +33,8 @@ NAME_MAX = 200
 NOTE_MAX = 2000
 PATH_MAX = 1000
 TAKEN_BY_MAX = 64
-CALL_ID_MAX = 64
 RECORDING_PATH_MAX = 500
-ADDRESS_MAX = 254
+ADDRESS_MAX = EMAIL_MAX
 ERROR_MAX = 1000
 
 # Retry delays after the 1st, 2nd, … failed attempt; the last one repeats until the deadline.
@@ -47,11 +48,6 @@ BACKOFF = (
 )
 RETRY_FOR = timedelta(hours=24)
 
-_ID = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,39}$")
-_TAKEN_BY = re.compile(r"^[A-Za-z0-9._@\-]{1,64}$")
-_CALL_ID = re.compile(r"^[A-Za-z0-9._:\-]{0,64}$")
-_EMAIL = re.compile(r"^[^@\s<>,;:\"()\[\]\\]{1,64}@[A-Za-z0-9.\-]{1,189}\.[A-Za-z]{2,63}$")
-_SMS = re.compile(r"^\+?[0-9]{3,20}$")
 _SPACES = re.compile(r"[ \t]+")
 # Bidi overrides and isolates (category Cf) can make a name display as something else.
 _INVISIBLE = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
@@ -145,7 +141,7 @@ class CallbackDraft:
 
 def _taken_by_and_note(taken_by: object, note: object, problems: list[str]) -> str:
     """Checks shared by messages and callbacks; returns the cleaned note ("" when refused)."""
-    if not isinstance(taken_by, str) or not _TAKEN_BY.match(taken_by):
+    if not isinstance(taken_by, str) or not USERNAME.match(taken_by):
         problems.append(f"taken_by: must be \"caller\" or a user name, not {taken_by!r}")
     if not isinstance(note, str):
         problems.append("note: must be text")
@@ -167,7 +163,7 @@ def validate_message(draft: MessageDraft, company_language: str = "fi") -> Messa
     recipient = draft.recipient
     if not isinstance(recipient, Recipient) or recipient.kind not in RECIPIENT_KINDS:
         problems.append(f"recipient: must be an employee or a team, not {recipient!r}")
-    elif not isinstance(recipient.id, str) or not _ID.match(recipient.id):
+    elif not isinstance(recipient.id, str) or not ID.match(recipient.id):
         problems.append(f"recipient: not an {recipient.kind} id: {recipient.id!r}")
     number = None
     try:
@@ -183,7 +179,7 @@ def validate_message(draft: MessageDraft, company_language: str = "fi") -> Messa
         or clean_line(recording, RECORDING_PATH_MAX) != recording
     ):
         problems.append(f"recording_path: must be an absolute file path, not {recording!r}")
-    if not isinstance(draft.call_id, str) or not _CALL_ID.match(draft.call_id):
+    if not isinstance(draft.call_id, str) or (draft.call_id and not CALL_ID.match(draft.call_id)):
         problems.append(f"call_id: not a call id: {draft.call_id!r}")
     language = draft.language or company_language
     if language not in LANGUAGES:
@@ -218,12 +214,12 @@ def validate_callback(draft: CallbackDraft) -> CallbackDraft:
     elif draft.for_kind is not None:
         if draft.for_kind not in RECIPIENT_KINDS:
             problems.append(f"for_kind: must be employee or team, not {draft.for_kind!r}")
-        elif not isinstance(draft.for_id, str) or not _ID.match(draft.for_id):
+        elif not isinstance(draft.for_id, str) or not ID.match(draft.for_id):
             problems.append(f"for_id: not an {draft.for_kind} id: {draft.for_id!r}")
     note = _taken_by_and_note(draft.taken_by, draft.note, problems)
     if not isinstance(draft.caller_name, str):
         problems.append("caller_name: must be text")
-    if not isinstance(draft.call_id, str) or not _CALL_ID.match(draft.call_id):
+    if not isinstance(draft.call_id, str) or (draft.call_id and not CALL_ID.match(draft.call_id)):
         problems.append(f"call_id: not a call id: {draft.call_id!r}")
     if problems:
         raise MessageError(problems)
@@ -302,9 +298,9 @@ class Target:
 def _valid_address(channel: str, address: str) -> str | None:
     address = address.strip()
     if channel == EMAIL:
-        return address if len(address) <= ADDRESS_MAX and _EMAIL.match(address) else None
+        return address if len(address) <= ADDRESS_MAX and patterns.EMAIL.match(address) else None
     compact = address.replace(" ", "").replace("-", "")
-    return compact if _SMS.match(compact) else None
+    return compact if PHONE.match(compact) else None
 
 
 def plan_deliveries(

@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from vaihde.config import patterns
 from vaihde.config.source import ConfigError, Reader, node_from_data
 from vaihde.messages.model import EMAIL, RETRY_FOR, SMS
 
@@ -21,8 +22,6 @@ SMS_FORMATS = ("json", "form")
 SMTP_PASSWORD_ENV = "VAIHDE_SMTP_PASSWORD"
 SMS_TOKEN_ENV = "VAIHDE_SMS_TOKEN"
 
-_HOST = re.compile(r"^[A-Za-z0-9.\-:]{1,253}$")
-_EMAIL = re.compile(r"^[^@\s<>,;:\"()\[\]\\]{1,64}@[A-Za-z0-9.\-]{1,189}\.[A-Za-z]{2,63}$")
 _HEADER = re.compile(r"^[A-Za-z0-9\-]{1,64}$")
 _FIELD = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
@@ -117,7 +116,7 @@ def _problem(r: Reader, key: str, message: str) -> None:
 
 def _smtp(r: Reader, env: Mapping[str, str]) -> SmtpSettings:
     host = r.str("host", required=True)
-    if host and not _HOST.match(host):
+    if host and not patterns.HOST.match(host):
         _problem(r, "host", f"not a host name or address: {host!r}")
     security = r.str("security", "starttls")
     if security not in SECURITY:
@@ -133,7 +132,7 @@ def _smtp(r: Reader, env: Mapping[str, str]) -> SmtpSettings:
     if password and not username:
         _problem(r, "password", "given without a username")
     from_address = r.str("from", required=True)
-    if from_address and not _EMAIL.match(from_address):
+    if from_address and not patterns.EMAIL.match(from_address):
         _problem(r, "from", f"not an e-mail address: {from_address!r}")
     from_name = r.str("from_name", "")
     if any(c in from_name for c in "\r\n\0"):

@@ -8,9 +8,10 @@ import re
 import unicodedata
 from datetime import date, time
 
+from vaihde.phrases import phrase
+
 MAX_NAME = 40
 
-GREETINGS = {"fi": "Hei", "sv": "Hej", "en": "Hello"}
 _CLOCK_WORD = {"fi": "kello", "sv": "klockan"}
 # Finnish would need case endings ("kahdeksasta kuuteentoista"): a spoken pause instead.
 _RANGE_WORD = {"fi": " – ", "sv": " till ", "en": " to "}
@@ -195,6 +196,7 @@ def sanitize_name(name: str) -> str:
 
 def greeting_for(first_name: str, language: str) -> str:
     """Greet by first name: "Hei Anna", "Hej Anna", "Hello Anna"; no name left, no name said."""
-    hello = GREETINGS.get(language, GREETINGS["en"])
     name = sanitize_name(first_name)
-    return f"{hello} {name}" if name else hello
+    if not name:
+        return phrase(language, "greeting.nameless")
+    return phrase(language, "greeting.by_name", name=name)

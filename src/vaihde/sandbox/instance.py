@@ -20,6 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+from vaihde.config.patterns import AGI_SECRET
 from vaihde.config.settings import is_example_secret
 from vaihde.process import die_with_parent
 
@@ -157,7 +158,7 @@ class InstanceSettings:
         _check_value("AMI secret", self.ami_secret)
         if not self.agi_secret:
             self.agi_secret = secrets.token_urlsafe(18)
-        if not re.fullmatch(r"[A-Za-z0-9_-]{16,128}", self.agi_secret):
+        if not AGI_SECRET.match(self.agi_secret):
             raise SandboxError("AGI secret: 16-128 letters, digits, - or _")
         for secret in (self.ami_secret, self.driver_secret):
             if is_example_secret(secret):

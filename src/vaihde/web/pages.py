@@ -154,6 +154,22 @@ async def applied_yaml(request: web.Request) -> web.StreamResponse:
     return _secure(response)
 
 
+async def phrases_json(request: web.Request) -> web.StreamResponse:
+    """GET /admin/phrases.json: what vaihde says to callers, per language (admins only)."""
+    from vaihde.phrases import CATALOG, KEYS, LANGUAGES, RECORDINGS
+
+    who = await principal_of(request)
+    if who is None or who.role is not Role.ADMIN:
+        return _secure(web.Response(status=403 if who else 401, text="admins only\n"))
+    body = {
+        "languages": list(LANGUAGES),
+        "phrases": [{"key": key, **{lang: CATALOG[lang][key] for lang in LANGUAGES}}
+                    for key in KEYS],
+        "recordings": [{"sound": sound, "when": when} for sound, when in RECORDINGS.items()],
+    }
+    return _secure(web.json_response(body))
+
+
 def add_web(
     app: web.Application,
     sessions: async_sessionmaker[AsyncSession],
@@ -168,4 +184,5 @@ def add_web(
     app.router.add_get("/admin", _page("/admin", "admin.html"))
     app.router.add_get("/me", _page("/me", "me.html"))
     app.router.add_get("/admin/company.yaml", applied_yaml)
+    app.router.add_get("/admin/phrases.json", phrases_json)
     app.router.add_get("/static/{name}", asset)

@@ -238,13 +238,35 @@
         ...(hours.exceptions || {}) }).map(([d, v]) => [d, describe(v)])));
   }
 
+  // What vaihde itself says to callers (the company file's texts are in the menus).
+  async function showPhrases() {
+    const resp = await fetch("/admin/phrases.json", { credentials: "same-origin" });
+    if (!resp.ok) throw new Error(`could not load the phrases (HTTP ${resp.status})`);
+    const got = await resp.json();
+    $("view-phrases").replaceChildren(
+      V.el("h2", { text: `What vaihde says to callers (${got.phrases.length} phrases)` }),
+      table(["key", ...got.languages], got.phrases.map((p) =>
+        [p.key, ...got.languages.map((l) => p[l])])),
+      V.el("h3", { text: "Recordings (Asterisk's core sounds, in the caller's language)" }),
+      table(["sound", "played"], got.recordings.map((r) => [r.sound, r.when])));
+    views.phrases = true;
+  }
+
   async function show(view) {
     for (const b of document.querySelectorAll(".tab")) {
       b.setAttribute("aria-pressed", String(b.dataset.view === view));
     }
     for (const s of document.querySelectorAll(".view")) s.hidden = s.id !== "view-" + view;
     $("result").hidden = view !== "editor";
-    if (view !== "editor" && !views.loaded) {
+    if (view === "phrases") {
+      if (!views.phrases) {
+        try {
+          await showPhrases();
+        } catch (err) {
+          $("view-phrases").replaceChildren(V.el("p", { cls: "error", text: err.message }));
+        }
+      }
+    } else if (view !== "editor" && !views.loaded) {
       try {
         renderViews((await V.api("GET", "/config")).document);
         views.loaded = true;
