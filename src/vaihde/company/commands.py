@@ -139,7 +139,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     config = sub.add_parser("config", help="the company file: check, diff, apply, schema")
     actions = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
 

@@ -169,8 +169,8 @@ def _build(root: Node) -> Settings:
         problems.append(f"{guard.where}.mode: must be one of {', '.join(GUARD_MODES)}")
     guard_stall_ms = guard.int("stall_ms", 2500, low=500, high=10_000)
     guard_agi_url = guard.str("agi_url", "")
-    if guard_agi_url and not re.fullmatch(r"agi://[A-Za-z0-9.\-:\[\]]{1,253}(:\d{1,5})?/?",
-                                          guard_agi_url):
+    authority = guard_agi_url.removeprefix("agi://").rstrip("/")
+    if guard_agi_url and (not guard_agi_url.startswith("agi://") or not HOST.match(authority)):
         problems.append(f"{guard.where}.agi_url: must be this instance's agi://HOST:PORT")
     guard.done()
     company_file = top.str("company_file", "")

@@ -13,7 +13,7 @@ def cmd_phrases(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     phrases = sub.add_parser("phrases", help="what vaihde says to callers, per language")
     phrases.add_argument("--language", choices=LANGUAGES, help="only this language")
     phrases.set_defaults(func=cmd_phrases)
