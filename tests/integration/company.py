@@ -21,6 +21,16 @@ TRUNK_PORT = 15078 + _SLOT * 100  # SIPp as a carrier trunk sending (forwarded) 
 TRUNK_MEDIA_PORT = 15080 + _SLOT * 100
 REG_PORT = 15082 + _SLOT * 100  # SIPp as a softphone that registers (PJSIP/reg-phone)
 REG_PASSWORD = "reg-phone-secret"
+# Kamailio in front of two Asterisks (tests/integration/test_kamailio.py): the proxy, SIPp as the
+# carrier sending to it, and the second Asterisk (AMI, SIP). Not the browser tests' +50 offset:
+# their Asterisk may still run in the same session.
+KAMAILIO_PORT = 15086 + _SLOT * 100
+CARRIER_PORT = 15090 + _SLOT * 100
+CARRIER_MEDIA_PORT = 15092 + _SLOT * 100
+SECOND_AMI_PORT = 15094 + _SLOT * 100
+SECOND_SIP_PORT = 15096 + _SLOT * 100
+BROKEN_PORT = 15098 + _SLOT * 100  # SIPp as an Asterisk that fails calls, behind Kamailio
+BROKEN_MEDIA_PORT = 15064 + _SLOT * 100
 TEAM_QUEUE = "test-sales-q"  # a team's own queue (vaihde adds its members)
 
 COMPANY = f"""\

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from amiprobe import AmiProbe  # tests/integration is on sys.path (no package)
-from company import REG_PASSWORD, SOFT_OFF_PORT, TEAM_QUEUE, TRUNK_PORT
+from company import KAMAILIO_PORT, REG_PASSWORD, SOFT_OFF_PORT, TEAM_QUEUE, TRUNK_PORT
 
 from vaihde import logs
 from vaihde.sandbox import Instance, InstanceSettings, SandboxError, build
@@ -97,6 +97,8 @@ def sandbox_test_settings() -> InstanceSettings:
             {"name": "soft-off", "contact": f"sip:soft@127.0.0.1:{SOFT_OFF_PORT}", "qualify": 1},
             {"name": "reg-phone", "password": REG_PASSWORD},
             {"name": "trunk", "contact": f"sip:trunk@127.0.0.1:{TRUNK_PORT}"},
+            # Calls Kamailio forwards (test_kamailio.py), identified by its address.
+            {"name": "kamailio", "contact": f"sip:kamailio@127.0.0.1:{KAMAILIO_PORT}"},
         ],
         team_queues=[TEAM_QUEUE],
         extra_dialplan=[str(TEST_DIALPLAN)],
