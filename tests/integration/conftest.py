@@ -42,11 +42,12 @@ SIPP_MEDIA_PORT = 15072 + SLOT * 100
 RTP_START = 21000 + SLOT * 1000
 OPERATORS = "Local/operator@vaihde-test-phones"
 # A second Asterisk for the tests of several Asterisks (test_cluster_ami.py), within the slot's
-# own ports: `peer_test_settings()`. The two reach each other's phones through a PJSIP trunk
-# each (the shipped [vaihde-reach] context on the receiving side).
+# own ports (not the +50 ones of the browser tests' instance): `peer_test_settings()`. The two
+# reach each other's phones through a PJSIP trunk each (the shipped [vaihde-reach] context on
+# the receiving side).
 PEER_NAME = f"{INSTANCE_NAME}b"
-PEER_AMI_PORT = 15088 + SLOT * 100
-PEER_SIP_PORT = 15090 + SLOT * 100
+PEER_AMI_PORT = 15084 + SLOT * 100
+PEER_SIP_PORT = 15086 + SLOT * 100
 PEER_RTP_START = 33000 + SLOT * 100
 TRUNK_TO_A = "peer-a"  # B's endpoint for calls to A
 TRUNK_TO_B = "peer-b"  # A's endpoint for calls to B (and for calls from B)

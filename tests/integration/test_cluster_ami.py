@@ -113,22 +113,31 @@ async def eventually(check: Any, timeout: float = 10, what: str = "") -> None:
         await asyncio.sleep(0.05)
 
 
-@pytest.fixture
-async def two(asterisk: Instance, asterisk_b: Instance, monkeypatch: pytest.MonkeyPatch,
-              tmp_path: Path) -> AsyncIterator[Service]:
+async def start_two(a: Instance, b: Instance, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                    company: str = CLUSTER_COMPANY) -> Service:
     """The service with an AMI link to both Asterisks, once both are logged in and synced."""
     for name in ("VAIHDE_AMI_SECRET", "VAIHDE_DB_URL", "VAIHDE_PROMPTS_DIR",
                  "VAIHDE_PROMPTS_ASTERISK_DIR"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("VAIHDE_TEST_SECRET_B", asterisk_b.ami_secret)
-    (tmp_path / "company.yaml").write_text(CLUSTER_COMPANY)
-    settings = loads(cluster_settings(asterisk, asterisk_b, tmp_path),
-                     str(tmp_path / "settings.yaml"))
+    monkeypatch.setenv("VAIHDE_TEST_SECRET_B", b.ami_secret)
+    (tmp_path / "company.yaml").write_text(company)
+    settings = loads(cluster_settings(a, b, tmp_path), str(tmp_path / "settings.yaml"))
     service = Service(settings)
     await service.start()
     try:
         await eventually(lambda: all(link.client.connected and link.tracker.synced
                                      for link in service.links), 15, "both Asterisks up")
+    except BaseException:
+        await service.stop()
+        raise
+    return service
+
+
+@pytest.fixture
+async def two(asterisk: Instance, asterisk_b: Instance, monkeypatch: pytest.MonkeyPatch,
+              tmp_path: Path) -> AsyncIterator[Service]:
+    service = await start_two(asterisk, asterisk_b, monkeypatch, tmp_path)
+    try:
         yield service
     finally:
         await service.stop()
@@ -213,15 +222,20 @@ def waiting_number(number: str) -> Any:
     return lambda c: c["state"] == "waiting" and c["caller"]["number"] == number
 
 
+def queued_number(number: str) -> Any:
+    """Waiting in the operators' queue (a caller is `waiting` a moment before joining it)."""
+    return lambda c: waiting_number(number)(c) and c["queue"] == QUEUE
+
+
 # --- one board ------------------------------------------------------------------------------
 
 
 async def test_callers_on_both_asterisks_on_one_board_longest_waiting_first(
         asterisk, asterisk_b, ami, ami_b, two, desk):
     await call(ami_b, "0", callerid="0402220001")  # B's caller first: they wait longest
-    on_b = await desk.call_where(waiting_number("0402220001"))
+    on_b = await desk.call_where(queued_number("0402220001"))
     await call(ami, "0", callerid="0402220002")
-    on_a = await desk.call_where(waiting_number("0402220002"))
+    on_a = await desk.call_where(queued_number("0402220002"))
     # Each id is its Asterisk's own Uniqueid, which begins with its systemname.
     joined_b = await ami_b.wait_for(lambda e: e.get("Event") == "QueueCallerJoin"
                                     and e.get("Uniqueid") == on_b["id"], 5)
@@ -389,6 +403,31 @@ async def test_team_queue_on_each_asterisk_rings_each_phone_its_way(asterisk, as
     assert on_b == want_b
 
 
+async def test_stopping_hands_callers_in_the_menu_to_the_operators_of_their_asterisk(
+        asterisk, asterisk_b, ami, ami_b, monkeypatch, tmp_path):
+    slow_menu = CLUSTER_COMPANY.replace("timeout: 2\n    attempts: 2",
+                                        "timeout: 8\n    attempts: 3")
+    assert slow_menu != CLUSTER_COMPANY
+    service = await start_two(asterisk, asterisk_b, monkeypatch, tmp_path, slow_menu)
+    stopped = False
+    try:
+        await call(ami, "", hold=30, callerid="0402220008")  # say nothing: the menu waits
+        await call(ami_b, "", hold=30, callerid="0402220009")
+        await eventually(lambda: service.agi.active == 2, 15, "both callers in the menu")
+        await asyncio.sleep(0.5)
+        mark_a, mark_b = ami.mark(), ami_b.mark()
+        await service.stop()
+        stopped = True
+        for probe, mark, number in ((ami, mark_a, "0402220008"), (ami_b, mark_b, "0402220009")):
+            joined = await probe.wait_for(
+                lambda e, n=number: e.get("Event") == "QueueCallerJoin"
+                and e.get("Queue") == QUEUE and e.get("CallerIDNum") == n, 5, since=mark)
+            assert "VAIHDE_REASON=service-stopping" in joined.get("ChanVariable", "")
+    finally:
+        if not stopped:
+            await service.stop()
+
+
 async def test_an_asterisk_with_another_systemname_is_refused(asterisk, monkeypatch, tmp_path):
     """Two entries that reach the same Asterisk (a wrong port): the one whose name is not that
     Asterisk's systemname is refused at login, saying why, and never connected."""
@@ -417,5 +456,6 @@ async def test_an_asterisk_with_another_systemname_is_refused(asterisk, monkeypa
         status = service.status()
         assert status["status"] == "degraded"
         assert [a["connected"] for a in status["ami"]["asterisks"]] == [True, False]
+        assert "systemname" in status["ami"]["asterisks"][1]["last_error"]
     finally:
         await service.stop()

@@ -284,11 +284,13 @@ def _operator_channel(
 
 
 def next_waiting(calls: Mapping[str, Mapping[str, Any]]) -> Mapping[str, Any] | None:
-    """Whom "answer next" takes: the first in a queue (with several Asterisks each queue has a
-    first) who has waited longest."""
+    """Whom "answer next" takes: the first in line. With several Asterisks (the calls say
+    which holds them) positions are each Asterisk's own, so the line is by waiting time."""
     waiting = [c for c in calls.values() if c["state"] == "waiting"]
     if not waiting:
         return None
+    if any("asterisk" in c for c in waiting):
+        return min(waiting, key=lambda c: (c["since"], c["position"] or 0))
     return min(waiting, key=lambda c: (c["position"] or 0, c["since"]))
 
 

@@ -39,7 +39,9 @@ class GuardSettings:
                    str(data["secret"]), float(data["stall_s"]), str(data["log_format"]))
 
 
-def from_settings_file(path: str) -> GuardSettings:
+def from_settings_file(path: str, asterisk: str = "") -> GuardSettings:
+    """The guard of one Asterisk of the settings (`asterisk`: its name in service.asterisks;
+    "" = the first, or only, one)."""
     from vaihde.config.settings import load
     from vaihde.config.source import ConfigError
 
@@ -47,7 +49,12 @@ def from_settings_file(path: str) -> GuardSettings:
         settings = load(path)
     except ConfigError as exc:
         exc.exit(path)
-    ami = settings.ami
+    every = settings.all_asterisks()
+    ami = next((a for a in every if a.name == asterisk), None) if asterisk else every[0]
+    if ami is None:
+        names = ", ".join(a.name for a in every if a.name) or "none"
+        raise SystemExit(f"vaihde guard: {path} names no Asterisk {asterisk!r} in "
+                         f"service.asterisks (it has: {names})")
     return GuardSettings(ami.host, ami.port, ami.username, ami.secret,
                          settings.guard_stall_s, settings.log_format)
 
@@ -73,11 +80,14 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--config", help="the service's settings file")
     source.add_argument("--settings-stdin", action="store_true",
                         help="read the guard's settings as JSON from stdin (from vaihde serve)")
+    parser.add_argument("--asterisk", default="", metavar="NAME",
+                        help="with several Asterisks (service.asterisks): the one to guard; "
+                        "run one guard per Asterisk (default: the first)")
     args = parser.parse_args(argv)
     if args.settings_stdin:
         settings = GuardSettings.from_json(sys.stdin.readline())
     else:
-        settings = from_settings_file(args.config)
+        settings = from_settings_file(args.config, args.asterisk)
     logs.setup(settings.log_format)
     from vaihde.cli import run_loop
 
