@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,7 +27,7 @@ from vaihde.agi.channel import Channel
 from vaihde.agi.server import FastAgiServer
 from vaihde.agi.session import Router
 from vaihde.ami import AmiClient, CallTracker
-from vaihde.ami.cluster import Cluster, Link
+from vaihde.ami.cluster import Cluster, Link, rewrite
 from vaihde.ami.devicestate import DeviceStates
 from vaihde.ami.queues import QueueMembers
 from vaihde.api import ApiContext, LiveDirectory, make_api
@@ -107,7 +107,12 @@ class CallHost(Protocol):
 def build_router(service: CallHost) -> Router:
     router = Router()
 
+    # Several Asterisks: the call's Dial() strings as its own Asterisk reaches each phone.
+    dial_adapter = getattr(service, "dial_adapter", None)
+
     async def inbound_handler(channel: Channel) -> None:
+        if dial_adapter is not None:
+            channel.adapt = dial_adapter(channel.uniqueid)
         # Read the company once per call so a reload never changes a call half-way.
         story = service.stories.open(
             channel.uniqueid, channel.env.callerid, channel.env.calleridname,
@@ -254,6 +259,24 @@ class Service:
             run(), name="vaihde-queues-moved")
         self._background.add(self._queues_resync)
         self._queues_resync.add_done_callback(self._background.discard)
+
+    def dial_adapter(self, uniqueid: str) -> Callable[[str, str], str] | None:
+        """For a caller's AGI session: the route's Dial() strings (VAIHDE_DIAL, VAIHDE_DIAL2…)
+        as the call's own Asterisk reaches each phone (None with one Asterisk: as they are)."""
+        if not self.cluster.several:
+            return None
+        link = self.cluster.link_of_call(uniqueid)
+        if link is None:
+            return None
+        via = self.cluster.dial_from(link)
+
+        def adapt(name: str, value: str) -> str:
+            step = name[len(contract.DIAL):]
+            if name.startswith(contract.DIAL) and (not step or step.isdigit()):
+                return rewrite(value, via)
+            return value
+
+        return adapt
 
     def _watched_devices(self) -> list[str]:
         """The configured desk phones and softphones: their state is read at every AMI login."""

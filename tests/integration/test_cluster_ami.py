@@ -322,6 +322,23 @@ async def test_unanswered_transfer_of_a_caller_on_b_comes_back_through_a(
     assert bounced["bounced"] == {"target": "Bob Ringing", "why": "noanswer", "by": "olli"}
 
 
+async def test_a_caller_on_b_reaches_the_employee_whose_phone_is_on_a(
+        asterisk, asterisk_b, ami, ami_b, two, sipp_phone):
+    """The caller flow's Dial() string, too, reaches a phone where it lives."""
+    mark_a = ami.mark()
+    await call(ami_b, "4", callerid="0402220010")  # menu 4: Sipp Phone, PJSIP/sipp-phone on A
+    begin = await ami_b.wait_for(
+        lambda e: e.get("Event") == "DialBegin" and e.get("Context") == "vaihde-main"
+        and e.get("DestChannel", "").startswith(f"PJSIP/{TRUNK_TO_A}-"), 15)
+    assert begin["DialString"] == f"sipp-phone@{TRUNK_TO_A}"
+    await ami.wait_for(
+        lambda e: e.get("Event") == "DialBegin" and e.get("Context") == "vaihde-reach"
+        and e.get("DestChannel", "").startswith(f"{SIPP}-"), 10, since=mark_a)
+    end = await ami_b.wait_for(
+        lambda e: e.get("Event") == "DialEnd" and e.get("Uniqueid") == begin["Uniqueid"], 10)
+    assert end["DialStatus"] == "ANSWER"
+
+
 # --- each Asterisk on its own -----------------------------------------------------------------
 
 
