@@ -186,6 +186,7 @@ class Service:
         if self.cluster.merged is not None:
             self.cluster.merged.add_route_listener(self._device_moved)
         self._queues_resync: asyncio.Task[None] | None = None
+        self._moved = False
         self.db: Database | None = None
         self._presence: PresenceCache | None = None
         self.calendars: CalendarScheduler | None = None
@@ -248,12 +249,15 @@ class Service:
     def _device_moved(self, device: str) -> None:
         """A phone is now reached another way from some Asterisk (it registered on another
         one): the team queues' members follow, once the burst is over."""
+        self._moved = True
         if self._queues_resync is not None and not self._queues_resync.done():
             return
 
         async def run() -> None:
-            await asyncio.sleep(0.5)
-            await self._sync_links(look=False)
+            while self._moved:
+                await asyncio.sleep(0.5)
+                self._moved = False  # a move during the sync below syncs once more
+                await self._sync_links(look=False)
 
         self._queues_resync = asyncio.get_running_loop().create_task(
             run(), name="vaihde-queues-moved")
