@@ -17,13 +17,15 @@ from typing import Any
 import aiohttp
 import pytest
 from amiprobe import AmiProbe
-from company import COMPANY, PHONES, TEAM_QUEUE
+from company import COMPANY, COMPANY_NUMBER, PHONES, TEAM_QUEUE
 from conftest import TRUNK_TO_A, TRUNK_TO_B, peer_test_settings
+from sqlalchemy import select
 from test_console_live import Stream, bridged, dial_from
 from test_first_call import call
 
 from vaihde.auth.store import add_user, create_token
 from vaihde.config.settings import loads
+from vaihde.db.models import Contact
 from vaihde.sandbox import Instance
 from vaihde.service import Service
 
@@ -256,6 +258,20 @@ async def test_callers_on_both_asterisks_on_one_board_longest_waiting_first(
     assert board["ami"] == {"connected": True, "asterisks": [
         {"name": f"vaihde-{asterisk.name}", "connected": True},
         {"name": f"vaihde-{asterisk_b.name}", "connected": True}]}
+    # B's caller has its story (from its AGI session), completed by B's own events: when the
+    # caller hangs up, it joins the contact history under B's call id.
+    assert on_b["sought"]["kind"] == "operator"
+    assert on_b["dialled"]["number"] == COMPANY_NUMBER
+    asterisk_b.hang_up_all()
+    assert two.db is not None
+    for _ in range(100):
+        async with two.db.sessions() as session:
+            saved = (await session.execute(
+                select(Contact.outcome).where(Contact.call_id == on_b["id"]))).scalars().all()
+        if saved:
+            break
+        await asyncio.sleep(0.05)
+    assert saved == ["hangup"]
 
 
 async def test_answer_next_and_transfer_of_a_caller_on_b(
