@@ -106,8 +106,10 @@ async def _company_for_one_call(settings: Settings) -> CompanyConfig:
 
 def cmd_settings_check(args: argparse.Namespace) -> int:
     settings = _load(args.file)
+    ami = ", ".join(f"{a.name + ' ' if a.name else ''}{a.host}:{a.port}"
+                    for a in settings.all_asterisks())
     print(f"{args.file}: ok — FastAGI {settings.fastagi.host}:{settings.fastagi.port}, "
-          f"AMI {settings.ami.host}:{settings.ami.port}, HTTP {settings.http.port}")
+          f"AMI {ami}, HTTP {settings.http.port}")
     return 0
 
 

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,6 +27,7 @@ from vaihde.agi.channel import Channel
 from vaihde.agi.server import FastAgiServer
 from vaihde.agi.session import Router
 from vaihde.ami import AmiClient, CallTracker
+from vaihde.ami.cluster import Cluster, Link, rewrite
 from vaihde.ami.devicestate import DeviceStates
 from vaihde.ami.queues import QueueMembers
 from vaihde.api import ApiContext, LiveDirectory, make_api
@@ -34,7 +35,7 @@ from vaihde.api.routes_common import availability_json
 from vaihde.calendar.importer import CalendarScheduler
 from vaihde.company import CompanyConfig, load_company
 from vaihde.company.apply import apply_company, current_company
-from vaihde.company.dials import devices_of
+from vaihde.company.dials import Reach, devices_of
 from vaihde.company.offloop import ConfigChecker
 from vaihde.config import settings as settings_mod
 from vaihde.console.actions import Limits
@@ -75,6 +76,12 @@ class NoCompany(RuntimeError):
     """The database holds no company and no company file was given to start from."""
 
 
+class DeviceView(Protocol):
+    """Phones' reach: one Asterisk's (DeviceStates) or merged over several (MergedDevices)."""
+
+    def reach(self, device: str) -> Reach: ...
+
+
 class CallHost(Protocol):
     """What the call handlers use of the service: the contract a stand-in (the FastAGI
     benchmark's) must meet to run exactly the production handlers."""
@@ -84,7 +91,7 @@ class CallHost(Protocol):
     greetings: dict[str, str]
     prompts: PromptLibrary
     db: Database | None
-    devices: DeviceStates
+    devices: DeviceView
 
     @property
     def company(self) -> CompanyConfig: ...
@@ -100,7 +107,12 @@ class CallHost(Protocol):
 def build_router(service: CallHost) -> Router:
     router = Router()
 
+    # Several Asterisks: the call's Dial() strings as its own Asterisk reaches each phone.
+    dial_adapter = getattr(service, "dial_adapter", None)
+
     async def inbound_handler(channel: Channel) -> None:
+        if dial_adapter is not None:
+            channel.adapt = dial_adapter(channel.uniqueid)
         # Read the company once per call so a reload never changes a call half-way.
         story = service.stories.open(
             channel.uniqueid, channel.env.callerid, channel.env.calleridname,
@@ -145,21 +157,36 @@ class Service:
         fastagi = settings.fastagi
         self.agi = FastAgiServer(self.router, fastagi.host, fastagi.port,
                                  allow=fastagi.allow, secret=fastagi.secret)
-        ami = settings.ami
-        self.ami = AmiClient(ami.host, ami.port, ami.username, ami.secret)
-        self.tracker = CallTracker()
-        self.tracker.attach(self.ami)
-        self.devices = DeviceStates(watch=self._watched_devices)
-        self.devices.attach(self.ami)
+        self.stories = StoryBook(on_finished=self._story_finished)
+        # One AMI link per Asterisk, each with its own call tracker, phones' states and team
+        # queues (vaihde.ami.cluster); with one Asterisk, exactly the objects of before.
+        self.links: list[Link] = [
+            Link(ast, AmiClient(ast.host, ast.port, ast.username, ast.secret), CallTracker(),
+                 DeviceStates(watch=self._watched_devices))
+            for ast in settings.all_asterisks()
+        ]
+        self.cluster = Cluster(self.links)  # its systemname check is each login's first hook
+        for link in self.links:
+            link.tracker.attach(link.client)
+            link.devices.attach(link.client)
+            link.queues = QueueMembers(
+                link.client, lambda: self._company, lambda eid: self.presence.lookup(eid),
+                settings.mobile_dial,
+                via=self.cluster.dial_from(link) if self.cluster.several else None,
+            )
+            link.queues.attach()
+            link.client.add_event_listener(self.stories.apply)
+        first = self.links[0]
+        # The first (or only) Asterisk's, as before: tests and benchmarks read these.
+        self.ami, self.tracker, self.queues = first.client, first.tracker, first.queues
+        self.calls = self.cluster.calls  # every Asterisk's calls
+        self.devices = self.cluster.devices
         self.devices.add_listener(self._device_changed)
         self.devices.add_reach_listener(self._device_reach_changed)
-        self.queues = QueueMembers(
-            self.ami, lambda: self._company, lambda eid: self.presence.lookup(eid),
-            settings.mobile_dial,
-        )
-        self.queues.attach()
-        self.stories = StoryBook(on_finished=self._story_finished)
-        self.ami.add_event_listener(self.stories.apply)
+        if self.cluster.merged is not None:
+            self.cluster.merged.add_route_listener(self._device_moved)
+        self._queues_resync: asyncio.Task[None] | None = None
+        self._moved = False
         self.db: Database | None = None
         self._presence: PresenceCache | None = None
         self.calendars: CalendarScheduler | None = None
@@ -181,13 +208,19 @@ class Service:
         self._http: GuardedServer | None = None
         self.http_port = settings.http.port
         # The guard takes callers out of AGI sessions this process stopped answering (SIGSTOP, a
-        # blocked loop); it must live in a process of its own to do that.
-        self.guard: GuardChild | None = None
+        # blocked loop); it must live in a process of its own to do that. One per Asterisk: each
+        # follows the AGI sessions in its own Asterisk's events.
+        self.guards: list[GuardChild] = []
         if settings.guard_mode == "child":
-            self.guard = GuardChild(GuardSettings(
-                ami.host, ami.port, ami.username, ami.secret, settings.guard_stall_s,
-                settings.log_format, settings.guard_agi_url,
-            ))
+            self.guards = [
+                GuardChild(GuardSettings(
+                    link.settings.host, link.settings.port, link.settings.username,
+                    link.settings.secret, settings.guard_stall_s, settings.log_format,
+                    settings.guard_agi_url,
+                ))
+                for link in self.links
+            ]
+        self.guard: GuardChild | None = self.guards[0] if self.guards else None
 
     @property
     def company(self) -> CompanyConfig:
@@ -213,6 +246,42 @@ class Service:
                 if d.kind != "mobile"
             )
             self._presence.set_on_call(employee.id, busy)
+
+    def _device_moved(self, device: str) -> None:
+        """A phone is now reached another way from some Asterisk (it registered on another
+        one): the team queues' members follow, once the burst is over."""
+        self._moved = True
+        if self._queues_resync is not None and not self._queues_resync.done():
+            return
+
+        async def run() -> None:
+            while self._moved:
+                await asyncio.sleep(0.5)
+                self._moved = False  # a move during the sync below syncs once more
+                await self._sync_links(look=False)
+
+        self._queues_resync = asyncio.get_running_loop().create_task(
+            run(), name="vaihde-queues-moved")
+        self._background.add(self._queues_resync)
+        self._queues_resync.add_done_callback(self._background.discard)
+
+    def dial_adapter(self, uniqueid: str) -> Callable[[str, str], str] | None:
+        """For a caller's AGI session: the route's Dial() strings (VAIHDE_DIAL, VAIHDE_DIAL2…)
+        as the call's own Asterisk reaches each phone (None with one Asterisk: as they are)."""
+        if not self.cluster.several:
+            return None
+        link = self.cluster.link_of_call(uniqueid)
+        if link is None:
+            return None
+        via = self.cluster.dial_from(link)
+
+        def adapt(name: str, value: str) -> str:
+            step = name[len(contract.DIAL):]
+            if name.startswith(contract.DIAL) and (not step or step.isdigit()):
+                return rewrite(value, via)
+            return value
+
+        return adapt
 
     def _watched_devices(self) -> list[str]:
         """The configured desk phones and softphones: their state is read at every AMI login."""
@@ -315,20 +384,27 @@ class Service:
         return {e.id: e.calendar for e in self.company.employees.values() if e.calendar}
 
     def status(self) -> dict[str, Any]:
+        connected = all(link.client.connected for link in self.links)
+        ami: dict[str, Any] = {"connected": self.ami.connected, "last_error": self.ami.last_error}
+        if self.cluster.several:
+            ami = {"connected": connected,
+                   "last_error": next((link.client.last_error for link in self.links
+                                       if link.client.last_error), None),
+                   "asterisks": self.cluster.status()}
         return {
-            "status": "ok" if self.agi.listening and self.ami.connected else "degraded",
+            "status": "ok" if self.agi.listening and connected else "degraded",
             "fastagi": {
                 "listening": self.agi.listening,
                 "port": self.agi.port,
                 "active_sessions": self.agi.active,
                 "outcomes": dict(self.agi.outcomes),
             },
-            "ami": {"connected": self.ami.connected, "last_error": self.ami.last_error},
-            "channels": len(self.tracker.channels),
+            "ami": ami,
+            "channels": sum(len(link.tracker.channels) for link in self.links),
             "guard": {
                 "mode": self.settings.guard_mode,
                 "pid": self.guard.pid if self.guard else None,
-                "starts": self.guard.starts if self.guard else 0,
+                "starts": sum(guard.starts for guard in self.guards),
             },
             "company": {
                 "name": self._company.company.name if self._company else None,
@@ -390,17 +466,30 @@ class Service:
 
     def _company_changed(self) -> None:
         """New teams, members or phones: the team queues and the new phones' states now."""
-        if not self.ami.connected:
+        if not any(link.client.connected for link in self.links):
             return  # the next login resyncs both
+        self._spawn(self._sync_links(look=True), "vaihde-queues-sync")
 
-        async def run() -> None:
-            try:
-                await self.devices.look(self.ami, devices_of(self.company))
-                await self.queues.resync()
-            except Exception as exc:  # the next login or change tries again
-                log.warning("team queues not synced", extra={"error": repr(exc)})
+    async def _sync_links(self, *, look: bool) -> None:
+        """Every connected Asterisk: the company's phones' states (`look`: first on all of
+        them, since where a phone lives decides how the others' queues ring it), then its team
+        queues. A failure waits for the next login or change."""
+        links = [link for link in self.links if link.client.connected]
 
-        self._spawn(run(), "vaihde-queues-sync")
+        async def read(link: Link) -> None:
+            await link.devices.look(link.client, devices_of(self.company))
+
+        async def sync(link: Link) -> None:
+            if link.queues is not None:
+                await link.queues.resync()
+
+        for step in ((read, sync) if look else (sync,)):
+            results = await asyncio.gather(*(step(link) for link in links),
+                                           return_exceptions=True)
+            for link, result in zip(links, results, strict=True):
+                if isinstance(result, Exception):
+                    log.warning("team queues not synced", extra={"error": repr(result),
+                                                                 "asterisk": link.name})
 
     async def _config_applied(self) -> None:
         """The admin applied a new company through the API: use it from the next call on."""
@@ -442,17 +531,22 @@ class Service:
             self.db.sessions, tz=ZoneInfo(self.company.company.timezone)
         )
         await self._presence.load()
-        self._presence.subscribe(self.queues.availability_changed)
+        for link in self.links:
+            if link.queues is not None:
+                self._presence.subscribe(link.queues.availability_changed)
         self.directory = LiveDirectory(self.db.sessions)
         await self.directory.refresh()
         await self.agi.start()
-        self.ami.start()
-        if self.guard is not None:
-            await self.guard.start()
+        for link in self.links:
+            link.client.start()
+        for guard in self.guards:
+            await guard.start()
         self._tasks.append(asyncio.create_task(self._poll(), name="vaihde-poll"))
         self._tasks.append(asyncio.create_task(
             self._presence.run(PRESENCE_POLL_S), name="vaihde-presence"))
-        self._tasks.append(asyncio.create_task(self.queues.run(), name="vaihde-queues"))
+        for link in self.links:
+            if link.queues is not None:
+                self._tasks.append(asyncio.create_task(link.queues.run(), name="vaihde-queues"))
         self._tasks.append(asyncio.create_task(self.directory.run(), name="vaihde-directory"))
         messaging = self.settings.messaging
         self.sender = Sender(
@@ -468,7 +562,8 @@ class Service:
         self._tasks.append(asyncio.create_task(self.calendars.run(), name="vaihde-calendars"))
         tz = ZoneInfo(self.company.company.timezone)
         self.console = Console(ConsoleDeps(
-            tracker=self.tracker, ami=self.ami, stories=self.stories,
+            tracker=self.calls, ami=self.cluster if self.cluster.several else self.ami,
+            stories=self.stories, routes=self.cluster if self.cluster.several else None,
             company=lambda: self._company, presence=self._presence, sessions=self.db.sessions,
             tz=tz, availability_json=lambda av: {
                 **availability_json(av, tz, private=True),
@@ -499,32 +594,40 @@ class Service:
             extra={
                 "fastagi": f"{self.agi.host}:{self.agi.port}",
                 "http": f"{self.settings.http.host}:{self.http_port}",
-                "ami": f"{self.settings.ami.host}:{self.settings.ami.port}",
+                "ami": " ".join(f"{link.settings.host}:{link.settings.port}"
+                                for link in self.links),
                 "company": self.company.company.name,
                 "version": self.company_version,
             },
         )
 
     async def _hand_over(self, channels: list[Channel]) -> None:
-        """Stopping: callers still in a menu go to the operators now (AMI Redirect), rather than
-        after the grace and whatever is left of the prompt they are hearing. Calls whose route is
-        already decided, and employees' feature codes, are left to finish."""
-        if not self.ami.connected:
-            return
+        """Stopping: callers still in a menu go to the operators now (AMI Redirect, on the
+        Asterisk that holds each), rather than after the grace and whatever is left of the prompt
+        they are hearing. Calls whose route is already decided, and employees' feature codes, are
+        left to finish."""
         waiting = [c for c in channels if c.script == contract.SCRIPT_INBOUND
                    and contract.ROUTE not in c.variables_set]
+        moves: list[tuple[AmiClient, Channel]] = []
+        for channel in waiting:
+            link = self.cluster.link_of_call(channel.uniqueid)
+            if link is not None and link.client.connected:
+                moves.append((link.client, channel))
+        if not moves:
+            return
 
-        async def move(channel: Channel) -> None:
-            await self.ami.action({"Action": "Setvar", "Channel": channel.name,
-                                   "Variable": contract.REASON, "Value": "service-stopping"})
-            await self.ami.action({"Action": "Redirect", "Channel": channel.name,
-                                   "Context": contract.OPERATOR_CONTEXT, "Exten": "s",
-                                   "Priority": "1"})
+        async def move(client: AmiClient, channel: Channel) -> None:
+            await client.action({"Action": "Setvar", "Channel": channel.name,
+                                 "Variable": contract.REASON, "Value": "service-stopping"})
+            await client.action({"Action": "Redirect", "Channel": channel.name,
+                                 "Context": contract.OPERATOR_CONTEXT, "Exten": "s",
+                                 "Priority": "1"})
 
-        results = await asyncio.gather(*(move(c) for c in waiting), return_exceptions=True)
+        results = await asyncio.gather(*(move(c, ch) for c, ch in moves), return_exceptions=True)
         failed = [r for r in results if isinstance(r, BaseException)]
         log.info("calls in progress handed to the operators",
-                 extra={"moved": len(waiting) - len(failed), "failed": len(failed)})
+                 extra={"moved": len(moves) - len(failed), "failed": len(failed),
+                        "left": len(waiting) - len(moves)})
 
     async def stop(self) -> None:
         if self.console is not None:
@@ -533,9 +636,9 @@ class Service:
         await cancel_all((*self._tasks, *self._background))
         self._tasks.clear()
         await self.agi.stop(handover=self._hand_over)
-        await self.ami.close()
-        if self.guard is not None:
-            await self.guard.stop()
+        await asyncio.gather(*(link.client.close() for link in self.links))
+        for guard in self.guards:
+            await guard.stop()
         if self._http is not None:
             await self._http.stop()
             self._http = None

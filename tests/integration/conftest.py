@@ -41,6 +41,16 @@ SIPP_PORT = 15070 + SLOT * 100
 SIPP_MEDIA_PORT = 15072 + SLOT * 100
 RTP_START = 21000 + SLOT * 1000
 OPERATORS = "Local/operator@vaihde-test-phones"
+# A second Asterisk for the tests of several Asterisks (test_cluster_ami.py), within the slot's
+# own ports (not the +50 ones of the browser tests' instance): `peer_test_settings()`. The two
+# reach each other's phones through a PJSIP trunk each (the shipped [vaihde-reach] context on
+# the receiving side).
+PEER_NAME = f"{INSTANCE_NAME}b"
+PEER_AMI_PORT = 15084 + SLOT * 100
+PEER_SIP_PORT = 15086 + SLOT * 100
+PEER_RTP_START = 33000 + SLOT * 100
+TRUNK_TO_A = "peer-a"  # B's endpoint for calls to A
+TRUNK_TO_B = "peer-b"  # A's endpoint for calls to B (and for calls from B)
 
 ASTERISK_FIXTURES = {"asterisk", "ami", "sipp_phone", "clean_channels"}
 
@@ -99,7 +109,33 @@ def sandbox_test_settings() -> InstanceSettings:
             {"name": "trunk", "contact": f"sip:trunk@127.0.0.1:{TRUNK_PORT}"},
             # Calls Kamailio forwards (test_kamailio.py), identified by its address.
             {"name": "kamailio", "contact": f"sip:kamailio@127.0.0.1:{KAMAILIO_PORT}"},
+            # The second Asterisk (only started by the tests of several Asterisks).
+            {"name": TRUNK_TO_B, "contact": f"sip:127.0.0.1:{PEER_SIP_PORT}",
+             "context": "vaihde-reach"},
         ],
+        team_queues=[TEAM_QUEUE],
+        extra_dialplan=[str(TEST_DIALPLAN)],
+    )
+
+
+def peer_test_settings(first: InstanceSettings) -> InstanceSettings:
+    """A second Asterisk beside `first` (the slot's own): the same dialplan, callers and
+    Local phones, FastAGI to the same service (its port and secret), a trunk to `first`, and
+    none of first's SIP phones (a phone lives on one Asterisk)."""
+    return InstanceSettings(
+        name=PEER_NAME,
+        ami_port=PEER_AMI_PORT,
+        sip_port=PEER_SIP_PORT,
+        rtp_start=PEER_RTP_START,
+        rtp_end=PEER_RTP_START + 99,
+        ami_secret=secrets.token_urlsafe(16),
+        driver_secret=secrets.token_urlsafe(16),
+        agi_url=first.agi_url,
+        agi_secret=first.agi_secret,
+        operators=OPERATORS,
+        operator_timeout=20,
+        endpoints=[{"name": TRUNK_TO_A, "contact": f"sip:127.0.0.1:{first.sip_port}",
+                    "context": "vaihde-reach"}],
         team_queues=[TEAM_QUEUE],
         extra_dialplan=[str(TEST_DIALPLAN)],
     )

@@ -5,9 +5,11 @@ and falls back to the operators when no FastAGI server answers.
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from amiprobe import AmiProbe, event_is
@@ -23,6 +25,19 @@ async def test_boots_and_accepts_ami_login(asterisk: Instance, ami: AmiProbe) ->
     pong = await ami.action("Ping")
     assert pong["Ping"] == "Pong"
     assert "Asterisk 22" in asterisk.rx("core show version")
+
+
+def test_every_shipped_context_is_loaded_whole(asterisk: Instance) -> None:
+    """Every context of dialplan/ is in Asterisk, with its last line: a config slip (a bare
+    `;--` opens a comment to the end of the file) must not silently drop the rest."""
+    for path in sorted((Path(__file__).resolve().parents[2] / "dialplan").glob("*.conf")):
+        text = path.read_text()
+        for match in re.finditer(r"^\[([a-z0-9-]+)\]\n", text, re.M):
+            context = match.group(1)
+            shown = asterisk.rx(f"dialplan show {context}")
+            assert f"'{context}'" in shown and "no existence" not in shown, (path.name, context)
+        log = asterisk.full_log_path.read_text(errors="replace")
+        assert "Unterminated comment" not in log and "No closing parenthesis" not in log
 
 
 async def test_vaihde_user_cannot_run_cli_commands(asterisk: Instance) -> None:

@@ -19,6 +19,7 @@ from vaihde.ami import (
     AmiConnectError,
     AmiError,
     AmiNotConnected,
+    AmiRefused,
     AmiTimeout,
 )
 
@@ -377,6 +378,34 @@ async def test_failing_hook_fails_connect_and_leaves_nothing(server: FakeAmi) ->
         await client.connect()
     assert not client.connected and not client_tasks()
     await client.close()
+
+
+async def test_an_asterisk_refused_at_login_is_tried_again_until_it_is_right(
+        server: FakeAmi, caplog: pytest.LogCaptureFixture) -> None:
+    """A hook refusing the Asterisk (e.g. the wrong systemname) drops the session, says why in
+    last_error and the log (no traceback), and the client keeps trying: fixing it is enough."""
+    wrong = [True]
+
+    async def check(c: AmiClient) -> None:
+        if wrong[0]:
+            raise AmiRefused("its systemname is 'ast1', not 'ast2'")
+
+    client = make_client(server)
+    client.add_on_connected(check)
+    client.start()
+    try:
+        await wait_for(lambda: server.logins >= 2)
+        assert not client.connected
+        assert client.last_error == "its systemname is 'ast1', not 'ast2'"
+        refused = [r for r in caplog.records if "systemname" in r.getMessage()
+                   and r.levelno == logging.ERROR]
+        assert refused and all(r.exc_info is None for r in refused)
+        wrong[0] = False
+        await wait_for(lambda: client.connected)
+        assert client.last_error is None
+    finally:
+        await client.close()
+    assert not client_tasks()
 
 
 async def test_header_injection_is_refused(server: FakeAmi) -> None:

@@ -188,3 +188,119 @@ def test_calendar_settings(tmp_path):
         "like 127.0.0.1",
         "conf/settings.yaml:9: calendar.fils_dir: unknown setting (misspelt?)",
     ]
+
+
+# --- several Asterisks: service.asterisks --------------------------------------------------------
+
+CLUSTER = """\
+service:
+  asterisks:
+    - name: ast1
+      host: 10.0.0.1
+      secret: one
+      reach: PJSIP/{resource}@to-ast1
+    - name: ast2
+      host: 10.0.0.2
+      port: 5039
+      username: vaihde2
+      secret_env: VAIHDE_TEST_AST2
+      reach: {ast1: "PJSIP/{resource}@ast2-trunk"}
+"""
+
+
+def test_several_asterisks_each_with_its_connection_and_reach(monkeypatch):
+    monkeypatch.setenv("VAIHDE_TEST_AST2", "two")
+    monkeypatch.setenv("VAIHDE_AMI_SECRET", "not-for-several")
+    s = loads(CLUSTER, "conf/settings.yaml")
+    one, two = s.asterisks
+    assert (one.name, one.host, one.port, one.username, one.secret) == (
+        "ast1", "10.0.0.1", 5038, "vaihde", "one")
+    assert (two.name, two.host, two.port, two.username, two.secret) == (
+        "ast2", "10.0.0.2", 5039, "vaihde2", "two")
+    # A phone on ast1 is reached from any other through its template; ast2's per Asterisk.
+    assert one.reach_from("ast2") == "PJSIP/{resource}@to-ast1"
+    assert two.reach_from("ast1") == "PJSIP/{resource}@ast2-trunk"
+    assert two.reach_from("ast3") == ""
+    # The first is `ami`, as before.
+    assert (s.ami.host, s.ami.secret) == ("10.0.0.1", "one")
+    assert s.all_asterisks() == s.asterisks
+
+
+def test_the_single_service_ami_is_a_list_of_one():
+    s = loads(GOOD, "conf/settings.yaml")
+    (only,) = s.all_asterisks()
+    assert (only.name, only.host, only.port, only.secret) == ("", "127.0.0.1", 5038, "s3cret")
+
+
+def test_one_asterisk_in_the_list_may_take_its_secret_from_vaihde_ami_secret(monkeypatch):
+    monkeypatch.setenv("VAIHDE_AMI_SECRET", "from-env")
+    s = loads("service:\n  asterisks:\n    - {name: ast1}\n")
+    assert s.asterisks[0].secret == "from-env"
+
+
+def test_mistakes_in_service_asterisks_name_file_line_and_field(monkeypatch):
+    monkeypatch.delenv("VAIHDE_TEST_AST2", raising=False)
+    text = """\
+service:
+  ami: {secret: x}
+  asterisks:
+    - name: ast1
+      secret: changeme
+      reach: PJSIP/op1@to-ast1
+    - name: ast1
+      secret_env: VAIHDE_TEST_AST2
+      reach: {ast9: "PJSIP/{resource}@x", "*": "PJSIP/{resource}&PJSIP/all@x"}
+    - {name: "ast.3", secret: y, reach: "PJSIP/{number}@x", colour: red}
+    - {secret: z}
+"""
+    got = problems_of(text)
+    assert got == [
+        "conf/settings.yaml:1: service.ami: give service.ami or service.asterisks, not both",
+        "conf/settings.yaml:7: service.asterisks[1].name: 'ast1' is already the name of "
+        "service.asterisks[0]: each Asterisk needs a systemname of its own",
+        "conf/settings.yaml:10: service.asterisks[2].name: must be the Asterisk's systemname: "
+        "1-32 letters, digits, - or _ (asterisk.conf [options] systemname)",
+        "conf/settings.yaml:11: service.asterisks[3].name: is required",
+        "conf/settings.yaml:4: service.asterisks[0].secret: is the example secret of "
+        "config/asterisk/manager-vaihde.conf, which anyone can read: choose your own (e.g. "
+        "`openssl rand -base64 24`) and set it in manager-vaihde.conf and here or in the "
+        "environment",
+        "conf/settings.yaml:6: service.asterisks[0].reach: must place the phone with {device} "
+        "or {resource} (e.g. PJSIP/{resource}@to-ast1)",
+        "conf/settings.yaml:8: service.asterisks[1].secret_env: the environment variable "
+        "VAIHDE_TEST_AST2 is not set",
+        "conf/settings.yaml:9: service.asterisks[1].reach.ast9: 'ast9' is not the name of "
+        "another of service.asterisks",
+        "conf/settings.yaml:9: service.asterisks[1].reach.*: must be a device template like "
+        "PJSIP/{resource}@to-ast1 (no & , $ or spaces)",
+        "conf/settings.yaml:10: service.asterisks[2].reach: a template may only use {device} "
+        "and {resource} (e.g. PJSIP/{resource}@to-ast1)",
+        "conf/settings.yaml:10: service.asterisks[2].colour: unknown setting (misspelt?)",
+    ]
+
+
+def test_several_asterisks_need_a_secret_each_not_vaihde_ami_secret(monkeypatch):
+    monkeypatch.setenv("VAIHDE_AMI_SECRET", "shared")
+    got = problems_of("service:\n  asterisks:\n    - {name: a, secret: x}\n    - {name: b}\n")
+    assert got == ["conf/settings.yaml:4: service.asterisks[1].secret: is required (or set "
+                   "secret_env: NAME of an environment variable that holds it)"]
+
+
+def test_an_empty_list_of_asterisks_is_refused():
+    assert problems_of("service:\n  asterisks: []\n") == [
+        "conf/settings.yaml:2: service.asterisks: must list at least one Asterisk"]
+
+
+def test_the_guard_of_each_asterisk_from_the_settings_file(tmp_path, monkeypatch):
+    from vaihde.guard.__main__ import from_settings_file
+
+    monkeypatch.setenv("VAIHDE_TEST_AST2", "two")
+    path = tmp_path / "settings.yaml"
+    path.write_text(CLUSTER)
+    assert (from_settings_file(str(path)).host, from_settings_file(str(path)).secret) == (
+        "10.0.0.1", "one")
+    second = from_settings_file(str(path), "ast2")
+    assert (second.host, second.port, second.username, second.secret) == (
+        "10.0.0.2", 5039, "vaihde2", "two")
+    with pytest.raises(SystemExit, match=r"names no Asterisk 'ast3' .*it has: ast1, ast2"):
+        from_settings_file(str(path), "ast3")

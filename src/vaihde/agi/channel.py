@@ -212,6 +212,9 @@ class Channel:
         # When Asterisk's TIMEOUT(absolute) for this session fires (monotonic); the dialplan
         # armed it just before the environment was sent.
         self.deadline_at = time.monotonic() + contract.DEFAULT_AGI_DEADLINE_S
+        # (name, value) → the value this call's Asterisk needs: with several Asterisks, a phone
+        # that lives on another one is dialled through it (set by the service; None = as is).
+        self.adapt: Callable[[str, str], str] | None = None
 
     @property
     def uniqueid(self) -> str:
@@ -337,6 +340,11 @@ class Channel:
     async def set_variable(self, name: str, value: str) -> None:
         if not _VAR_NAME.match(name):
             raise ValueError(f"not a variable name: {name!r}")
+        if self.adapt is not None:
+            value = self.adapt(name, value)
+        await self._set_variable(name, value)
+
+    async def _set_variable(self, name: str, value: str) -> None:
         await self._control("SET VARIABLE", name, value)
         self.variables_set[name] = value
 
@@ -347,13 +355,16 @@ class Channel:
         for name in values:
             if not _VAR_NAME.match(name):
                 raise ValueError(f"not a variable name: {name!r}")
+        adapt = self.adapt
+        if adapt is not None:
+            values = {name: adapt(name, value) for name, value in values.items()}
         if len(values) > 1 and all(_PLAIN_VALUE.match(v) for v in values.values()):
             assignments = ",".join(f"{name}={value}" for name, value in values.items())
             if (await self._control("EXEC", "MSet", assignments)).result_int == 0:
                 self.variables_set.update(values)
                 return
         for name, value in values.items():
-            await self.set_variable(name, value)
+            await self._set_variable(name, value)
 
     async def exec(self, application: str, *args: str) -> int:
         """Run a dialplan application. Arguments must not come from the caller unfiltered."""

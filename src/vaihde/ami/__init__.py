@@ -8,6 +8,7 @@ from vaihde.ami.client import (
     AmiError,
     AmiMessage,
     AmiNotConnected,
+    AmiRefused,
     AmiResponse,
     AmiTimeout,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "AmiError",
     "AmiMessage",
     "AmiNotConnected",
+    "AmiRefused",
     "AmiResponse",
     "AmiTimeout",
     "Bridge",

@@ -27,6 +27,7 @@ __all__ = [
     "AmiError",
     "AmiMessage",
     "AmiNotConnected",
+    "AmiRefused",
     "AmiResponse",
     "AmiTimeout",
     "ConnectedHook",
@@ -65,6 +66,11 @@ class AmiConnectError(AmiError):
 
 class AmiNotConnected(AmiError):
     """There is no logged-in session, or it ended (or the client closed) before the reply."""
+
+
+class AmiRefused(AmiError):
+    """The service will not use this Asterisk (an on_connected hook said why: e.g. its
+    systemname); the session is dropped and tried again later."""
 
 
 class AmiTimeout(AmiError):
@@ -707,6 +713,11 @@ class AmiClient:
                     self._declare_up(session)
                 except AmiNotConnected:
                     pass  # the session ended; _session_ended recorded why
+                except AmiRefused as e:
+                    # A configuration problem, said plainly (no traceback), until it is fixed.
+                    log.error("%s; trying again later", e, extra=self._log_extra())
+                    session.abort(str(e))
+                    self.last_error = str(e)
                 except Exception as e:
                     self.last_error = f"on_connected hook failed: {e!r}"
                     log.exception(

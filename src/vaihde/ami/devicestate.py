@@ -30,6 +30,7 @@ CONTACT_DOWN = frozenset({"unreachable", "removed"})
 
 Listener = Callable[[str, bool], None]
 ReachListener = Callable[[str, Reach], None]
+StateListener = Callable[[str, str], None]
 
 
 def reach_of(state: str | None) -> Reach:
@@ -69,12 +70,18 @@ class DeviceStates:
         self._contacts: dict[str, dict[str, str]] = {}
         self._listeners: list[Listener] = []
         self._reach_listeners: list[ReachListener] = []
+        self._state_listeners: list[StateListener] = []
 
     def add_listener(self, cb: Listener) -> None:
         self._listeners.append(cb)
 
     def add_reach_listener(self, cb: ReachListener) -> None:
         self._reach_listeners.append(cb)
+
+    def add_state_listener(self, cb: StateListener) -> None:
+        """Hears (device, state) at every change of a device's state (several Asterisks'
+        states are merged from these: vaihde.ami.cluster)."""
+        self._state_listeners.append(cb)
 
     def reach(self, device: str) -> Reach:
         return reach_of(self.states.get(device))
@@ -92,6 +99,8 @@ class DeviceStates:
         if before == state:
             return
         self.states[device] = state
+        if self._state_listeners:
+            self._tell(self._state_listeners, device, state)
         busy = state in IN_USE
         if self.in_use.get(device) != busy:
             self.in_use[device] = busy

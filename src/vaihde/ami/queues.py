@@ -51,8 +51,18 @@ class Held:
     dynamic: bool = True
 
 
-def seats(company: CompanyConfig, mobile_dial: str = "") -> list[Seat]:
-    """Every membership the team queues should have, in team and ring order."""
+# The state interface of a member this Asterisk rings through another one (a phone that lives
+# there): a custom device state nobody sets, so always UNKNOWN, which app_queue rings. The phone's
+# own name here would be INVALID (no such phone on this Asterisk) and never rung; absence still
+# pauses the member.
+ELSEWHERE = "Custom:vaihde-elsewhere"
+
+Via = Callable[[str], str]
+
+
+def seats(company: CompanyConfig, mobile_dial: str = "", via: Via | None = None) -> list[Seat]:
+    """Every membership the team queues should have, in team and ring order. `via`: how this
+    Asterisk dials a phone (several Asterisks: a phone on another one through its trunk)."""
     out: dict[Key, Seat] = {}
     for team in company.teams.values():
         if not team.queue:
@@ -61,8 +71,13 @@ def seats(company: CompanyConfig, mobile_dial: str = "") -> list[Seat]:
             employee = company.employees[member]
             for phone in phones(employee, mobile_dial):
                 state = phone.address if phone.kind != "mobile" else ""
-                out.setdefault((team.queue, phone.dial),
-                               Seat(team.queue, phone.dial, employee.id, employee.name, state))
+                interface = phone.dial
+                if via is not None:
+                    interface = via(phone.dial)
+                    if interface != phone.dial:
+                        state = ELSEWHERE
+                out.setdefault((team.queue, interface),
+                               Seat(team.queue, interface, employee.id, employee.name, state))
     return list(out.values())
 
 
@@ -92,11 +107,12 @@ def sync_actions(
     availability: Callable[[str], Availability],
     mobile_dial: str = "",
     queues: Iterable[str] | None = None,
+    via: Via | None = None,
 ) -> list[dict[str, str]]:
     """The AMI actions that make the team queues (`queues`: those Asterisk has; default all)
     hold exactly the wanted members, each paused as their availability says."""
     managed = set(team_queues(company) if queues is None else queues)
-    want_seats = [s for s in seats(company, mobile_dial) if s.queue in managed]
+    want_seats = [s for s in seats(company, mobile_dial, via) if s.queue in managed]
     actions: list[dict[str, str]] = []
     for seat in want_seats:
         key = (seat.queue, seat.interface)
@@ -168,11 +184,14 @@ class QueueMembers:
         company: Callable[[], CompanyConfig | None],
         availability: Callable[[str], Availability],
         mobile_dial: str = "",
+        via: Via | None = None,
     ) -> None:
         self.client = client
         self.company = company
         self.availability = availability
         self.mobile_dial = mobile_dial
+        # How this Asterisk dials a phone (several Asterisks: vaihde.ami.cluster); None = as is.
+        self.via = via
         self.held: dict[Key, Held] = {}
         self.queues: set[str] = set()  # team queues Asterisk has (as of the last resync)
         self.synced = False
@@ -224,7 +243,7 @@ class QueueMembers:
         self, company: CompanyConfig
     ) -> tuple[dict[str, str], dict[str, list[Seat]]]:
         if self._index is None or self._index[0] is not company:
-            every = seats(company, self.mobile_dial)
+            every = seats(company, self.mobile_dial, self.via)
             owners = {s.interface: s.employee for s in every}
             for employee in company.employees.values():
                 for phone in phones(employee, self.mobile_dial):
@@ -306,7 +325,10 @@ class QueueMembers:
                             extra={"queue": queue})
                 self._missing_logged.add(queue)
             self.queues, self.held = found, held
-            actions = sync_actions(company, held, self.availability, self.mobile_dial, found)
+            if self.via is not None:
+                self._index = None  # the phones' ways from this Asterisk as of now
+            actions = sync_actions(company, held, self.availability, self.mobile_dial, found,
+                                   self.via)
             await self._send(actions)
             self.synced = True
         if actions:

@@ -957,13 +957,15 @@ class CallTracker:
 
     # subscriptions ------------------------------------------------------------------------
 
-    def subscribe(self, maxsize: int = 1000) -> ChangeQueue:
-        """A queue of future Changes. A full queue loses its oldest item (see ``.dropped``)."""
-        if maxsize < 1:
-            raise ValueError("maxsize must be at least 1")
-        q = ChangeQueue(maxsize)
-        self._subscribers.append(q)
-        return q
+    def subscribe(self, maxsize: int = 1000, *, queue: ChangeQueue | None = None) -> ChangeQueue:
+        """A queue of future Changes. A full queue loses its oldest item (see ``.dropped``).
+        ``queue``: one queue that several trackers (several Asterisks) feed."""
+        if queue is None:
+            if maxsize < 1:
+                raise ValueError("maxsize must be at least 1")
+            queue = ChangeQueue(maxsize)
+        self._subscribers.append(queue)
+        return queue
 
     def unsubscribe(self, q: asyncio.Queue[Change]) -> None:
         self._subscribers = [s for s in self._subscribers if s is not q]

@@ -70,3 +70,8 @@ UNIQUEID = re.compile(r"^[A-Za-z0-9_-]{0,40}[0-9]+\.[0-9]+$")
 HOST = re.compile(r"^[A-Za-z0-9.\-:]{1,253}$")
 # The secret in FastAGI URLs (agi://host:port/SECRET): URL-safe, long enough not to be guessed.
 AGI_SECRET = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
+# An Asterisk's name is its `systemname` (asterisk.conf), which begins every Uniqueid it makes:
+# call ids (vaihde.console.actions.CALL_ID) allow letters, digits, - and _ there.
+SYSTEM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
+# The name of an environment variable (a secret given as `secret_env:`).
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vaihde.calendar.policy import CalendarPolicy
-from vaihde.config.patterns import AGI_SECRET, DEVICE, HOST
+from vaihde.config.patterns import AGI_SECRET, DEVICE, ENV_NAME, HOST, SYSTEM_NAME
 from vaihde.config.source import ConfigError, Node, Reader, load_yaml, parse_yaml
 from vaihde.http.settings import HttpSettings, parse_http
 from vaihde.messages.settings import MessagingSettings, parse_messaging
@@ -41,12 +41,37 @@ class AmiSettings:
     secret: str = field(repr=False)
 
 
+# Placeholders of a `reach` template: the phone's device (PJSIP/op1) and its part after the
+# technology (op1).
+REACH_FIELDS = ("device", "resource")
+
+
+@dataclass(frozen=True, slots=True)
+class AsteriskSettings:
+    """One Asterisk the service keeps an AMI connection to (service.asterisks, or the single
+    service.ami, whose name is "": then nothing is checked against Asterisk's systemname)."""
+
+    name: str
+    host: str
+    port: int
+    username: str
+    secret: str = field(repr=False)
+    # How another Asterisk dials a phone that lives on this one: (that Asterisk's name, or "*"
+    # for any, → a Dial() template with {device} or {resource}), e.g. PJSIP/{resource}@to-ast1.
+    reach: tuple[tuple[str, str], ...] = ()
+
+    def reach_from(self, other: str) -> str:
+        """The template `other` uses to dial a phone here ("" = none: it dials the device)."""
+        given = dict(self.reach)
+        return given.get(other) or given.get("*", "")
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     source: str
     fastagi: FastAgiSettings
     http: HttpSettings
-    ami: AmiSettings
+    ami: AmiSettings  # the first (or only) Asterisk, as before service.asterisks existed
     database_url: str  # "" = the default (vaihde.db.engine.DEFAULT_URL)
     company_file: str  # applied at start when the database holds no company yet; "" = none
     mobile_dial: str  # Dial() template for mobile numbers, e.g. PJSIP/{number}@trunk; "" = none
@@ -66,6 +91,14 @@ class Settings:
     # VAIHDE_AGI…, without the secret) whose sessions this instance's guard stands in for.
     guard_agi_url: str = ""
     calendar: CalendarPolicy = field(default_factory=CalendarPolicy)  # what calendars may be read
+    # Every Asterisk, in the order configured; empty = just `ami` (settings made in code).
+    asterisks: tuple[AsteriskSettings, ...] = ()
+
+    def all_asterisks(self) -> tuple[AsteriskSettings, ...]:
+        if self.asterisks:
+            return self.asterisks
+        ami = self.ami
+        return (AsteriskSettings("", ami.host, ami.port, ami.username, ami.secret),)
 
 
 def load(path: str | Path) -> Settings:
@@ -111,26 +144,7 @@ def _build(root: Node) -> Settings:
     service = top.section("service")
     fastagi = _fastagi(service.section("fastagi"))
     http = parse_http(service.section("http"), 8080)
-    ami_r = service.section("ami")
-    ami_host = ami_r.str("host", "127.0.0.1")
-    ami_port = ami_r.int("port", 5038, low=1, high=65535)
-    ami_user = ami_r.str("username", "vaihde")
-    # The secret may come from the environment so that the file can be committed.
-    secret = ami_r.str("secret")
-    from_env = os.environ.get("VAIHDE_AMI_SECRET")
-    secret = from_env or secret
-    if not secret:
-        problems.append(
-            f"{ami_r.where}.secret: is required (or set VAIHDE_AMI_SECRET in the environment)"
-        )
-    elif is_example_secret(secret):
-        given = " (given in VAIHDE_AMI_SECRET)" if from_env else ""
-        problems.append(
-            f"{ami_r.where}.secret: is the example secret of config/asterisk/manager-vaihde.conf"
-            f"{given}, which anyone can read: choose your own (e.g. `openssl rand -base64 24`) "
-            "and set it in manager-vaihde.conf and here or in VAIHDE_AMI_SECRET"
-        )
-    ami_r.done()
+    asterisks = _asterisks(service, problems)
     log_format = service.str("log_format", "text")
     if log_format not in ("text", "json"):
         problems.append(f"{service.where}.log_format: must be text or json")
@@ -186,7 +200,9 @@ def _build(root: Node) -> Settings:
         source=root.where.file,
         fastagi=fastagi,
         http=http,
-        ami=AmiSettings(ami_host, ami_port, ami_user, secret),
+        ami=AmiSettings(asterisks[0].host, asterisks[0].port, asterisks[0].username,
+                        asterisks[0].secret),
+        asterisks=asterisks,
         database_url=database_url,
         company_file=company_file,
         mobile_dial=mobile_dial,
@@ -203,6 +219,132 @@ def _build(root: Node) -> Settings:
         guard_agi_url=guard_agi_url.rstrip("/") + "/" if guard_agi_url else "",
         calendar=calendar,
     )
+
+
+def _secret(r: Reader, problems: list[str], env_default: str | None) -> str:
+    """An AMI user's secret: `secret_env` names the environment variable that holds it;
+    `env_default` (VAIHDE_AMI_SECRET, for a single Asterisk) wins over `secret` when set."""
+    secret = r.str("secret")
+    env_name = r.str("secret_env")
+    given = ""
+    where_env = "VAIHDE_AMI_SECRET" if env_default is not None else "the environment"
+    if env_name:
+        node = r.child("secret_env")
+        assert node is not None
+        if not ENV_NAME.match(env_name):
+            r.error(node, "must be the name of an environment variable")
+            return ""
+        if secret:
+            r.error(node, "give secret or secret_env, not both")
+        secret = os.environ.get(env_name, "")
+        if not secret:
+            r.error(node, f"the environment variable {env_name} is not set")
+            return ""
+        given = f" (given in {env_name})"
+    elif env_default:
+        secret, given = env_default, " (given in VAIHDE_AMI_SECRET)"
+    if not secret:
+        hint = "VAIHDE_AMI_SECRET in the environment" if env_default is not None else (
+            "secret_env: NAME of an environment variable that holds it")
+        problems.append(f"{r.where}.secret: is required (or set {hint})")
+    elif is_example_secret(secret):
+        problems.append(
+            f"{r.where}.secret: is the example secret of config/asterisk/manager-vaihde.conf"
+            f"{given}, which anyone can read: choose your own (e.g. `openssl rand -base64 24`) "
+            f"and set it in manager-vaihde.conf and here or in {where_env}"
+        )
+    return secret
+
+
+def _ami(r: Reader, problems: list[str], name: str, env_default: str | None) -> AsteriskSettings:
+    host = r.str("host", "127.0.0.1")
+    if not HOST.match(host):
+        problems.append(f"{r.where}.host: not a host name or address: {host!r}")
+    port = r.int("port", 5038, low=1, high=65535)
+    username = r.str("username", "vaihde")
+    return AsteriskSettings(name, host, port, username, _secret(r, problems, env_default))
+
+
+def _reach(r: Reader, names: list[str], own: str) -> tuple[tuple[str, str], ...]:
+    """`reach`: one template for every other Asterisk, or a mapping of their names to one."""
+    node = r.child("reach")
+    if node is None or node.value is None:
+        return ()
+    if isinstance(node.value, dict):
+        pairs = [(key, value) for key, value in node.value.items()]
+    else:
+        pairs = [("*", node)]
+    out: list[tuple[str, str]] = []
+    for key, value in pairs:
+        if key != "*" and (key not in names or key == own):
+            r.error(value, f"{key!r} is not the name of another of service.asterisks")
+            continue
+        if not isinstance(value.value, str):
+            r.error(value, "must be a Dial() template like PJSIP/{resource}@to-ast1")
+            continue
+        problem = reach_problem(value.value)
+        if problem:
+            r.error(value, problem)
+            continue
+        out.append((key, value.value))
+    return tuple(out)
+
+
+def reach_problem(template: str) -> str:
+    """What is wrong with a `reach` template ("" = nothing)."""
+    try:
+        sample = template.format(device="PJSIP/op1", resource="op1")
+    except (KeyError, IndexError, ValueError):
+        return ("a template may only use {device} and {resource} (e.g. "
+                "PJSIP/{resource}@to-ast1)")
+    if not any("{" + f + "}" in template for f in REACH_FIELDS):
+        return "must place the phone with {device} or {resource} (e.g. PJSIP/{resource}@to-ast1)"
+    if not DEVICE.match(sample):
+        return "must be a device template like PJSIP/{resource}@to-ast1 (no & , $ or spaces)"
+    return ""
+
+
+def _asterisks(service: Reader, problems: list[str]) -> tuple[AsteriskSettings, ...]:
+    """`service.asterisks` (every Asterisk, each its own AMI connection), or the single
+    `service.ami` as before."""
+    env_secret = os.environ.get("VAIHDE_AMI_SECRET") or ""
+    if not service.has("asterisks"):
+        ami = _ami(r := service.section("ami"), problems, "", env_secret)
+        r.done()
+        return (ami,)
+    nodes = service.list("asterisks")
+    node = service.child("asterisks")
+    assert node is not None
+    if service.has("ami"):
+        service.child("ami")
+        problems.append(f"{service.where}.ami: give service.ami or service.asterisks, not both")
+    if not nodes:
+        if isinstance(node.value, list) or node.value is None:
+            service.error(node, "must list at least one Asterisk")
+        return (AsteriskSettings("", "127.0.0.1", 5038, "vaihde", ""),)
+    readers = [Reader(n, problems) for n in nodes]
+    names: list[str] = []
+    seen: dict[str, str] = {}
+    for r in readers:
+        name = r.str("name", required=True)
+        name_node = r.child("name")
+        if name and not SYSTEM_NAME.match(name) and name_node is not None:
+            r.error(name_node, "must be the Asterisk's systemname: 1-32 letters, digits, - or _ "
+                    "(asterisk.conf [options] systemname)")
+        elif name in seen and name_node is not None:
+            r.error(name_node, f"{name!r} is already the name of {seen[name]}: each Asterisk "
+                    "needs a systemname of its own")
+        elif name:
+            seen[name] = str(r.where.field)
+        names.append(name)
+    out = []
+    single = len(readers) == 1
+    for r, name in zip(readers, names, strict=True):
+        ami = _ami(r, problems, name, env_secret if single else None)
+        out.append(AsteriskSettings(ami.name, ami.host, ami.port, ami.username, ami.secret,
+                                    _reach(r, names, name)))
+        r.done()
+    return tuple(out)
 
 
 def is_example_secret(secret: str) -> bool:

@@ -9,8 +9,8 @@ numbers must be digits, and every device string is checked against DEVICE once m
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from vaihde import contract
@@ -87,6 +87,19 @@ class Presence:
     device_reach: DeviceLookup | None = None
 
 
+# Device → how the Asterisk that holds the call dials it (several Asterisks: a phone that lives
+# on another one through its `reach` template, vaihde.ami.cluster.dial_via); None = as it is.
+Via = Callable[[str], str]
+
+
+def _same(device: str) -> str:
+    return device
+
+
+def _rewrite(dial: str, via: Via) -> str:
+    return "&".join(via(part) for part in dial.split("&"))
+
+
 MAX_STEPS = 8  # steps [vaihde-console-ring] walks (VAIHDE_CONSOLE_DIAL … VAIHDE_CONSOLE_DIAL8)
 
 
@@ -98,6 +111,13 @@ class Resolved:
     ring_s: int | None = None  # the first step's ring time (None: the console's bounce time)
     then: tuple[tuple[str, int], ...] = ()  # a team in order: the next (dial, seconds) steps
     queue: str = ""  # a team with its own Asterisk queue
+
+    def through(self, via: Via) -> Resolved:
+        """The same target as the call's Asterisk dials it (a phone on another Asterisk
+        through that one's trunk)."""
+        return replace(
+            self, dial=_device(_rewrite(self.dial, via), self.name) if self.dial else "",
+            then=tuple((_device(_rewrite(d, via), self.name), s) for d, s in self.then))
 
     def ring_variables(self, channel: str, bounce_s: int) -> list[dict[str, str]]:
         """Setvars for [vaihde-console-ring]: where to ring, how long, what next; the step
@@ -213,12 +233,14 @@ def _phone(operator: Operator, what: str) -> str:
     return operator.phone
 
 
-def _to_phone(call: Mapping[str, Any], operator: Operator, limits: Limits, action: str) -> Plan:
+def _to_phone(
+    call: Mapping[str, Any], operator: Operator, limits: Limits, action: str, via: Via = _same
+) -> Plan:
     """The caller's channel rings the operator's phone ([vaihde-console-answer])."""
     phone = _phone(operator, "answering")
     channel = call["channel"]
     return Plan(action, call["id"], (
-        setvar(channel, contract.CONSOLE_DIAL, phone),
+        setvar(channel, contract.CONSOLE_DIAL, _device(via(phone), "your phone")),
         setvar(channel, contract.CONSOLE_RING, str(limits.ring_s)),
         setvar(channel, contract.CONSOLE_BY, operator.username),
         redirect(channel, contract.CONSOLE_ANSWER_CONTEXT),
@@ -229,15 +251,45 @@ def _state_error(call: Mapping[str, Any], what: str) -> Refusal:
     return Refusal(409, "conflict", f"cannot {what}: the call is {call['state']} now")
 
 
+def dialled_as(ch: Channel, channels: Mapping[str, Channel]) -> str:
+    """The Dial() string that made this channel ("" if no Dial() did): `PJSIP/op1@to-ast1`
+    for the trunk leg that rings an operator's phone on another Asterisk."""
+    caller = channels.get(ch.dialed_by) if ch.dialed_by else None
+    if caller is None:
+        return ""
+    for dial in reversed(caller.dials):
+        if dial.dest_uniqueid == ch.uniqueid and dial.dial_string:
+            tech = ch.name.partition("/")[0]
+            return f"{tech}/{dial.dial_string}"
+    return ""
+
+
 def _operator_channel(
-    call: Mapping[str, Any], operator: Operator, channels: Mapping[str, Channel]
+    call: Mapping[str, Any], operator: Operator, channels: Mapping[str, Channel],
+    via: Via = _same,
 ) -> Channel | None:
+    """The operator's phone among the call's parties: the phone's own channel, or the leg that
+    dialled it through another Asterisk."""
+    if not operator.phone:
+        return None
     for party in call.get("parties", []):
-        if operator.phone and device_of_channel(party["channel"]) == operator.phone:
-            for ch in channels.values():
-                if ch.name == party["channel"]:
-                    return ch
+        own = device_of_channel(party["channel"]) == operator.phone
+        for ch in channels.values():
+            if ch.name == party["channel"] and (
+                    own or dialled_as(ch, channels) == via(operator.phone)):
+                return ch
     return None
+
+
+def next_waiting(calls: Mapping[str, Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """Whom "answer next" takes: the first in line. With several Asterisks (the calls say
+    which holds them) positions are each Asterisk's own, so the line is by waiting time."""
+    waiting = [c for c in calls.values() if c["state"] == "waiting"]
+    if not waiting:
+        return None
+    if any("asterisk" in c for c in waiting):
+        return min(waiting, key=lambda c: (c["since"], c["position"] or 0))
+    return min(waiting, key=lambda c: (c["position"] or 0, c["since"]))
 
 
 def decide(
@@ -249,15 +301,16 @@ def decide(
     limits: Limits,
     transfers: Mapping[str, Transfer],
     presence: Presence | None = None,
+    via: Via = _same,
 ) -> Plan:
-    """The AMI actions for `request` on the board `calls` (by id), or a Refusal."""
+    """The AMI actions for `request` on the board `calls` (by id), or a Refusal. `channels`:
+    those of the Asterisk that holds the call; `via`: how that Asterisk dials a device."""
     action = request.action
     if action == "answer-next":
-        waiting = [c for c in calls.values() if c["state"] == "waiting"]
-        if not waiting:
+        first = next_waiting(calls)
+        if first is None:
             raise Refusal(409, "conflict", "nobody is waiting")
-        first = min(waiting, key=lambda c: (c["position"] or 0, c["since"]))
-        return _to_phone(first, operator, limits, action)
+        return _to_phone(first, operator, limits, action, via)
     call_id = request.call_id or ""
     call = calls.get(call_id) if CALL_ID.match(call_id) else None
     if call is None:
@@ -267,12 +320,12 @@ def decide(
     transfer = transfers.get(call_id)
     if action == "answer":
         if state in ("waiting", "parked") or (state == "ringing" and call.get("bounced")):
-            return _to_phone(call, operator, limits, action)
+            return _to_phone(call, operator, limits, action, via)
         raise _state_error(call, "answer it")
     if action == "retrieve":
         if state != "parked":
             raise _state_error(call, "retrieve it")
-        return _to_phone(call, operator, limits, action)
+        return _to_phone(call, operator, limits, action, via)
     if action == "hangup":
         return Plan(action, call_id, ({"Action": "Hangup", "Channel": channel,
                                        "Cause": "16"},), forget_transfer=True)
@@ -280,7 +333,7 @@ def decide(
         if state not in ("waiting", "ringing", "active"):
             raise _state_error(call, "park it")
         park = {"Action": "Park", "Channel": channel}
-        op = _operator_channel(call, operator, channels)
+        op = _operator_channel(call, operator, channels, via)
         if op is not None:
             # Unanswered for too long, the lot rings whoever parked it.
             park["TimeoutChannel"] = op.name
@@ -291,10 +344,12 @@ def decide(
         if state == "transferring":
             raise _state_error(call, "transfer it again before this transfer ends")
         target = resolve_target(request.to, company, limits, presence)
+        if via is not _same:
+            target = target.through(via)
         if request.mode == "attended":
             if state != "active":
                 raise _state_error(call, "consult first (answer the call, then transfer)")
-            op = _operator_channel(call, operator, channels)
+            op = _operator_channel(call, operator, channels, via)
             if op is None:
                 raise Refusal(409, "conflict", "an attended transfer needs the call on your "
                               "phone: answer it first")
@@ -312,6 +367,7 @@ def decide(
         if state not in ("waiting", "ringing", "active", "parked"):
             raise _state_error(call, "transfer it")
         back = operator.phone if operator.phone and DEVICE.match(operator.phone) else ""
+        back = _device(via(back), "your phone") if back else ""
         return Plan("transfer", call_id, (
             *target.ring_variables(channel, limits.bounce_s),
             setvar(channel, contract.CONSOLE_BACK, back),
@@ -327,7 +383,7 @@ def decide(
             if action == "complete":
                 raise Refusal(409, "conflict", "a blind transfer completes by itself when "
                               "answered")
-            return _to_phone(call, operator, limits, "cancel")
+            return _to_phone(call, operator, limits, "cancel", via)
         op = channels.get(transfer.operator_channel)
         if op is None:
             raise Refusal(409, "conflict", "the consulting phone has hung up")

@@ -123,6 +123,8 @@ class Inputs:
     phones: Mapping[str, str] = field(default_factory=dict)  # operators' devices → names
     previous: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # last calls by id
     tz: tzinfo = UTC
+    # Several Asterisks: the name of the one that holds a call (its card says so).
+    asterisk_of: Callable[[str], str] | None = None
 
 
 @dataclass
@@ -295,6 +297,7 @@ def call_json(
                     if facts else []},
         "story": [_step(s) for s in story.steps] if story is not None else [],
         "channel": ch.name,
+        **({"asterisk": inputs.asterisk_of(ch.uniqueid)} if inputs.asterisk_of else {}),
         "_sort": since,
         "_since": since,
         "_answered": answered,

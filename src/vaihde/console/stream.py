@@ -28,13 +28,23 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vaihde.ami.client import AmiActionError, AmiError
-from vaihde.ami.tracker import CallTracker, Change
+from vaihde.ami.cluster import MergedCalls
+from vaihde.ami.tracker import CallTracker, Change, Channel
 from vaihde.auth import store as auth_store
 from vaihde.auth.middleware import Credential
 from vaihde.auth.model import Action, Principal, allowed
 from vaihde.company.dials import DeviceLookup
 from vaihde.company.schema import CompanyConfig
-from vaihde.console.actions import Limits, Operator, Plan, Presence, Refusal, Request, decide
+from vaihde.console.actions import (
+    Limits,
+    Operator,
+    Plan,
+    Presence,
+    Refusal,
+    Request,
+    decide,
+    next_waiting,
+)
 from vaihde.console.board import (
     RECENT,
     Board,
@@ -73,6 +83,17 @@ class AmiState(Protocol):
     def remove_state_listener(self, cb: Callable[[bool], None]) -> None: ...
     def add_event_listener(self, cb: Callable[[Mapping[str, Any]], None]) -> None: ...
     def remove_event_listener(self, cb: Callable[[Mapping[str, Any]], None]) -> None: ...
+
+
+class CallRoutes(Protocol):
+    """Several Asterisks (vaihde.ami.cluster.Cluster): where each call is and how to act on it."""
+
+    def client_for(self, call_id: str) -> Any: ...
+    def name_for(self, call_id: str) -> str: ...
+    def channels_for(self, call_id: str) -> Mapping[str, Channel]: ...
+    def dial_for(self, call_id: str) -> Callable[[str], str]: ...
+    def ami_json(self) -> dict[str, Any]: ...
+    async def locate(self, devices: list[str]) -> None: ...
 
 
 def only_position_changed(was: Mapping[str, Any], now: Mapping[str, Any]) -> bool:
@@ -179,7 +200,7 @@ async def caller_facts(
 class ConsoleDeps:
     """What the hub reads; the service owns all of it."""
 
-    tracker: CallTracker
+    tracker: CallTracker | MergedCalls
     ami: AmiState
     stories: StoryBook
     company: Callable[[], CompanyConfig | None] = lambda: None
@@ -197,6 +218,7 @@ class ConsoleDeps:
     streams_per_user: int = STREAMS_PER_USER
     recheck_s: float = RECHECK_S
     device_reach: DeviceLookup | None = None  # phones' reach (transfers skip unreachable ones)
+    routes: CallRoutes | None = None  # several Asterisks; None: the one `ami` holds every call
 
 
 class Console:
@@ -254,7 +276,8 @@ class Console:
         self._dirty.set()
 
     def _ami_state(self, connected: bool) -> None:
-        self._publish("ami", {"connected": connected})
+        routes = self.deps.routes
+        self._publish("ami", routes.ami_json() if routes is not None else {"connected": connected})
         self.touch()
 
     def _ami_event(self, event: Mapping[str, Any]) -> None:
@@ -295,11 +318,14 @@ class Console:
         presence = deps.presence
         now = deps.clock()
         facts = {n: f for n, (_, f) in self._facts.items()}
+        tracker = deps.tracker
         return build(Inputs(
-            tracker=deps.tracker, now=now, stories=deps.stories.get, company=deps.company(),
+            tracker=tracker.frozen() if isinstance(tracker, MergedCalls) else tracker,
+            now=now, stories=deps.stories.get, company=deps.company(),
             availability=presence.lookup if presence is not None and presence.loaded else None,
             callers=facts, transfers=self.transfers, phones=deps.phones(),
             previous=self.board.calls, tz=deps.tz,
+            asterisk_of=deps.routes.name_for if deps.routes is not None else None,
         ))
 
     async def _run(self) -> None:
@@ -380,26 +406,59 @@ class Console:
         lists = self.board.lists()
         return {
             "seq": self.seq,
-            "ami": {"connected": self.deps.ami.connected},
+            "ami": self._ami_json(),
             **{name: [public(c) for c in calls] for name, calls in lists.items()},
         }
 
+    def _ami_json(self) -> dict[str, Any]:
+        routes = self.deps.routes
+        return routes.ami_json() if routes is not None else {"connected": self.deps.ami.connected}
+
     # --- actions -------------------------------------------------------------------------
+
+    def _call_of(self, request: Request) -> str:
+        """The board's call a request is about ("" if none)."""
+        if request.action == "answer-next":
+            first = next_waiting(self.board.calls)
+            return str(first["id"]) if first is not None else ""
+        return request.call_id or ""
 
     def plan(self, request: Request, operator: Operator) -> Plan:
         """What `request` would do now (pure; raises Refusal)."""
         presence = self.deps.presence
         reach = Presence(presence.lookup if presence is not None and presence.loaded else None,
                          self.deps.device_reach)
-        return decide(request, self.board.calls, self.deps.tracker.channels, operator,
-                      self.deps.company(), self.deps.limits(), self.transfers, reach)
+        routes = self.deps.routes
+        if routes is None:
+            return decide(request, self.board.calls, self.deps.tracker.channels, operator,
+                          self.deps.company(), self.deps.limits(), self.transfers, reach)
+        # Several Asterisks: the call's own channels, and its Asterisk's way to every phone.
+        call_id = self._call_of(request)
+        return decide(request, self.board.calls, routes.channels_for(call_id), operator,
+                      self.deps.company(), self.deps.limits(), self.transfers, reach,
+                      routes.dial_for(call_id))
 
     async def perform(self, request: Request, operator: Operator) -> dict[str, Any]:
         """Carry out an operator's request: Refusal (409/400/404/503) or the reply."""
-        if not self.deps.ami.connected:
-            raise Refusal(503, "ami_down", "Asterisk is not connected; try again in a moment")
-        # The board may lag the tracker by the coalescing delay: decide on the newest state.
+        routes = self.deps.routes
+        ami: AmiState = self.deps.ami
+        if routes is not None and operator.phone:
+            # Where the operator's phone is, if no Asterisk has said yet.
+            await routes.locate([operator.phone])
+        # The board may lag the tracker by the coalescing delay: decide on the newest state
+        # (and from here on without awaiting, so the call chosen is the call acted on).
         self.refresh()
+        if routes is not None:
+            call_id = self._call_of(request)
+            on_board = call_id in self.board.calls
+            client = routes.client_for(call_id) if on_board else None
+            if on_board and (client is None or not client.connected):
+                raise Refusal(503, "ami_down", f"Asterisk {routes.name_for(call_id) or ''} "
+                              "that holds the call is not connected; try again in a moment")
+            if client is not None:
+                ami = client
+        elif not ami.connected:
+            raise Refusal(503, "ami_down", "Asterisk is not connected; try again in a moment")
         plan = self.plan(request, operator)
         audit = {"user": operator.username, "action": plan.action, "call_id": plan.call_id,
                  **plan.detail}
@@ -407,7 +466,7 @@ class Console:
             self.transfers[plan.call_id] = replace(plan.transfer, started_wall=self.deps.clock())
         for step in plan.ami:
             try:
-                await self.deps.ami.action(step, timeout=5)
+                await ami.action(step, timeout=5)
             except AmiActionError as exc:
                 if plan.transfer is not None:
                     self.transfers.pop(plan.call_id, None)

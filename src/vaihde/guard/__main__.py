@@ -37,7 +37,9 @@ class GuardSettings:
         return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data})
 
 
-def from_settings_file(path: str) -> GuardSettings:
+def from_settings_file(path: str, asterisk: str = "") -> GuardSettings:
+    """The guard of one Asterisk of the settings (`asterisk`: its name in service.asterisks;
+    "" = the first, or only, one)."""
     from vaihde.config.settings import load
     from vaihde.config.source import ConfigError
 
@@ -45,7 +47,12 @@ def from_settings_file(path: str) -> GuardSettings:
         settings = load(path)
     except ConfigError as exc:
         exc.exit(path)
-    ami = settings.ami
+    every = settings.all_asterisks()
+    ami = next((a for a in every if a.name == asterisk), None) if asterisk else every[0]
+    if ami is None:
+        names = ", ".join(a.name for a in every if a.name) or "none"
+        raise SystemExit(f"vaihde guard: {path} names no Asterisk {asterisk!r} in "
+                         f"service.asterisks (it has: {names})")
     return GuardSettings(ami.host, ami.port, ami.username, ami.secret,
                          settings.guard_stall_s, settings.log_format, settings.guard_agi_url)
 
@@ -71,11 +78,14 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--config", help="the service's settings file")
     source.add_argument("--settings-stdin", action="store_true",
                         help="read the guard's settings as JSON from stdin (from vaihde serve)")
+    parser.add_argument("--asterisk", default="", metavar="NAME",
+                        help="with several Asterisks (service.asterisks): the one to guard; "
+                        "run one guard per Asterisk (default: the first)")
     args = parser.parse_args(argv)
     if args.settings_stdin:
         settings = GuardSettings.from_json(sys.stdin.readline())
     else:
-        settings = from_settings_file(args.config)
+        settings = from_settings_file(args.config, args.asterisk)
     logs.setup(settings.log_format)
     from vaihde.cli import run_loop
 

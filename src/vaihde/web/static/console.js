@@ -38,18 +38,29 @@
     if (!bad) statusTimer = setTimeout(() => { s.textContent = ""; }, 8000);
   }
 
-  const conn = { stream: "connecting", ami: true };
+  // `down`: with several Asterisks, the names of those vaihde has lost.
+  const conn = { stream: "connecting", ami: true, down: [] };
+  function amiState(ami) {
+    conn.ami = !(ami && ami.connected === false);
+    conn.down = ami && ami.asterisks ? ami.asterisks.filter((a) => !a.connected)
+      .map((a) => a.name) : [];
+  }
   function showConnection() {
     const c = $("conn");
     const banner = $("banner");
+    const which = conn.down.length ? " " + conn.down.join(", ") : "";
     c.className = "conn " + (conn.stream === "live" ? (conn.ami ? "live" : "degraded")
       : conn.stream);
-    c.textContent = conn.stream === "live" ? (conn.ami ? "live" : "Asterisk link down")
+    c.textContent = conn.stream === "live" ? (conn.ami ? "live" : `Asterisk${which} link down`)
       : conn.stream === "down" ? "disconnected" : "connecting…";
     let text = "";
     if (conn.stream === "down") {
       text = "Disconnected from the vaihde service: the calls shown may be out of date. " +
         "Reconnecting by itself…";
+    } else if (!conn.ami && which) {
+      text = `vaihde has lost its connection to Asterisk${which} (AMI): calls there still ` +
+        "reach people, but they are not on this board and cannot be acted on until it is " +
+        "back. Calls on the other Asterisks are shown as usual.";
     } else if (!conn.ami) {
       text = "vaihde has lost its connection to Asterisk (AMI): calls still reach people, but " +
         "this board may be out of date and actions are refused until it is back.";
@@ -118,6 +129,10 @@
       line1.append(V.el("span", { cls: "earlier", title: "earlier contacts from this number",
         text: `earlier: ${c.earlier.today} today, ${c.earlier.last_30_days} in 30 d` }));
     }
+    if (c.asterisk) {
+      line1.append(V.el("span", { cls: "asterisk", title: "the Asterisk that holds this call",
+        text: c.asterisk }));
+    }
     if (c.state === "ringing") line1.append(V.el("span", { cls: "badge", text: "ringing you" }));
     if (c.transfer) {
       const t = c.transfer;
@@ -158,7 +173,11 @@
   }
 
   function sortKey(c) {
-    return [c.position != null ? c.position : 1e9, Date.parse(c.since) || 0, c.id];
+    const position = c.position != null ? c.position : 1e9;
+    // Several Asterisks (calls name theirs): positions are each one's own, so the line is by
+    // waiting time, as "answer next" takes it.
+    if (c.asterisk) return [Date.parse(c.since) || 0, position, c.id];
+    return [position, Date.parse(c.since) || 0, c.id];
   }
 
   function before(a, b) {
@@ -247,7 +266,7 @@
       for (const c of board[name] || []) { seen.add(c.id); upsert(c); }
     }
     for (const id of [...calls.keys()]) if (!seen.has(id)) removeCall(id);
-    conn.ami = !(board.ami && board.ami.connected === false);
+    amiState(board.ami);
     showConnection();
   }
 
@@ -306,7 +325,7 @@
         if (c) upsert(Object.assign({}, c, { position }));
       }
     });
-    on("ami", (a) => { conn.ami = !!a.connected; showConnection(); });
+    on("ami", (a) => { amiState(a); showConnection(); });
     on("availability", (a) => {
       const id = a.employee || a.employee_id;
       if (!id) return;
