@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from vaihde.config.patterns import DEVICE
+from vaihde.errors import FieldError
 
 
 class Role(StrEnum):
@@ -57,13 +58,8 @@ MAX_DISPLAY_NAME = 200
 MAX_LABEL = 200
 
 
-class AuthError(ValueError):
+class AuthError(FieldError, ValueError):
     """Bad input for a user or token change, in plain words; nothing was written."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ from vaihde.company.dials import (
 from vaihde.company.schema import CompanyConfig, Employee
 from vaihde.config.patterns import DEVICE
 from vaihde.console.board import Transfer
+from vaihde.errors import VaihdeError
 
 CALL_ID = re.compile(r"^[A-Za-z0-9_-]{0,40}[0-9]+\.[0-9]+$")  # Uniqueid: [systemname-]epoch.seq
 NUMBER = re.compile(r"^\+?[0-9]{3,32}$")
@@ -34,12 +35,11 @@ ACTIONS = ("answer", "answer-next", "transfer", "complete", "cancel", "park", "r
            "hangup")
 
 
-class Refusal(Exception):
+class Refusal(VaihdeError):
     """The request cannot be carried out; `status` and `code` for the API's error JSON."""
 
     def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.field = status, code, message, field
+        super().__init__(message, field=field, code=code, status=status)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from vaihde.errors import ProblemsError
+
 ID = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,39}$")
 DEVICE_KINDS = ("desk", "mobile", "softphone")
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
@@ -18,13 +20,9 @@ _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{1,60}$")
 _NUMBER_SEPARATORS = str.maketrans("", "", " +-().\u00a0/")
 
 
-class DirectoryError(ValueError):
+class DirectoryError(ProblemsError, ValueError):
     """The directory description (or a caller's details) cannot be stored; nothing was written.
     `problems` lists each thing wrong as "field: what is wrong"."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
 
 
 def digits(number: str) -> str:

@@ -21,6 +21,8 @@ from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from vaihde.errors import VaihdeError
+
 if TYPE_CHECKING:
     from vaihde.agi.channel import Channel
     from vaihde.company import CompanyConfig
@@ -30,8 +32,10 @@ log = logging.getLogger("vaihde.flows.feature_codes")
 MAX_MINUTES = 24 * 60
 
 
-class FeatureCodeError(ValueError):
+class FeatureCodeError(VaihdeError, ValueError):
     """The code cannot be understood; the message is what the employee's log/operator sees."""
+
+    code = "invalid_code"
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from vaihde.directory import digits
+from vaihde.errors import ProblemsError
 
 RECIPIENT_KINDS = ("employee", "team")
 CHANNELS = ("email", "sms")
@@ -57,13 +58,9 @@ _SPACES = re.compile(r"[ \t]+")
 _INVISIBLE = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
 
 
-class MessageError(ValueError):
+class MessageError(ProblemsError, ValueError):
     """A message or callback cannot be stored; nothing was written. `problems` lists each thing
     wrong as "field: what is wrong"."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
 
 
 # --- sanitising ---------------------------------------------------------------------------

@@ -17,14 +17,19 @@ from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from vaihde.errors import VaihdeError
+
 DEFAULT_TZ = "Europe/Helsinki"
 _RELATIVE = re.compile(r"^\+(?:(?P<d>\d+)d)?(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m(?:in)?)?$")
 _CLOCK = re.compile(r"^(?P<h>\d{1,2})[:.](?P<m>\d{2})$")
 TIME_HELP = "HH:MM, +90m, +2h, +1d, 2025-06-01 or 2025-06-01T14:00 (local time)"
 
 
-class CommandError(Exception):
+class CommandError(VaihdeError):
     """One line for the user; exit status 2."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
 
 
 def parse_when(
@@ -107,20 +112,18 @@ async def _open(url: str | None) -> Any:
 
 
 def _run(prefix: str, coro: Callable[[], Awaitable[int]]) -> int:
+    """Run a command: every error (a VaihdeError of any kind, the database's) is one line on
+    stderr and exit status 2. The one place where commands turn errors into words."""
     from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
     from vaihde.db.engine import DatabaseUrlError
-    from vaihde.directory import DirectoryError
-    from vaihde.presence.model import PresenceError
 
     try:
         return asyncio.run(coro())
-    except (CommandError, DatabaseUrlError) as exc:
+    except VaihdeError as exc:
+        message = exc.line()
+    except DatabaseUrlError as exc:
         message = str(exc)
-    except PresenceError as exc:
-        message = f"{exc.field}: {exc.message}"
-    except DirectoryError as exc:
-        message = "; ".join(exc.problems)
     except DBAPIError as exc:
         message = f"database error: {str(exc.orig).splitlines()[0] if exc.orig else exc}"
     except (SQLAlchemyError, OSError) as exc:
