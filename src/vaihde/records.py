@@ -9,7 +9,7 @@ Times are stored and handled in UTC; as JSON they are ISO 8601 in the reader's t
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, TypeVar
 
@@ -19,10 +19,43 @@ from pydantic import (
     ConfigDict,
     PlainSerializer,
     SerializationInfo,
+    SerializerFunctionWrapHandler,
     WithJsonSchema,
+    model_serializer,
 )
+from pydantic_core import PydanticCustomError
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 TIME_FORMAT = "ISO 8601 with a UTC offset, e.g. 2025-06-02T14:00:00+03:00"
+
+
+def fail(code: str, message: str, field: str | None = None) -> PydanticCustomError:
+    """What a validator raises for bad input: the API answers 400 with this `code` ("invalid",
+    "wrong_type", "missing_field", ...), `message` and `field` (default: the field validated)."""
+    context: dict[str, Any] = {"message": message}
+    if field is not None:
+        context["field"] = field
+    return PydanticCustomError(code, "{message}", context)
+
+
+def _parse_time(value: Any) -> Any:
+    """Times given as text must be ISO 8601 with a UTC offset: a time without one is
+    ambiguous. Times given as datetimes (from the database, from code) pass as they are."""
+    if isinstance(value, datetime):
+        return value
+    example = "like 2025-06-02T14:00:00+03:00"
+    if not isinstance(value, str):
+        kind = "a number" if isinstance(value, int | float) else type(value).__name__
+        raise fail("wrong_type", f"must be a string {example}, not {kind}")
+    try:
+        at = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise fail("invalid", f"{value!r} is not a date and time {example}") from None
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise fail("invalid", f"must include a UTC offset ({example}): a time without one is "
+                   "ambiguous")
+    return at
 
 
 def _in_zone(value: datetime, info: SerializationInfo) -> str:
@@ -30,14 +63,13 @@ def _in_zone(value: datetime, info: SerializationInfo) -> str:
     return value.astimezone(context.get("tz", UTC)).isoformat()
 
 
-# A moment in time (aware); as JSON, ISO 8601 with the offset of the reader's zone.
+# A moment in time (aware); as JSON, ISO 8601 with the offset of the reader's zone. Read from
+# text only with an offset.
 Time = Annotated[
     datetime,
+    BeforeValidator(_parse_time),
     PlainSerializer(_in_zone, return_type=str, when_used="json"),
-    WithJsonSchema(
-        {"type": "string", "format": "date-time", "description": TIME_FORMAT},
-        mode="serialization",
-    ),
+    WithJsonSchema({"type": "string", "format": "date-time", "description": TIME_FORMAT}),
 ]
 
 
@@ -72,6 +104,28 @@ class Record(BaseModel):
         super().__init__(**values)
 
 
+def keeps_fields(serializer: F) -> F:
+    """For a wrap serializer that sends the record's own fields (perhaps without some): pydantic
+    takes its return annotation for the JSON schema, and without one it documents the
+    record's fields, which is right."""
+    serializer.__annotations__.pop("return", None)
+    return serializer
+
+
+@keeps_fields
+def _drop_absent(self: Record, handler: SerializerFunctionWrapHandler) -> Any:
+    out = handler(self)
+    if isinstance(out, dict):
+        for name in self.sometimes:
+            if out.get(name, 0) is None:
+                del out[name]
+    return out
+
+
+# For a record whose `sometimes` fields are left out of its JSON when they are None:
+#     _absent = LEAVE_OUT_NONE
+LEAVE_OUT_NONE = model_serializer(mode="wrap")(_drop_absent)
+
 R = TypeVar("R", bound=BaseModel)
 
 
@@ -97,11 +151,15 @@ def of_row(model: type[R], row: object, **values: Any) -> R:
     return model.model_validate(_Overlay(row, values) if values else row)
 
 
-def each(attribute: str) -> BeforeValidator:
-    """For a field filled from a relationship: the `attribute` of each related row (values
-    that are not rows pass as they are)."""
+def each(attribute: str | None = None) -> BeforeValidator:
+    """For a tuple field filled from a relationship or a JSON list: the `attribute` of each
+    related row (values that are not rows pass as they are); None (an empty column) is ()."""
 
-    def pick(items: Iterable[Any]) -> Any:
+    def pick(items: Iterable[Any] | None) -> Any:
+        if items is None:
+            return ()
+        if attribute is None:
+            return tuple(items)
         return tuple(getattr(item, attribute, item) for item in items)
 
     return BeforeValidator(pick)
@@ -114,4 +172,15 @@ def dump_json(record: BaseModel, *, tz: Any = UTC, **context: Any) -> bytes:
     )
 
 
-__all__ = ["TIME_FORMAT", "Record", "Time", "dump_json", "each", "of_row"]
+def as_json(record: BaseModel, *, tz: Any = UTC, **context: Any) -> dict[str, Any]:
+    """The record as JSON data (by alias), times in `tz`, for code that adds to it."""
+    out: dict[str, Any] = record.model_dump(
+        mode="json", by_alias=True, context={"tz": tz, **context}
+    )
+    return out
+
+
+__all__ = [
+    "LEAVE_OUT_NONE", "TIME_FORMAT", "Record", "Time", "as_json", "dump_json", "each", "fail",
+    "keeps_fields", "of_row",
+]

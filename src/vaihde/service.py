@@ -31,7 +31,6 @@ from vaihde.ami import AmiClient, CallTracker
 from vaihde.ami.devicestate import DeviceStates
 from vaihde.ami.queues import QueueMembers
 from vaihde.api import ApiContext, LiveDirectory, make_api
-from vaihde.api.routes_common import availability_json
 from vaihde.calendar.importer import CalendarScheduler
 from vaihde.company import CompanyConfig, load_company
 from vaihde.company.apply import apply_company, current_company
@@ -59,6 +58,7 @@ from vaihde.presence.cache import PresenceCache
 from vaihde.presence.model import Source
 from vaihde.presence.store import set_availability
 from vaihde.prompts import PromptLibrary
+from vaihde.records import as_json
 from vaihde.story import CallStory, StoryBook, describe_path
 from vaihde.web import add_web
 
@@ -472,7 +472,7 @@ class Service:
             tracker=self.tracker, ami=self.ami, stories=self.stories,
             company=lambda: self._company, presence=self._presence, sessions=self.db.sessions,
             tz=tz, availability_json=lambda av: {
-                **availability_json(av, tz, private=True),
+                **as_json(av, tz=tz),
                 "devices": self.device_json(av.employee_id)},
             limits=lambda: Limits(self.settings.console_bounce_s, self.settings.console_ring_s,
                                   self.settings.mobile_dial),

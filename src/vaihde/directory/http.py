@@ -1,193 +1,220 @@
-"""The directory as stored: GET /employees, /employees/{employee_id}, /teams, /teams/{team_id},
-each with availability from the presence cache (the same truth routing reads).
+"""The directory over HTTP: GET /employees, /employees/{employee_id}, /teams, /teams/{team_id}
+(each with availability from the presence cache, the same truth routing reads), the search
+(GET /directory/search: the in-memory DirectoryIndex, accent-insensitive) and the caller
+register for operators (GET/PUT /callers/{number}, GET /callers/{number}/contacts).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import weakref
+from datetime import timedelta
 
 from aiohttp import web
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
-from vaihde.api.errors import Query, not_found
-from vaihde.api.routes_common import (
-    Route,
-    availability_json,
-    company_of,
-    ctx,
-    employee_id_param,
-    iso,
-    may,
-    require,
-    summary_json,
-)
+from vaihde.api.context import company_of, ctx
+from vaihde.api.errors import not_found
+from vaihde.api.route import Routes, respond
 from vaihde.auth.model import Action
-from vaihde.config.patterns import ID
 from vaihde.db import models as m
-from vaihde.directory import EmployeeRecord
 from vaihde.directory import store as directory
+from vaihde.directory.schemas import (
+    CallerPath,
+    CallerUpdate,
+    ContactList,
+    ContactsQuery,
+    Employee,
+    EmployeeList,
+    EmployeePath,
+    EmployeeSummary,
+    Person,
+    Phone,
+    SearchHit,
+    SearchQuery,
+    SearchResult,
+    Team,
+    TeamHit,
+    TeamList,
+    TeamPath,
+    TeamRef,
+    TeamSummary,
+)
+from vaihde.directory.search import DirectoryIndex, Record
+from vaihde.directory.store import CallerRecord
+from vaihde.records import of_row
+
+routes = Routes("directory")
+callers = Routes("callers")
+
+MAX_TEAMS = 10
 
 
 def _title(request: web.Request, employee_id: str) -> str:
+    # The running company's (a service without one only loses the extras).
     company = company_of(request)
     employee = company.employees.get(employee_id) if company is not None else None
     return employee.title if employee is not None else ""
 
 
-def employee_summary(request: web.Request, e: EmployeeRecord) -> dict[str, Any]:
+def _person(request: web.Request, employee_id: str, names: dict[str, str]) -> Person:
+    return Person(id=employee_id, name=names.get(employee_id, employee_id),
+                  availability=ctx(request).cache.lookup(employee_id))
+
+
+@routes.get("/employees", "Active employees with their availability",
+            allow=Action.READ_DIRECTORY, ok=(200, "Employees by name", EmployeeList))
+async def list_employees(request: web.Request) -> EmployeeList:
     api = ctx(request)
-    return {
-        "id": e.id,
-        "name": e.name,
-        "title": _title(request, e.id),
-        "extension": e.extension,
-        "teams": list(e.teams),
-        "availability": summary_json(api.cache.lookup(e.id), api.tz),
-    }
-
-
-async def list_employees(request: web.Request) -> web.Response:
-    require(request, Action.READ_DIRECTORY)
-    Query(request, ())
-    async with ctx(request).sessions() as session:
+    async with api.sessions() as session:
         employees = await directory.list_employees(session)
-    return web.json_response({"employees": [employee_summary(request, e) for e in employees]})
+    return EmployeeList(employees=[
+        of_row(EmployeeSummary, e, title=_title(request, e.id), availability=api.cache.lookup(e.id))
+        for e in employees
+    ])
 
 
-async def _team_names(session: Any, team_ids: set[str]) -> dict[str, str]:
-    if not team_ids:
-        return {}
-    rows = await session.execute(select(m.Team.id, m.Team.name).where(m.Team.id.in_(team_ids)))
-    return dict(rows.all())
-
-
-async def get_employee(request: web.Request) -> web.Response:
-    require(request, Action.READ_DIRECTORY)
-    Query(request, ())
-    employee_id = employee_id_param(request)
+@routes.get("/employees/{employee_id}",
+            "An employee: devices, numbers, teams, delegates, availability",
+            allow=Action.READ_DIRECTORY, params=EmployeePath,
+            ok=(200, "The employee", Employee), errors=(404,))
+async def get_employee(request: web.Request, path: EmployeePath) -> Employee:
     api = ctx(request)
     async with api.sessions() as session:
-        e = await directory.get_employee(session, employee_id)
+        e = await directory.get_employee(session, path.employee_id)
         if e is None:
-            raise not_found(f"no employee {employee_id!r}", "employee_id")
-        teams = await _team_names(session, set(e.teams))
-        names = dict(
-            (
-                await session.execute(
-                    select(m.Employee.id, m.Employee.name).where(m.Employee.id.in_(e.delegates))
-                )
-            ).all()
-        ) if e.delegates else {}
-    private = may(request, Action.READ_PRIVATE, employee_id)
-    return web.json_response(
-        {
-            "id": e.id,
-            "name": e.name,
-            "title": _title(request, e.id),
-            "active": e.active,
-            "extension": e.extension,
-            "email": e.email,
-            "sms_number": e.sms_number,
-            "languages": list(e.languages),
-            "numbers": list(e.numbers),
-            "devices": [
-                {"dial": d.dial, "kind": d.kind,
-                 "reach": api.device_reach(d.dial)
-                 if api.device_reach is not None and d.kind != "mobile" else "unknown"}
-                for d in e.devices
-            ],
-            "teams": [{"id": t, "name": teams.get(t, t)} for t in e.teams],
-            "delegates": [
-                {
-                    "id": d,
-                    "name": names.get(d, d),
-                    "availability": summary_json(api.cache.lookup(d), api.tz),
-                }
-                for d in e.delegates
-            ],
-            "availability": availability_json(api.cache.lookup(e.id), api.tz, private=private),
-            "updated_at": iso(e.updated_at, api.tz),
-        }
+            raise not_found(f"no employee {path.employee_id!r}", "employee_id")
+        teams = await directory.names_of(session, m.Team, e.teams)
+        names = await directory.names_of(session, m.Employee, e.delegates)
+    reach = api.device_reach
+    return of_row(
+        Employee, e,
+        title=_title(request, e.id),
+        devices=[
+            Phone(dial=d.dial, kind=d.kind,
+                  reach=reach(d.dial) if reach is not None and d.kind != "mobile" else "unknown")
+            for d in e.devices
+        ],
+        teams=[TeamRef(id=t, name=teams.get(t, t)) for t in e.teams],
+        delegates=[_person(request, d, names) for d in e.delegates],
+        availability=api.cache.lookup(e.id),
     )
 
 
-def _team_query() -> Any:
-    return (
-        select(m.Team)
-        .options(selectinload(m.Team.members))
-        .execution_options(populate_existing=True)
-    )
-
-
-async def list_teams(request: web.Request) -> web.Response:
-    require(request, Action.READ_DIRECTORY)
-    Query(request, ())
+@routes.get("/teams", "Active teams", allow=Action.READ_DIRECTORY,
+            ok=(200, "Teams", TeamList))
+async def list_teams(request: web.Request) -> TeamList:
     async with ctx(request).sessions() as session:
-        teams = (
-            await session.scalars(_team_query().where(m.Team.active.is_(True)).order_by(m.Team.id))
-        ).all()
-    return web.json_response(
-        {
-            "teams": [
-                {
-                    "id": t.id,
-                    "name": t.name,
-                    "kind": t.kind,
-                    "members": [mb.employee_id for mb in t.members],
-                }
-                for t in teams
-            ]
-        }
+        teams = await directory.list_teams(session)
+    return TeamList(teams=[TeamSummary.model_validate(t) for t in teams])
+
+
+@routes.get("/teams/{team_id}", "A team and its members' availability",
+            allow=Action.READ_DIRECTORY, params=TeamPath, ok=(200, "The team", Team),
+            errors=(404,))
+async def get_team(request: web.Request, path: TeamPath) -> Team:
+    async with ctx(request).sessions() as session:
+        team = await directory.get_team(session, path.team_id)
+        if team is None:
+            raise not_found(f"no team {path.team_id!r}", "team_id")
+        names = await directory.names_of(session, m.Employee, team.members)
+    company = company_of(request)
+    configured = company.teams.get(team.id) if company is not None else None
+    return of_row(
+        Team, team,
+        strategy=configured.strategy if configured is not None else None,
+        ring_seconds=configured.ring_seconds if configured is not None else None,
+        queue=(configured.queue or None) if configured is not None else None,
+        members=[_person(request, eid, names) for eid in team.members],
     )
 
 
-async def get_team(request: web.Request) -> web.Response:
-    require(request, Action.READ_DIRECTORY)
-    Query(request, ())
-    team_id = request.match_info["team_id"]
-    if not ID.match(team_id):
-        raise not_found(f"no team {team_id!r}", "team_id")
+# --- search ----------------------------------------------------------------------------------
+
+# Hits carry only ids; the records behind them, by id, once per index (rebuilt indexes are new
+# objects, so the old mapping goes with the old index).
+_by_id: weakref.WeakKeyDictionary[DirectoryIndex, dict[str, Record]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _records(index: DirectoryIndex) -> dict[str, Record]:
+    found = _by_id.get(index)
+    if found is None:
+        found = {r.employee_id: r for r in index.records}
+        if index.teams is not None:
+            found.update({f"team:{r.employee_id}": r for r in index.teams.records})
+        _by_id[index] = found
+    return found
+
+
+@routes.get("/directory/search",
+            "Search employees and teams by name, title, topic, team, extension or number "
+            "(ranked: exact before prefix; name before title before topic)",
+            allow=Action.READ_DIRECTORY, query=SearchQuery,
+            ok=(200, "Hits, best first", SearchResult))
+async def search(request: web.Request, query: SearchQuery) -> SearchResult:
+    api = ctx(request)
+    index = api.directory()
+    records = _records(index)
+    lookup = api.cache.lookup
+    hits: list[SearchHit] = []
+    for hit in index.search(query.q, query.limit):
+        record = records.get(hit.employee_id)
+        hits.append(SearchHit(
+            employee_id=hit.employee_id, name=hit.name, score=hit.score, matched=hit.matched,
+            extension=record.extension if record is not None else None,
+            teams=record.teams if record is not None else (),
+            title=record.title if record is not None else "",
+            topics=record.topics if record is not None else (),
+            availability=lookup(hit.employee_id),
+        ))
+    teams: list[TeamHit] = []
+    for hit in index.search(query.q, MAX_TEAMS, kind="team"):
+        record = records.get(f"team:{hit.employee_id}")
+        teams.append(TeamHit(
+            team_id=hit.employee_id, name=hit.name, score=hit.score, matched=hit.matched,
+            title=record.title if record is not None else "",
+            topics=record.topics if record is not None else (),
+        ))
+    return SearchResult(query=query.q, hits=hits, teams=teams)
+
+
+# --- the caller register -----------------------------------------------------------------------
+
+
+@callers.get("/callers/{number}", "What is known about a caller", allow=Action.USE_CALLERS,
+             params=CallerPath, ok=(200, "The caller", CallerRecord), errors=(404,))
+async def get_caller(request: web.Request, path: CallerPath) -> CallerRecord:
+    async with ctx(request).sessions() as session:
+        record = await directory.get_caller(session, path.number)
+    if record is None:
+        raise not_found(f"nothing is known about {path.number}", "number")
+    return record
+
+
+@callers.put("/callers/{number}",
+             "Create or change a caller's details (fields not sent are kept)",
+             allow=Action.USE_CALLERS, params=CallerPath, body=CallerUpdate,
+             ok=[(200, "Changed", CallerRecord), (201, "Created", CallerRecord)])
+async def put_caller(
+    request: web.Request, path: CallerPath, body: CallerUpdate
+) -> web.StreamResponse:
+    api = ctx(request)
+    async with api.sessions.begin() as session:
+        existed = await directory.get_caller(session, path.number) is not None
+        record = await directory.upsert_caller(
+            session, path.number, now=api.clock(), **body.model_dump(exclude_unset=True)
+        )
+    return respond(request, record, 200 if existed else 201)
+
+
+@callers.get("/callers/{number}/contacts", "Earlier calls with this number, newest first",
+             allow=Action.USE_CALLERS, params=CallerPath, query=ContactsQuery,
+             ok=(200, "Contacts", ContactList))
+async def contacts(request: web.Request, path: CallerPath, query: ContactsQuery) -> ContactList:
     api = ctx(request)
     async with api.sessions() as session:
-        team = (await session.scalars(_team_query().where(m.Team.id == team_id))).one_or_none()
-        if team is None:
-            raise not_found(f"no team {team_id!r}", "team_id")
-        member_ids = [mb.employee_id for mb in team.members]
-        names = dict(
-            (
-                await session.execute(
-                    select(m.Employee.id, m.Employee.name).where(m.Employee.id.in_(member_ids))
-                )
-            ).all()
-        ) if member_ids else {}
-    company = company_of(request)
-    configured = company.teams.get(team_id) if company is not None else None
-    return web.json_response(
-        {
-            "id": team.id,
-            "name": team.name,
-            "kind": team.kind,
-            "active": team.active,
-            "strategy": configured.strategy if configured is not None else None,
-            "ring_seconds": configured.ring_seconds if configured is not None else None,
-            "queue": (configured.queue or None) if configured is not None else None,
-            "members": [
-                {
-                    "id": eid,
-                    "name": names.get(eid, eid),
-                    "availability": summary_json(api.cache.lookup(eid), api.tz),
-                }
-                for eid in member_ids
-            ],
-            "updated_at": iso(team.updated_at, api.tz),
-        }
-    )
-
-
-ROUTES: list[Route] = [
-    ("GET", "/employees", list_employees),
-    ("GET", "/employees/{employee_id}", get_employee),
-    ("GET", "/teams", list_teams),
-    ("GET", "/teams/{team_id}", get_team),
-]
+        found = await directory.contacts_for(
+            session, path.number, since=api.clock() - timedelta(days=query.days),
+            limit=query.limit,
+        )
+    return ContactList(number=path.number, days=query.days, contacts=found)

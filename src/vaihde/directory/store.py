@@ -20,16 +20,17 @@ from vaihde.directory import (
     CallerRecord,
     ConfigVersionRecord,
     ContactRecord,
-    DeviceDescription,
     DirectoryDescription,
     DirectoryError,
     EmployeeDescription,
     EmployeeRecord,
     SyncReport,
     TeamDescription,
+    TeamRecord,
     digits,
 )
 from vaihde.directory.search import TEAM_RECORD, Record, fold
+from vaihde.records import of_row
 
 
 def _normalised(e: EmployeeDescription) -> EmployeeDescription:
@@ -256,30 +257,11 @@ def _employee_query() -> Any:
     )
 
 
-def _record(row: m.Employee) -> EmployeeRecord:
-    return EmployeeRecord(
-        id=row.id,
-        name=row.name,
-        extension=row.extension,
-        email=row.email,
-        sms_number=row.sms_number,
-        languages=tuple(row.languages or ()),
-        numbers=tuple(n.number for n in row.numbers),
-        devices=tuple(DeviceDescription(d.dial, d.kind) for d in row.devices),
-        delegates=tuple(d.delegate_id for d in row.delegates),
-        teams=tuple(sorted(mb.team_id for mb in row.memberships)),
-        active=row.active,
-        updated_at=row.updated_at,
-        title=row.title or "",
-        topics=tuple(row.topics or ()),
-    )
-
-
 async def get_employee(session: AsyncSession, employee_id: str) -> EmployeeRecord | None:
     row = (
         await session.scalars(_employee_query().where(m.Employee.id == employee_id))
     ).one_or_none()
-    return _record(row) if row is not None else None
+    return of_row(EmployeeRecord, row) if row is not None else None
 
 
 async def list_employees(
@@ -289,21 +271,41 @@ async def list_employees(
     query = _employee_query().order_by(m.Employee.name_folded, m.Employee.id)
     if not include_inactive:
         query = query.where(m.Employee.active.is_(True))
-    return [_record(row) for row in (await session.scalars(query)).all()]
+    return [of_row(EmployeeRecord, row) for row in (await session.scalars(query)).all()]
+
+
+def _team_query() -> Any:
+    return (
+        select(m.Team)
+        .options(selectinload(m.Team.members))
+        .execution_options(populate_existing=True)
+    )
+
+
+async def list_teams(session: AsyncSession) -> list[TeamRecord]:
+    """Active teams by id."""
+    query = _team_query().where(m.Team.active.is_(True)).order_by(m.Team.id)
+    return [of_row(TeamRecord, row) for row in (await session.scalars(query)).all()]
+
+
+async def get_team(session: AsyncSession, team_id: str) -> TeamRecord | None:
+    row = (await session.scalars(_team_query().where(m.Team.id == team_id))).one_or_none()
+    return of_row(TeamRecord, row) if row is not None else None
+
+
+async def names_of(session: AsyncSession, table: Any, ids: Iterable[str]) -> dict[str, str]:
+    """The names of these employees (table m.Employee) or teams (m.Team), by id."""
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    rows = await session.execute(select(table.id, table.name).where(table.id.in_(wanted)))
+    return {ident: name for ident, name in rows.all()}
 
 
 async def load_directory(session: AsyncSession) -> DirectoryDescription:
     """The active directory as a description (what the last sync stored, numbers as digits)."""
     employees = await list_employees(session)
-    teams = (
-        await session.scalars(
-            select(m.Team)
-            .where(m.Team.active.is_(True))
-            .options(selectinload(m.Team.members))
-            .order_by(m.Team.id)
-            .execution_options(populate_existing=True)
-        )
-    ).all()
+    teams = await list_teams(session)
     return DirectoryDescription(
         employees=tuple(
             EmployeeDescription(
@@ -323,12 +325,8 @@ async def load_directory(session: AsyncSession) -> DirectoryDescription:
         ),
         teams=tuple(
             TeamDescription(
-                id=t.id,
-                name=t.name,
-                kind=t.kind,
-                members=tuple(mb.employee_id for mb in t.members),
-                title=t.title or "",
-                topics=tuple(t.topics or ()),
+                id=t.id, name=t.name, kind=t.kind, members=t.members, title=t.title,
+                topics=t.topics,
             )
             for t in teams
         ),
@@ -399,22 +397,9 @@ def _caller_number(number: str, field: str = "number") -> str:
     return d
 
 
-def _caller(row: m.Caller) -> CallerRecord:
-    return CallerRecord(
-        number=row.number,
-        name=row.name,
-        organisation=row.organisation,
-        greet_by_name=row.greet_by_name,
-        preferred_channel=row.preferred_channel,
-        email=row.email,
-        notes=row.notes,
-        updated_at=row.updated_at,
-    )
-
-
 async def get_caller(session: AsyncSession, number: str) -> CallerRecord | None:
     row = await session.get(m.Caller, _caller_number(number))
-    return _caller(row) if row is not None else None
+    return of_row(CallerRecord, row) if row is not None else None
 
 
 async def upsert_caller(
@@ -472,21 +457,7 @@ async def upsert_caller(
             setattr(row, field, value)
     row.updated_at = at
     await session.flush()
-    return _caller(row)
-
-
-def _contact(row: m.Contact) -> ContactRecord:
-    return ContactRecord(
-        id=row.id,
-        caller_number=row.caller_number,
-        at=row.at,
-        direction=row.direction,
-        path=row.path,
-        employee_id=row.employee_id,
-        outcome=row.outcome,
-        call_id=row.call_id,
-        details=dict(row.details or {}),
-    )
+    return of_row(CallerRecord, row)
 
 
 async def add_contact(
@@ -534,7 +505,7 @@ async def add_contact(
     )
     session.add(row)
     await session.flush()
-    return _contact(row)
+    return of_row(ContactRecord, row)
 
 
 async def contacts_for(
@@ -545,21 +516,10 @@ async def contacts_for(
     if since is not None:
         query = query.where(m.Contact.at >= since)
     query = query.order_by(m.Contact.at.desc(), m.Contact.id.desc()).limit(limit)
-    return [_contact(row) for row in (await session.scalars(query)).all()]
+    return [of_row(ContactRecord, row) for row in (await session.scalars(query)).all()]
 
 
 # --- configuration versions ----------------------------------------------------------------
-
-
-def _config(row: m.ConfigVersion) -> ConfigVersionRecord:
-    return ConfigVersionRecord(
-        id=row.id,
-        applied_at=row.applied_at,
-        applied_by=row.applied_by,
-        sha256=row.sha256,
-        source_name=row.source_name,
-        document=row.document,
-    )
 
 
 async def record_config(
@@ -582,14 +542,14 @@ async def record_config(
     await m.bump_revision(session, m.CONFIG)
     session.add(row)
     await session.flush()
-    return _config(row)
+    return of_row(ConfigVersionRecord, row)
 
 
 async def latest_config(session: AsyncSession) -> ConfigVersionRecord | None:
     row = (
         await session.scalars(select(m.ConfigVersion).order_by(m.ConfigVersion.id.desc()).limit(1))
     ).one_or_none()
-    return _config(row) if row is not None else None
+    return of_row(ConfigVersionRecord, row) if row is not None else None
 
 
 async def employees_exist(session: AsyncSession, ids: Iterable[str]) -> set[str]:
@@ -611,9 +571,12 @@ __all__ = [
     "employees_exist",
     "get_caller",
     "get_employee",
+    "get_team",
     "latest_config",
     "list_employees",
+    "list_teams",
     "load_directory",
+    "names_of",
     "record_config",
     "search_records",
     "sync_directory",

@@ -14,46 +14,48 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from vaihde.api.errors import ApiError, Body, Query, invalid, json_body, not_found, parse_time
-from vaihde.api.routes_common import Route, company_of, ctx, int_param, iso, require, who
+from vaihde.api.context import company_of, ctx, who
+from vaihde.api.errors import ApiError, invalid, not_found
+from vaihde.api.route import Media, Routes
 from vaihde.auth.model import Action, Principal, allowed
-from vaihde.config.patterns import ID
 from vaihde.directory import store as directory
 from vaihde.messages import store
 from vaihde.messages.model import (
-    CALL_ID_MAX,
-    CALLBACK_STATUSES,
-    MESSAGE_STATUSES,
-    NAME_MAX,
-    NOTE_MAX,
-    RECIPIENT_KINDS,
     CallbackDraft,
     CallbackRecord,
-    DeliveryRecord,
     MessageDraft,
     MessageError,
     MessageRecord,
     Recipient,
-    clean_text,
-    recipient_name,
+)
+from vaihde.messages.schemas import (
+    CallbackDone,
+    CallbackList,
+    CallbackPath,
+    CallbacksQuery,
+    MessageList,
+    MessagePath,
+    MessagesQuery,
+    TakeCallback,
+    TakeMessage,
 )
 
 log = logging.getLogger("vaihde.api")
 
-MESSAGE_FIELDS = ("for", "caller_number", "caller_name", "text", "call_id")
-CALLBACK_FIELDS = MESSAGE_FIELDS
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 200
+messages = Routes("messages")
+callbacks = Routes("callbacks")
+
 # What Asterisk records messages as (Record() with the file's extension), and what is served.
 AUDIO_TYPES = {".wav": "audio/wav", ".gsm": "audio/x-gsm", ".ogg": "audio/ogg"}
 
-_NUMBER = re.compile(r"^\+?[0-9]{3,32}$")
-_CALL_ID = re.compile(rf"^[A-Za-z0-9._:\-]{{1,{CALL_ID_MAX}}}$")
 _CURSOR = re.compile(r"^([0-9]{1,19})\.([0-9]{1,10})$")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # MessageError problems are "field: …" in the model's words; the API's words for them.
 _FIELDS = {"note": "text", "recipient": "for", "for_kind": "for", "for_id": "for"}
+READERS = ("Operators and admins see all; an employee those for them and their teams (403 "
+           "for others').")
 
 
 # --- who may see what ----------------------------------------------------------------------
@@ -68,7 +70,7 @@ class Scope:
     def covers(self, kind: str | None, ident: str | None) -> bool:
         if self.recipients is None:
             return True
-        return kind is not None and Recipient(kind, ident or "") in self.recipients
+        return kind is not None and Recipient(kind=kind, id=ident or "") in self.recipients
 
 
 async def _scope(request: web.Request) -> Scope:
@@ -83,7 +85,8 @@ async def _scope(request: web.Request) -> Scope:
     async with ctx(request).sessions() as session:
         record = await directory.get_employee(session, own)
     teams = record.teams if record is not None else ()
-    return Scope((Recipient("employee", own), *(Recipient("team", t) for t in teams)))
+    return Scope((Recipient(kind="employee", id=own),
+                  *(Recipient(kind="team", id=t) for t in teams)))
 
 
 def _narrow(scope: Scope, wanted: Recipient | None) -> list[Recipient] | None:
@@ -96,28 +99,10 @@ def _narrow(scope: Scope, wanted: Recipient | None) -> list[Recipient] | None:
     return [wanted]
 
 
-# --- reading input -------------------------------------------------------------------------
+# --- paging and errors ---------------------------------------------------------------------
 
 
-def _recipient_filter(query: Query) -> Recipient | None:
-    employee = query.text("employee", max_length=40)
-    team = query.text("team", max_length=40)
-    if employee is not None and team is not None:
-        raise invalid("team", "give employee or team, not both")
-    for kind, value in (("employee", employee), ("team", team)):
-        if value is not None:
-            if not ID.match(value):
-                raise invalid(kind, f"{value!r} is not an {kind} id")
-            return Recipient(kind, value)
-    return None
-
-
-def _limit(query: Query) -> int:
-    return query.integer("limit", default=DEFAULT_LIMIT, low=1, high=MAX_LIMIT)
-
-
-def _cursor(query: Query) -> tuple[datetime, int] | None:
-    raw = query.text("cursor", max_length=40)
+def _cursor(raw: str | None) -> tuple[datetime, int] | None:
     if raw is None:
         return None
     found = _CURSOR.match(raw)
@@ -126,56 +111,12 @@ def _cursor(query: Query) -> tuple[datetime, int] | None:
     return _EPOCH + timedelta(microseconds=int(found[1])), int(found[2])
 
 
-def _next_cursor(at: datetime, ident: int) -> str:
-    # Whole microseconds since the epoch: exact, unlike a float timestamp.
-    return f"{(at - _EPOCH) // timedelta(microseconds=1)}.{ident}"
-
-
-def _for(body: Body, *, required: bool) -> Recipient | None:
-    value = body.data.get("for")
-    if value is None:
-        if required:
-            raise invalid("for", 'is required: {"employee": id} or {"team": id}',
-                          "missing_field")
+def _next_cursor(page: list[Any], more: bool) -> str | None:
+    if not more:
         return None
-    if not isinstance(value, dict) or len(value) != 1:
-        raise invalid("for", 'must be {"employee": id} or {"team": id}', "wrong_type")
-    ((kind, ident),) = value.items()
-    if kind not in RECIPIENT_KINDS:
-        raise invalid(f"for.{kind}", f"unknown field {kind!r}; use employee or team",
-                      "unknown_field")
-    if not isinstance(ident, str):
-        raise invalid(f"for.{kind}", f"must be an {kind} id (a string)", "wrong_type")
-    if not ID.match(ident):
-        raise invalid(f"for.{kind}", f"{ident!r} is not an {kind} id")
-    return Recipient(kind, ident)
-
-
-def _caller_number(body: Body, *, required: bool) -> str | None:
-    raw = body.text("caller_number", required=required, max_length=64)
-    if raw is None or (not required and raw.strip() == ""):
-        return None  # not given: withheld, or the caller did not say
-    compact = raw.replace(" ", "").replace("-", "")
-    if not _NUMBER.match(compact):
-        raise invalid("caller_number", f"{raw!r} is not a phone number: 3-32 digits with an "
-                      "optional leading +")
-    return compact
-
-
-def _call_id(body: Body) -> str:
-    value = body.text("call_id", max_length=CALL_ID_MAX)
-    if value is None or value == "":
-        return ""
-    if not _CALL_ID.match(value):
-        raise invalid("call_id", f"{value!r} is not a call id (letters, digits and . _ : -)")
-    return value
-
-
-def _text(body: Body, *, required: bool) -> str:
-    value = body.text("text", required=required, max_length=NOTE_MAX) or ""
-    if required and not clean_text(value):
-        raise invalid("text", "is empty: write what the caller wanted", "missing_field")
-    return value
+    # Whole microseconds since the epoch: exact, unlike a float timestamp.
+    last = page[-1]
+    return f"{(last.created_at - _EPOCH) // timedelta(microseconds=1)}.{last.id}"
 
 
 def _unknown(recipient: Recipient) -> ApiError:
@@ -186,90 +127,27 @@ def _unknown(recipient: Recipient) -> ApiError:
 
 def _message_error(exc: MessageError, recipient: Recipient | None) -> ApiError:
     """The store refused (a check here missed something, or the directory just changed)."""
-    problem = exc.problems[0] if exc.problems else str(exc)
-    head, _, rest = problem.partition(": ")
+    head, _, rest = exc.problems[0].partition(": ")
     field = _FIELDS.get(head, head)
     if field == "for" and recipient is not None and rest.startswith("no "):
         return _unknown(recipient)
-    return ApiError(400, "invalid", "; ".join(exc.problems), field, problems=list(exc.problems))
-
-
-# --- JSON shapes ---------------------------------------------------------------------------
-
-
-def _recipient_json(request: web.Request, kind: str | None, ident: str | None) -> Any:
-    if kind is None or ident is None:
-        return None
-    company = company_of(request)
-    name = recipient_name(Recipient(kind, ident), company) if company is not None else ident
-    return {"kind": kind, "id": ident, "name": name}
-
-
-def delivery_json(d: DeliveryRecord, request: web.Request) -> dict[str, Any]:
-    tz = ctx(request).tz
-    return {
-        "id": d.id,
-        "channel": d.channel,
-        "address": d.address,
-        "status": d.status,
-        "attempts": d.attempts,
-        # While sending, next_attempt_at is the sender's lease: no retry is scheduled then.
-        "next_retry_at": iso(d.next_attempt_at, tz) if d.status in ("pending", "retrying")
-        else None,
-        "last_error": d.last_error,
-        "sent_at": iso(d.sent_at, tz),
-    }
-
-
-def message_json(msg: MessageRecord, request: web.Request) -> dict[str, Any]:
-    return {
-        "id": msg.id,
-        "created_at": iso(msg.created_at, ctx(request).tz),
-        "for": _recipient_json(request, msg.recipient.kind, msg.recipient.id),
-        "caller_number": msg.caller_number,
-        "caller_name": msg.caller_name,
-        "taken_by": msg.taken_by,
-        "path": msg.path,
-        "text": msg.note,
-        "call_id": msg.call_id or None,
-        "language": msg.language,
-        "status": msg.status,
-        "has_recording": msg.recording_path is not None,
-        "deliveries": [delivery_json(d, request) for d in msg.deliveries],
-    }
-
-
-def callback_json(cb: CallbackRecord, request: web.Request) -> dict[str, Any]:
-    tz = ctx(request).tz
-    return {
-        "id": cb.id,
-        "created_at": iso(cb.created_at, tz),
-        "for": _recipient_json(request, cb.for_kind, cb.for_id),
-        "caller_number": cb.caller_number,
-        "caller_name": cb.caller_name,
-        "text": cb.note,
-        "call_id": cb.call_id or None,
-        "taken_by": cb.taken_by,
-        "status": cb.status,
-        "handled_by": cb.handled_by,
-        "handled_at": iso(cb.handled_at, tz),
-    }
+    return ApiError(400, "invalid", exc.line(), field, problems=list(exc.problems))
 
 
 # --- messages ------------------------------------------------------------------------------
 
 
-async def take_message(request: web.Request) -> web.Response:
+@messages.post("/messages", "Take a message for an employee or a team",
+               allow=Action.TAKE_MESSAGES, body=TakeMessage,
+               ok=(201, "Stored; delivery by e-mail and SMS has started", MessageRecord),
+               errors=(422, 503),
+               description="Stored like the messages callers record and delivered by the same "
+               "sender (retried until sent or failed). An unknown employee or team is a 422 "
+               "naming for.employee or for.team; nothing is stored on any error.")
+async def take_message(request: web.Request, body: TakeMessage) -> MessageRecord:
     """An operator takes a message: stored like the callers' own, delivered by the same sender."""
-    principal = require(request, Action.TAKE_MESSAGES)
-    Query(request, ())
-    body = await json_body(request, MESSAGE_FIELDS)
-    recipient = _for(body, required=True)
-    assert recipient is not None
-    number = _caller_number(body, required=False)
-    name = body.text("caller_name", max_length=NAME_MAX) or ""
-    text = _text(body, required=True)
-    call_id = _call_id(body)
+    principal = who(request)
+    recipient = body.for_.recipient
     api = ctx(request)
     company = company_of(request)
     if company is None:
@@ -279,8 +157,8 @@ async def take_message(request: web.Request) -> web.Response:
     if recipient.id not in table:
         raise _unknown(recipient)
     draft = MessageDraft(
-        recipient, caller_number=number, caller_name=name, taken_by=principal.username,
-        note=text, call_id=call_id,
+        recipient, caller_number=body.caller_number, caller_name=body.caller_name,
+        taken_by=principal.username, note=body.text, call_id=body.call_id,
     )
     try:
         message = await store.take_message(
@@ -292,37 +170,26 @@ async def take_message(request: web.Request) -> web.Response:
                                      "recipient": str(recipient)})
     if api.message_taken is not None:
         api.message_taken()
-    return web.json_response(message_json(message, request), status=201)
+    return message
 
 
-async def list_messages(request: web.Request) -> web.Response:
-    require(request, Action.READ_DIRECTORY)
-    query = Query(request, ("employee", "team", "status", "since", "limit", "cursor"))
-    wanted = _recipient_filter(query)
-    status = query.text("status", max_length=20)
-    if status is not None and status not in MESSAGE_STATUSES:
-        raise invalid("status", f"must be one of {', '.join(MESSAGE_STATUSES)}, not {status!r}")
-    since_raw = query.text("since", max_length=40)
-    since = parse_time("since", since_raw) if since_raw is not None else None
-    limit = _limit(query)
-    before = _cursor(query)
-    recipients = _narrow(await _scope(request), wanted)
+@messages.get("/messages", "Messages, newest first", allow=Action.READ_DIRECTORY,
+              query=MessagesQuery, ok=(200, "A page of messages", MessageList), errors=(403,),
+              description=READERS)
+async def list_messages(request: web.Request, query: MessagesQuery) -> MessageList:
+    before = _cursor(query.cursor)
+    recipients = _narrow(await _scope(request), query.recipient)
     async with ctx(request).sessions() as session:
         found = await store.list_messages(
-            session, recipients=recipients, status=status, since=since, before=before,
-            limit=limit + 1,
+            session, recipients=recipients, status=query.status, since=query.since,
+            before=before, limit=query.limit + 1,
         )
-    page = found[:limit]
-    more = len(found) > limit
-    return web.json_response({
-        "messages": [message_json(m, request) for m in page],
-        "next_cursor": _next_cursor(page[-1].created_at, page[-1].id) if more else None,
-    })
+    page = found[:query.limit]
+    return MessageList(messages=page, next_cursor=_next_cursor(page, len(found) > query.limit))
 
 
-async def _readable_message(request: web.Request) -> MessageRecord:
+async def _readable_message(request: web.Request, message_id: int) -> MessageRecord:
     """The message named in the path, if this principal may read it (404, 403 otherwise)."""
-    message_id = int_param(request, "message_id", "message")
     scope = await _scope(request)
     async with ctx(request).sessions() as session:
         message = await store.get_message(session, message_id)
@@ -333,10 +200,12 @@ async def _readable_message(request: web.Request) -> MessageRecord:
     return message
 
 
-async def get_message(request: web.Request) -> web.Response:
-    require(request, Action.READ_DIRECTORY)
-    Query(request, ())
-    return web.json_response(message_json(await _readable_message(request), request))
+@messages.get("/messages/{message_id}",
+              "A message with each delivery's status, attempts, last error and next retry",
+              allow=Action.READ_DIRECTORY, params=MessagePath,
+              ok=(200, "The message", MessageRecord), errors=(403, 404), description=READERS)
+async def get_message(request: web.Request, path: MessagePath) -> MessageRecord:
+    return await _readable_message(request, path.message_id)
 
 
 def _recording_file(request: web.Request, message: MessageRecord) -> Path | None:
@@ -359,15 +228,19 @@ def _recording_file(request: web.Request, message: MessageRecord) -> Path | None
     return real
 
 
-async def get_recording(request: web.Request) -> web.StreamResponse:
-    require(request, Action.READ_DIRECTORY)
-    Query(request, ())
-    message = await _readable_message(request)
-    path = _recording_file(request, message)
-    if path is None:
+@messages.get("/messages/{message_id}/recording",
+              "The message's recording (what the caller said after the tone)",
+              allow=Action.READ_DIRECTORY, params=MessagePath,
+              ok=(200, "The audio file", Media(tuple(AUDIO_TYPES.values()))), errors=(403, 404),
+              description="404 when the message has no recording (taken by an operator, or "
+              "the file is gone). " + READERS)
+async def get_recording(request: web.Request, path: MessagePath) -> web.StreamResponse:
+    message = await _readable_message(request, path.message_id)
+    found = _recording_file(request, message)
+    if found is None:
         raise not_found(f"message {message.id} has no recording", "message_id")
-    suffix = path.suffix.lower()
-    return web.FileResponse(path, headers={
+    suffix = found.suffix.lower()
+    return web.FileResponse(found, headers={
         "Content-Type": AUDIO_TYPES[suffix],
         "Content-Disposition": f'attachment; filename="message-{message.id}{suffix}"',
         "Cache-Control": "private, no-store",
@@ -375,13 +248,14 @@ async def get_recording(request: web.Request) -> web.StreamResponse:
     })
 
 
+Change = Callable[[AsyncSession, int, Principal, datetime], Awaitable[MessageRecord]]
+
+
 async def _change_message(
-    request: web.Request, change: Callable[..., Awaitable[Any]], what: str
-) -> web.Response:
+    request: web.Request, message_id: int, change: Change, what: str
+) -> MessageRecord:
     """Apply a store change to one message as the operator, and answer with the message."""
-    principal = require(request, Action.TAKE_MESSAGES)
-    Query(request, ())
-    message_id = int_param(request, "message_id", "message")
+    principal = who(request)
     api = ctx(request)
     async with api.sessions.begin() as session:
         if await store.get_message(session, message_id) is None:
@@ -389,25 +263,35 @@ async def _change_message(
         try:
             message = await change(session, message_id, principal, api.clock())
         except MessageError as exc:
-            raise ApiError(409, "conflict", "; ".join(exc.problems)) from None
+            raise ApiError(409, "conflict", exc.line()) from None
     log.info(f"message deliveries {what}", extra={"message_id": message_id,
                                                   "by": principal.username})
     if what == "retried" and api.message_taken is not None:
         api.message_taken()
-    return web.json_response(message_json(message, request))
+    return message
 
 
-async def retry_message(request: web.Request) -> web.Response:
+@messages.post("/messages/{message_id}/retry",
+               "Send the failed and cancelled deliveries again, now",
+               allow=Action.TAKE_MESSAGES, params=MessagePath,
+               ok=(200, "The message, its deliveries pending again", MessageRecord),
+               errors=(404, 409), description="409 when nothing of it failed or was cancelled.")
+async def retry_message(request: web.Request, path: MessagePath) -> MessageRecord:
     """Send the failed (and cancelled) deliveries again now, e.g. after a mail server fix."""
     return await _change_message(
-        request, lambda s, mid, who, now: store.retry_message(s, mid, now=now), "retried"
+        request, path.message_id,
+        lambda s, mid, who, now: store.retry_message(s, mid, now=now), "retried",
     )
 
 
-async def cancel_message(request: web.Request) -> web.Response:
+@messages.post("/messages/{message_id}/cancel",
+               "Stop delivering a message (deliveries not yet sent are cancelled)",
+               allow=Action.TAKE_MESSAGES, params=MessagePath,
+               ok=(200, "The message", MessageRecord), errors=(404,))
+async def cancel_message(request: web.Request, path: MessagePath) -> MessageRecord:
     """Stop delivering: deliveries not yet sent become cancelled (retry sends them again)."""
     return await _change_message(
-        request,
+        request, path.message_id,
         lambda s, mid, who, now: store.cancel_message(s, mid, by=who.username, now=now),
         "cancelled",
     )
@@ -416,46 +300,36 @@ async def cancel_message(request: web.Request) -> web.Response:
 # --- callback requests ---------------------------------------------------------------------
 
 
-async def list_callbacks(request: web.Request) -> web.Response:
+@callbacks.get("/callbacks", "Callback requests, oldest first (the order to call back in)",
+               allow=Action.READ_DIRECTORY, query=CallbacksQuery,
+               ok=(200, "A page of callback requests", CallbackList), errors=(403,),
+               description=READERS + " Requests for nobody in particular are for staff.")
+async def list_callbacks(request: web.Request, query: CallbacksQuery) -> CallbackList:
     """Callback requests, oldest first (the order to call back in); open ones by default."""
-    require(request, Action.READ_DIRECTORY)
-    query = Query(request, ("employee", "team", "status", "limit", "cursor"))
-    wanted = _recipient_filter(query)
-    status = query.text("status", max_length=20) or "open"
-    if status not in (*CALLBACK_STATUSES, "all"):
-        raise invalid("status", f"must be one of {', '.join(CALLBACK_STATUSES)} or all, "
-                      f"not {status!r}")
-    limit = _limit(query)
-    after = _cursor(query)
-    recipients = _narrow(await _scope(request), wanted)
+    after = _cursor(query.cursor)
+    recipients = _narrow(await _scope(request), query.recipient)
     async with ctx(request).sessions() as session:
         found = await store.list_callbacks(
-            session, status=None if status == "all" else status, recipients=recipients,
-            after=after, limit=limit + 1,
+            session, status=None if query.status == "all" else query.status,
+            recipients=recipients, after=after, limit=query.limit + 1,
         )
-    page = found[:limit]
-    more = len(found) > limit
-    return web.json_response({
-        "callbacks": [callback_json(c, request) for c in page],
-        "next_cursor": _next_cursor(page[-1].created_at, page[-1].id) if more else None,
-    })
+    page = found[:query.limit]
+    return CallbackList(callbacks=page, next_cursor=_next_cursor(page, len(found) > query.limit))
 
 
-async def take_callback(request: web.Request) -> web.Response:
+@callbacks.post("/callbacks", "Take a callback request", allow=Action.TAKE_MESSAGES,
+                body=TakeCallback, ok=(201, "Stored, open", CallbackRecord), errors=(422,),
+                description="An unknown employee or team is a 422 naming for.employee or "
+                "for.team; nothing is stored on any error.")
+async def take_callback(request: web.Request, body: TakeCallback) -> CallbackRecord:
     """An operator takes a callback request (for an employee, a team, or whoever is free)."""
-    principal = require(request, Action.TAKE_MESSAGES)
-    Query(request, ())
-    body = await json_body(request, CALLBACK_FIELDS)
-    recipient = _for(body, required=False)
-    number = _caller_number(body, required=True)
-    name = body.text("caller_name", max_length=NAME_MAX) or ""
-    text = _text(body, required=False)
-    call_id = _call_id(body)
+    principal = who(request)
+    recipient = body.for_.recipient if body.for_ is not None else None
     api = ctx(request)
     draft = CallbackDraft(
-        number or "", caller_name=name,
+        body.caller_number or "", caller_name=body.caller_name,
         for_kind=recipient.kind if recipient else None, for_id=recipient.id if recipient else None,
-        note=text, call_id=call_id, taken_by=principal.username,
+        note=body.text, call_id=body.call_id, taken_by=principal.username,
     )
     try:
         async with api.sessions.begin() as session:
@@ -464,7 +338,7 @@ async def take_callback(request: web.Request) -> web.Response:
         raise _message_error(exc, recipient) from None
     log.info("callback request taken", extra={"callback_id": callback.id,
                                               "taken_by": principal.username})
-    return web.json_response(callback_json(callback, request), status=201)
+    return callback
 
 
 def _may_close(principal: Principal, scope: Scope, callback: CallbackRecord) -> bool:
@@ -474,39 +348,31 @@ def _may_close(principal: Principal, scope: Scope, callback: CallbackRecord) -> 
     )
 
 
-async def callback_done(request: web.Request) -> web.Response:
+@callbacks.post("/callbacks/{callback_id}/done",
+                "Mark a callback request done (called back), with who and when",
+                allow=Action.READ_DIRECTORY, params=CallbackPath, body=CallbackDone,
+                body_optional=True, ok=(200, "The request, done", CallbackRecord),
+                errors=(403, 404, 409),
+                description="Operators and admins close any; an employee those for them and "
+                "their teams. 409 when it is not open any more. No body, or an empty JSON "
+                "object.")
+async def callback_done(
+    request: web.Request, path: CallbackPath, body: CallbackDone | None = None
+) -> CallbackRecord:
     """Called back: the request is closed, with who and when."""
-    require(request, Action.READ_DIRECTORY)
     principal = who(request)
-    Query(request, ())
-    if request.can_read_body:
-        await json_body(request, ())  # nothing to say yet; an object with fields is a typo
-    callback_id = int_param(request, "callback_id", "callback")
     scope = await _scope(request)
     api = ctx(request)
     async with api.sessions.begin() as session:
-        found = await store.get_callback(session, callback_id)
+        found = await store.get_callback(session, path.callback_id)
         if found is None:
-            raise not_found(f"no callback request {callback_id}", "callback_id")
+            raise not_found(f"no callback request {path.callback_id}", "callback_id")
         if not _may_close(principal, scope, found):
             raise ApiError(403, "forbidden", "this callback request is for someone else")
         try:
             closed = await store.close_callback(
-                session, callback_id, by=principal.username, now=api.clock()
+                session, path.callback_id, by=principal.username, now=api.clock()
             )
         except MessageError as exc:
-            raise ApiError(409, "conflict", "; ".join(exc.problems)) from None
-    return web.json_response(callback_json(closed, request))
-
-
-ROUTES: list[Route] = [
-    ("GET", "/messages", list_messages),
-    ("POST", "/messages", take_message),
-    ("GET", "/messages/{message_id}", get_message),
-    ("GET", "/messages/{message_id}/recording", get_recording),
-    ("POST", "/messages/{message_id}/retry", retry_message),
-    ("POST", "/messages/{message_id}/cancel", cancel_message),
-    ("GET", "/callbacks", list_callbacks),
-    ("POST", "/callbacks", take_callback),
-    ("POST", "/callbacks/{callback_id}/done", callback_done),
-]
+            raise ApiError(409, "conflict", exc.line()) from None
+    return closed

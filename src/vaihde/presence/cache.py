@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from vaihde.db import models as m
 from vaihde.db.clock import utcnow as _utcnow
 from vaihde.presence.model import Availability, Entry, resolve
-from vaihde.presence.store import active_entries, changed_entries, to_entry
+from vaihde.presence.store import active_entries, changed_entries
+from vaihde.records import of_row
 
 log = logging.getLogger("vaihde.presence")
 
@@ -212,7 +213,7 @@ class PresenceCache:
                 or_(e.until.is_(None), e.until > horizon),
             )
         )
-        return [to_entry(r) for r in rows.all()]
+        return [of_row(Entry, r) for r in rows.all()]
 
     def _prune(self, horizon: datetime) -> None:
         for eid in list(self._entries):

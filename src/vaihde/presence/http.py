@@ -6,31 +6,31 @@ then refresh the cache, so routing sees the change before the response is sent.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 from aiohttp import web
 from sqlalchemy import select
 
-from vaihde.api.errors import Query, json_body, not_found
-from vaihde.api.routes_common import (
-    Route,
-    audit_json,
-    availability_json,
-    ctx,
-    employee_id_param,
-    entry_json,
-    int_param,
-    may,
-    require,
-)
+from vaihde.api.context import ctx, require, who
+from vaihde.api.errors import not_found
+from vaihde.api.route import Routes
 from vaihde.auth.model import Action, availability_source
 from vaihde.db import models as m
 from vaihde.presence import store
-from vaihde.presence.model import MAX_AHEAD, MAX_INTERNAL_NOTE, MAX_NOTE_FOR_CALLERS
+from vaihde.presence.model import MAX_AHEAD, Availability
+from vaihde.presence.schemas import (
+    AvailabilityList,
+    EmployeePath,
+    EntryChange,
+    EntryList,
+    EntryPath,
+    History,
+    HistoryQuery,
+    ScheduleEntry,
+    SetAvailability,
+)
 from vaihde.presence.store import PresenceStore
 
-SET_FIELDS = ("state", "until", "note_for_callers", "internal_note")
-SCHEDULE_FIELDS = ("state", "starts_at", "until", "note_for_callers", "internal_note")
+routes = Routes("availability")
 
 
 async def _require_active(request: web.Request, employee_id: str) -> None:
@@ -46,151 +46,113 @@ async def _require_active(request: web.Request, employee_id: str) -> None:
         raise not_found(f"no employee {employee_id!r} in the directory", "employee_id")
 
 
-async def everyone(request: web.Request) -> web.Response:
-    require(request, Action.READ_AVAILABILITY)
-    Query(request, ())
-    api = ctx(request)
-    return web.json_response(
-        {
-            "availability": [
-                availability_json(av, api.tz, private=may(request, Action.READ_PRIVATE, eid))
-                for eid, av in api.cache.snapshot().items()
-            ]
-        }
-    )
+@routes.get("/availability", "Everyone's availability now", allow=Action.READ_AVAILABILITY,
+            ok=(200, "Every active employee", AvailabilityList))
+async def everyone(request: web.Request) -> AvailabilityList:
+    return AvailabilityList(availability=list(ctx(request).cache.snapshot().values()))
 
 
-async def get_availability(request: web.Request) -> web.Response:
-    require(request, Action.READ_AVAILABILITY)
-    Query(request, ())
-    employee_id = employee_id_param(request)
-    await _require_active(request, employee_id)
-    api = ctx(request)
-    private = may(request, Action.READ_PRIVATE, employee_id)
-    return web.json_response(
-        availability_json(api.cache.lookup(employee_id), api.tz, private=private)
-    )
+@routes.get("/employees/{employee_id}/availability",
+            "An employee's availability now, with the explanation",
+            allow=Action.READ_AVAILABILITY, params=EmployeePath,
+            ok=(200, "Availability", Availability), errors=(404,))
+async def get_availability(request: web.Request, path: EmployeePath) -> Availability:
+    await _require_active(request, path.employee_id)
+    return ctx(request).cache.lookup(path.employee_id)
 
 
-async def set_availability(request: web.Request) -> web.Response:
-    """Set the employee's status from now (replacing their earlier open-ended one)."""
-    return await _store_entry(request, SET_FIELDS, scheduled=False)
+@routes.put("/employees/{employee_id}/availability", "Set an employee's availability from now",
+            allow=Action.CHANGE_AVAILABILITY, owner="employee_id", params=EmployeePath,
+            body=SetAvailability,
+            ok=(200, "The new entry and the resulting availability", EntryChange),
+            errors=(404,),
+            description="Replaces the employee's earlier open-ended status. Employees may set "
+            "only their own (source manual); operators and admins anyone's (source operator).")
+async def set_availability(
+    request: web.Request, path: EmployeePath, body: SetAvailability
+) -> EntryChange:
+    return await _store_entry(request, path.employee_id, body)
 
 
-async def schedule(request: web.Request) -> web.Response:
-    """A scheduled entry (vacation next week, a meeting at 14:00)."""
-    return await _store_entry(request, SCHEDULE_FIELDS, scheduled=True)
+@routes.post("/employees/{employee_id}/availability/entries",
+             "Schedule an entry (a vacation, a meeting)",
+             allow=Action.CHANGE_AVAILABILITY, owner="employee_id", params=EmployeePath,
+             body=ScheduleEntry, ok=(201, "The scheduled entry", EntryChange), errors=(404,),
+             description="Must not overlap another scheduled entry from the same source.")
+async def schedule(request: web.Request, path: EmployeePath, body: ScheduleEntry) -> EntryChange:
+    return await _store_entry(request, path.employee_id, body)
 
 
 async def _store_entry(
-    request: web.Request, fields: Any, *, scheduled: bool
-) -> web.Response:
-    employee_id = employee_id_param(request)
-    principal = require(request, Action.CHANGE_AVAILABILITY, employee_id)
-    Query(request, ())
-    body = await json_body(request, fields)
-    state = body.text("state", required=True, max_length=40) or ""
-    starts_at = body.time("starts_at", required=True) if scheduled else None
-    until = body.time("until")
-    note = body.text("note_for_callers", max_length=MAX_NOTE_FOR_CALLERS) or ""
-    internal = body.text("internal_note", max_length=MAX_INTERNAL_NOTE) or ""
+    request: web.Request, employee_id: str, body: SetAvailability | ScheduleEntry
+) -> EntryChange:
+    principal = who(request)  # allowed: the route's declaration says so
     await _require_active(request, employee_id)
     api = ctx(request)
     entry = await PresenceStore(api.sessions, api.cache).set_availability(
         employee_id,
-        state,
+        body.state,
         source=availability_source(principal, employee_id),
         set_by=principal.username,
-        starts_at=starts_at,
-        until=until,
-        note_for_callers=note,
-        internal_note=internal,
+        starts_at=body.starts_at if isinstance(body, ScheduleEntry) else None,
+        until=body.until,
+        note_for_callers=body.note_for_callers,
+        internal_note=body.internal_note,
         now=api.clock(),
     )
-    return web.json_response(
-        {
-            "entry": entry_json(entry, api.tz, private=True),
-            "availability": availability_json(
-                api.cache.lookup(employee_id), api.tz, private=True
-            ),
-        },
-        status=201 if scheduled else 200,  # a scheduled entry is a new resource
-    )
+    return EntryChange(entry=entry, availability=api.cache.lookup(employee_id))
 
 
-async def list_entries(request: web.Request) -> web.Response:
-    """Entries active now or starting later, by start time."""
-    require(request, Action.READ_AVAILABILITY)
-    Query(request, ())
-    employee_id = employee_id_param(request)
-    await _require_active(request, employee_id)
+@routes.get("/employees/{employee_id}/availability/entries",
+            "Entries active now or starting later", allow=Action.READ_AVAILABILITY,
+            params=EmployeePath, ok=(200, "Entries by start time", EntryList), errors=(404,))
+async def list_entries(request: web.Request, path: EmployeePath) -> EntryList:
+    await _require_active(request, path.employee_id)
     api = ctx(request)
     now = api.clock()
     async with api.sessions() as session:
         entries = await store.entries_for(
-            session, employee_id, start=now, end=now + MAX_AHEAD + timedelta(days=1)
+            session, path.employee_id, start=now, end=now + MAX_AHEAD + timedelta(days=1)
         )
-    private = may(request, Action.READ_PRIVATE, employee_id)
-    return web.json_response(
-        {"entries": [entry_json(e, api.tz, private=private) for e in entries]}
-    )
+    return EntryList(entries=entries)
 
 
-async def cancel(request: web.Request) -> web.Response:
-    """Cancel an entry; it stays in the history, marked cancelled."""
-    entry_id = int_param(request, "entry_id", "entry")
-    principal = require(request, Action.READ_AVAILABILITY)
-    Query(request, ())
+@routes.delete("/availability/entries/{entry_id}", "Cancel an entry (kept in the history)",
+               allow=Action.READ_AVAILABILITY, params=EntryPath,
+               ok=(200, "The cancelled entry", EntryChange), errors=(404,))
+async def cancel(request: web.Request, path: EntryPath) -> EntryChange:
+    """Cancel an entry; it stays in the history, marked cancelled. Whose it is decides who may:
+    the employee themselves, operators and admins."""
     api = ctx(request)
     async with api.sessions.begin() as session:
         # Only the owner column: the store reads the row itself under its revision lock.
         employee_id = await session.scalar(
-            select(m.AvailabilityEntry.employee_id).where(m.AvailabilityEntry.id == entry_id)
+            select(m.AvailabilityEntry.employee_id)
+            .where(m.AvailabilityEntry.id == path.entry_id)
         )
         if employee_id is None:
-            raise not_found(f"no entry #{entry_id}", "entry_id")
-        require(request, Action.CHANGE_AVAILABILITY, employee_id)
+            raise not_found(f"no entry #{path.entry_id}", "entry_id")
+        principal = require(request, Action.CHANGE_AVAILABILITY, employee_id)
         entry = await store.cancel_entry(
-            session, entry_id, actor=principal.username, now=api.clock()
+            session, path.entry_id, actor=principal.username, now=api.clock()
         )
     await api.cache.invalidate(entry.employee_id)
-    return web.json_response(
-        {
-            "entry": entry_json(entry, api.tz, private=True),
-            "availability": availability_json(
-                api.cache.lookup(entry.employee_id), api.tz, private=True
-            ),
-        }
-    )
+    return EntryChange(entry=entry, availability=api.cache.lookup(entry.employee_id))
 
 
-async def history(request: web.Request) -> web.Response:
-    """Every statement (cancelled ones too) and the audit trail, newest first."""
-    employee_id = employee_id_param(request)
-    require(request, Action.READ_PRIVATE, employee_id)
-    query = Query(request, ("limit",))
-    limit = query.integer("limit", default=50, low=1, high=500)
+@routes.get("/employees/{employee_id}/availability/history",
+            "Every entry (cancelled too) and the audit trail, newest first",
+            allow=Action.READ_PRIVATE, owner="employee_id", params=EmployeePath,
+            query=HistoryQuery, ok=(200, "History", History), errors=(404,),
+            description="For the employee themselves, operators and admins.")
+async def history(request: web.Request, path: EmployeePath, query: HistoryQuery) -> History:
     api = ctx(request)
     async with api.sessions() as session:
-        exists = await session.scalar(select(m.Employee.id).where(m.Employee.id == employee_id))
+        exists = await session.scalar(
+            select(m.Employee.id).where(m.Employee.id == path.employee_id)
+        )
         if exists is None:
-            raise not_found(f"no employee {employee_id!r}", "employee_id")
-        entries = await store.history(session, employee_id, limit=limit)
-        audit = await store.audit_trail(session, employee_id, limit=limit)
-    return web.json_response(
-        {
-            "entries": [entry_json(e, api.tz, private=True) for e in entries],
-            "audit": [audit_json(a, api.tz) for a in audit],
-        }
-    )
-
-
-ROUTES: list[Route] = [
-    ("GET", "/availability", everyone),
-    ("GET", "/employees/{employee_id}/availability", get_availability),
-    ("PUT", "/employees/{employee_id}/availability", set_availability),
-    ("POST", "/employees/{employee_id}/availability/entries", schedule),
-    ("GET", "/employees/{employee_id}/availability/entries", list_entries),
-    ("DELETE", "/availability/entries/{entry_id}", cancel),
-    ("GET", "/employees/{employee_id}/availability/history", history),
-]
+            raise not_found(f"no employee {path.employee_id!r}", "employee_id")
+        entries = await store.history(session, path.employee_id, limit=query.limit)
+        audit = await store.audit_trail(session, path.employee_id, limit=query.limit)
+    return History(entries=entries, audit=audit)

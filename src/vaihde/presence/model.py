@@ -34,7 +34,7 @@ from pydantic import (
 )
 
 from vaihde.errors import FieldError
-from vaihde.records import Record, Time
+from vaihde.records import Record, Time, keeps_fields
 
 
 class State(StrEnum):
@@ -98,6 +98,7 @@ class PresenceError(FieldError, ValueError):
             self.status, self.code = 404, "not_found"
 
 
+@keeps_fields
 def _hide_private(
     self: Entry | Availability, handler: SerializerFunctionWrapHandler, info: SerializationInfo
 ) -> Any:
