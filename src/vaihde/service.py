@@ -282,7 +282,7 @@ class Service:
         """Stored and committed before the caller is told so; False if it could not be."""
         assert self.db is not None
         draft = MessageDraft(
-            Recipient(kind, target), caller_number=story.caller_number or None,
+            Recipient(kind=kind, id=target), caller_number=story.caller_number or None,
             caller_name=story.caller_name, path=describe_path(story),
             recording_path=recording_path, call_id=story.call_id,
         )

@@ -173,7 +173,8 @@ class _Schemas:
     def _merged(self, schema: Schema) -> Schema:
         for name, found in _untitled(schema.pop("$defs", {})).items():
             self.components.setdefault(name, found)
-        return _untitled(schema)  # type: ignore[no-any-return]
+        cleaned: Schema = _untitled(schema)
+        return cleaned
 
 
 def _json(schema: Schema) -> dict[str, Any]:

@@ -170,8 +170,7 @@ class Routes:
                 return await _serve(declared, fn, request)
 
             handler.__name__ = fn.__name__
-            declared = Route(method, path, summary, self.tag, allow, replies,  # type: ignore[arg-type]
-                             handler, **more)
+            declared = Route(method, path, summary, self.tag, allow, replies, handler, **more)
             setattr(handler, ROUTE_ATTRIBUTE, declared)
             self.routes.append(declared)
             return fn

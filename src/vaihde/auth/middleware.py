@@ -306,6 +306,7 @@ def make_auth_middleware(
             who, token_id, due = found
             if due:
                 await touch(store.touch_token, token_id)
+            assert token is not None  # a credential was found for it
             request[CREDENTIAL] = Credential("token", store.digest(token), who.user_id)
         elif cookie is not None:
             async with connect() as db:

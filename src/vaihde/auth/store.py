@@ -10,10 +10,10 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from pydantic import AliasChoices, BeforeValidator, Field
-from sqlalchemy import bindparam, delete, or_, select, update
+from sqlalchemy import CursorResult, Result, bindparam, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from vaihde.auth.model import (
@@ -99,6 +99,11 @@ class LoginCandidate:
 
     user: UserRecord
     password_hash: str | None
+
+
+def _rowcount(result: Result[Any]) -> int:
+    """Rows a DELETE or UPDATE touched (its result is a CursorResult)."""
+    return int(cast(CursorResult[Any], result).rowcount or 0)
 
 
 def digest(secret: str) -> str:
@@ -191,7 +196,7 @@ async def list_users(session: AsyncSession) -> list[UserRecord]:
 
 async def end_sessions_of(session: AsyncSession, user_id: int) -> int:
     result = await session.execute(delete(a.WebSession).where(a.WebSession.user_id == user_id))
-    return int(result.rowcount or 0)
+    return _rowcount(result)
 
 
 async def set_password(
@@ -421,7 +426,7 @@ async def purge_sessions(session: AsyncSession, *, now: datetime | None = None) 
             or_(a.WebSession.expires_at <= at, a.WebSession.last_seen_at <= at - SESSION_IDLE)
         )
     )
-    return int(result.rowcount or 0)
+    return _rowcount(result)
 
 
 async def create_session(
@@ -461,7 +466,7 @@ async def principal_for_session(
     row = (await db.execute(_SESSION_LOOKUP, {"digest": digest(secret)})).one_or_none()
     if row is None:
         return None
-    record = SessionRecord(*row[:5])
+    record = SessionRecord.model_validate(row._mapping)
     if at >= record.ends_at():
         return None
     due = at - record.last_seen_at >= TOUCH_EVERY
@@ -482,7 +487,7 @@ async def end_session(session: AsyncSession, secret: str) -> bool:
     result = await session.execute(
         delete(a.WebSession).where(a.WebSession.id_sha256 == digest(secret))
     )
-    return bool(result.rowcount)
+    return _rowcount(result) > 0
 
 
 # --- credentials of long-lived requests ----------------------------------------------------
@@ -513,13 +518,13 @@ async def live_roles(
             if at < min(expires_at, last_seen_at + SESSION_IDLE):
                 out[("session", digest_)] = Role(role)
     if tokens:
-        rows = await db.execute(
+        token_rows = await db.execute(
             select(a.ApiToken.token_sha256, a.ApiToken.expires_at, a.User.role)
             .join(a.User, a.User.id == a.ApiToken.user_id)
             .where(a.ApiToken.token_sha256.in_(tokens), a.ApiToken.revoked_at.is_(None),
                    a.User.active.is_(True))
         )
-        for digest_, expires_at, role in rows:
-            if expires_at is None or at < expires_at:
+        for digest_, token_expires, role in token_rows:
+            if token_expires is None or at < token_expires:
                 out[("token", digest_)] = Role(role)
     return out

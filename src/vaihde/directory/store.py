@@ -113,8 +113,8 @@ async def sync_directory(
             changed.add(eid)
         want_delegates = list(want.delegates) if want else []
         if [d.delegate_id for d in row.delegates] != want_delegates:
-            for d in row.delegates:
-                await session.delete(d)
+            for delegate in row.delegates:
+                await session.delete(delegate)
             changed.add(eid)
         want_extension = want.extension if want else None
         if row.extension is not None and row.extension != want_extension:
@@ -136,9 +136,12 @@ async def sync_directory(
     await session.flush()
 
     # 2. Employees: insert, update, reactivate, deactivate.
-    added, updated, deactivated, reactivated = [], [], [], []
+    added: list[str] = []
+    updated: list[str] = []
+    deactivated: list[str] = []
+    reactivated: list[str] = []
     for eid, want in wanted.items():
-        row = rows.get(eid)
+        found = rows.get(eid)
         fields = {
             "name": want.name,
             "name_folded": fold(want.name),
@@ -149,20 +152,20 @@ async def sync_directory(
             "title": want.title,
             "topics": list(want.topics),
         }
-        if row is None:
+        if found is None:
             session.add(m.Employee(id=eid, active=True, updated_at=at, **fields))
             added.append(eid)
             continue
-        differs = [k for k, v in fields.items() if getattr(row, k) != v]
+        differs = [k for k, v in fields.items() if getattr(found, k) != v]
         for k in differs:
-            setattr(row, k, fields[k])
-        if not row.active:
-            row.active = True
+            setattr(found, k, fields[k])
+        if not found.active:
+            found.active = True
             reactivated.append(eid)
         elif differs or eid in changed:
             updated.append(eid)
         if differs or eid in changed or eid in reactivated:
-            row.updated_at = at
+            found.updated_at = at
     for eid, row in rows.items():
         if eid not in wanted and row.active:
             row.active = False
@@ -171,11 +174,13 @@ async def sync_directory(
         elif eid not in wanted and eid in changed:
             row.updated_at = at
 
-    teams_added, teams_updated, teams_deactivated = [], [], []
+    teams_added: list[str] = []
+    teams_updated: list[str] = []
+    teams_deactivated: list[str] = []
     for tid, want_team in wanted_teams.items():
-        team = team_rows.get(tid)
+        known = team_rows.get(tid)
         title, topics = want_team.title.strip(), [t.strip() for t in want_team.topics]
-        if team is None:
+        if known is None:
             session.add(
                 m.Team(id=tid, name=want_team.name, kind=want_team.kind, active=True,
                        updated_at=at, title=title, topics=topics)
@@ -183,20 +188,20 @@ async def sync_directory(
             teams_added.append(tid)
             continue
         if (
-            team.name != want_team.name
-            or team.kind != want_team.kind
-            or team.title != title
-            or list(team.topics or ()) != topics
-            or not team.active
+            known.name != want_team.name
+            or known.kind != want_team.kind
+            or known.title != title
+            or list(known.topics or ()) != topics
+            or not known.active
             or tid in member_of
         ):
-            team.name, team.kind, team.active, team.updated_at = (
+            known.name, known.kind, known.active, known.updated_at = (
                 want_team.name,
                 want_team.kind,
                 True,
                 at,
             )
-            team.title, team.topics = title, topics
+            known.title, known.topics = title, topics
             teams_updated.append(tid)
     for tid, team in team_rows.items():
         if tid not in wanted_teams and team.active:
@@ -207,16 +212,17 @@ async def sync_directory(
 
     # 3. What belongs to employees and teams, now that every row it points to exists.
     for eid, want in wanted.items():
-        row = rows.get(eid)
-        have_numbers = {n.number for n in row.numbers} if row is not None else set()
-        for n in want.numbers:
-            if n not in have_numbers:
-                session.add(m.EmployeeNumber(number=n, employee_id=eid))
-        have_devices = [(d.position, d.kind, d.dial) for d in row.devices] if row else []
+        stored = rows.get(eid)
+        have_numbers = {n.number for n in stored.numbers} if stored is not None else set()
+        for number in want.numbers:
+            if number not in have_numbers:
+                session.add(m.EmployeeNumber(number=number, employee_id=eid))
+        have_devices = [(d.position, d.kind, d.dial) for d in stored.devices] if stored else []
         if have_devices != [(i, d.kind, d.dial) for i, d in enumerate(want.devices)]:
-            for i, d in enumerate(want.devices):
-                session.add(m.Device(employee_id=eid, position=i, kind=d.kind, dial=d.dial))
-        have_delegates = [d.delegate_id for d in row.delegates] if row else []
+            for i, device in enumerate(want.devices):
+                session.add(m.Device(employee_id=eid, position=i, kind=device.kind,
+                                     dial=device.dial))
+        have_delegates = [d.delegate_id for d in stored.delegates] if stored else []
         if have_delegates != list(want.delegates):
             for i, d_id in enumerate(want.delegates):
                 session.add(m.Delegate(employee_id=eid, delegate_id=d_id, position=i))
@@ -445,16 +451,17 @@ async def upsert_caller(
     if row is None:
         row = m.Caller(number=key, name="", organisation="", greet_by_name=False, notes="")
         session.add(row)
-    for field, value in (
+    given: tuple[tuple[str, object], ...] = (
         ("name", name),
         ("organisation", organisation),
         ("greet_by_name", greet_by_name),
         ("preferred_channel", preferred_channel),
         ("email", email),
         ("notes", notes),
-    ):
-        if not isinstance(value, _Unchanged):
-            setattr(row, field, value)
+    )
+    for field, change in given:
+        if not isinstance(change, _Unchanged):
+            setattr(row, field, change)
     row.updated_at = at
     await session.flush()
     return of_row(CallerRecord, row)

@@ -139,7 +139,8 @@ def _named(recipient: Recipient, info: SerializationInfo) -> NamedRecipient:
     there is none, or it is no longer known)."""
     company = (info.context or {}).get("company")
     name = recipient_name(recipient, company) if company is not None else recipient.id
-    return NamedRecipient(kind=recipient.kind, id=recipient.id, name=name)  # type: ignore[arg-type]
+    return NamedRecipient.model_validate({"kind": recipient.kind, "id": recipient.id,
+                                          "name": name})
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, false, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, false, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vaihde.db import message_models as mm
@@ -284,7 +284,7 @@ async def retry_message(
 # --- the sender's side ----------------------------------------------------------------------
 
 
-def _due(now: datetime) -> list[object]:
+def _due(now: datetime) -> list[ColumnElement[bool]]:
     d = mm.MessageDelivery
     return [d.status.in_(OPEN_DELIVERY), d.next_attempt_at <= now]
 

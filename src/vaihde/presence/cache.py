@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from datetime import UTC, datetime, timedelta, tzinfo
 
 from sqlalchemy import or_, select
@@ -203,7 +203,7 @@ class PresenceCache:
         return changed
 
     async def _entries_of(
-        self, session: AsyncSession, employee_ids: set[str], horizon: datetime
+        self, session: AsyncSession, employee_ids: Collection[str], horizon: datetime
     ) -> list[Entry]:
         e = m.AvailabilityEntry
         rows = await session.scalars(

@@ -12,7 +12,7 @@ import asyncio
 import getpass
 import re
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -111,7 +111,7 @@ async def _open(url: str | None) -> Any:
     return db
 
 
-def _run(prefix: str, coro: Callable[[], Awaitable[int]]) -> int:
+def _run(prefix: str, coro: Callable[[], Coroutine[Any, Any, int]]) -> int:
     """Run a command: every error (a VaihdeError of any kind, the database's) is one line on
     stderr and exit status 2. The one place where commands turn errors into words."""
     from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -245,8 +245,8 @@ def cmd_show(args: argparse.Namespace) -> int:
             print(f"  next change:  {_local(av.next_change, tz)}")
         if upcoming:
             print("  entries (now and next 60 days):")
-            for e in upcoming:
-                print(f"    {describe_entry(e, tz)}")
+            for entry in upcoming:
+                print(f"    {describe_entry(entry, tz)}")
         return 0
 
     return _run("presence show", go)
