@@ -31,7 +31,7 @@ from pydantic_core import ErrorDetails
 
 from vaihde.api.context import company_of, ctx, may
 from vaihde.api.errors import JSON, MAX_JSON_BODY, ApiError, invalid, json_type
-from vaihde.auth.middleware import ROUTE_ATTRIBUTE, declaration_of
+from vaihde.auth.middleware import ROUTE_ATTRIBUTE
 from vaihde.auth.model import Access, Action
 from vaihde.records import dump_json, fail
 
@@ -126,12 +126,6 @@ class Route:
     @property
     def status(self) -> int:
         return self.ok[0][0]
-
-
-def route_of(handler: Any) -> Route | None:
-    """The declaration behind an aiohttp handler (through functools.partial and wrappers)."""
-    found = declaration_of(handler)
-    return found if isinstance(found, Route) else None
 
 
 class Routes:
