@@ -23,7 +23,7 @@ import json
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
@@ -38,6 +38,7 @@ from vaihde.records import dump_json, fail
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_INT32 = 2**31 - 1  # ids are INTEGER columns on PostgreSQL
 Reply = web.StreamResponse | BaseModel
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 
 # --- the models of a route's input ----------------------------------------------------------
@@ -135,16 +136,16 @@ class Routes:
         self.tag = tag
         self.routes: list[Route] = []
 
-    def get(self, path: str, summary: str, **more: Any) -> Callable[[Any], Any]:
+    def get(self, path: str, summary: str, **more: Any) -> Callable[[F], F]:
         return self.route("GET", path, summary, **more)
 
-    def post(self, path: str, summary: str, **more: Any) -> Callable[[Any], Any]:
+    def post(self, path: str, summary: str, **more: Any) -> Callable[[F], F]:
         return self.route("POST", path, summary, **more)
 
-    def put(self, path: str, summary: str, **more: Any) -> Callable[[Any], Any]:
+    def put(self, path: str, summary: str, **more: Any) -> Callable[[F], F]:
         return self.route("PUT", path, summary, **more)
 
-    def delete(self, path: str, summary: str, **more: Any) -> Callable[[Any], Any]:
+    def delete(self, path: str, summary: str, **more: Any) -> Callable[[F], F]:
         return self.route("DELETE", path, summary, **more)
 
     def route(
@@ -156,10 +157,11 @@ class Routes:
         allow: Action | Access,
         ok: Replies | Sequence[Replies],
         **more: Any,
-    ) -> Callable[[Any], Any]:
+    ) -> Callable[[F], F]:
+        """Declare `fn` as this route; it is returned as it is (aiohttp gets a wrapper)."""
         replies = (ok,) if isinstance(ok[0], int) else tuple(ok)
 
-        def declare(fn: Callable[..., Awaitable[Reply]]) -> Callable[..., Awaitable[Reply]]:
+        def declare(fn: F) -> F:
             async def handler(request: web.Request) -> web.StreamResponse:
                 return await _serve(declared, fn, request)
 
