@@ -10,9 +10,10 @@ import weakref
 from datetime import timedelta
 
 from aiohttp import web
+from pydantic_core import to_json
 
 from vaihde.api.context import company_of, ctx
-from vaihde.api.errors import not_found
+from vaihde.api.errors import JSON, not_found
 from vaihde.api.route import Routes, respond
 from vaihde.auth.model import Action
 from vaihde.db import models as m
@@ -28,11 +29,9 @@ from vaihde.directory.schemas import (
     EmployeeSummary,
     Person,
     Phone,
-    SearchHit,
     SearchQuery,
     SearchResult,
     Team,
-    TeamHit,
     TeamList,
     TeamPath,
     TeamRef,
@@ -40,12 +39,14 @@ from vaihde.directory.schemas import (
 )
 from vaihde.directory.search import DirectoryIndex, Record
 from vaihde.directory.store import CallerRecord
+from vaihde.presence.model import AvailabilitySummary
 from vaihde.records import of_row
 
 routes = Routes("directory")
 callers = Routes("callers")
 
 MAX_TEAMS = 10
+_SUMMARY = AvailabilitySummary.__pydantic_serializer__
 
 
 def _title(request: web.Request, employee_id: str) -> str:
@@ -151,31 +152,40 @@ def _records(index: DirectoryIndex) -> dict[str, Record]:
             "(ranked: exact before prefix; name before title before topic)",
             allow=Action.READ_DIRECTORY, query=SearchQuery,
             ok=(200, "Hits, best first", SearchResult))
-async def search(request: web.Request, query: SearchQuery) -> SearchResult:
+async def search(request: web.Request, query: SearchQuery) -> web.StreamResponse:
+    """A SearchResult, built as plain data: the search runs for every key an operator types,
+    and models would cost about half of building its reply (docs/api.md). Each person's
+    availability is sent by the AvailabilitySummary record's own serializer; the API tests
+    check every reply against SearchResult."""
     api = ctx(request)
     index = api.directory()
     records = _records(index)
     lookup = api.cache.lookup
-    hits: list[SearchHit] = []
+    context = {"tz": api.tz}
+    hits = []
     for hit in index.search(query.q, query.limit):
         record = records.get(hit.employee_id)
-        hits.append(SearchHit(
-            employee_id=hit.employee_id, name=hit.name, score=hit.score, matched=hit.matched,
-            extension=record.extension if record is not None else None,
-            teams=record.teams if record is not None else (),
-            title=record.title if record is not None else "",
-            topics=record.topics if record is not None else (),
-            availability=lookup(hit.employee_id),
-        ))
-    teams: list[TeamHit] = []
+        hits.append({
+            "employee_id": hit.employee_id, "name": hit.name, "score": hit.score,
+            "matched": hit.matched,
+            "extension": record.extension if record is not None else None,
+            "teams": record.teams if record is not None else (),
+            "title": record.title if record is not None else "",
+            "topics": record.topics if record is not None else (),
+            "availability": _SUMMARY.to_python(lookup(hit.employee_id), mode="json",
+                                               context=context),
+        })
+    teams = []
     for hit in index.search(query.q, MAX_TEAMS, kind="team"):
         record = records.get(f"team:{hit.employee_id}")
-        teams.append(TeamHit(
-            team_id=hit.employee_id, name=hit.name, score=hit.score, matched=hit.matched,
-            title=record.title if record is not None else "",
-            topics=record.topics if record is not None else (),
-        ))
-    return SearchResult(query=query.q, hits=hits, teams=teams)
+        teams.append({
+            "team_id": hit.employee_id, "name": hit.name, "score": hit.score,
+            "matched": hit.matched,
+            "title": record.title if record is not None else "",
+            "topics": record.topics if record is not None else (),
+        })
+    return web.Response(body=to_json({"query": query.q, "hits": hits, "teams": teams}),
+                        content_type=JSON)
 
 
 # --- the caller register -----------------------------------------------------------------------
