@@ -31,7 +31,6 @@ from vaihde.ami.cluster import Cluster, Link, rewrite
 from vaihde.ami.devicestate import DeviceStates
 from vaihde.ami.queues import QueueMembers
 from vaihde.api import ApiContext, LiveDirectory, make_api
-from vaihde.api.routes_common import availability_json
 from vaihde.calendar.importer import CalendarScheduler
 from vaihde.company import CompanyConfig, load_company
 from vaihde.company.apply import apply_company, current_company
@@ -59,6 +58,7 @@ from vaihde.presence.cache import PresenceCache
 from vaihde.presence.model import Source
 from vaihde.presence.store import set_availability
 from vaihde.prompts import PromptLibrary
+from vaihde.records import as_json
 from vaihde.story import CallStory, StoryBook, describe_path
 from vaihde.web import add_web
 
@@ -350,7 +350,7 @@ class Service:
         """Stored and committed before the caller is told so; False if it could not be."""
         assert self.db is not None
         draft = MessageDraft(
-            Recipient(kind, target), caller_number=story.caller_number or None,
+            Recipient(kind=kind, id=target), caller_number=story.caller_number or None,
             caller_name=story.caller_name, path=describe_path(story),
             recording_path=recording_path, call_id=story.call_id,
         )
@@ -566,7 +566,7 @@ class Service:
             stories=self.stories, routes=self.cluster if self.cluster.several else None,
             company=lambda: self._company, presence=self._presence, sessions=self.db.sessions,
             tz=tz, availability_json=lambda av: {
-                **availability_json(av, tz, private=True),
+                **as_json(av, tz=tz),
                 "devices": self.device_json(av.employee_id)},
             limits=lambda: Limits(self.settings.console_bounce_s, self.settings.console_ring_s,
                                   self.settings.mobile_dial),

@@ -24,7 +24,6 @@ from aiohttp.test_utils import TestClient, TestServer
 from vaihde.ami.client import AmiResponse
 from vaihde.ami.tracker import CallTracker
 from vaihde.api import ApiContext, make_api
-from vaihde.api.routes_common import availability_json
 from vaihde.auth import store as auth_store
 from vaihde.console.stream import Console, ConsoleDeps
 from vaihde.db.models import Contact
@@ -32,6 +31,7 @@ from vaihde.directory.search import DirectoryIndex
 from vaihde.directory.store import sync_directory, upsert_caller
 from vaihde.http.health import make_app
 from vaihde.presence.cache import PresenceCache
+from vaihde.records import as_json
 from vaihde.story import StoryBook
 
 HELSINKI = ZoneInfo("Europe/Helsinki")  # the API fixtures' time zone
@@ -166,7 +166,7 @@ async def capi(db, fix) -> AsyncIterator[ConsoleApi]:  # type: ignore[no-untyped
     tracker, ami, stories = CallTracker(), StubAmi(), StoryBook()
     console = Console(ConsoleDeps(
         tracker=tracker, ami=ami, stories=stories, presence=cache, sessions=db.sessions,
-        tz=HELSINKI, availability_json=lambda av: availability_json(av, HELSINKI, private=True),
+        tz=HELSINKI, availability_json=lambda av: as_json(av, tz=HELSINKI),
         coalesce_s=0.005, ping_s=0.3, queue_size=20,
     ))
     await console.start()

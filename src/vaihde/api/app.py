@@ -1,102 +1,52 @@
-"""The REST API as an aiohttp sub-application (`make_api`), mounted by the service at /api/v1,
-and what it needs from the service (`ApiContext`).
+"""The REST API as an aiohttp sub-application (`make_api`), mounted by the service at /api/v1:
+every feature's declared routes (its `http.py`), the error and auth middlewares, and the
+OpenAPI document generated from the same declarations.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, tzinfo
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from vaihde.api import (
-    openapi,
-    routes_availability,
-    routes_callers,
-    routes_config,
-    routes_console,
-    routes_directory,
-    routes_employees,
-    routes_messages,
-    routes_session,
-)
+from vaihde.api import openapi
+from vaihde.api.context import CTX, ApiContext
 from vaihde.api.errors import error_middleware, error_response
-from vaihde.api.routes_common import CTX, Route
+from vaihde.api.route import Route
 from vaihde.auth.middleware import make_auth_middleware
-from vaihde.company.offloop import ConfigChecker
-from vaihde.company.schema import CompanyConfig
-from vaihde.db.clock import utcnow as _utcnow
 from vaihde.db.models import DIRECTORY, current_revisions
 from vaihde.directory.search import DirectoryIndex
 from vaihde.directory.store import search_records
-from vaihde.messages.model import CHANNELS
-from vaihde.presence.cache import PresenceCache
-
-if TYPE_CHECKING:
-    from vaihde.console.stream import Console
 
 log = logging.getLogger("vaihde.api")
 
 PREFIX = "/api/v1"
-ROUTE_MODULES = (
-    routes_session,
-    routes_employees,
-    routes_availability,
-    routes_directory,
-    routes_callers,
-    routes_config,
-    routes_messages,
-    routes_console,
-)
 
-
-
-
-@dataclass(frozen=True)
-class ApiContext:
-    """What the API reads and writes through; the service owns all of it.
-
-    `directory()` and `company()` are called per request, so swapping in a rebuilt index or a
-    newly applied configuration needs no restart. `config_applied` (optional) runs after a
-    successful POST /config/apply, e.g. to reload the company and rebuild the index at once
-    instead of at the next poll. Messages taken through the API are planned for
-    `message_channels` (those the service has settings for), and `message_taken` (the sender's
-    wake) runs after one is stored; message recordings are served only from `recordings_dir`.
-    """
-
-    sessions: async_sessionmaker[AsyncSession]
-    cache: PresenceCache
-    directory: Callable[[], DirectoryIndex]
-    company: Callable[[], CompanyConfig | None]
-    tz: tzinfo = UTC
-    config_applied: Callable[[], Awaitable[None]] | None = None
-    clock: Callable[[], datetime] = field(default=_utcnow)
-    message_channels: tuple[str, ...] = CHANNELS
-    message_taken: Callable[[], None] | None = None
-    recordings_dir: Path | None = None
-    console: Console | None = None  # the operator console's live board; None: 503s
-    # Checks company files sent to /config/* off the event loop, with the settings' calendar rules.
-    config_checker: ConfigChecker = field(default_factory=ConfigChecker)
-    # A phone's reach now (reachable, in_use, unreachable, unknown) from Asterisk's device state.
-    device_reach: Callable[[str], str] | None = None
+__all__ = ["PREFIX", "ApiContext", "LiveDirectory", "make_api", "routes"]
 
 
 def routes() -> list[Route]:
-    """Every route of the API (method, path under /api/v1, handler)."""
-    out: list[Route] = [("GET", "/openapi.json", openapi.serve)]
-    for module in ROUTE_MODULES:
-        out.extend(module.ROUTES)
+    """Every route of the API, as its feature declared it (path under /api/v1)."""
+    # Imported here: the features' http modules import the API's framework (this package).
+    from vaihde.auth import http as session
+    from vaihde.company import http as company
+    from vaihde.console import http as console
+    from vaihde.directory import http as directory
+    from vaihde.messages import http as messages
+    from vaihde.presence import http as presence
+
+    out = [*openapi.routes.routes, *session.routes.routes, *directory.routes.routes,
+           *presence.routes.routes, *directory.callers.routes, *company.routes.routes,
+           *messages.messages.routes, *messages.callbacks.routes, *console.routes.routes]
     return out
 
 
 def make_api(ctx: ApiContext) -> web.Application:
     """The API application; mount it with `root.add_subapp("/api/v1", make_api(ctx))`."""
+    from vaihde.auth import http as session
+
     auth = make_auth_middleware(
         ctx.sessions,
         clock=ctx.clock,
@@ -105,9 +55,9 @@ def make_api(ctx: ApiContext) -> web.Application:
     # The error middleware is outermost so that whatever fails inside becomes a JSON error.
     app = web.Application(middlewares=[error_middleware, auth])
     app[CTX] = ctx
-    routes_session.setup(app)
-    for method, path, handler in routes():
-        app.router.add_route(method, path, handler)
+    session.setup(app)
+    for route in routes():
+        app.router.add_route(route.method, route.path, route.handler)
     return app
 
 

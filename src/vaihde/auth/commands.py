@@ -10,27 +10,13 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from vaihde.presence.commands import CommandError, _common, _local, _open, _run, _zone
 
 MAX_TOKEN_DAYS = 3650
-
-
-def _guarded(coro: Callable[[], Awaitable[int]]) -> Callable[[], Awaitable[int]]:
-    """AuthError (bad input) reads like every other command error."""
-
-    async def go() -> int:
-        from vaihde.auth.model import AuthError
-
-        try:
-            return await coro()
-        except AuthError as exc:
-            raise CommandError(f"{exc.field}: {exc.message}") from None
-
-    return go
 
 
 def _read_password(args: argparse.Namespace, *, required: bool) -> str | None:
@@ -81,7 +67,7 @@ def cmd_user_add(args: argparse.Namespace) -> int:
         print(f"added {user.username}: {user.role}{employee}, {login}")
         return 0
 
-    return _run("user add", _guarded(go))
+    return _run("user add", go)
 
 
 def cmd_user_passwd(args: argparse.Namespace) -> int:
@@ -100,7 +86,7 @@ def cmd_user_passwd(args: argparse.Namespace) -> int:
         print(f"{user.username}: {what}; their web sessions have ended")
         return 0
 
-    return _run("user passwd", _guarded(go))
+    return _run("user passwd", go)
 
 
 def cmd_user_list(args: argparse.Namespace) -> int:
@@ -127,7 +113,7 @@ def cmd_user_list(args: argparse.Namespace) -> int:
             )
         return 0
 
-    return _run("user list", _guarded(go))
+    return _run("user list", go)
 
 
 def _set_active(active: bool) -> Callable[[argparse.Namespace], int]:
@@ -147,7 +133,7 @@ def _set_active(active: bool) -> Callable[[argparse.Namespace], int]:
                 print(f"{user.username}: disabled; their tokens are revoked and sessions ended")
             return 0
 
-        return _run("user enable" if active else "user disable", _guarded(go))
+        return _run("user enable" if active else "user disable", go)
 
     return command
 
@@ -184,7 +170,7 @@ def cmd_token_create(args: argparse.Namespace) -> int:
         )
         return 0
 
-    return _run("token create", _guarded(go))
+    return _run("token create", go)
 
 
 def cmd_token_list(args: argparse.Namespace) -> int:
@@ -211,7 +197,7 @@ def cmd_token_list(args: argparse.Namespace) -> int:
             )
         return 0
 
-    return _run("token list", _guarded(go))
+    return _run("token list", go)
 
 
 def cmd_token_revoke(args: argparse.Namespace) -> int:
@@ -227,7 +213,7 @@ def cmd_token_revoke(args: argparse.Namespace) -> int:
         print(f"token #{token.id} of {token.username} revoked")
         return 0
 
-    return _run("token revoke", _guarded(go))
+    return _run("token revoke", go)
 
 
 def register(subparsers: Any) -> None:

@@ -19,7 +19,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from vaihde.auth import store
-from vaihde.auth.model import Principal
+from vaihde.auth.model import FORBIDDEN, Access, Action, Principal, allowed
 
 log = logging.getLogger("vaihde.auth")
 
@@ -36,31 +36,21 @@ SESSION: Any = _RequestKey("vaihde.session", object) if _RequestKey else "vaihde
 CREDENTIAL: Any = (_RequestKey("vaihde.credential", object) if _RequestKey
                    else "vaihde.credential")
 
-# Handler markers: PUBLIC handlers never look at credentials; OPTIONAL ones get a principal if
-# the request has a working one (and CSRF is still enforced for a live cookie session).
-_ACCESS = "vaihde_access"
-PUBLIC, OPTIONAL = "public", "optional"
+# What aiohttp's handlers carry: their route's declaration (vaihde.api.route.Route), whose
+# `allow` (an Action, or Access.PUBLIC / OPTIONAL / USER) and `owner` (the path parameter that
+# names the employee whose data it is) this middleware enforces.
+ROUTE_ATTRIBUTE = "__vaihde_route__"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ErrorFactory = Callable[[int, str, str], web.Response]
 
 
-def public(handler: Handler) -> Handler:
-    setattr(handler, _ACCESS, PUBLIC)
-    return handler
-
-
-def optional_auth(handler: Handler) -> Handler:
-    setattr(handler, _ACCESS, OPTIONAL)
-    return handler
-
-
-def access_of(handler: Any) -> str | None:
-    # Middlewares and functools.partial wrap handlers; the marker is on the innermost one.
+def declaration_of(handler: Any) -> Any:
+    # Middlewares and functools.partial wrap handlers; the declaration is on the innermost one.
     while handler is not None:
-        marker = getattr(handler, _ACCESS, None)
-        if marker is not None:
-            return str(marker)
+        found = getattr(handler, ROUTE_ATTRIBUTE, None)
+        if found is not None:
+            return found
         handler = getattr(handler, "func", None) or getattr(handler, "__wrapped__", None)
     return None
 
@@ -257,7 +247,12 @@ def make_auth_middleware(
     clock: Callable[[], datetime],
     error: ErrorFactory,
 ) -> Any:
-    """The middleware; `error(status, code, message)` builds the JSON error responses."""
+    """The middleware; `error(status, code, message)` builds the JSON error responses.
+
+    It finds out who the request is from and enforces the route's declaration: public routes
+    look at no credentials, optional ones take them if they work, every other one needs a
+    working credential, and a route that needs an Action is refused (403) to a principal not
+    allowed it (for the employee named by the route's `owner` path parameter, if any)."""
 
     # The credential check runs on every request: on a bare connection it costs about half
     # of what it does through an ORM session.
@@ -283,8 +278,9 @@ def make_auth_middleware(
     async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.match_info.http_exception is not None:
             return await handler(request)  # no such route: 404/405, nothing to protect
-        access = access_of(handler)
-        if access == PUBLIC:
+        route = declaration_of(handler)
+        access: Action | Access = route.allow if route is not None else Access.USER
+        if access is Access.PUBLIC:
             request[PRINCIPAL] = None
             return await handler(request)
         now = clock()
@@ -299,7 +295,7 @@ def make_auth_middleware(
                 async with connect() as db:
                     found = await store.principal_for_token(db, token, now=now)
             if found is None:
-                if access == OPTIONAL:
+                if access is Access.OPTIONAL:
                     request[PRINCIPAL] = None
                     return await handler(request)
                 return unauthenticated(
@@ -310,12 +306,13 @@ def make_auth_middleware(
             who, token_id, due = found
             if due:
                 await touch(store.touch_token, token_id)
+            assert token is not None  # a credential was found for it
             request[CREDENTIAL] = Credential("token", store.digest(token), who.user_id)
         elif cookie is not None:
             async with connect() as db:
                 live = await store.principal_for_session(db, cookie, now=now)
             if live is None:
-                if access == OPTIONAL:
+                if access is Access.OPTIONAL:
                     request[PRINCIPAL] = None
                     return await handler(request)
                 response = unauthenticated(
@@ -337,12 +334,17 @@ def make_auth_middleware(
                 await touch(store.touch_session, cookie)
             request[SESSION] = record
             request[CREDENTIAL] = Credential("session", store.digest(cookie), who.user_id)
-        elif access != OPTIONAL:
+        elif access is not Access.OPTIONAL:
             return unauthenticated(
                 "log in (POST /api/v1/session) or give an API token "
                 "(Authorization: Bearer <token>)"
             )
         request[PRINCIPAL] = who
+        if isinstance(access, Action):
+            owner = request.match_info.get(route.owner) if route.owner else None
+            if who is None or not allowed(who, access, owner):
+                return error(403, "forbidden", FORBIDDEN.get(access, "your role does not allow "
+                                                                      "this"))
         return await handler(request)
 
     return auth

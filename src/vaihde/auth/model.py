@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from vaihde.config.patterns import DEVICE, USERNAME
+from vaihde.errors import FieldError
 
 
 class Role(StrEnum):
@@ -35,6 +36,26 @@ class Action(StrEnum):
     MANAGE_USERS = "users"
 
 
+class Access(StrEnum):
+    """Who may call a route that needs no particular action."""
+
+    PUBLIC = "public"  # anyone: credentials are not even looked at
+    OPTIONAL = "optional"  # anyone; a working credential gives a principal (CSRF still checked)
+    USER = "user"  # any logged-in user
+
+
+# Why a role is refused an action, in the words the API answers 403 with.
+FORBIDDEN: dict[Action, str] = {
+    Action.CHANGE_AVAILABILITY: "you may change only your own availability (operators and "
+    "admins may change anyone's)",
+    Action.READ_PRIVATE: "internal notes and history are for the employee themselves, "
+    "operators and admins",
+    Action.USE_CALLERS: "the caller register is for operators and admins",
+    Action.CONSOLE: "the operator console is for operators and admins",
+    Action.CONFIGURE: "configuration is for admins",
+    Action.MANAGE_USERS: "managing users is for admins",
+}
+
 _EVERYONE = frozenset({Action.READ_DIRECTORY, Action.READ_AVAILABILITY})
 _STAFF = _EVERYONE | {
     Action.CHANGE_AVAILABILITY, Action.READ_PRIVATE, Action.USE_CALLERS, Action.READ_MESSAGES,
@@ -55,13 +76,8 @@ MAX_DISPLAY_NAME = 200
 MAX_LABEL = 200
 
 
-class AuthError(ValueError):
+class AuthError(FieldError, ValueError):
     """Bad input for a user or token change, in plain words; nothing was written."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +103,11 @@ def allowed(principal: Principal, action: Action, employee_id: str | None = None
         and principal.employee_id is not None
         and principal.employee_id == employee_id
     )
+
+
+def roles_allowed(action: Action, *, own: bool = False) -> list[Role]:
+    """The roles that may do `action` (`own`: to their own employee's data too)."""
+    return [r for r in Role if action in GRANTS[r] or (own and action in SELF)]
 
 
 def availability_source(principal: Principal, employee_id: str) -> str:

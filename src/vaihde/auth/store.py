@@ -10,9 +10,10 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any, cast
 
-from sqlalchemy import bindparam, delete, or_, select, update
+from pydantic import AliasChoices, BeforeValidator, Field
+from sqlalchemy import CursorResult, Result, bindparam, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from vaihde.auth.model import (
@@ -29,6 +30,7 @@ from vaihde.auth.model import (
 from vaihde.db import auth_models as a
 from vaihde.db import models as m
 from vaihde.db.clock import aware_now as _now
+from vaihde.records import Record, Time, of_row
 
 SESSION_IDLE = timedelta(hours=12)  # a session unused this long has ended
 SESSION_ABSOLUTE = timedelta(days=7)  # and none lasts longer than this
@@ -40,30 +42,34 @@ _MAX_SECRET = 200  # anything longer is not ours; refused before any hashing or 
 MAX_USER_AGENT = 300
 
 
-@dataclass(frozen=True, slots=True)
-class UserRecord:
+class UserRecord(Record):
+    """A user of the API and the console, as stored (never the password hash)."""
+
     id: int
     username: str
     display_name: str
     role: Role
     employee_id: str | None
     sip_endpoint: str | None
-    has_password: bool
+    has_password: Annotated[bool, BeforeValidator(lambda h: h is not None)] = Field(
+        validation_alias=AliasChoices("has_password", "password_hash")
+    )
     active: bool
-    created_at: datetime
-    last_login_at: datetime | None
+    created_at: Time
+    last_login_at: Time | None
 
 
-@dataclass(frozen=True, slots=True)
-class TokenRecord:
+class TokenRecord(Record):
+    """An API token as stored (never the secret)."""
+
     id: int
     user_id: int
     username: str
     label: str
-    created_at: datetime
-    expires_at: datetime | None
-    last_used_at: datetime | None
-    revoked_at: datetime | None
+    created_at: Time
+    expires_at: Time | None
+    last_used_at: Time | None
+    revoked_at: Time | None
 
     def state(self, now: datetime) -> str:
         if self.revoked_at is not None:
@@ -73,13 +79,14 @@ class TokenRecord:
         return "active"
 
 
-@dataclass(frozen=True, slots=True)
-class SessionRecord:
+class SessionRecord(Record):
+    """A web console session as stored (never its secret)."""
+
     user_id: int
     csrf_token: str
-    created_at: datetime
-    expires_at: datetime  # absolute end
-    last_seen_at: datetime
+    created_at: Time
+    expires_at: Time  # absolute end
+    last_seen_at: Time
 
     def ends_at(self) -> datetime:
         """When it ends if it stays unused: the idle limit or the absolute one."""
@@ -94,25 +101,15 @@ class LoginCandidate:
     password_hash: str | None
 
 
+def _rowcount(result: Result[Any]) -> int:
+    """Rows a DELETE or UPDATE touched (its result is a CursorResult)."""
+    return int(cast(CursorResult[Any], result).rowcount or 0)
+
+
 def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
-
-
-def _user(row: a.User) -> UserRecord:
-    return UserRecord(
-        id=row.id,
-        username=row.username,
-        display_name=row.display_name,
-        role=Role(row.role),
-        employee_id=row.employee_id,
-        sip_endpoint=row.sip_endpoint,
-        has_password=row.password_hash is not None,
-        active=row.active,
-        created_at=row.created_at,
-        last_login_at=row.last_login_at,
-    )
 
 
 def principal_of(user: UserRecord | a.User, via: str) -> Principal:
@@ -182,24 +179,24 @@ async def add_user(
     )
     session.add(row)
     await session.flush()
-    return _user(row)
+    return of_row(UserRecord, row)
 
 
 async def get_user(session: AsyncSession, username: str) -> UserRecord | None:
     try:
-        return _user(await _user_row(session, username))
+        return of_row(UserRecord, await _user_row(session, username))
     except AuthError:
         return None
 
 
 async def list_users(session: AsyncSession) -> list[UserRecord]:
     rows = await session.scalars(select(a.User).order_by(a.User.username))
-    return [_user(r) for r in rows.all()]
+    return [of_row(UserRecord, r) for r in rows.all()]
 
 
 async def end_sessions_of(session: AsyncSession, user_id: int) -> int:
     result = await session.execute(delete(a.WebSession).where(a.WebSession.user_id == user_id))
-    return int(result.rowcount or 0)
+    return _rowcount(result)
 
 
 async def set_password(
@@ -210,7 +207,7 @@ async def set_password(
     row.password_hash = password_hash
     await end_sessions_of(session, row.id)
     await session.flush()
-    return _user(row)
+    return of_row(UserRecord, row)
 
 
 async def set_active(
@@ -229,7 +226,7 @@ async def set_active(
         )
         await end_sessions_of(session, row.id)
     await session.flush()
-    return _user(row)
+    return of_row(UserRecord, row)
 
 
 async def update_user(
@@ -252,7 +249,7 @@ async def update_user(
     if sip_endpoint is not None:
         row.sip_endpoint = check_sip_endpoint(sip_endpoint)
     await session.flush()
-    return _user(row)
+    return of_row(UserRecord, row)
 
 
 async def login_candidate(session: AsyncSession, username: str) -> LoginCandidate | None:
@@ -269,7 +266,7 @@ async def login_candidate(session: AsyncSession, username: str) -> LoginCandidat
     ).one_or_none()
     if row is None:
         return None
-    return LoginCandidate(_user(row), row.password_hash)
+    return LoginCandidate(of_row(UserRecord, row), row.password_hash)
 
 
 async def record_login(
@@ -287,19 +284,6 @@ async def record_login(
 
 
 # --- API tokens ----------------------------------------------------------------------------
-
-
-def _token(row: a.ApiToken, username: str) -> TokenRecord:
-    return TokenRecord(
-        id=row.id,
-        user_id=row.user_id,
-        username=username,
-        label=row.label,
-        created_at=row.created_at,
-        expires_at=row.expires_at,
-        last_used_at=row.last_used_at,
-        revoked_at=row.revoked_at,
-    )
 
 
 async def create_token(
@@ -331,7 +315,7 @@ async def create_token(
     )
     session.add(row)
     await session.flush()
-    return secret, _token(row, user.username)
+    return secret, of_row(TokenRecord, row, username=user.username)
 
 
 async def list_tokens(session: AsyncSession, username: str | None = None) -> list[TokenRecord]:
@@ -339,7 +323,7 @@ async def list_tokens(session: AsyncSession, username: str | None = None) -> lis
     if username is not None:
         query = query.where(a.User.username == check_username(username))
     rows = await session.execute(query.order_by(a.ApiToken.id))
-    return [_token(row, name) for row, name in rows.all()]
+    return [of_row(TokenRecord, row, username=name) for row, name in rows.all()]
 
 
 async def revoke_token(
@@ -353,7 +337,7 @@ async def revoke_token(
     row.revoked_at = _now(now)
     await session.flush()
     user = await session.get(a.User, row.user_id)
-    return _token(row, user.username if user else "?")
+    return of_row(TokenRecord, row, username=user.username if user else "?")
 
 
 def _plausible(secret: str) -> bool:
@@ -434,16 +418,6 @@ async def touch_token(session: AsyncSession, token_id: int, *, now: datetime | N
 # --- web sessions --------------------------------------------------------------------------
 
 
-def _session(row: a.WebSession) -> SessionRecord:
-    return SessionRecord(
-        user_id=row.user_id,
-        csrf_token=row.csrf_token,
-        created_at=row.created_at,
-        expires_at=row.expires_at,
-        last_seen_at=row.last_seen_at,
-    )
-
-
 async def purge_sessions(session: AsyncSession, *, now: datetime | None = None) -> int:
     """Delete sessions that have ended (absolute or idle limit)."""
     at = _now(now)
@@ -452,7 +426,7 @@ async def purge_sessions(session: AsyncSession, *, now: datetime | None = None) 
             or_(a.WebSession.expires_at <= at, a.WebSession.last_seen_at <= at - SESSION_IDLE)
         )
     )
-    return int(result.rowcount or 0)
+    return _rowcount(result)
 
 
 async def create_session(
@@ -478,7 +452,7 @@ async def create_session(
     )
     session.add(row)
     await session.flush()
-    return secret, _session(row)
+    return secret, of_row(SessionRecord, row)
 
 
 async def principal_for_session(
@@ -492,7 +466,7 @@ async def principal_for_session(
     row = (await db.execute(_SESSION_LOOKUP, {"digest": digest(secret)})).one_or_none()
     if row is None:
         return None
-    record = SessionRecord(*row[:5])
+    record = SessionRecord.model_validate(row._mapping)
     if at >= record.ends_at():
         return None
     due = at - record.last_seen_at >= TOUCH_EVERY
@@ -513,7 +487,7 @@ async def end_session(session: AsyncSession, secret: str) -> bool:
     result = await session.execute(
         delete(a.WebSession).where(a.WebSession.id_sha256 == digest(secret))
     )
-    return bool(result.rowcount)
+    return _rowcount(result) > 0
 
 
 # --- credentials of long-lived requests ----------------------------------------------------
@@ -544,13 +518,13 @@ async def live_roles(
             if at < min(expires_at, last_seen_at + SESSION_IDLE):
                 out[("session", digest_)] = Role(role)
     if tokens:
-        rows = await db.execute(
+        token_rows = await db.execute(
             select(a.ApiToken.token_sha256, a.ApiToken.expires_at, a.User.role)
             .join(a.User, a.User.id == a.ApiToken.user_id)
             .where(a.ApiToken.token_sha256.in_(tokens), a.ApiToken.revoked_at.is_(None),
                    a.User.active.is_(True))
         )
-        for digest_, expires_at, role in rows:
-            if expires_at is None or at < expires_at:
+        for digest_, token_expires, role in token_rows:
+            if token_expires is None or at < token_expires:
                 out[("token", digest_)] = Role(role)
     return out

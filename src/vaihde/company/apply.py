@@ -38,7 +38,7 @@ def to_directory(config: CompanyConfig) -> DirectoryDescription:
             sms_number=e.sms or None,
             languages=e.languages,
             numbers=e.direct,
-            devices=tuple(DeviceDescription(d.address, d.kind) for d in e.devices),
+            devices=tuple(DeviceDescription(dial=d.address, kind=d.kind) for d in e.devices),
             delegates=e.delegates,
             title=e.title,
             topics=e.topics,

@@ -11,16 +11,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from vaihde.errors import ProblemsError
+
 if TYPE_CHECKING:
     from vaihde.config.safe_yaml import YamlLimits
 
 
-class ConfigError(Exception):
+class ConfigError(ProblemsError):
     """One or more problems in a configuration file; nothing from it has been applied."""
 
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
+    code = "invalid_config"
 
     def exit(self, path: str, consequence: str = "") -> NoReturn:
         """For commands: list every problem on stderr and exit with status 2."""

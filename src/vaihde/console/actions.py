@@ -27,17 +27,17 @@ from vaihde.company.schema import CompanyConfig, Employee
 from vaihde.config.patterns import DEVICE, NUMBER
 from vaihde.config.patterns import UNIQUEID as CALL_ID
 from vaihde.console.board import Transfer
+from vaihde.errors import VaihdeError
 
 ACTIONS = ("answer", "answer-next", "transfer", "complete", "cancel", "park", "retrieve",
            "hangup")
 
 
-class Refusal(Exception):
+class Refusal(VaihdeError):
     """The request cannot be carried out; `status` and `code` for the API's error JSON."""
 
     def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.field = status, code, message, field
+        super().__init__(message, field=field, code=code, status=status)
 
 
 @dataclass(frozen=True, slots=True)

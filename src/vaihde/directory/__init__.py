@@ -5,22 +5,23 @@ configuration, stored by `directory.store`, searched by `directory.search`). No 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, AliasChoices, BeforeValidator, ConfigDict, Field
 
 from vaihde.config.patterns import EMAIL, EMAIL_MAX, EXTENSION, ID, LANGUAGE, PHONE
+from vaihde.errors import ProblemsError
+from vaihde.records import Record, Time, each
 
 DEVICE_KINDS = ("desk", "mobile", "softphone")
 _NUMBER_SEPARATORS = str.maketrans("", "", " +-().\u00a0/")
 
 
-class DirectoryError(ValueError):
+class DirectoryError(ProblemsError, ValueError):
     """The directory description (or a caller's details) cannot be stored; nothing was written.
     `problems` lists each thing wrong as "field: what is wrong"."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
 
 
 def digits(number: str) -> str:
@@ -32,8 +33,9 @@ def digits(number: str) -> str:
     return stripped
 
 
-@dataclass(frozen=True, slots=True)
-class DeviceDescription:
+class DeviceDescription(Record):
+    """One of an employee's phones, in ring order."""
+
     dial: str  # Dial() device string, e.g. PJSIP/anna; validated by the configuration code
     kind: str = "desk"  # desk | mobile | softphone
 
@@ -171,8 +173,11 @@ def _described(where: str, title: str, topics: tuple[str, ...]) -> list[str]:
     return out
 
 
-@dataclass(frozen=True, slots=True)
-class EmployeeRecord:
+def _sorted(items: Iterable[Any]) -> tuple[str, ...]:
+    return tuple(sorted(items))
+
+
+class EmployeeRecord(Record):
     """An employee as stored, with what the configuration said and what the store keeps."""
 
     id: str
@@ -180,15 +185,32 @@ class EmployeeRecord:
     extension: str | None
     email: str | None
     sms_number: str | None
-    languages: tuple[str, ...]
-    numbers: tuple[str, ...]  # digits
+    languages: Annotated[tuple[str, ...], each()]
+    numbers: Annotated[tuple[str, ...], each("number")]  # digits
     devices: tuple[DeviceDescription, ...]
-    delegates: tuple[str, ...]
-    teams: tuple[str, ...]  # team ids
+    delegates: Annotated[tuple[str, ...], each("delegate_id")]
+    # Team ids (the memberships of a row).
+    teams: Annotated[
+        tuple[str, ...], AfterValidator(_sorted), each("team_id"),
+        Field(validation_alias=AliasChoices("teams", "memberships")),
+    ]
     active: bool
-    updated_at: datetime
-    title: str = ""
-    topics: tuple[str, ...] = ()
+    updated_at: Time
+    title: Annotated[str, BeforeValidator(lambda v: v or "")] = ""
+    topics: Annotated[tuple[str, ...], each()] = ()
+
+
+class TeamRecord(Record):
+    """A team as stored."""
+
+    id: str
+    name: str
+    kind: str
+    members: Annotated[tuple[str, ...], each("employee_id")]  # employee ids, in order
+    active: bool
+    updated_at: Time
+    title: Annotated[str, BeforeValidator(lambda v: v or "")] = ""
+    topics: Annotated[tuple[str, ...], each()] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,35 +241,44 @@ class SyncReport:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class CallerRecord:
-    number: str  # digits
+class CallerRecord(Record):
+    """What is known about a caller (by number): how they want to be greeted and reached."""
+
+    model_config = ConfigDict(title="Caller")  # its name in the API
+
+    number: str = Field(description="digits only")
     name: str
     organisation: str
-    greet_by_name: bool  # the caller agreed to be greeted by name
-    preferred_channel: str | None  # phone | email | sms
+    greet_by_name: bool = Field(description="the caller agreed to it")
+    preferred_channel: Literal["phone", "email", "sms"] | None
     email: str | None
     notes: str
-    updated_at: datetime
+    updated_at: Time
 
 
-@dataclass(frozen=True, slots=True)
-class ContactRecord:
+class ContactRecord(Record):
+    """One call with a caller: who they sought, through what, and how it ended."""
+
+    model_config = ConfigDict(title="Contact")  # its name in the API
+
     id: int
-    caller_number: str | None  # None: number withheld
-    at: datetime
-    direction: str  # in | out
+    caller_number: str | None = Field(exclude=True)  # None: number withheld
+    at: Time
+    direction: Literal["in", "out"]
     path: str  # direct_number, menu, extension, name_search, operator, callback, …
     employee_id: str | None
     outcome: str
     call_id: str
-    details: dict[str, object] = field(default_factory=dict)
+    details: Annotated[dict[str, Any], BeforeValidator(lambda v: dict(v or {}))] = Field(
+        default_factory=dict
+    )
 
 
-@dataclass(frozen=True, slots=True)
-class ConfigVersionRecord:
+class ConfigVersionRecord(Record):
+    """A company configuration as applied (the document is its canonical JSON)."""
+
     id: int
-    applied_at: datetime
+    applied_at: Time
     applied_by: str
     sha256: str
     source_name: str
@@ -266,5 +297,6 @@ __all__ = [
     "EmployeeRecord",
     "SyncReport",
     "TeamDescription",
+    "TeamRecord",
     "digits",
 ]

@@ -399,8 +399,9 @@ def make_synthetic_directory(n: int, seed: int = 1) -> DirectoryDescription:
                 email=f"{eid}@example.fi",
                 numbers=(f"09 {5000000 + i * 7:07d}",),
                 devices=(
-                    DeviceDescription(f"PJSIP/{eid}", "desk"),
-                    DeviceDescription(f"Local/040{1000000 + i * 13:07d}@pstn", "mobile"),
+                    DeviceDescription(dial=f"PJSIP/{eid}", kind="desk"),
+                    DeviceDescription(dial=f"Local/040{1000000 + i * 13:07d}@pstn",
+                                      kind="mobile"),
                 ),
                 languages=("fi", "sv") if rng.random() < 0.2 else ("fi",),
                 title=topics_rng.choice(TITLES),

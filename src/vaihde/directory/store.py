@@ -20,16 +20,17 @@ from vaihde.directory import (
     CallerRecord,
     ConfigVersionRecord,
     ContactRecord,
-    DeviceDescription,
     DirectoryDescription,
     DirectoryError,
     EmployeeDescription,
     EmployeeRecord,
     SyncReport,
     TeamDescription,
+    TeamRecord,
     digits,
 )
 from vaihde.directory.search import TEAM_RECORD, Record, fold
+from vaihde.records import of_row
 
 
 def _normalised(e: EmployeeDescription) -> EmployeeDescription:
@@ -112,8 +113,8 @@ async def sync_directory(
             changed.add(eid)
         want_delegates = list(want.delegates) if want else []
         if [d.delegate_id for d in row.delegates] != want_delegates:
-            for d in row.delegates:
-                await session.delete(d)
+            for delegate in row.delegates:
+                await session.delete(delegate)
             changed.add(eid)
         want_extension = want.extension if want else None
         if row.extension is not None and row.extension != want_extension:
@@ -135,9 +136,12 @@ async def sync_directory(
     await session.flush()
 
     # 2. Employees: insert, update, reactivate, deactivate.
-    added, updated, deactivated, reactivated = [], [], [], []
+    added: list[str] = []
+    updated: list[str] = []
+    deactivated: list[str] = []
+    reactivated: list[str] = []
     for eid, want in wanted.items():
-        row = rows.get(eid)
+        found = rows.get(eid)
         fields = {
             "name": want.name,
             "name_folded": fold(want.name),
@@ -148,20 +152,20 @@ async def sync_directory(
             "title": want.title,
             "topics": list(want.topics),
         }
-        if row is None:
+        if found is None:
             session.add(m.Employee(id=eid, active=True, updated_at=at, **fields))
             added.append(eid)
             continue
-        differs = [k for k, v in fields.items() if getattr(row, k) != v]
+        differs = [k for k, v in fields.items() if getattr(found, k) != v]
         for k in differs:
-            setattr(row, k, fields[k])
-        if not row.active:
-            row.active = True
+            setattr(found, k, fields[k])
+        if not found.active:
+            found.active = True
             reactivated.append(eid)
         elif differs or eid in changed:
             updated.append(eid)
         if differs or eid in changed or eid in reactivated:
-            row.updated_at = at
+            found.updated_at = at
     for eid, row in rows.items():
         if eid not in wanted and row.active:
             row.active = False
@@ -170,11 +174,13 @@ async def sync_directory(
         elif eid not in wanted and eid in changed:
             row.updated_at = at
 
-    teams_added, teams_updated, teams_deactivated = [], [], []
+    teams_added: list[str] = []
+    teams_updated: list[str] = []
+    teams_deactivated: list[str] = []
     for tid, want_team in wanted_teams.items():
-        team = team_rows.get(tid)
+        known = team_rows.get(tid)
         title, topics = want_team.title.strip(), [t.strip() for t in want_team.topics]
-        if team is None:
+        if known is None:
             session.add(
                 m.Team(id=tid, name=want_team.name, kind=want_team.kind, active=True,
                        updated_at=at, title=title, topics=topics)
@@ -182,20 +188,20 @@ async def sync_directory(
             teams_added.append(tid)
             continue
         if (
-            team.name != want_team.name
-            or team.kind != want_team.kind
-            or team.title != title
-            or list(team.topics or ()) != topics
-            or not team.active
+            known.name != want_team.name
+            or known.kind != want_team.kind
+            or known.title != title
+            or list(known.topics or ()) != topics
+            or not known.active
             or tid in member_of
         ):
-            team.name, team.kind, team.active, team.updated_at = (
+            known.name, known.kind, known.active, known.updated_at = (
                 want_team.name,
                 want_team.kind,
                 True,
                 at,
             )
-            team.title, team.topics = title, topics
+            known.title, known.topics = title, topics
             teams_updated.append(tid)
     for tid, team in team_rows.items():
         if tid not in wanted_teams and team.active:
@@ -206,16 +212,17 @@ async def sync_directory(
 
     # 3. What belongs to employees and teams, now that every row it points to exists.
     for eid, want in wanted.items():
-        row = rows.get(eid)
-        have_numbers = {n.number for n in row.numbers} if row is not None else set()
-        for n in want.numbers:
-            if n not in have_numbers:
-                session.add(m.EmployeeNumber(number=n, employee_id=eid))
-        have_devices = [(d.position, d.kind, d.dial) for d in row.devices] if row else []
+        stored = rows.get(eid)
+        have_numbers = {n.number for n in stored.numbers} if stored is not None else set()
+        for number in want.numbers:
+            if number not in have_numbers:
+                session.add(m.EmployeeNumber(number=number, employee_id=eid))
+        have_devices = [(d.position, d.kind, d.dial) for d in stored.devices] if stored else []
         if have_devices != [(i, d.kind, d.dial) for i, d in enumerate(want.devices)]:
-            for i, d in enumerate(want.devices):
-                session.add(m.Device(employee_id=eid, position=i, kind=d.kind, dial=d.dial))
-        have_delegates = [d.delegate_id for d in row.delegates] if row else []
+            for i, device in enumerate(want.devices):
+                session.add(m.Device(employee_id=eid, position=i, kind=device.kind,
+                                     dial=device.dial))
+        have_delegates = [d.delegate_id for d in stored.delegates] if stored else []
         if have_delegates != list(want.delegates):
             for i, d_id in enumerate(want.delegates):
                 session.add(m.Delegate(employee_id=eid, delegate_id=d_id, position=i))
@@ -256,30 +263,11 @@ def _employee_query() -> Any:
     )
 
 
-def _record(row: m.Employee) -> EmployeeRecord:
-    return EmployeeRecord(
-        id=row.id,
-        name=row.name,
-        extension=row.extension,
-        email=row.email,
-        sms_number=row.sms_number,
-        languages=tuple(row.languages or ()),
-        numbers=tuple(n.number for n in row.numbers),
-        devices=tuple(DeviceDescription(d.dial, d.kind) for d in row.devices),
-        delegates=tuple(d.delegate_id for d in row.delegates),
-        teams=tuple(sorted(mb.team_id for mb in row.memberships)),
-        active=row.active,
-        updated_at=row.updated_at,
-        title=row.title or "",
-        topics=tuple(row.topics or ()),
-    )
-
-
 async def get_employee(session: AsyncSession, employee_id: str) -> EmployeeRecord | None:
     row = (
         await session.scalars(_employee_query().where(m.Employee.id == employee_id))
     ).one_or_none()
-    return _record(row) if row is not None else None
+    return of_row(EmployeeRecord, row) if row is not None else None
 
 
 async def list_employees(
@@ -289,21 +277,41 @@ async def list_employees(
     query = _employee_query().order_by(m.Employee.name_folded, m.Employee.id)
     if not include_inactive:
         query = query.where(m.Employee.active.is_(True))
-    return [_record(row) for row in (await session.scalars(query)).all()]
+    return [of_row(EmployeeRecord, row) for row in (await session.scalars(query)).all()]
+
+
+def _team_query() -> Any:
+    return (
+        select(m.Team)
+        .options(selectinload(m.Team.members))
+        .execution_options(populate_existing=True)
+    )
+
+
+async def list_teams(session: AsyncSession) -> list[TeamRecord]:
+    """Active teams by id."""
+    query = _team_query().where(m.Team.active.is_(True)).order_by(m.Team.id)
+    return [of_row(TeamRecord, row) for row in (await session.scalars(query)).all()]
+
+
+async def get_team(session: AsyncSession, team_id: str) -> TeamRecord | None:
+    row = (await session.scalars(_team_query().where(m.Team.id == team_id))).one_or_none()
+    return of_row(TeamRecord, row) if row is not None else None
+
+
+async def names_of(session: AsyncSession, table: Any, ids: Iterable[str]) -> dict[str, str]:
+    """The names of these employees (table m.Employee) or teams (m.Team), by id."""
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    rows = await session.execute(select(table.id, table.name).where(table.id.in_(wanted)))
+    return {ident: name for ident, name in rows.all()}
 
 
 async def load_directory(session: AsyncSession) -> DirectoryDescription:
     """The active directory as a description (what the last sync stored, numbers as digits)."""
     employees = await list_employees(session)
-    teams = (
-        await session.scalars(
-            select(m.Team)
-            .where(m.Team.active.is_(True))
-            .options(selectinload(m.Team.members))
-            .order_by(m.Team.id)
-            .execution_options(populate_existing=True)
-        )
-    ).all()
+    teams = await list_teams(session)
     return DirectoryDescription(
         employees=tuple(
             EmployeeDescription(
@@ -323,12 +331,8 @@ async def load_directory(session: AsyncSession) -> DirectoryDescription:
         ),
         teams=tuple(
             TeamDescription(
-                id=t.id,
-                name=t.name,
-                kind=t.kind,
-                members=tuple(mb.employee_id for mb in t.members),
-                title=t.title or "",
-                topics=tuple(t.topics or ()),
+                id=t.id, name=t.name, kind=t.kind, members=t.members, title=t.title,
+                topics=t.topics,
             )
             for t in teams
         ),
@@ -399,22 +403,9 @@ def _caller_number(number: str, field: str = "number") -> str:
     return d
 
 
-def _caller(row: m.Caller) -> CallerRecord:
-    return CallerRecord(
-        number=row.number,
-        name=row.name,
-        organisation=row.organisation,
-        greet_by_name=row.greet_by_name,
-        preferred_channel=row.preferred_channel,
-        email=row.email,
-        notes=row.notes,
-        updated_at=row.updated_at,
-    )
-
-
 async def get_caller(session: AsyncSession, number: str) -> CallerRecord | None:
     row = await session.get(m.Caller, _caller_number(number))
-    return _caller(row) if row is not None else None
+    return of_row(CallerRecord, row) if row is not None else None
 
 
 async def upsert_caller(
@@ -460,33 +451,20 @@ async def upsert_caller(
     if row is None:
         row = m.Caller(number=key, name="", organisation="", greet_by_name=False, notes="")
         session.add(row)
-    for field, value in (
+    given: tuple[tuple[str, object], ...] = (
         ("name", name),
         ("organisation", organisation),
         ("greet_by_name", greet_by_name),
         ("preferred_channel", preferred_channel),
         ("email", email),
         ("notes", notes),
-    ):
-        if not isinstance(value, _Unchanged):
-            setattr(row, field, value)
+    )
+    for field, change in given:
+        if not isinstance(change, _Unchanged):
+            setattr(row, field, change)
     row.updated_at = at
     await session.flush()
-    return _caller(row)
-
-
-def _contact(row: m.Contact) -> ContactRecord:
-    return ContactRecord(
-        id=row.id,
-        caller_number=row.caller_number,
-        at=row.at,
-        direction=row.direction,
-        path=row.path,
-        employee_id=row.employee_id,
-        outcome=row.outcome,
-        call_id=row.call_id,
-        details=dict(row.details or {}),
-    )
+    return of_row(CallerRecord, row)
 
 
 async def add_contact(
@@ -534,7 +512,7 @@ async def add_contact(
     )
     session.add(row)
     await session.flush()
-    return _contact(row)
+    return of_row(ContactRecord, row)
 
 
 async def contacts_for(
@@ -545,21 +523,10 @@ async def contacts_for(
     if since is not None:
         query = query.where(m.Contact.at >= since)
     query = query.order_by(m.Contact.at.desc(), m.Contact.id.desc()).limit(limit)
-    return [_contact(row) for row in (await session.scalars(query)).all()]
+    return [of_row(ContactRecord, row) for row in (await session.scalars(query)).all()]
 
 
 # --- configuration versions ----------------------------------------------------------------
-
-
-def _config(row: m.ConfigVersion) -> ConfigVersionRecord:
-    return ConfigVersionRecord(
-        id=row.id,
-        applied_at=row.applied_at,
-        applied_by=row.applied_by,
-        sha256=row.sha256,
-        source_name=row.source_name,
-        document=row.document,
-    )
 
 
 async def record_config(
@@ -582,14 +549,14 @@ async def record_config(
     await m.bump_revision(session, m.CONFIG)
     session.add(row)
     await session.flush()
-    return _config(row)
+    return of_row(ConfigVersionRecord, row)
 
 
 async def latest_config(session: AsyncSession) -> ConfigVersionRecord | None:
     row = (
         await session.scalars(select(m.ConfigVersion).order_by(m.ConfigVersion.id.desc()).limit(1))
     ).one_or_none()
-    return _config(row) if row is not None else None
+    return of_row(ConfigVersionRecord, row) if row is not None else None
 
 
 async def employees_exist(session: AsyncSession, ids: Iterable[str]) -> set[str]:
@@ -611,9 +578,12 @@ __all__ = [
     "employees_exist",
     "get_caller",
     "get_employee",
+    "get_team",
     "latest_config",
     "list_employees",
+    "list_teams",
     "load_directory",
+    "names_of",
     "record_config",
     "search_records",
     "sync_directory",

@@ -21,6 +21,7 @@ from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from vaihde.errors import VaihdeError
 from vaihde.phrases import CONFIRM_BACK, CONFIRM_SET, NOT_YOURS, REFUSED
 
 if TYPE_CHECKING:
@@ -32,8 +33,10 @@ log = logging.getLogger("vaihde.flows.feature_codes")
 MAX_MINUTES = 24 * 60
 
 
-class FeatureCodeError(ValueError):
+class FeatureCodeError(VaihdeError, ValueError):
     """The code cannot be understood; the message is what the employee's log/operator sees."""
+
+    code = "invalid_code"
 
 
 @dataclass(frozen=True, slots=True)

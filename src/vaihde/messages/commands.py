@@ -28,7 +28,7 @@ def _recipient(args: argparse.Namespace) -> Any:
         if value:
             if not ID.match(value):
                 raise CommandError(f"--{kind}: not an {kind} id: {value!r}")
-            return Recipient(kind, value)
+            return Recipient(kind=kind, id=value)
     return None
 
 

@@ -9,24 +9,34 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import ConfigDict, Field, SerializationInfo, computed_field, field_serializer
 
 from vaihde.config import patterns
 from vaihde.config.patterns import CALL_ID, EMAIL_MAX, ID, PHONE, USERNAME
 from vaihde.directory import digits
+from vaihde.errors import ProblemsError
+from vaihde.records import Record, Time
 
-RECIPIENT_KINDS = ("employee", "team")
-CHANNELS = ("email", "sms")
+RecipientKind = Literal["employee", "team"]
+RECIPIENT_KINDS: tuple[str, ...] = get_args(RecipientKind)
+Channel = Literal["email", "sms"]
+CHANNELS: tuple[str, ...] = get_args(Channel)
 EMAIL, SMS = CHANNELS
 # sending: claimed by a sender; a claim whose lease ran out (the process died) is due again.
-DELIVERY_STATUSES = ("pending", "sending", "sent", "retrying", "failed", "cancelled")
+DeliveryStatus = Literal["pending", "sending", "sent", "retrying", "failed", "cancelled"]
+DELIVERY_STATUSES: tuple[str, ...] = get_args(DeliveryStatus)
 OPEN_DELIVERY = ("pending", "sending", "retrying")
 # The message's summary of its deliveries. no_address: nobody to send it to (still stored: the
 # operators see it in the console).
-MESSAGE_STATUSES = ("pending", "sent", "partly_sent", "failed", "cancelled", "no_address")
-CALLBACK_STATUSES = ("open", "done", "cancelled")
-LANGUAGES = ("fi", "sv", "en")
+MessageStatus = Literal["pending", "sent", "partly_sent", "failed", "cancelled", "no_address"]
+MESSAGE_STATUSES: tuple[str, ...] = get_args(MessageStatus)
+CallbackStatus = Literal["open", "done", "cancelled"]
+CALLBACK_STATUSES: tuple[str, ...] = get_args(CallbackStatus)
+Language = Literal["fi", "sv", "en"]
+LANGUAGES: tuple[str, ...] = get_args(Language)
 TAKEN_BY_CALLER = "caller"
 
 NAME_MAX = 200
@@ -53,13 +63,9 @@ _SPACES = re.compile(r"[ \t]+")
 _INVISIBLE = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
 
 
-class MessageError(ValueError):
+class MessageError(ProblemsError, ValueError):
     """A message or callback cannot be stored; nothing was written. `problems` lists each thing
     wrong as "field: what is wrong"."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
 
 
 # --- sanitising ---------------------------------------------------------------------------
@@ -104,13 +110,33 @@ def caller_digits(number: str | None) -> str | None:
 # --- what is stored -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Recipient:
-    kind: str  # employee | team
+class Recipient(Record):
+    """Whom a message or callback request is for: an employee or a team (by id)."""
+
+    kind: str  # employee | team (checked where it is taken, not here)
     id: str
 
     def __str__(self) -> str:
         return f"{self.kind} {self.id}"
+
+
+class NamedRecipient(Record):
+    """A recipient as the API shows it."""
+
+    model_config = ConfigDict(title="Recipient")  # its name in the API
+
+    kind: RecipientKind
+    id: str
+    name: str = Field(description="from the running configuration")
+
+
+def _named(recipient: Recipient, info: SerializationInfo) -> NamedRecipient:
+    """The recipient with its name from the company in the serializer's context (the id if
+    there is none, or it is no longer known)."""
+    company = (info.context or {}).get("company")
+    name = recipient_name(recipient, company) if company is not None else recipient.id
+    return NamedRecipient.model_validate({"kind": recipient.kind, "id": recipient.id,
+                                          "name": name})
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,50 +257,94 @@ def validate_callback(draft: CallbackDraft) -> CallbackDraft:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class DeliveryRecord:
+class DeliveryRecord(Record):
+    """One delivery of a message: to one address over one channel."""
+
+    model_config = ConfigDict(title="Delivery")  # its name in the API
+
     id: int
-    message_id: int
-    channel: str  # email | sms
-    address: str
-    status: str  # DELIVERY_STATUSES
-    attempts: int
-    next_attempt_at: datetime | None  # None once final (sent, failed, cancelled)
-    last_error: str
-    sent_at: datetime | None
+    message_id: int = Field(exclude=True)
+    channel: Channel
+    address: str = Field(description="e-mail address or SMS number")
+    status: DeliveryStatus
+    attempts: int = Field(description="attempts made (since the last retry by hand)")
+    # When it is due; None once final (sent, failed, cancelled). While sending, the sender's
+    # lease: no retry is scheduled then (next_retry_at says so).
+    next_attempt_at: Time | None = Field(exclude=True)
+    last_error: str = Field(description='why the last attempt failed; "" if none')
+    sent_at: Time | None
+
+    @computed_field(  # type: ignore[prop-decorator]
+        return_type=Time | None,
+        description="when it is tried (again); null while being sent and once final",
+    )
+    @property
+    def next_retry_at(self) -> datetime | None:
+        return self.next_attempt_at if self.status in ("pending", "retrying") else None
 
 
-@dataclass(frozen=True, slots=True)
-class MessageRecord:
+class MessageRecord(Record):
+    """A message taken for an employee or a team, with its deliveries."""
+
+    model_config = ConfigDict(title="Message")  # its name in the API
+
     id: int
-    created_at: datetime
-    recipient: Recipient
-    caller_number: str | None  # digits; None = withheld
+    created_at: Time
+    recipient: Recipient = Field(serialization_alias="for")
+    caller_number: str | None = Field(description="digits; null = withheld or not given")
     caller_name: str
-    taken_by: str
-    path: str
-    note: str
-    recording_path: str | None
+    taken_by: str = Field(description='"caller" (recorded after the tone) or the operator\'s '
+                          "username")
+    path: str = Field(description="what the caller tried, and how")
+    note: str = Field(serialization_alias="text")
+    recording_path: str | None = Field(exclude=True)
     call_id: str
-    language: str
-    status: str  # MESSAGE_STATUSES
+    language: Language
+    status: MessageStatus = Field(description="summary of the deliveries; no_address: nobody "
+                                  "to send it to (operators see it here)")
     deliveries: tuple[DeliveryRecord, ...] = ()
 
+    _for = field_serializer("recipient")(_named)
 
-@dataclass(frozen=True, slots=True)
-class CallbackRecord:
+    @field_serializer("call_id")
+    def _call_id(self, call_id: str) -> str | None:
+        return call_id or None
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="GET /messages/{id}/recording serves it"
+    )
+    @property
+    def has_recording(self) -> bool:
+        return self.recording_path is not None
+
+
+class CallbackRecord(Record):
+    """A request to call a caller back, for an employee, a team or whoever takes it."""
+
+    model_config = ConfigDict(title="Callback")  # its name in the API
+
     id: int
-    created_at: datetime
-    caller_number: str
+    created_at: Time
+    caller_number: str = Field(description="digits")
     caller_name: str
-    for_kind: str | None
-    for_id: str | None
-    note: str
+    for_kind: str | None = Field(serialization_alias="for")  # employee | team | None
+    for_id: str | None = Field(exclude=True)
+    note: str = Field(serialization_alias="text")
     call_id: str
     taken_by: str
-    status: str  # open | done | cancelled
+    status: CallbackStatus
     handled_by: str | None
-    handled_at: datetime | None
+    handled_at: Time | None
+
+    @field_serializer("for_kind")
+    def _for(self, kind: str | None, info: SerializationInfo) -> NamedRecipient | None:
+        if kind is None or self.for_id is None:
+            return None
+        return _named(Recipient(kind=kind, id=self.for_id), info)
+
+    @field_serializer("call_id")
+    def _call_id(self, call_id: str) -> str | None:
+        return call_id or None
 
 
 # --- the delivery plan ----------------------------------------------------------------------

@@ -83,10 +83,11 @@ class SmsTransport:
         """Raises SendError (permanent for a 4xx answer)."""
         s = self.settings
         headers, fields = self.request(item)
-        body = {"json": fields} if s.format == "json" else {"data": fields}
+        as_json = s.format == "json"
         try:
             async with self._client().post(
-                s.url, headers=headers, allow_redirects=False, **body
+                s.url, headers=headers, allow_redirects=False,
+                json=fields if as_json else None, data=None if as_json else fields,
             ) as response:
                 if 200 <= response.status < 300:
                     return

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, false, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, false, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vaihde.db import message_models as mm
@@ -38,6 +38,7 @@ from vaihde.messages.model import (
     validate_callback,
     validate_message,
 )
+from vaihde.records import of_row
 
 # How long a claimed delivery stays the claimer's: longer than any send takes (SMTP and SMS
 # time out well before), short enough that a crashed sender's claims are soon sent by another.
@@ -46,35 +47,11 @@ DEFAULT_LEASE = timedelta(minutes=5)
 
 
 
-def _delivery(row: mm.MessageDelivery) -> DeliveryRecord:
-    return DeliveryRecord(
-        id=row.id,
-        message_id=row.message_id,
-        channel=row.channel,
-        address=row.address,
-        status=row.status,
-        attempts=row.attempts,
-        next_attempt_at=row.next_attempt_at,
-        last_error=row.last_error,
-        sent_at=row.sent_at,
-    )
-
-
 def _message(row: mm.Message, deliveries: Iterable[mm.MessageDelivery]) -> MessageRecord:
-    return MessageRecord(
-        id=row.id,
-        created_at=row.created_at,
-        recipient=Recipient(row.recipient_kind, row.recipient_id),
-        caller_number=row.caller_number,
-        caller_name=row.caller_name,
-        taken_by=row.taken_by,
-        path=row.path,
-        note=row.note,
-        recording_path=row.recording_path,
-        call_id=row.call_id,
-        language=row.language,
-        status=row.status,
-        deliveries=tuple(_delivery(d) for d in sorted(deliveries, key=lambda d: d.id)),
+    return of_row(
+        MessageRecord, row,
+        recipient=Recipient(kind=row.recipient_kind, id=row.recipient_id),
+        deliveries=[of_row(DeliveryRecord, d) for d in sorted(deliveries, key=lambda d: d.id)],
     )
 
 
@@ -274,7 +251,7 @@ async def retry_delivery(
     row.status, row.next_attempt_at, row.attempts = "pending", at, 0
     await session.flush()
     await _refresh_status(session, row.message_id)
-    return _delivery(row)
+    return of_row(DeliveryRecord, row)
 
 
 async def retry_message(
@@ -307,7 +284,7 @@ async def retry_message(
 # --- the sender's side ----------------------------------------------------------------------
 
 
-def _due(now: datetime) -> list[object]:
+def _due(now: datetime) -> list[ColumnElement[bool]]:
     d = mm.MessageDelivery
     return [d.status.in_(OPEN_DELIVERY), d.next_attempt_at <= now]
 
@@ -324,7 +301,7 @@ async def due_deliveries(
         .limit(limit)
         .execution_options(populate_existing=True)
     )
-    return [_delivery(r) for r in rows]
+    return [of_row(DeliveryRecord, r) for r in rows]
 
 
 async def delivery_counts(session: AsyncSession) -> dict[str, int]:
@@ -402,7 +379,8 @@ async def claim_due(
         ).all()
     }
     return [
-        Claim(_delivery(r), _message(messages[r.message_id], ()), at + lease) for r in rows
+        Claim(of_row(DeliveryRecord, r), _message(messages[r.message_id], ()), at + lease)
+        for r in rows
     ]
 
 
@@ -454,27 +432,10 @@ async def record_attempt(
     await _refresh_status(session, claim.message.id)
     row = await session.get(d, claim.delivery.id, populate_existing=True)
     assert row is not None
-    return _delivery(row)
+    return of_row(DeliveryRecord, row)
 
 
 # --- callbacks ------------------------------------------------------------------------------
-
-
-def _callback(row: mm.Callback) -> CallbackRecord:
-    return CallbackRecord(
-        id=row.id,
-        created_at=row.created_at,
-        caller_number=row.caller_number,
-        caller_name=row.caller_name,
-        for_kind=row.for_kind,
-        for_id=row.for_id,
-        note=row.note,
-        call_id=row.call_id,
-        taken_by=row.taken_by,
-        status=row.status,
-        handled_by=row.handled_by,
-        handled_at=row.handled_at,
-    )
 
 
 async def create_callback(
@@ -505,7 +466,7 @@ async def create_callback(
     )
     session.add(row)
     await session.flush()
-    return _callback(row)
+    return of_row(CallbackRecord, row)
 
 
 async def take_callback(
@@ -521,7 +482,7 @@ async def take_callback(
 
 async def get_callback(session: AsyncSession, callback_id: int) -> CallbackRecord | None:
     row = await session.get(mm.Callback, callback_id, populate_existing=True)
-    return _callback(row) if row is not None else None
+    return of_row(CallbackRecord, row) if row is not None else None
 
 
 async def list_callbacks(
@@ -555,7 +516,7 @@ async def list_callbacks(
             )
         )
     query = query.order_by(mm.Callback.created_at, mm.Callback.id).limit(limit)
-    return [_callback(r) for r in (await session.scalars(query)).all()]
+    return [of_row(CallbackRecord, r) for r in (await session.scalars(query)).all()]
 
 
 async def close_callback(
@@ -580,7 +541,7 @@ async def close_callback(
         raise MessageError([f"callback: already {row.status}"])
     row.status, row.handled_by, row.handled_at = status, by, at
     await session.flush()
-    return _callback(row)
+    return of_row(CallbackRecord, row)
 
 
 __all__ = [

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from datetime import UTC, datetime, timedelta, tzinfo
 
 from sqlalchemy import or_, select
@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from vaihde.db import models as m
 from vaihde.db.clock import utcnow as _utcnow
 from vaihde.presence.model import Availability, Entry, resolve
-from vaihde.presence.store import active_entries, changed_entries, to_entry
+from vaihde.presence.store import active_entries, changed_entries
+from vaihde.records import of_row
 
 log = logging.getLogger("vaihde.presence")
 
@@ -202,7 +203,7 @@ class PresenceCache:
         return changed
 
     async def _entries_of(
-        self, session: AsyncSession, employee_ids: set[str], horizon: datetime
+        self, session: AsyncSession, employee_ids: Collection[str], horizon: datetime
     ) -> list[Entry]:
         e = m.AvailabilityEntry
         rows = await session.scalars(
@@ -212,7 +213,7 @@ class PresenceCache:
                 or_(e.until.is_(None), e.until > horizon),
             )
         )
-        return [to_entry(r) for r in rows.all()]
+        return [of_row(Entry, r) for r in rows.all()]
 
     def _prune(self, horizon: datetime) -> None:
         for eid in list(self._entries):

@@ -12,10 +12,12 @@ import asyncio
 import getpass
 import re
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from vaihde.errors import VaihdeError
 
 DEFAULT_TZ = "Europe/Helsinki"
 _RELATIVE = re.compile(r"^\+(?:(?P<d>\d+)d)?(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m(?:in)?)?$")
@@ -23,8 +25,11 @@ _CLOCK = re.compile(r"^(?P<h>\d{1,2})[:.](?P<m>\d{2})$")
 TIME_HELP = "HH:MM, +90m, +2h, +1d, 2025-06-01 or 2025-06-01T14:00 (local time)"
 
 
-class CommandError(Exception):
+class CommandError(VaihdeError):
     """One line for the user; exit status 2."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
 
 
 def parse_when(
@@ -106,21 +111,19 @@ async def _open(url: str | None) -> Any:
     return db
 
 
-def _run(prefix: str, coro: Callable[[], Awaitable[int]]) -> int:
+def _run(prefix: str, coro: Callable[[], Coroutine[Any, Any, int]]) -> int:
+    """Run a command: every error (a VaihdeError of any kind, the database's) is one line on
+    stderr and exit status 2. The one place where commands turn errors into words."""
     from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
     from vaihde.db.engine import DatabaseUrlError
-    from vaihde.directory import DirectoryError
-    from vaihde.presence.model import PresenceError
 
     try:
         return asyncio.run(coro())
-    except (CommandError, DatabaseUrlError) as exc:
+    except VaihdeError as exc:
+        message = exc.line()
+    except DatabaseUrlError as exc:
         message = str(exc)
-    except PresenceError as exc:
-        message = f"{exc.field}: {exc.message}"
-    except DirectoryError as exc:
-        message = "; ".join(exc.problems)
     except DBAPIError as exc:
         message = f"database error: {str(exc.orig).splitlines()[0] if exc.orig else exc}"
     except (SQLAlchemyError, OSError) as exc:
@@ -242,8 +245,8 @@ def cmd_show(args: argparse.Namespace) -> int:
             print(f"  next change:  {_local(av.next_change, tz)}")
         if upcoming:
             print("  entries (now and next 60 days):")
-            for e in upcoming:
-                print(f"    {describe_entry(e, tz)}")
+            for entry in upcoming:
+                print(f"    {describe_entry(entry, tz)}")
         return 0
 
     return _run("presence show", go)

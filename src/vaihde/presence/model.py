@@ -21,9 +21,20 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
+from typing import Any
+
+from pydantic import (
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    computed_field,
+    model_serializer,
+)
+
+from vaihde.errors import FieldError
+from vaihde.records import Record, Time, keeps_fields
 
 
 class State(StrEnum):
@@ -77,32 +88,50 @@ MAX_SET_BY = 200
 MAX_AHEAD = timedelta(days=731)  # "two years": a typo such as 2205 instead of 2025 is caught
 
 
-class PresenceError(ValueError):
-    """Bad input for an availability change, in plain words; nothing was written."""
+class PresenceError(FieldError, ValueError):
+    """Bad input for an availability change, in plain words; nothing was written. An unknown
+    employee (field "employee") is a 404."""
 
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
+        super().__init__(field, message)
+        if field == "employee":
+            self.status, self.code = 404, "not_found"
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+@keeps_fields
+def _hide_private(
+    self: Entry | Availability, handler: SerializerFunctionWrapHandler, info: SerializationInfo
+) -> Any:
+    """The internal note only for readers who may see it: the context's `private(employee_id)`
+    (the API's permission check) decides; without one, everything is shown."""
+    out = handler(self)
+    private = (info.context or {}).get("private")
+    if private is not None and isinstance(out, dict) and not private(self.employee_id):
+        out.pop("internal_note", None)
+    return out
+
+
+class Entry(Record):
     """One statement about an employee's availability; never deleted, only cancelled."""
+
+    sometimes = ("internal_note",)
 
     id: int
     employee_id: str
     state: State
-    starts_at: datetime
-    until: datetime | None
+    starts_at: Time
+    until: Time | None
     note_for_callers: str
     internal_note: str
     source: Source
     set_by: str
-    created_at: datetime
-    external_id: str | None = None
-    cancelled_at: datetime | None = None
+    created_at: Time
+    # The feed's own id for it (a calendar event): not shown over the API.
+    external_id: str | None = Field(default=None, exclude=True)
+    cancelled_at: Time | None = None
     cancelled_by: str | None = None
+
+    _private = model_serializer(mode="wrap")(_hide_private)
 
     @property
     def effective_at(self) -> datetime:
@@ -121,25 +150,43 @@ class Entry:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Availability:
-    employee_id: str
-    state: State
-    until: datetime | None
-    note_for_callers: str
-    internal_note: str
-    source: Source | None
-    set_by: str | None
-    since: datetime | None
-    entry_id: int | None
-    on_call: bool
-    explanation: str  # why this state won and what it overrode, for operators
-    next_change: datetime | None  # a scheduled entry starts or the current one ends
+class AvailabilitySummary(Record):
+    """The short form of an availability, as lists and search hits show it."""
 
+    state: State
+    until: Time | None
+    on_call: bool = Field(description="the phone is in use (AMI)")
+    note_for_callers: str
+
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def reachable(self) -> bool:
         """The phone may be rung (possibly busy on another call)."""
         return self.state in REACHABLE or self.state is State.ON_CALL
+
+
+class Availability(AvailabilitySummary):
+    """An employee's availability at a moment, as routing and the console both see it."""
+
+    sometimes = ("internal_note",)
+    # The order of positional arguments (the fields' order when this was a dataclass).
+    positional = (
+        "employee_id", "state", "until", "note_for_callers", "internal_note", "source",
+        "set_by", "since", "entry_id", "on_call", "explanation", "next_change",
+    )
+
+    employee_id: str
+    internal_note: str = Field(
+        description="only for the employee themselves, operators and admins"
+    )
+    source: Source | None
+    set_by: str | None
+    since: Time | None
+    entry_id: int | None
+    explanation: str = Field(description="which entry won and why")
+    next_change: Time | None  # a scheduled entry starts or the current one ends
+
+    _private = model_serializer(mode="wrap")(_hide_private)
 
 
 def _rank(entry: Entry) -> tuple[datetime, int, int]:
@@ -192,7 +239,9 @@ def resolve(
         state = State.ON_CALL if on_call else State.AVAILABLE
         why = "phone in use; no entries" if on_call else "no entries"
         return Availability(
-            employee_id, state, None, "", "", None, None, None, None, on_call, why, next_start
+            employee_id=employee_id, state=state, until=None, note_for_callers="",
+            internal_note="", source=None, set_by=None, since=None, entry_id=None,
+            on_call=on_call, explanation=why, next_change=next_start,
         )
 
     next_change = winner.until

@@ -10,10 +10,10 @@ later, the caller's `async with sessions.begin()` rolls the whole change back.
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
+from pydantic import Field
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -40,6 +40,7 @@ from vaihde.presence.model import (
     superseded,
     validate_new_entry,
 )
+from vaihde.records import Record, Time, of_row
 
 if TYPE_CHECKING:
     from vaihde.presence.cache import PresenceCache
@@ -47,14 +48,15 @@ if TYPE_CHECKING:
 MAX_EXTERNAL_ID = 500
 
 
-@dataclass(frozen=True, slots=True)
-class AuditRecord:
+class AuditRecord(Record):
+    """Who changed an entry, when and how."""
+
     id: int
     entry_id: int
-    employee_id: str
-    action: str  # created | updated | cancelled
+    employee_id: str = Field(exclude=True)  # the API shows it per employee
+    action: Literal["created", "updated", "cancelled"]
     actor: str
-    at: datetime
+    at: Time
     details: dict[str, Any]
 
 
@@ -63,24 +65,6 @@ def _now(now: datetime | None) -> datetime:
         return datetime.now(UTC)
     require_aware("now", now)
     return now
-
-
-def to_entry(row: m.AvailabilityEntry) -> Entry:
-    return Entry(
-        id=row.id,
-        employee_id=row.employee_id,
-        state=State(row.state),
-        starts_at=row.starts_at,
-        until=row.until,
-        note_for_callers=row.note_for_callers,
-        internal_note=row.internal_note,
-        source=Source(row.source),
-        set_by=row.set_by,
-        created_at=row.created_at,
-        external_id=row.external_id,
-        cancelled_at=row.cancelled_at,
-        cancelled_by=row.cancelled_by,
-    )
 
 
 def _iso(t: datetime | None) -> str | None:
@@ -170,7 +154,7 @@ async def set_availability(
     revision = await m.bump_revision(session, m.PRESENCE)
     await _require_employee(session, employee_id)
     open_rows = await _open_rows(session, employee_id, at)
-    existing = [to_entry(r) for r in open_rows]
+    existing = [of_row(Entry, r) for r in open_rows]
     replaced: list[Entry] = []
     if starts_at is None:
         if source_ in HUMAN_SOURCES:
@@ -216,7 +200,7 @@ async def set_availability(
         superseded=sorted(replaced_ids),
     )
     await session.flush()
-    return to_entry(row)
+    return of_row(Entry, row)
 
 
 async def cancel_entry(
@@ -240,7 +224,7 @@ async def cancel_entry(
     row.revision = revision
     _audit(session, row, "cancelled", row.cancelled_by, at, reason="cancelled")
     await session.flush()
-    return to_entry(row)
+    return of_row(Entry, row)
 
 
 async def entries_for(
@@ -263,7 +247,7 @@ async def entries_for(
     if not include_cancelled:
         query = query.where(e.cancelled_at.is_(None))
     rows = await session.scalars(query.order_by(e.starts_at, e.id))
-    return [to_entry(r) for r in rows.all()]
+    return [of_row(Entry, r) for r in rows.all()]
 
 
 async def history(session: AsyncSession, employee_id: str, *, limit: int = 50) -> list[Entry]:
@@ -275,7 +259,7 @@ async def history(session: AsyncSession, employee_id: str, *, limit: int = 50) -
         .order_by(e.created_at.desc(), e.id.desc())
         .limit(limit)
     )
-    return [to_entry(r) for r in rows.all()]
+    return [of_row(Entry, r) for r in rows.all()]
 
 
 async def audit_trail(
@@ -289,10 +273,7 @@ async def audit_trail(
         .order_by(a.at.desc(), a.id.desc())
         .limit(limit)
     )
-    return [
-        AuditRecord(r.id, r.entry_id, r.employee_id, r.action, r.actor, r.at, dict(r.details))
-        for r in rows.all()
-    ]
+    return [of_row(AuditRecord, r) for r in rows.all()]
 
 
 async def get_availability(
@@ -306,7 +287,7 @@ async def get_availability(
     """Resolve from the database (one query). Hot paths use PresenceCache.lookup instead."""
     at = _now(now)
     rows = await _open_rows(session, employee_id, at)
-    return resolve(employee_id, (to_entry(r) for r in rows), now=at, on_call=on_call, tz=tz)
+    return resolve(employee_id, (of_row(Entry, r) for r in rows), now=at, on_call=on_call, tz=tz)
 
 
 async def active_entries(session: AsyncSession, *, since: datetime) -> list[Entry]:
@@ -315,14 +296,14 @@ async def active_entries(session: AsyncSession, *, since: datetime) -> list[Entr
     rows = await session.scalars(
         select(e).where(e.cancelled_at.is_(None), or_(e.until.is_(None), e.until > since))
     )
-    return [to_entry(r) for r in rows.all()]
+    return [of_row(Entry, r) for r in rows.all()]
 
 
 async def changed_entries(session: AsyncSession, *, after_revision: int) -> list[Entry]:
     """Entries written (created, updated, cancelled) after `after_revision`."""
     e = m.AvailabilityEntry
     rows = await session.scalars(select(e).where(e.revision > after_revision))
-    return [to_entry(r) for r in rows.all()]
+    return [of_row(Entry, r) for r in rows.all()]
 
 
 # --- calendar (and other external feeds) ---------------------------------------------------
@@ -381,7 +362,7 @@ async def upsert_external(
         same = all(getattr(row, k) == v for k, v in values.items())
         resurrect = row.cancelled_at is not None and row.cancelled_by == set_by
         if (same and not resurrect) or (row.cancelled_at is not None and not resurrect):
-            return to_entry(row), "unchanged"
+            return of_row(Entry, row), "unchanged"
     revision = await m.bump_revision(session, m.PRESENCE)
     await _require_employee(session, employee_id)
     # Again under the revision lock: another sync of the same feed may have won the race.
@@ -410,7 +391,7 @@ async def upsert_external(
             external_id=external_id,
         )
         await session.flush()
-        return to_entry(row), "created"
+        return of_row(Entry, row), "created"
     before = {k: getattr(row, k) for k in values}
     for k, v in values.items():
         setattr(row, k, v)
@@ -428,7 +409,7 @@ async def upsert_external(
     }
     _audit(session, row, "updated", set_by, at, changes=changes, restored=restored)
     await session.flush()
-    return to_entry(row), "updated"
+    return of_row(Entry, row), "updated"
 
 
 async def cancel_missing_external(
@@ -472,7 +453,7 @@ async def cancel_missing_external(
         row.cancelled_by = actor
         row.revision = revision
         _audit(session, row, "cancelled", actor, at, reason="missing from feed")
-        out.append(to_entry(row))
+        out.append(of_row(Entry, row))
     await session.flush()
     return out
 

@@ -5,12 +5,12 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from aiohttp import web
 
-from vaihde.api.errors import ApiError, Query, json_body
-from vaihde.api.routes_common import Route, ctx, iso, who
+from vaihde.api.context import ctx, who
+from vaihde.api.errors import ApiError
+from vaihde.api.route import Routes, respond
 from vaihde.auth import passwords, store
 from vaihde.auth.middleware import (
     COOKIE,
@@ -19,46 +19,35 @@ from vaihde.auth.middleware import (
     LoginThrottle,
     Throttled,
     client_address,
-    optional_auth,
-    public,
 )
-from vaihde.auth.model import MAX_PASSWORD, Principal
+from vaihde.auth.model import Access, Principal
+from vaihde.auth.schemas import Login, Session, User
 
+routes = Routes("session")
 THROTTLE: web.AppKey[LoginThrottle] = web.AppKey("vaihde.api.login_throttle")
 
 _WRONG = "wrong username or password"
 
 
-def user_json(principal: Principal) -> dict[str, Any]:
-    return {
-        "username": principal.username,
-        "display_name": principal.display_name,
-        "role": principal.role.value,
-        "employee_id": principal.employee_id,
-        "sip_endpoint": principal.sip_endpoint,
-    }
+def session_of(principal: Principal, record: store.SessionRecord | None) -> Session:
+    if record is None:
+        return Session(user=User.model_validate(principal), via=principal.via)
+    return Session(
+        user=User.model_validate(principal), via=principal.via, csrf_token=record.csrf_token,
+        expires_at=record.expires_at, idle_expires_at=record.ends_at(),
+    )
 
 
-def session_json(
-    principal: Principal, record: store.SessionRecord | None, request: web.Request
-) -> dict[str, Any]:
-    tz = ctx(request).tz
-    out: dict[str, Any] = {"user": user_json(principal), "via": principal.via}
-    if record is not None:
-        out.update(
-            csrf_token=record.csrf_token,
-            expires_at=iso(record.expires_at, tz),
-            idle_expires_at=iso(record.ends_at(), tz),
-        )
-    return out
-
-
-@public
-async def login(request: web.Request) -> web.Response:
-    Query(request, ())
-    body = await json_body(request, {"username", "password"})
-    username = body.text("username", required=True, max_length=200) or ""
-    password = body.text("password", required=True, max_length=MAX_PASSWORD) or ""
+@routes.post("/session", "Log in (web console)", allow=Access.PUBLIC, body=Login,
+             ok=(200, "Logged in: the vaihde_session cookie is set (HttpOnly, SameSite=Strict); "
+                 "keep csrf_token for changes", Session),
+             errors=(401, 429),
+             description="Wrong username, wrong password, a disabled user and a user without "
+             "a password all get the same 401. Failed logins are limited per username and "
+             "client address, counted before the password is checked, and so are logins in "
+             "progress per address and overall (429 with Retry-After).")
+async def login(request: web.Request, body: Login) -> web.StreamResponse:
+    username, password = body.username, body.password
     throttle = request.app[THROTTLE]
     address = client_address(request)
     try:
@@ -100,7 +89,7 @@ async def login(request: web.Request) -> web.Response:
         )
         await store.record_login(session, candidate.user.id, now=now, new_hash=new_hash)
     principal = store.principal_of(candidate.user, "session")
-    response = web.json_response(session_json(principal, record, request))
+    response = respond(request, session_of(principal, record))
     response.set_cookie(
         COOKIE,
         secret,
@@ -113,15 +102,17 @@ async def login(request: web.Request) -> web.Response:
     return response
 
 
-async def whoami(request: web.Request) -> web.Response:
-    principal = who(request)
-    Query(request, ())
-    return web.json_response(session_json(principal, request.get(SESSION), request))
+@routes.get("/session", "Who am I", allow=Access.USER,
+            ok=(200, "The user and how they authenticated", Session))
+async def whoami(request: web.Request) -> Session:
+    return session_of(who(request), request.get(SESSION))
 
 
-@optional_auth
-async def logout(request: web.Request) -> web.Response:
-    Query(request, ())
+@routes.delete("/session", "Log out", allow=Access.OPTIONAL,
+               ok=(204, "Logged out; the cookie is cleared", None),
+               description="Ends the cookie's session. Succeeds without credentials too (the "
+               "cookie is cleared); with a live session cookie it needs X-CSRF-Token.")
+async def logout(request: web.Request) -> web.StreamResponse:
     cookie = request.cookies.get(COOKIE)
     principal = request.get(PRINCIPAL)
     # A live session is ended only when the request proved it (the middleware checked the
@@ -137,11 +128,3 @@ async def logout(request: web.Request) -> web.Response:
 
 def setup(app: web.Application) -> None:
     app[THROTTLE] = LoginThrottle()
-
-
-ROUTES: list[Route] = [
-    ("POST", "/session", login),
-    ("GET", "/session", whoami),
-    ("DELETE", "/session", logout),
-]
-

@@ -1,0 +1,92 @@
+"""What the API needs from the service (`ApiContext`, on the application under CTX) and the
+per-request helpers handlers share: who is asking, object-level permission checks, the running
+company.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from vaihde.api.errors import ApiError
+from vaihde.auth.middleware import PRINCIPAL
+from vaihde.auth.model import FORBIDDEN, Action, Principal, allowed
+from vaihde.company.offloop import ConfigChecker
+from vaihde.db.clock import utcnow as _utcnow
+from vaihde.messages.model import CHANNELS
+
+if TYPE_CHECKING:
+    from vaihde.company.schema import CompanyConfig
+    from vaihde.console.stream import Console
+    from vaihde.directory.search import DirectoryIndex
+    from vaihde.presence.cache import PresenceCache
+
+
+@dataclass(frozen=True)
+class ApiContext:
+    """What the API reads and writes through; the service owns all of it.
+
+    `directory()` and `company()` are called per request, so swapping in a rebuilt index or a
+    newly applied configuration needs no restart. `config_applied` (optional) runs after a
+    successful POST /config/apply, e.g. to reload the company and rebuild the index at once
+    instead of at the next poll. Messages taken through the API are planned for
+    `message_channels` (those the service has settings for), and `message_taken` (the sender's
+    wake) runs after one is stored; message recordings are served only from `recordings_dir`.
+    """
+
+    sessions: async_sessionmaker[AsyncSession]
+    cache: PresenceCache
+    directory: Callable[[], DirectoryIndex]
+    company: Callable[[], CompanyConfig | None]
+    tz: tzinfo = UTC
+    config_applied: Callable[[], Awaitable[None]] | None = None
+    clock: Callable[[], datetime] = field(default=_utcnow)
+    message_channels: tuple[str, ...] = CHANNELS
+    message_taken: Callable[[], None] | None = None
+    recordings_dir: Path | None = None
+    console: Console | None = None  # the operator console's live board; None: 503s
+    # Checks company files sent to /config/* off the event loop, with the settings' calendar rules.
+    config_checker: ConfigChecker = field(default_factory=ConfigChecker)
+    # A phone's reach now (reachable, in_use, unreachable, unknown) from Asterisk's device state.
+    device_reach: Callable[[str], str] | None = None
+
+
+CTX: web.AppKey[ApiContext] = web.AppKey("vaihde.api.context")
+
+
+def ctx(request: web.Request) -> ApiContext:
+    return request.config_dict[CTX]
+
+
+def who(request: web.Request) -> Principal:
+    principal: Principal | None = request.get(PRINCIPAL)
+    if principal is None:  # only for routes the middleware lets through without credentials
+        raise ApiError(401, "unauthenticated", "log in or give an API token")
+    return principal
+
+
+def require(request: web.Request, action: Action, employee_id: str | None = None) -> Principal:
+    """An object-level check in a handler (the route's own action is the middleware's)."""
+    principal = who(request)
+    if not allowed(principal, action, employee_id):
+        raise ApiError(403, "forbidden", FORBIDDEN.get(action, "your role does not allow this"))
+    return principal
+
+
+def may(request: web.Request, action: Action, employee_id: str | None = None) -> bool:
+    principal: Principal | None = request.get(PRINCIPAL)
+    return principal is not None and allowed(principal, action, employee_id)
+
+
+def company_of(request: web.Request) -> CompanyConfig | None:
+    """The running configuration, or None (none applied yet, or the service has none)."""
+    try:
+        return ctx(request).company()
+    except Exception:
+        return None
