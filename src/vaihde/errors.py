@@ -5,8 +5,7 @@ Every domain error (AuthError, PresenceError, MessageError, DirectoryError, Conf
 console's Refusal, FeatureCodeError, the API's ApiError, the commands' CommandError) is a
 VaihdeError. The REST API's error middleware (vaihde.api.errors) turns any of them into
 `{"error": {"code", "message", "field"?, ...details}}` with `status`; the commands
-(vaihde.presence.commands._run) into one line on stderr and exit status 2. Nothing else maps
-them.
+(vaihde.commands.command) into one line on stderr and exit status 2. Nothing else maps them.
 """
 
 from __future__ import annotations
