@@ -5,7 +5,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from vaihde.company import OpeningHours, day_rule, is_open, next_opening, open_now, parse_company
+from vaihde.company import parse_company
+from vaihde.company.hours import day_rule, is_open, next_opening, open_now
+from vaihde.company.schema import OpeningHours
 
 HELSINKI = ZoneInfo("Europe/Helsinki")
 WEEK = """\

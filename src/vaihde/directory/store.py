@@ -568,24 +568,3 @@ async def employees_exist(session: AsyncSession, ids: Iterable[str]) -> set[str]
         select(m.Employee.id).where(m.Employee.id.in_(wanted), m.Employee.active.is_(True))
     )
     return set(found.all())
-
-
-__all__ = [
-    "UNCHANGED",
-    "add_contact",
-    "contacts_for",
-    "employee_for_number",
-    "employees_exist",
-    "get_caller",
-    "get_employee",
-    "get_team",
-    "latest_config",
-    "list_employees",
-    "list_teams",
-    "load_directory",
-    "names_of",
-    "record_config",
-    "search_records",
-    "sync_directory",
-    "upsert_caller",
-]

@@ -542,25 +542,3 @@ async def close_callback(
     row.status, row.handled_by, row.handled_at = status, by, at
     await session.flush()
     return of_row(CallbackRecord, row)
-
-
-__all__ = [
-    "DEFAULT_LEASE",
-    "Claim",
-    "cancel_message",
-    "claim_due",
-    "close_callback",
-    "create_callback",
-    "create_message",
-    "delivery_counts",
-    "due_deliveries",
-    "get_callback",
-    "get_message",
-    "list_callbacks",
-    "list_messages",
-    "record_attempt",
-    "retry_delivery",
-    "retry_message",
-    "take_callback",
-    "take_message",
-]
