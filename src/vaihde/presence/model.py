@@ -33,7 +33,7 @@ from pydantic import (
     model_serializer,
 )
 
-from vaihde.errors import FieldError
+from vaihde.errors import FieldError, one_of
 from vaihde.records import Record, Time, keeps_fields
 
 
@@ -272,19 +272,11 @@ def resolve(
 
 
 def parse_state(value: str | State) -> State:
-    try:
-        return State(value)
-    except ValueError:
-        names = ", ".join(s.value for s in State)
-        raise PresenceError("state", f"unknown state {value!r}; use one of: {names}") from None
+    return one_of(State, "state", value, PresenceError)
 
 
 def parse_source(value: str | Source) -> Source:
-    try:
-        return Source(value)
-    except ValueError:
-        names = ", ".join(s.value for s in Source)
-        raise PresenceError("source", f"unknown source {value!r}; use one of: {names}") from None
+    return one_of(Source, "source", value, PresenceError)
 
 
 def require_aware(field: str, value: datetime | None) -> None:
