@@ -101,26 +101,27 @@ def local(at: datetime | None, tz: tzinfo) -> str:
 
 
 @asynccontextmanager
-async def database(url: str | None) -> AsyncIterator[Database]:
-    """The database, checked to be migrated to what this vaihde expects; closed after."""
+async def database(url: str | None, *, migrated: bool = True) -> AsyncIterator[Database]:
+    """The database, checked to be migrated to what this vaihde expects (with `migrated`;
+    `vaihde db` itself takes it as it is); closed after."""
     from vaihde.db import migrate
     from vaihde.db.engine import display_url, open_database, sqlite_path
 
     path = sqlite_path(url)
-    if path is not None and not path.exists():
+    if migrated and path is not None and not path.exists():
         # Opening would create an empty file: say what is missing instead.
         raise CommandError(f"no database at {path}: run `vaihde db upgrade` (or give --db URL)")
-    db = open_database(url, create_dir=False)
+    db = open_database(url, create_dir=not migrated)
     try:
-        have = await migrate.current_async(db.engine)
-        want = migrate.head()
-        if have != want:
+        if migrated:
+            have, want = await migrate.current_async(db.engine), migrate.head()
             shown = display_url(db.url)
             if have is None:
                 raise CommandError(f"{shown} has no vaihde tables yet: run `vaihde db upgrade`")
-            raise CommandError(
-                f"{shown} is at migration {have}, not {want}: run `vaihde db upgrade`"
-            )
+            if have != want:
+                raise CommandError(
+                    f"{shown} is at migration {have}, not {want}: run `vaihde db upgrade`"
+                )
         yield db
     finally:
         await db.close()

@@ -192,15 +192,12 @@ async def cmd_history(args: argparse.Namespace) -> int:
 @command("db upgrade")
 async def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from vaihde.db import migrate
-    from vaihde.db.engine import display_url, open_database
+    from vaihde.db.engine import display_url
 
-    db = open_database(args.db)
-    try:
+    async with database(args.db, migrated=False) as db:
         before = await migrate.current_async(db.engine)
         await migrate.upgrade_async(db.engine)
         after = await migrate.current_async(db.engine)
-    finally:
-        await db.close()
     shown = display_url(db.url)
     if before == after:
         print(f"{shown}: already at {after} (newest)")
@@ -212,13 +209,10 @@ async def cmd_db_upgrade(args: argparse.Namespace) -> int:
 @command("db current")
 async def cmd_db_current(args: argparse.Namespace) -> int:
     from vaihde.db import migrate
-    from vaihde.db.engine import display_url, open_database
+    from vaihde.db.engine import display_url
 
-    db = open_database(args.db)
-    try:
+    async with database(args.db, migrated=False) as db:
         have = await migrate.current_async(db.engine)
-    finally:
-        await db.close()
     want = migrate.head()
     state = "up to date" if have == want else f"needs `vaihde db upgrade` to {want}"
     print(f"{display_url(db.url)}: {have or 'empty'} ({state})")
