@@ -24,8 +24,6 @@ log = logging.getLogger("vaihde.api")
 
 PREFIX = "/api/v1"
 
-__all__ = ["PREFIX", "ApiContext", "LiveDirectory", "make_api", "routes"]
-
 
 def routes() -> list[Route]:
     """Every route of the API, as its feature declared it (path under /api/v1)."""

@@ -110,18 +110,8 @@ def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
-
-
 def principal_of(user: UserRecord | a.User, via: str) -> Principal:
-    return Principal(
-        user_id=user.id,
-        username=user.username,
-        role=Role(user.role),
-        employee_id=user.employee_id,
-        display_name=user.display_name,
-        sip_endpoint=user.sip_endpoint,
-        via=via,
-    )
+    return _principal([getattr(user, column.key) for column in _USER_COLUMNS], via)
 
 
 # --- users ---------------------------------------------------------------------------------

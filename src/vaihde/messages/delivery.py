@@ -233,6 +233,3 @@ def transports_from_settings(settings: MessagingSettings) -> dict[str, Transport
     if settings.sms is not None:
         out["sms"] = SmsTransport(settings.sms)
     return out
-
-
-__all__ = ["Sender", "Transport", "transports_from_settings", "utcnow"]

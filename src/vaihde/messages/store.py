@@ -6,7 +6,7 @@ the one-call versions for flows that must know the message is stored before sayi
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -45,6 +45,9 @@ from vaihde.records import of_row
 DEFAULT_LEASE = timedelta(minutes=5)
 
 
+def _columns(draft: MessageDraft | CallbackDraft, but: str = "") -> dict[str, Any]:
+    """A validated draft's fields: each is a column of its row."""
+    return {f.name: getattr(draft, f.name) for f in fields(draft) if f.name != but}
 
 
 def _message(row: mm.Message, deliveries: Iterable[mm.MessageDelivery]) -> MessageRecord:
@@ -96,15 +99,8 @@ async def create_message(
         created_at=at,
         recipient_kind=clean.recipient.kind,
         recipient_id=clean.recipient.id,
-        caller_number=clean.caller_number,
-        caller_name=clean.caller_name,
-        taken_by=clean.taken_by,
-        path=clean.path,
-        note=clean.note,
-        recording_path=clean.recording_path,
-        call_id=clean.call_id,
-        language=clean.language,
         status=summary_status("pending" for _ in targets),
+        **_columns(clean, but="recipient"),
     )
     session.add(row)
     await session.flush()
@@ -453,17 +449,7 @@ async def create_callback(
             raise MessageError([f"for_id: no {clean.for_kind} {clean.for_id!r}"])
     at = _now(now)
     await m.bump_revision(session, mm.MESSAGES)
-    row = mm.Callback(
-        created_at=at,
-        caller_number=clean.caller_number,
-        caller_name=clean.caller_name,
-        for_kind=clean.for_kind,
-        for_id=clean.for_id,
-        note=clean.note,
-        call_id=clean.call_id,
-        taken_by=clean.taken_by,
-        status="open",
-    )
+    row = mm.Callback(created_at=at, status="open", **_columns(clean))
     session.add(row)
     await session.flush()
     return of_row(CallbackRecord, row)
@@ -542,25 +528,3 @@ async def close_callback(
     row.status, row.handled_by, row.handled_at = status, by, at
     await session.flush()
     return of_row(CallbackRecord, row)
-
-
-__all__ = [
-    "DEFAULT_LEASE",
-    "Claim",
-    "cancel_message",
-    "claim_due",
-    "close_callback",
-    "create_callback",
-    "create_message",
-    "delivery_counts",
-    "due_deliveries",
-    "get_callback",
-    "get_message",
-    "list_callbacks",
-    "list_messages",
-    "record_attempt",
-    "retry_delivery",
-    "retry_message",
-    "take_callback",
-    "take_message",
-]
