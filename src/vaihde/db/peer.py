@@ -90,6 +90,7 @@ class Peer:
         self._state_listeners: list[StateListener] = []
         self._notify_listeners: list[NotifyListener] = []
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     @classmethod
     def for_database(cls, db: Database, **kwargs: Any) -> Peer | None:
@@ -129,6 +130,7 @@ class Peer:
             await asyncio.wait_for(self._first.wait(), wait_s)
 
     async def stop(self) -> None:
+        self._stopping = True
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -202,8 +204,11 @@ class Peer:
             ended.set()
             self._conn = None
             conn.terminate()
-            log.warning("database peer connection lost: locks released, changes will be "
-                        "re-read", extra={"holder": self.holder, "error": self.last_error})
+            if self._stopping:
+                log.info("database peer closed", extra={"holder": self.holder})
+            else:
+                log.warning("database peer connection lost: locks released, changes will be "
+                            "re-read", extra={"holder": self.holder, "error": self.last_error})
             self._tell(False)
 
     def _tell(self, up: bool) -> None:
