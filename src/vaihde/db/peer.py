@@ -143,8 +143,7 @@ class Peer:
             while True:
                 try:
                     conn, holder = await self._connect()
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError,
-                        TimeoutError) as exc:
+                except Exception as exc:  # whatever it was, the next attempt may work
                     self.last_error = f"{type(exc).__name__}: {exc}"
                     if not failing:
                         log.warning("database peer connection failed; retrying",
@@ -198,7 +197,7 @@ class Peer:
                     break
                 async with self._query:
                     await asyncio.wait_for(conn.fetchval("SELECT 1"), self.timeout_s)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        except Exception as exc:  # a broken connection, whatever the driver calls it
             self.last_error = f"{type(exc).__name__}: {exc}"
         finally:
             ended.set()
