@@ -514,7 +514,7 @@ def test_menu_references_must_exist(option, message):
     ("option", "message"),
     [
         ("{}", "menus.main.options.2: say where this goes: one of employee:, team:, menu:, "
-               "announcement:, operator:, external:, dial_by_name:, message:, language:"),
+               "announcement:, operator:, external:, dial_by_name:, message:, language:, oncall:"),
         ("{team: ops, employee: anna}", "menus.main.options.2: give only one place to go, not "
                                         "employee and team"),
         ("{operator: false}", "menus.main.options.2.operator: write operator: true (or remove "
@@ -820,10 +820,10 @@ def test_duplicate_date_overlapping_exception_ranges():
         ("{hangup: true}", "c.yaml:7: hours.closed_action: hangup needs an announcement: to say "
                            "first (callers must not be cut off silently)"),
         ("{}", "c.yaml:7: hours.closed_action: say where this goes: one of menu:, team:, "
-               "employee:, message:, external:, operator:, hangup:"),
+               "employee:, message:, external:, operator:, hangup:, oncall:"),
         ("{dial_by_name: true}", "c.yaml:7: hours.closed_action.dial_by_name: dial_by_name: is "
                                  "not possible here (use one of menu, team, employee, message, "
-                                 "external, operator, hangup)"),
+                                 "external, operator, hangup, oncall)"),
         ("{announcement: closed, message: ops}", "c.yaml:7: hours.closed_action.announcement: "
                                                  "no announcement 'closed'"),
         ("{external: '112'}", None),

@@ -11,7 +11,8 @@ from typing import Any
 from vaihde.company.fields import DEVICE_KINDS, WEEKDAYS
 from vaihde.company.schema import TARGET_KINDS, CompanyConfig
 
-SECTIONS = ("company", "numbers", "hours", "announcements", "menus", "teams", "employees")
+SECTIONS = ("company", "numbers", "hours", "announcements", "menus", "teams", "employees",
+            "profile", "oncall")
 _HEADINGS = {
     "company": "Company",
     "numbers": "Numbers",
@@ -20,6 +21,8 @@ _HEADINGS = {
     "menus": "Menus",
     "teams": "Teams",
     "employees": "Employees",
+    "profile": "Account profile (for operators)",
+    "oncall": "On-call rotas",
 }
 # Mappings compared key by key; everything else is one value (a menu choice, a device list, a
 # day's hours) so that a change reads as one line, not as its scattered parts.
@@ -41,9 +44,13 @@ _CONTAINERS = (
     ("teams", "*"),
     ("employees",),
     ("employees", "*"),
+    ("profile",),
+    ("profile", "answer"),
+    ("oncall",),
+    ("oncall", "*"),
 )
 _ENTITY = {"numbers": "number", "announcements": "announcement", "menus": "menu",
-           "teams": "team", "employees": "employee"}
+           "teams": "team", "employees": "employee", "oncall": "on-call rota"}
 _FIELDS = {
     "devices": "phones (ring order)",
     "direct": "direct numbers",
@@ -53,6 +60,11 @@ _FIELDS = {
     "closed_action": "when closed",
     "from": "valid from",
     "until": "valid until",
+    "weekly": "weekly shifts",
+    "exceptions": "exceptions",
+    "answer": "answer phrase",
+    "ask": "questions to ask",
+    "urgent": "urgent rules",
 }
 _DAY_NAMES = dict(zip(WEEKDAYS, ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday",
                                  "Saturday", "Sunday"), strict=True))
@@ -108,8 +120,30 @@ def _is_container(path: tuple[str, ...]) -> bool:
     )
 
 
+# Lists whose items are compared one by one (a rota's shifts and exceptions): a new shift
+# reads as one added line, not as the whole list changed.
+_ITEMWISE = (("oncall", "*", "weekly"), ("oncall", "*", "exceptions"))
+
+
 def _walk(path: tuple[str, ...], old: Any, new: Any, out: list[Change]) -> None:
     if old == new:
+        return
+    itemwise = any(
+        len(p) == len(path) and all(a in ("*", b) for a, b in zip(p, path, strict=True))
+        for p in _ITEMWISE
+    )
+    if itemwise and isinstance(old, list) and isinstance(new, list):
+        label = _label(path)
+        gone = [o for o in old if o not in new]
+        came = [n for n in new if n not in old]
+        for item in gone:
+            out.append(Change("removed", ".".join(path), item, None,
+                              f"{label}: removed {_fmt(item)}"))
+        for item in came:
+            out.append(Change("added", ".".join(path), None, item,
+                              f"{label}: added {_fmt(item)}"))
+        if not gone and not came:
+            out.append(_change("changed", path, old, new))
         return
     if isinstance(old, dict) and isinstance(new, dict) and _is_container(path):
         for key in sorted(set(old) | set(new), key=_key_order(path)):
@@ -161,6 +195,11 @@ def _label(path: tuple[str, ...]) -> str:
     section, rest = path[0], path[1:]
     if section == "company":
         return f"company {rest[0]}" if rest else "company"
+    if section == "profile":
+        if not rest:
+            return "account profile"
+        words = _FIELDS.get(rest[0], rest[0])
+        return f"{words} ({rest[1]})" if len(rest) > 1 else words
     if section == "hours":
         if not rest:
             return "opening hours"
@@ -209,11 +248,23 @@ def _fmt(value: Any) -> str:
             if value.get("then"):
                 extras.append(f"then {value['then']}")
             return words + (f" ({', '.join(extras)})" if extras else "")
+        if {"days", "hours"} <= set(value):  # an on-call shift
+            people = ", ".join(value.get("people") or []) or "nobody"
+            return f"{value['days']} {value['hours']}: {people}"
+        if {"from", "until"} <= set(value):  # an on-call exception
+            people = ", ".join(value.get("people") or []) or "nobody"
+            note = f" ({value['note']})" if value.get("note") else ""
+            return f"{_moment(value['from'])} – {_moment(value['until'])}: {people}{note}"
         if device is not None:
             seconds = f" ({value['seconds']} s)" if value.get("seconds") else ""
             return f"{device} {value[device]}{seconds}"
         return "; ".join(f"{k}: {_fmt(v)}" for k, v in value.items())
     return str(value)
+
+
+def _moment(text: str) -> str:
+    """An ISO instant of the document as the admin wrote it: "2026-12-24 08:00"."""
+    return text[:16].replace("T", " ")
 
 
 def _short(text: str, limit: int = 70) -> str:

@@ -6,6 +6,7 @@ them; the JSON Schema for editors is generated from the same annotations.
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any
@@ -25,6 +26,9 @@ THEN = ("back", "hangup")
 MAX_TITLE = 200
 MAX_TOPIC = 100
 MAX_TOPICS = 50
+MAX_INSTRUCTIONS = 4000  # an operator reads them during a call: a screenful, not a manual
+MAX_PROFILE_ITEMS = 30  # questions to ask, urgent rules
+PLACEHOLDERS = ("operator",)  # what an answer phrase may be filled with
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _URL = re.compile(r"^(https|http|webcal)://[^\s]+$")
 
@@ -94,6 +98,101 @@ def _offered(value: Any, context: Mapping[str, Any]) -> str:
     if text not in offered:
         raise problem(f"must be one of the offered languages ({', '.join(offered)})")
     return text
+
+
+def _instructions(value: Any) -> str:
+    text = as_text(value)
+    if len(text) > MAX_INSTRUCTIONS:
+        raise problem(f"must be at most {MAX_INSTRUCTIONS} characters (operators read it "
+                      "during a call)")
+    return text
+
+
+def _profile_items(value: Any) -> Any:
+    if isinstance(value, list) and len(value) > MAX_PROFILE_ITEMS:
+        raise problem(f"at most {MAX_PROFILE_ITEMS} items")
+    return value
+
+
+def placeholder_problem(text: str) -> str | None:
+    """Why an answer phrase cannot be filled in (None: it can). Only {operator} is known."""
+    try:
+        names = [name for _, name, _, _ in string.Formatter().parse(text) if name is not None]
+    except ValueError:
+        return "has an unmatched { or }: write {operator} for the operator's name, or {{ }}"
+    unknown = sorted({n for n in names if n not in PLACEHOLDERS})
+    if unknown or any(n == "" for n in names):
+        shown = ", ".join("{" + n + "}" for n in unknown) or "{}"
+        return f"{shown} is no placeholder: only {{operator}} (the operator's name) is"
+    return None
+
+
+def _answer(value: Any, context: Mapping[str, Any]) -> dict[str, str]:
+    """One line (in company.language) or one per language: `{fi: ..., sv: ...}`."""
+    if isinstance(value, dict):
+        given = value
+    else:
+        given = {context.get("language", LANGUAGES[0]): value}
+    out: dict[str, str] = {}
+    for lang, text in given.items():
+        if lang not in LANGUAGES:
+            raise problem(f"{lang}: is no language vaihde knows ({', '.join(LANGUAGES)})")
+        line = _line(text)
+        if not line:
+            raise problem(f"{lang}: is empty: write the phrase or remove the line")
+        found = placeholder_problem(line)
+        if found is not None:
+            raise problem(f"{lang}: {found}")
+        out[lang] = line
+    return out
+
+
+_DAY_RUN = re.compile(r"^(mon|tue|wed|thu|fri|sat|sun)(?:-(mon|tue|wed|thu|fri|sat|sun))?$")
+_SHIFT = re.compile(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$")
+DAYS_HELP = "must be days like mon-fri, sat, or mon-wed, fri (Monday towards Sunday)"
+
+
+def _days(value: Any) -> tuple[int, ...]:
+    text = as_text(value) if isinstance(value, str) else ""
+    days: set[int] = set()
+    for part in text.split(","):
+        m = _DAY_RUN.match(part.strip())
+        if not m:
+            raise problem(DAYS_HELP)
+        first = WEEKDAYS.index(m.group(1))
+        last = WEEKDAYS.index(m.group(2)) if m.group(2) else first
+        if last < first:
+            raise problem(DAYS_HELP)
+        days.update(range(first, last + 1))
+    return tuple(sorted(days))
+
+
+def days_text(days: tuple[int, ...]) -> str:
+    """(0, 1, 2, 3, 4, 6) → "mon-fri, sun": runs of days as the file writes them."""
+    runs: list[list[int]] = []
+    for day in days:
+        if runs and runs[-1][-1] == day - 1:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    return ", ".join(WEEKDAYS[r[0]] if len(r) == 1 else f"{WEEKDAYS[r[0]]}-{WEEKDAYS[r[-1]]}"
+                     for r in runs)
+
+
+def _shift_hours(value: Any) -> tuple[int, int]:
+    """`08:00-16:00`; an end at or before the start is the next day (`16:00-08:00`)."""
+    text = as_text(value) if isinstance(value, str) else ""
+    m = _SHIFT.match(text)
+    if not m:
+        raise problem("must be a time range like 08:00-16:00, or 16:00-08:00 (until the next "
+                      "morning)")
+    sh, sm, eh, em = (int(g) for g in m.groups())
+    if sh > 24 or eh > 24 or sm > 59 or em > 59 or sh * 60 + sm >= 1440 or eh * 60 + em > 1440:
+        raise problem(f"{text!r}: not a time of day (00:00 to 24:00)")
+    start, end = sh * 60 + sm, eh * 60 + em
+    if start == end:
+        raise problem(f"{text!r}: starts and ends at once; a whole day is 00:00-24:00")
+    return start, end
 
 
 def ref(what: str) -> Any:
@@ -219,3 +318,37 @@ Timeout = Annotated[int, _between(1, 30), _schema(minimum=1, maximum=30)]
 Attempts = Annotated[int, _between(1, 10), _schema(minimum=1, maximum=10)]
 TeamRing = Annotated[int, _between(5, 600), _schema(minimum=5, maximum=600)]
 RingSeconds = Annotated[int, _between(5, 300), _schema(minimum=5, maximum=300)]
+RotaRef = Annotated[str, ref("an on-call rota (oncall:)"), _pattern(patterns.ID)]
+ContactRef = Annotated[
+    str, ref("an employee, a team or an on-call rota to contact"), _pattern(patterns.ID)
+]
+Instructions = Annotated[str, check(_instructions), _schema(maxLength=MAX_INSTRUCTIONS)]
+ProfileItem = Annotated[str, check(_line), _schema(minLength=1, maxLength=MAX_TITLE)]
+ProfileItems = Annotated[
+    tuple[ProfileItem, ...], check(_profile_items), _schema(maxItems=MAX_PROFILE_ITEMS)
+]
+AnswerTexts = Annotated[
+    Mapping[str, str],
+    check_in_context(_answer),
+    WithJsonSchema({
+        "description": "what operators say when they answer: one line in company.language, "
+                       "or one per language; {operator} is the operator's name",
+        "anyOf": [
+            {"type": "string", "minLength": 1, "maxLength": MAX_TITLE},
+            {"type": "object", "additionalProperties": False, "minProperties": 1,
+             "properties": {lang: {"type": "string", "minLength": 1, "maxLength": MAX_TITLE}
+                            for lang in LANGUAGES}},
+        ],
+    }),
+]
+Days = Annotated[
+    tuple[int, ...], check(_days),
+    WithJsonSchema({"type": "string", "description": "days a shift starts on: mon-fri, sat, "
+                    "or mon-wed, fri"}),
+]
+ShiftHours = Annotated[
+    tuple[int, int], check(_shift_hours),
+    WithJsonSchema({"type": "string", "pattern": r"^\d{1,2}:\d{2}\s*-\s*\d{1,2}:\d{2}$",
+                    "description": "08:00-16:00; an end at or before the start is the next "
+                    "day (16:00-08:00)"}),
+]

@@ -37,7 +37,12 @@ from vaihde.company.schema import (
     Menu,
     MenuOption,
     Number,
+    OncallException,
+    Profile,
+    Rota,
+    Shift,
     Team,
+    UrgentRule,
 )
 from vaihde.config.patterns import ID, PHONE
 from vaihde.config.typed import FieldShape, shape_of
@@ -56,7 +61,7 @@ def _field(shape: FieldShape) -> dict[str, Any]:
     out = _leaf(shape.adapter)
     out.pop("title", None)
     default = shape.default
-    if default is not dataclasses.MISSING and default not in ("", ()):
+    if default is not dataclasses.MISSING and default not in ("", ()) and default != {}:
         out["default"] = list(default) if isinstance(default, tuple) else default
     return out
 
@@ -185,6 +190,16 @@ def company_json_schema() -> dict[str, Any]:
         "devices": {"type": "array", "items": {"$ref": "#/$defs/device"}},
     })
     announcement = _object(Announcement, extra=_texts())
+    profile = _object(Profile, nested={
+        "urgent": {"type": "array", "items": _object(UrgentRule),
+                   "description": "when a message is urgent, and whom to contact"},
+    })
+    rota = _object(Rota, nested={
+        "weekly": {"type": "array", "items": _object(Shift),
+                   "description": "shifts in company time; no two may overlap"},
+        "exceptions": {"type": "array", "items": _object(OncallException),
+                       "description": "instead of the weekly shifts (people: [] = nobody)"},
+    })
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "vaihde company file",
@@ -201,6 +216,8 @@ def company_json_schema() -> dict[str, Any]:
             "employees": _by(ID.pattern, employee),
             "employees_file": {"type": "string", "description":
                                "a YAML file (beside this one) with more employees:"},
+            "profile": profile,
+            "oncall": _by(ID.pattern, rota),
         },
         "required": ["company", "numbers", "hours", "menus"],
         "additionalProperties": False,

@@ -57,14 +57,20 @@ from vaihde.company.schema import (
     MenuTarget,
     MessageTarget,
     Number,
+    OncallException,
+    OncallTarget,
     OpeningHours,
     OperatorTarget,
     OptionTarget,
+    Profile,
+    Rota,
     Say,
+    Shift,
     Target,
     Team,
     TeamTarget,
     TimeRange,
+    UrgentRule,
     frozen_map,
 )
 from vaihde.config.patterns import ID, ID_HELP, PHONE, PHONE_HELP
@@ -87,8 +93,9 @@ _MAX_HINTS = 20  # "did you mean …?" for the first unknown ids only (each comp
 _TARGET_BY_KEY = {t.key: t for t in TARGETS}
 _REF_KINDS: dict[type[BaseTarget], str] = {
     EmployeeTarget: "employee", TeamTarget: "team", MenuTarget: "menu",
-    AnnouncementTarget: "announcement", MessageTarget: "recipient",
+    AnnouncementTarget: "announcement", MessageTarget: "recipient", OncallTarget: "rota",
 }
+MAX_ROTA_ITEMS = 200  # shifts, and exceptions, per rota (overlaps are checked pairwise)
 # Each kind of value read outside a dataclass field, by its type in fields.py.
 _TEXT = TypeAdapter(str)
 _SOUND: TypeAdapter[str] = TypeAdapter(SoundName)
@@ -345,7 +352,7 @@ class _Loader(Problems):
             root = Node({}, root.where)
         top: dict[str, Node] = root.value
         known = ("company", "numbers", "hours", "announcements", "menus", "teams", "employees",
-                 "employees_file")
+                 "employees_file", "profile", "oncall")
         for key, child in top.items():
             if key not in known:
                 self.error(child, "unknown setting (misspelt?)")
@@ -361,9 +368,11 @@ class _Loader(Problems):
         menus = self.menus(self.section(root, "menus", required=True), "menus" in top)
         numbers = self.numbers(self.section(root, "numbers", required=True), "numbers" in top)
         hours = self.hours(self.section(root, "hours", required=True), "hours" in top)
+        profile = self.profile(self.section(root, "profile"))
+        oncall = self.oncall(self.section(root, "oncall"))
 
         employees = self.join(employees_raw, teams)
-        self.check_refs(employees, teams, menus, announcements)
+        self.check_refs(employees, teams, menus, announcements, oncall)
         self.check_unique(numbers, employees_raw, teams)
         self.check_operators(teams, {e["id"] for e in employees_raw if e["has_devices"]})
         self.check_menu_graph(menus)
@@ -377,6 +386,8 @@ class _Loader(Problems):
             menus=frozen_map(menus),
             teams=frozen_map({k: v for k, (v, _) in teams.items()}),
             employees=frozen_map(employees),
+            profile=profile,
+            oncall=frozen_map({k: v for k, (v, _) in oncall.items()}),
             warnings=tuple(self.sorted(self.warnings)),
             source=self.file,
         )
@@ -413,7 +424,7 @@ class _Loader(Problems):
                        "(company.language)")
             languages.insert(0, self.language)
         self.languages = tuple(languages)
-        self.context.update(languages=self.languages, zone=self.tz)
+        self.context.update(languages=self.languages, zone=self.tz, language=self.language)
         return CompanyInfo(**{**values, "languages": self.languages})
 
     def numbers(self, node: Node, given: bool) -> dict[str, Number]:
@@ -703,6 +714,119 @@ class _Loader(Problems):
             out[key] = MenuOption(digit=key, target=cast(OptionTarget, target), **values)
         return dict(sorted(out.items()))
 
+    # ---- the account profile and on-call rotas -------------------------------------------
+
+    def profile(self, node: Node) -> Profile:
+        values, nodes = self.read(Profile, node, self.context)
+        answer = values["answer"]
+        if answer and self.language not in answer:
+            self.error(nodes["answer"], f"needs a phrase in {self.language} (company.language): "
+                       "operators answer in it when the caller's language has none")
+        for lang in answer:
+            if lang not in self.languages:
+                self.warn(nodes["answer"], f"{lang} is not in company.languages, so no call "
+                          "is answered in it")
+        urgent = []
+        given = nodes.get("urgent")
+        if given is not None and not isinstance(given.value, list):
+            self.error(given, "must be a list of rules like {when: ..., contact: mikko}")
+        for item in given.value if given is not None and isinstance(given.value, list) else []:
+            rule, rule_nodes = self.read(UrgentRule, item, self.context)
+            if rule["contact"]:
+                self.ref(rule_nodes["contact"], "contact", rule["contact"])
+            urgent.append(UrgentRule(**rule))
+        if len(urgent) > 30:
+            self.error(given or node, "at most 30 urgent rules")
+        return Profile(**{**values, "answer": frozen_map(answer), "urgent": tuple(urgent)})
+
+    def oncall(self, node: Node) -> dict[str, tuple[Rota, Node]]:
+        out: dict[str, tuple[Rota, Node]] = {}
+        for rota_id, entry in _entries(node):
+            self.ident(entry, rota_id, "rota")
+            values, nodes = self.read(Rota, entry, self.context)
+            if values["team"]:
+                self.ref(nodes["team"], "team", values["team"])
+            weekly = self.shifts(nodes.get("weekly"))
+            exceptions = self.oncall_exceptions(nodes.get("exceptions"))
+            if not weekly and not exceptions:
+                self.warn(entry, "has neither weekly shifts nor exceptions: nobody is ever "
+                          "on call")
+            rota = Rota(id=rota_id, **{**values, "weekly": weekly, "exceptions": exceptions})
+            out[rota_id] = (rota, entry)
+        return out
+
+    def people(self, cls: type, node: Node | None) -> tuple[str, ...]:
+        return tuple(p for p, _ in self.id_list(cls, "people", node, "employee"))
+
+    def items(self, node: Node | None, what: str) -> list[Node]:
+        if node is None:
+            return []
+        if not isinstance(node.value, list):
+            self.error(node, f"must be a list of {what}")
+            return []
+        if len(node.value) > MAX_ROTA_ITEMS:
+            self.error(node, f"at most {MAX_ROTA_ITEMS} {what}")
+            return []
+        return list(node.value)
+
+    def shifts(self, node: Node | None) -> tuple[Shift, ...]:
+        """`[{days: mon-fri, hours: 16:00-08:00, people: [mikko, anna]}]`; no two may hold the
+        same moment of the week (whose list would apply is a guess)."""
+        out: list[tuple[Shift, Node]] = []
+        for item in self.items(node, "shifts like {days: mon-fri, hours: 16:00-08:00, "
+                                     "people: [mikko]}"):
+            values, nodes = self.read(Shift, item, self.context,
+                                      stand_ins={"days": (), "hours": (0, 0)})
+            shift = Shift(**{**values, "people": self.people(Shift, nodes.get("people"))})
+            if shift.days and shift.hours != (0, 0):
+                out.append((shift, item))
+        spans: list[tuple[int, int, Node]] = []  # minutes of the week, Monday 00:00 = 0
+        week = 7 * 1440
+        for shift, item in out:
+            start, end = shift.hours
+            for day in shift.days:
+                first = day * 1440 + start
+                last = day * 1440 + end + (1440 if shift.overnight else 0)
+                parts = [(first, last)] if last <= week else [(first, week), (0, last - week)]
+                for a, b in parts:
+                    clash = next((n for x, y, n in spans if a < y and x < b and n is not item),
+                                 None)
+                    if clash is not None:
+                        self.error(item, f"overlaps the shift at line {clash.where.line}: "
+                                   "each moment of the week has one list")
+                        break
+                    spans.append((a, b, item))
+                else:
+                    continue
+                break
+        return tuple(s for s, _ in out)
+
+    def oncall_exceptions(self, node: Node | None) -> tuple[OncallException, ...]:
+        """`[{from: 2026-12-24, until: 2026-12-26, people: [anna]}]`: instead of the weekly
+        shifts; `people: []` = nobody. They may not overlap one another."""
+        out: list[tuple[OncallException, Node]] = []
+        for item in self.items(node, "exceptions like {from: 2026-12-24, until: 2026-12-26, "
+                                     "people: [anna]}"):
+            values, nodes = self.read(OncallException, item, self.context,
+                                      stand_ins={"start": None, "end": None})
+            if values["start"] is None or values["end"] is None:
+                continue
+            if values["end"] <= values["start"]:
+                self.error(nodes["until"], "ends before it starts (from)")
+                continue
+            people = self.people(OncallException, nodes.get("people"))
+            if "people" not in nodes:
+                self.missing(item, "people", "who is on call then, or [] for nobody")
+            exception = OncallException(**{**values, "people": people})
+            for other, other_node in out:
+                if exception.start < other.end and other.start < exception.end:
+                    self.error(item, f"overlaps the exception at line {other_node.where.line}: "
+                               "each moment has one list")
+                    break
+            else:
+                out.append((exception, item))
+        return tuple(e for e, _ in sorted(out, key=lambda x: x[0].start))
+
     # ---- teams and employees -------------------------------------------------------------
 
     def teams(self, node: Node) -> dict[str, tuple[Team, Node]]:
@@ -870,6 +994,7 @@ class _Loader(Problems):
         teams: dict[str, Any],
         menus: dict[str, Menu],
         announcements: dict[str, Announcement],
+        rotas: dict[str, tuple[Rota, Node]],
     ) -> None:
         known: dict[str, Collection[str]] = {
             "employee": employees,
@@ -877,8 +1002,15 @@ class _Loader(Problems):
             "menu": menus,
             "announcement": announcements,
             "recipient": {*employees, *teams},
+            "rota": rotas,
+            "contact": {*employees, *teams, *rotas},
         }
-        nouns = {"recipient": "employee or team"}
+        nouns = {"recipient": "employee or team", "rota": "on-call rota",
+                 "contact": "employee, team or on-call rota"}
+        for rota_id, (_, node) in rotas.items():
+            if rota_id in employees or rota_id in teams:
+                self.error(node, f"{rota_id!r} is also an employee or a team: on-call rotas "
+                           "need ids of their own (a contact: names any of them)")
         hints = _MAX_HINTS  # each hint compares with every name: a few are enough to help
         for node, kind, ref in self.refs:
             names = known[kind]

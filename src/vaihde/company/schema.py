@@ -23,23 +23,30 @@ from pydantic import Field
 from vaihde.company.fields import (
     WEEKDAYS,
     AnnouncementRef,
+    AnswerTexts,
     Attempts,
     Calendar,
+    ContactRef,
+    Days,
     Email,
     EmployeeRef,
     End,
     Extension,
     Flag,
     Id,
+    Instructions,
     Language,
     LanguageCode,
     MenuRef,
     Name,
     OfferedLanguage,
     Phone,
+    ProfileItems,
     QueueName,
     RecipientRef,
     RingSeconds,
+    RotaRef,
+    ShiftHours,
     SoundName,
     Start,
     Strategy,
@@ -52,6 +59,7 @@ from vaihde.company.fields import (
     TimeZone,
     Title,
     Topics,
+    days_text,
 )
 from vaihde.config.typed import Mark, Required, shape_of
 
@@ -187,6 +195,14 @@ class LanguageTarget(BaseTarget):
 
 
 @dataclass(frozen=True, slots=True)
+class OncallTarget(BaseTarget):
+    """Ring whoever is on call now on a rota ("Päivystys"), in its order."""
+
+    key: ClassVar[str] = "oncall"
+    id: RotaRef
+
+
+@dataclass(frozen=True, slots=True)
 class HangupTarget(BaseTarget):
     """Say goodbye and end the call (closed hours only, after an announcement)."""
 
@@ -195,23 +211,24 @@ class HangupTarget(BaseTarget):
 
 OptionTarget = (
     EmployeeTarget | TeamTarget | MenuTarget | AnnouncementTarget | OperatorTarget
-    | ExternalTarget | DialByNameTarget | MessageTarget | LanguageTarget
+    | ExternalTarget | DialByNameTarget | MessageTarget | LanguageTarget | OncallTarget
 )
 ClosedTarget = (
     MenuTarget | TeamTarget | EmployeeTarget | MessageTarget | ExternalTarget | OperatorTarget
-    | HangupTarget
+    | HangupTarget | OncallTarget
 )
 Target = OptionTarget | HangupTarget
 # In the order problems name them.
 OPTION_TARGETS: tuple[type[BaseTarget], ...] = (
     EmployeeTarget, TeamTarget, MenuTarget, AnnouncementTarget, OperatorTarget, ExternalTarget,
-    DialByNameTarget, MessageTarget, LanguageTarget,
+    DialByNameTarget, MessageTarget, LanguageTarget, OncallTarget,
 )
 CLOSED_TARGETS: tuple[type[BaseTarget], ...] = (
     MenuTarget, TeamTarget, EmployeeTarget, MessageTarget, ExternalTarget, OperatorTarget,
-    HangupTarget,
+    HangupTarget, OncallTarget,
 )
 TARGETS: tuple[type[BaseTarget], ...] = (*OPTION_TARGETS, HangupTarget)
+assert set(CLOSED_TARGETS) <= set(TARGETS)
 TARGET_KINDS = tuple(t.key for t in TARGETS)
 
 
@@ -409,6 +426,79 @@ class Employee:
     topics: Topics = ()  # what they answer for ("fishing permits"), for the directory
 
 
+# ---- the account profile: what operators see and say for this company -------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UrgentRule:
+    """When a message taken for the company is urgent, and whom to contact then."""
+
+    when: Annotated[Title, Required("when a message is urgent, in words")]
+    contact: ContactRef = ""  # an employee, a team or an on-call rota ("" = as usual)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Profile:
+    """The account profile on the operator's call card (none of it is said to callers)."""
+
+    answer: AnswerTexts = field(default_factory=frozen_map)  # by language; {operator}
+    instructions: Instructions = ""  # free text for operators
+    ask: ProfileItems = ()  # what to ask every caller, in order
+    urgent: tuple[UrgentRule, ...] = ()
+
+    def answer_in(self, language: str, default: str) -> str:
+        """The answer phrase in the call's language, else the company's ("" = none)."""
+        return self.answer.get(language) or self.answer.get(default, "")
+
+    @property
+    def empty(self) -> bool:
+        return not (self.answer or self.instructions or self.ask or self.urgent)
+
+
+# ---- on-call rotas ("Päivystys") ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Shift:
+    """A weekly on-call shift: starts on each of `days` at `hours[0]` (minutes after midnight,
+    company time) and ends at `hours[1]`, the next day when that is at or before the start."""
+
+    days: Annotated[Days, Required("the days it starts on, like mon-fri")]
+    hours: Annotated[ShiftHours, Required("like 08:00-16:00, or 16:00-08:00")]
+    people: Annotated[tuple[EmployeeRef, ...], Mark.ALWAYS] = ()  # first is rung first
+
+    @property
+    def overnight(self) -> bool:
+        return self.hours[1] <= self.hours[0]
+
+    def to_data(self) -> dict[str, Any]:
+        start, end = self.hours
+        return {"days": days_text(self.days), "hours": f"{_hhmm(start)}-{_hhmm(end)}",
+                "people": list(self.people)}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OncallException:
+    """Instead of the weekly pattern from `start` to `end` (excluded): these people, or nobody."""
+
+    start: Annotated[Start, Field(alias="from"), Required("a date or a date and time")]
+    end: Annotated[End, Field(alias="until"), Required("a date (included) or a date and time")]
+    people: Annotated[tuple[EmployeeRef, ...], Mark.ALWAYS] = ()  # () = nobody is on call
+    note: Title = ""  # why, for operators ("Mikko sairaana")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rota:
+    """Who is on call when, for the company or one team (`team`)."""
+
+    id: Annotated[str, Mark.KEY]
+    name: Annotated[Name, Required()]  # what callers and operators hear ("Päivystys")
+    team: TeamRef = ""  # "" = the whole company; a team: its messages when nobody answers
+    ring_seconds: TeamRing = 20  # per person, rung in order
+    weekly: Annotated[tuple[Shift, ...], Mark.ALWAYS] = ()
+    exceptions: tuple[OncallException, ...] = ()  # sorted by start
+
+
 @dataclass(frozen=True, slots=True)
 class CompanyConfig:
     company: CompanyInfo
@@ -418,6 +508,8 @@ class CompanyConfig:
     menus: Mapping[Id, Menu]
     teams: Mapping[Id, Team]
     employees: Mapping[Id, Employee]
+    profile: Profile = field(default_factory=Profile)
+    oncall: Mapping[Id, Rota] = field(default_factory=frozen_map)
     warnings: tuple[str, ...] = field(default=(), compare=False)
     source: str = field(default="", compare=False)
     # Indexes for the lookups every call (and every phone state change) makes; built once.
@@ -495,7 +587,7 @@ class CompanyConfig:
         Two files that mean the same give equal documents; `load.company_from_document` reads it
         back. JSON-able: only dicts, lists, strings, ints and booleans.
         """
-        doc = {
+        doc: dict[str, Any] = {
             "company": _fields_data(self.company),
             "numbers": {k: _fields_data(v) for k, v in self.numbers.items()},
             "hours": self.hours.to_data(),
@@ -504,6 +596,11 @@ class CompanyConfig:
             "teams": {k: _fields_data(v) for k, v in self.teams.items()},
             "employees": {k: _fields_data(v) for k, v in self.employees.items()},
         }
+        # Only when given: a company without them keeps the digest it always had.
+        if not self.profile.empty:
+            doc["profile"] = _fields_data(self.profile)
+        if self.oncall:
+            doc["oncall"] = {k: _fields_data(v) for k, v in self.oncall.items()}
         sorted_doc: dict[str, Any] = _sorted(doc)
         return sorted_doc
 

@@ -26,6 +26,7 @@ from vaihde.company.dials import (
     plan_team,
 )
 from vaihde.company.hours import open_now
+from vaihde.company.oncall import OnCall, on_call_now
 from vaihde.company.schema import (
     BACK_KEY,
     OPERATOR_DIGIT,
@@ -42,6 +43,7 @@ from vaihde.company.schema import (
     Menu,
     MenuTarget,
     MessageTarget,
+    OncallTarget,
     OperatorTarget,
     Say,
     Target,
@@ -53,7 +55,7 @@ from vaihde.flows.answering import OPERATOR_KEY, Answering, leave_message, reque
 from vaihde.flows.by_name import dial_by_name
 from vaihde.flows.keypad import Step, extension_step
 from vaihde.flows.reach import Away, reach
-from vaihde.flows.unanswerable import cannot_answer, forwarded_text, team_away
+from vaihde.flows.unanswerable import cannot_answer, forwarded_text, oncall_away, team_away
 from vaihde.phrases import AWAY_FALLBACK, INVALID_CHOICE, SILENT_PROMPT
 from vaihde.presence.model import Availability
 from vaihde.prompts.say import greeting_for
@@ -95,6 +97,15 @@ class QueueTo:
     seconds: int
     reason: str
     team: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RingOncall:
+    """Ring whoever is on call on `rota` when the call gets there, in the rota's order, passing
+    over those who cannot take calls (`check_oncall`)."""
+
+    rota: str
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +174,7 @@ class SwitchLanguage:
 
 Decision = (
     Ring | QueueTo | ToOperator | AskAgain | GoTo | Goodbye | Announce | TakeMessage
-    | TakeCallback | ByName | SwitchLanguage
+    | TakeCallback | ByName | SwitchLanguage | RingOncall
 )
 Final = Ring | QueueTo | ToOperator | Goodbye
 Lookup = Callable[[str], Availability]
@@ -250,6 +261,8 @@ def target_decision(
             return SwitchLanguage(language, reason)
         case HangupTarget():
             return Goodbye(reason)
+        case OncallTarget(id=rota):
+            return RingOncall(rota, reason)
         case _:
             assert_never(target)
 
@@ -443,6 +456,63 @@ async def check_reach(
     )
 
 
+def oncall_plan(
+    company: CompanyConfig,
+    rota_id: str,
+    at: datetime,
+    mobile_dial: str = "",
+    lookup: Lookup | None = None,
+    devices: DeviceLookup | None = None,
+) -> tuple[OnCall, TeamPlan]:
+    """Whom a call to the on-call rota rings at `at`: the people on call now, one after another
+    in the rota's order (the same `plan_team` as teams: the absent, those in another call and
+    phones that cannot ring are passed over)."""
+    rota = company.oncall[rota_id]
+    now = on_call_now(company, rota_id, at)
+    team = Team(id=rota.id, name=rota.name, members=now.people, strategy="in_order",
+                ring_seconds=rota.ring_seconds)
+    return now, plan_team(company, team, mobile_dial, lookup, devices)
+
+
+async def check_oncall(
+    channel: Channel,
+    company: CompanyConfig,
+    decision: RingOncall,
+    story: CallStory,
+    *,
+    at: datetime,
+    lookup: Lookup | None,
+    speak: Speak | None,
+    language: str,
+    mobile_dial: str,
+    devices: DeviceLookup | None = None,
+    human_only: bool = False,
+) -> Final | TakeMessage | TakeCallback:
+    """Ring the people on call who can answer now; if nobody can (or nobody is on call), say so
+    and offer a message and a callback (for the rota's team, else for the first on call) or
+    the switchboard."""
+    rota = company.oncall[decision.rota]
+    now, plan = oncall_plan(company, rota.id, at, mobile_dial, lookup, devices)
+    story.add("oncall", rota=rota.id, people=" ".join(now.people), source=now.source,
+              ringing=" ".join(plan.ringing), skipped=plan.skipped())
+    if plan.steps:
+        # Not as the team's Ring: the people are the rota's, already checked here.
+        return _steps(list(plan.steps), decision.reason)
+    if rota.team:
+        kind, target = "team", rota.team
+    elif now.people:
+        kind, target = "employee", now.people[0]
+    else:
+        kind, target = "", ""
+    why = plan.why if now.people else "none"
+    away = oncall_away(company, rota, bool(now.people), language=language,
+                       recipient=bool(target), human_only=human_only)
+    return await offer_alternatives(
+        channel, company, away, f"{decision.reason}-oncall-{why}", kind, target,
+        speak=speak, language=language, mobile_dial=mobile_dial, devices=devices,
+    )
+
+
 async def check_team(
     channel: Channel,
     company: CompanyConfig,
@@ -548,7 +618,14 @@ async def inbound(
     at = now or datetime.now(UTC)
     human_only = False  # the caller chose a human_only option: people only from here on
 
-    async def finish(decision: Final | TakeMessage | TakeCallback) -> Final:
+    async def finish(decision: Final | TakeMessage | TakeCallback | RingOncall) -> Final:
+        if isinstance(decision, RingOncall):
+            # Who is on call is decided when the caller gets there, with the clock.
+            decision = await check_oncall(
+                channel, company, decision, story, at=now or datetime.now(UTC), lookup=lookup,
+                speak=speak, language=language, mobile_dial=mobile_dial, devices=devices,
+                human_only=human_only,
+            )
         # Whoever is rung is checked against their availability and phones first.
         match decision:
             case Ring(team=str(team)) | QueueTo(team=str(team)) if team and lookup is not None:
@@ -655,6 +732,9 @@ async def inbound(
         case TakeMessage(kind=kind, target=recipient):
             story.seek(kind, recipient, "closed")
             return await finish(closed)
+        case RingOncall(rota=rota):
+            story.seek("oncall", rota, "closed")
+            return await finish(closed)
         case Ring() | QueueTo() | ToOperator() | Goodbye():
             return await finish(closed)
         case _:  # closed_action's targets are validated to be none of the others
@@ -711,7 +791,8 @@ async def inbound(
                 language = spoken
                 story.add("language", language=language)
                 greet, attempt = True, 1
-            case Ring() | QueueTo() | ToOperator() | Goodbye() | TakeMessage() | TakeCallback():
+            case (Ring() | QueueTo() | ToOperator() | Goodbye() | TakeMessage() | TakeCallback()
+                  | RingOncall()):
                 return await finish(decision)
             case Announce(announcement=said, then=then, reason=reason):
                 sound = prompts(company.announcements[said].say, language)
@@ -770,6 +851,8 @@ def _seek_for(
             kind = recipient_kind(company, ref)
         case ExternalTarget(number=ref):
             kind = "external"
+        case OncallTarget(id=ref):
+            kind = "oncall"
         case _:
             return
     story.seek(kind, ref, "menu_option", menu=menu.id, key=pressed, label=option.label)

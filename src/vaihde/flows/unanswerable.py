@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from vaihde.company.schema import CompanyConfig, Employee, Team
+from vaihde.company.schema import CompanyConfig, Employee, Rota, Team
 from vaihde.flows.reach import Away, language_of, offers_text
 from vaihde.phrases import phrase
 from vaihde.presence.model import Availability
@@ -67,6 +67,21 @@ def team_away(
     offers = offers_text(company, language, None, human_only=human_only)
     return Away("", sentence, offers, None,
                 message=not human_only, callback=not human_only)
+
+
+def oncall_away(
+    company: CompanyConfig, rota: Rota, anyone: bool, *, language: str,
+    recipient: bool, human_only: bool = False,
+) -> Away:
+    """Nobody on call on `rota` can answer: "Päivystys: nobody on call can answer right now." (or,
+    `anyone` false, nobody is on call at all), then a message and a callback when there is
+    someone to take them for (`recipient`: the rota's team, or the first on call), and the
+    switchboard."""
+    language = language_of(company, language)
+    sentence = phrase(language, "oncall.nobody" if anyone else "oncall.none", rota=rota.name)
+    taken = recipient and not human_only
+    offers = offers_text(company, language, None, human_only=not taken)
+    return Away("", sentence, offers, None, message=taken, callback=taken)
 
 
 def forwarded_text(employee: Employee | None, via: str, reason: str, number: str) -> str:

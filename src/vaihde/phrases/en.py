@@ -16,6 +16,8 @@ PHRASES = {
     "cannot_answer": "{name} cannot answer right now.",
     "team.nobody": "Nobody in {team} can answer right now.",
     "team.busy": "Everyone in {team} is on another call right now.",
+    "oncall.nobody": "{rota}: nobody on call can answer right now.",
+    "oncall.none": "{rota}: nobody is on call right now.",
     "offer.delegate": "To speak with {name}, press 1.",
     "offer.message": "To leave a message, press 2.",
     "offer.callback": "To be called back, press 3.",

@@ -20,6 +20,8 @@ PHRASES = {
     "cannot_answer": "{name} ei pääse juuri nyt vastaamaan.",
     "team.nobody": "{team}: kukaan ei pääse juuri nyt vastaamaan.",
     "team.busy": "{team}: kaikki puhuvat juuri nyt toista puhelua.",
+    "oncall.nobody": "{rota}: päivystäjä ei pääse juuri nyt vastaamaan.",
+    "oncall.none": "{rota}: kukaan ei päivystä juuri nyt.",
     # What the caller may do instead: 1, 2, 3 and 0.
     "offer.delegate": "Jos haluat puhua henkilön {name} kanssa, paina 1.",
     "offer.message": "Jättääksesi viestin, paina 2.",

@@ -15,6 +15,8 @@ PHRASES = {
     "cannot_answer": "{name} kan inte svara just nu.",
     "team.nobody": "{team}: ingen kan svara just nu.",
     "team.busy": "{team}: alla talar i telefon just nu.",
+    "oncall.nobody": "{rota}: den jourhavande kan inte svara just nu.",
+    "oncall.none": "{rota}: ingen har jour just nu.",
     "offer.delegate": "Om du vill tala med {name}, tryck 1.",
     "offer.message": "För att lämna ett meddelande, tryck 2.",
     "offer.callback": "För att bli uppringd, tryck 3.",
