@@ -44,7 +44,7 @@ class CallStory:
     dialled: str
     started_at: datetime
     steps: list[Step] = field(default_factory=list)
-    sought_kind: str = ""  # employee | team | operator
+    sought_kind: str = ""  # employee | team | operator | oncall
     sought_id: str = ""
     path: str = ""  # direct_number | menu_option | extension | dial_by_name | forwarded | operator
     outcome: str = ""  # answered, noanswer, busy, operator, hangup…

@@ -31,6 +31,7 @@ def routes() -> list[Route]:
     # Imported here: the features' http modules import the API's framework (this package).
     from vaihde.auth import http as session
     from vaihde.company import http as company
+    from vaihde.company import oncall_http as oncall
     from vaihde.console import http as console
     from vaihde.directory import http as directory
     from vaihde.messages import http as messages
@@ -38,7 +39,8 @@ def routes() -> list[Route]:
 
     out = [*openapi.routes.routes, *session.routes.routes, *directory.routes.routes,
            *presence.routes.routes, *directory.callers.routes, *company.routes.routes,
-           *messages.messages.routes, *messages.callbacks.routes, *console.routes.routes]
+           *messages.messages.routes, *messages.callbacks.routes, *console.routes.routes,
+           *oncall.routes.routes]
     return out
 
 

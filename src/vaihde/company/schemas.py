@@ -13,6 +13,7 @@ from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field
 
 from vaihde.api.route import Query, TextBody
 from vaihde.config.safe_yaml import DEFAULT_LIMITS
+from vaihde.presence.model import AvailabilitySummary
 from vaihde.records import LEAVE_OUT_NONE, Record, Time, fail
 
 YAML_TYPES = ("application/yaml", "text/yaml", "application/x-yaml", "text/x-yaml")
@@ -126,3 +127,30 @@ class ConfigVersion(Record):
     document: Annotated[dict[str, Any], BeforeValidator(json.loads)] = Field(
         description="the canonical company document"
     )
+
+
+# --- on-call rotas (GET /oncall) ----------------------------------------------------------------
+
+
+class OncallPerson(Record):
+    id: str
+    name: str
+    availability: AvailabilitySummary
+
+
+class OncallRota(Record):
+    """One rota and who is on call on it now."""
+
+    id: str
+    name: str
+    team: str | None = Field(description="the team it is for; null: the whole company")
+    people: list[OncallPerson] = Field(description="on call now, in the order they are rung")
+    source: Literal["weekly", "exception", "none"] = Field(
+        description="what says so: a weekly shift, a dated exception, or nothing (nobody)")
+    until: Time | None = Field(description="when the list changes next (null: never)")
+    note: str = Field(description="the exception's note for operators")
+
+
+class OncallList(Record):
+    at: Time
+    rotas: list[OncallRota]

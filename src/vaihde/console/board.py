@@ -291,6 +291,7 @@ def call_json(
         if parked is not None else None,
         "parties": [_party(p, company, inputs.phones) for p in peers],
         "dialled": dialled_json(story, company),
+        "profile": profile_json(story, company),
         "earlier": {"today": facts.today if facts else 0,
                     "last_30_days": facts.last_30_days if facts else 0,
                     "recent": [contact_json(c, company) for c in facts.recent]
@@ -322,9 +323,51 @@ def dialled_json(story: CallStory | None, company: CompanyConfig | None) -> dict
     return {"number": story.dialled, "label": label}
 
 
+def call_language(story: CallStory | None, company: CompanyConfig) -> str:
+    """The language the caller was spoken to in last: a switch in the menu, else their
+    number's, else the company's."""
+    if story is not None:
+        for step in reversed(story.steps):
+            if step.kind in ("language", "entered") and step.detail.get("language"):
+                return str(step.detail["language"])
+        if story.dialled:
+            return company.number_language(story.dialled)
+    return company.company.language
+
+
+def profile_json(story: CallStory | None, company: CompanyConfig | None) -> dict[str, Any] | None:
+    """The account profile on the card: the company's name, the answer phrase in the call's
+    language ({operator} is filled in by each operator's page), the instructions, what to ask
+    and the urgent rules with whom to contact by name."""
+    if company is None:
+        return None
+    profile = company.profile
+    language = call_language(story, company)
+    return {
+        "company": company.company.name,
+        "language": language,
+        "answer": profile.answer_in(language, company.company.language),
+        "instructions": profile.instructions,
+        "ask": list(profile.ask),
+        "urgent": [{"when": u.when, "contact": u.contact,
+                    "name": _contact_name(u.contact, company) if u.contact else ""}
+                   for u in profile.urgent],
+    }
+
+
+def _contact_name(ident: str, company: CompanyConfig) -> str:
+    for kind in ("employee", "team", "oncall"):
+        name = _sought_name(kind, ident, company)
+        if name != ident:
+            return name
+    return ident
+
+
 def _sought_name(kind: str, ident: str, company: CompanyConfig | None) -> str:
     if kind == "operator":
         return "the switchboard"
+    if company is not None and kind == "oncall" and ident in company.oncall:
+        return company.oncall[ident].name
     if company is not None and kind == "employee" and ident in company.employees:
         return company.employees[ident].name
     if company is not None and kind == "team" and ident in company.teams:
@@ -395,6 +438,8 @@ def _sought(story: CallStory | None, company: CompanyConfig | None) -> dict[str,
         name = company.employees[ident].name
     elif kind == "team" and company is not None and ident in company.teams:
         name = company.teams[ident].name
+    elif kind == "oncall" and company is not None and ident in company.oncall:
+        name = company.oncall[ident].name
     elif kind == "operator":
         name = "Operator"
     step = _last(story, "sought")

@@ -93,7 +93,7 @@ class ConsoleCaller(Record):
 
 
 class Sought(Record):
-    kind: Literal["employee", "team", "operator"]
+    kind: Literal["employee", "team", "operator", "oncall"]
     id: str
     name: str
     path: str = Field(description="direct_number, menu_option, extension, name_search, "
@@ -145,6 +145,25 @@ class Dialled(Record):
     label: str = Field(description="the number's label in the company file")
 
 
+class UrgentRule(Record):
+    when: str = Field(description="when a message is urgent, in the company's words")
+    contact: str = Field(description="whom to contact: an employee, team or on-call rota id "
+                         "(\"\" = as usual)")
+    name: str = Field(description="the contact's name")
+
+
+class Profile(Record):
+    """The account profile of the company the call belongs to (the company file's profile:)."""
+
+    company: str = Field(description="the company's name")
+    language: str = Field(description="the call's language (fi, sv, en)")
+    answer: str = Field(description="what the operator says on answering, in the call's "
+                        "language; {operator} stands for the operator's own name")
+    instructions: str = Field(description="free text for operators (several lines)")
+    ask: list[str] = Field(description="what to ask the caller, in order")
+    urgent: list[UrgentRule]
+
+
 class SoughtRef(Record):
     kind: str
     id: str
@@ -172,7 +191,7 @@ class StoryStep(Record):
 
 
 class ConsoleCall(Record):
-    sometimes = ("transfer", "parking", "dialled", "channel")
+    sometimes = ("transfer", "parking", "dialled", "channel", "profile")
 
     id: str = Field(description="the caller channel's Uniqueid")
     state: Literal["waiting", "ringing", "active", "parked", "transferring"]
@@ -189,6 +208,7 @@ class ConsoleCall(Record):
     parking: Parking | None = None
     parties: list[Party]
     dialled: Dialled | None = None
+    profile: Profile | None = None
     earlier: Earlier
     story: list[StoryStep]
     channel: str = ""

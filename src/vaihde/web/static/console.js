@@ -26,6 +26,8 @@
   let searchSeq = 0;
   let pendingHangup = null;
   let attended = null; // id of the call in an attended transfer
+  let myName = ""; // the operator's display name: {operator} in a company's answer phrase
+  let rotas = []; // GET /oncall: who is on call now on each rota
 
   // --- status line and connection ----------------------------------------------------------
 
@@ -104,6 +106,32 @@
     return out;
   }
 
+  // The company's account profile: its name and answer phrase on every card; its instructions,
+  // what to ask and the urgent rules on the picked call's card.
+  function profileBits(c) {
+    const p = c.profile;
+    if (!p) return [];
+    const out = [];
+    const answer = p.answer ? p.answer.split("{operator}").join(myName) : "";
+    out.push(V.el("div", { cls: "line profile-head" },
+      V.el("span", { cls: "company", text: p.company }),
+      ...(answer ? [V.el("span", { cls: "answer", title: "answer the call with",
+        text: `“${answer}”` })] : [])));
+    const more = [];
+    if (p.instructions) more.push(V.el("p", { cls: "instructions", text: p.instructions }));
+    if (p.ask && p.ask.length) {
+      more.push(V.el("div", { cls: "ask" }, V.el("span", { cls: "label", text: "Ask: " }),
+        V.el("ol", {}, ...p.ask.map((q) => V.el("li", { text: q })))));
+    }
+    if (p.urgent && p.urgent.length) {
+      more.push(V.el("div", { cls: "urgent" }, V.el("span", { cls: "label", text: "Urgent: " }),
+        V.el("ul", {}, ...p.urgent.map((u) => V.el("li", {
+          text: u.when + (u.contact ? ` → ${u.name || u.contact}` : "") })))));
+    }
+    if (more.length) out.push(V.el("div", { cls: "profile-more" }, ...more));
+    return out;
+  }
+
   function callRow(c) {
     const list = LIST_OF[c.state] || "active";
     const li = rows.get(c.id) || V.el("li", { cls: "call", data: { id: c.id } });
@@ -153,7 +181,7 @@
       line2.append(V.el("span", { cls: "parties",
         text: "with " + c.parties.map((p) => p.name || p.number || p.channel).join(", ") }));
     }
-    const kids = [line1, line2];
+    const kids = [line1, line2, ...profileBits(c)];
     const recent = (c.earlier && c.earlier.recent) || [];
     if (recent.length) {
       // The caller's last calls, on the picked call's card: when, whom, how it ended.
@@ -331,6 +359,7 @@
       if (!id) return;
       avail.set(id, Object.assign({}, avail.get(id) || {}, a));
       refreshPerson(id);
+      if (rotas.some((r) => r.people.some((p) => p.id === id))) showRotas();
     });
     source.onopen = () => { conn.stream = "live"; showConnection(); };
     source.onerror = () => {
@@ -750,10 +779,37 @@
   });
   $("help-button").addEventListener("click", () => $("help").showModal());
 
+  // --- on call now ------------------------------------------------------------------------
+
+  function showRotas() {
+    const list = $("oncall");
+    $("oncall-panel").hidden = !rotas.length;
+    list.replaceChildren(...rotas.map((r) => {
+      const people = r.people.length ? r.people.map((p) => {
+        const a = avail.get(p.id) || p.availability || {};
+        const state = a.state || "available";
+        return V.el("span", { cls: "person-on-call st-" + state, data: { id: p.id },
+          title: V.stateLabel(state), text: p.name });
+      }) : [V.el("span", { cls: "nobody", text: "nobody" })];
+      return V.el("li", { cls: "rota", data: { id: r.id } },
+        V.el("span", { cls: "name", text: r.name }), ...people,
+        ...(r.until ? [V.el("span", { cls: "until", text: "until " + V.when(r.until) })] : []),
+        ...(r.note ? [V.el("span", { cls: "note", text: r.note })] : []));
+    }));
+  }
+
+  async function loadRotas() {
+    try {
+      rotas = (await V.api("GET", "/oncall")).rotas;
+      showRotas();
+    } catch (err) { /* kept as it was; tried again in a while */ }
+  }
+
   // --- start -------------------------------------------------------------------------------
 
   async function start() {
     const user = await V.whoami();
+    myName = user.display_name || user.username;
     V.wireHeader();
     $("admin-link").hidden = user.role !== "admin";
     $("phone").textContent = user.sip_endpoint ? "your phone: " + user.sip_endpoint
@@ -766,6 +822,9 @@
     } catch (err) { /* rows fall back to what search returns */ }
     try { teams = (await V.api("GET", "/teams")).teams; } catch (err) { teams = []; }
     search();
+    // Shifts change on the clock: the list is read again every half minute.
+    loadRotas();
+    setInterval(loadRotas, 30_000);
   }
   start();
 })();
