@@ -142,3 +142,24 @@ oncall:
     ]
     first = render_diff(diff_company(None, old))
     assert "  + on-call rota duty added (Päivystys)" in first.splitlines()
+
+
+def test_the_demo_company_has_a_profile_and_a_support_rota_its_menus_use():
+    from datetime import datetime
+    from pathlib import Path
+    from zoneinfo import ZoneInfo
+
+    from vaihde.company import load_company
+    from vaihde.company.oncall import on_call_now
+    from vaihde.company.schema import OncallTarget
+
+    demo = load_company(Path(__file__).resolve().parents[2] / "config" / "demo-company.yaml")
+    assert demo.profile.answer_in("fi", "fi") == "Demo Oy, {operator} puhelimessa"
+    assert demo.profile.ask and demo.profile.instructions
+    hki = ZoneInfo("Europe/Helsinki")
+    tuesday_evening = datetime(2027, 3, 2, 20, 0, tzinfo=hki)
+    assert on_call_now(demo, "support_duty", tuesday_evening).people == ("sofia", "elina")
+    christmas = datetime(2026, 12, 25, 12, 0, tzinfo=hki)
+    assert on_call_now(demo, "support_duty", christmas).people == ("jorgen",)
+    targets = [o.target for m in demo.menus.values() for o in m.options.values()]
+    assert OncallTarget("support_duty") in targets
