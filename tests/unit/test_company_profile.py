@@ -103,6 +103,8 @@ def test_round_trip():
      "c.yaml:15: profile.instructions: must be at most 4000 characters (operators read it "
      "during a call)"),
     ("profile: {asks: [Name]}\n", "c.yaml:15: profile.asks: unknown setting (misspelt?)"),
+    ("profile: {ask: [" + ", ".join(f"q{i}" for i in range(31)) + "]}\n",
+     "c.yaml:15: profile.ask: at most 30 items"),
 ])
 def test_profile_problems_name_file_line_and_field(extra, problem):
     assert problems(extra) == [problem]

@@ -63,17 +63,18 @@ EVENING = datetime(2026, 3, 4, 18, 30, tzinfo=HKI)  # closed; nobody on the nigh
 NIGHT = datetime(2026, 3, 4, 22, 0, tzinfo=HKI)  # closed; night rota: anna, bob
 
 
-def availability(absent=()):
+def availability(absent=(), on_call=()):
     def lookup(eid: str) -> Availability:
         if eid in absent:
             return Availability(eid, State.VACATION, None, "", "", None, None, None, 1, False,
                                 "", None)
-        return Availability(eid, State.AVAILABLE, None, "", "", None, None, None, None, False,
+        state = State.ON_CALL if eid in on_call else State.AVAILABLE
+        return Availability(eid, state, None, "", "", None, None, None, None, eid in on_call,
                             "", None)
     return lookup
 
 
-async def run(digits, *, now, lookup, did="0201234567", callbacks=None):
+async def run(digits, *, now, lookup, did="0201234567", callbacks=None, devices=None):
     story = CallStory("1700000000.1", "0401234567", "", did, datetime.now(UTC))
     said: list[str] = []
 
@@ -95,7 +96,7 @@ async def run(digits, *, now, lookup, did="0201234567", callbacks=None):
     @router.route("inbound")
     async def handler(channel):
         await inbound(channel, CO, lookup=lookup, story=story, answering=answering, now=now,
-                      speak=speak)
+                      speak=speak, devices=devices)
 
     server = FastAgiServer(router, "127.0.0.1", 0)
     await server.start()
@@ -131,6 +132,23 @@ async def test_someone_on_call_who_cannot_take_calls_is_passed_over():
     assert chan.variables[f"{contract.DIAL}2"] == ""
     step = next(s for s in story.steps if s.kind == "oncall")
     assert step.detail["skipped"] == "mikko:vacation" and step.detail["ringing"] == "anna"
+
+
+async def test_someone_on_another_call_or_whose_phones_cannot_ring_is_passed_over():
+    from vaihde.company.dials import Reach
+
+    chan, story, _ = await run(["1"], now=MORNING, lookup=availability(on_call={"mikko"}))
+    assert chan.variables[contract.DIAL] == "PJSIP/anna"
+    assert chan.variables[f"{contract.DIAL}2"] == ""
+
+    def off(device: str) -> Reach:
+        return Reach.UNREACHABLE if device == "PJSIP/anna" else Reach.REACHABLE
+
+    chan, story, _ = await run(["1"], now=MORNING, lookup=availability(), devices=off)
+    assert chan.variables[contract.DIAL] == "PJSIP/mikko"
+    assert chan.variables[f"{contract.DIAL}2"] == ""
+    step = next(s for s in story.steps if s.kind == "oncall")
+    assert step.detail["skipped"] == "anna:unreachable"
 
 
 @pytest.mark.parametrize(("key", "route", "reason_end"), [
