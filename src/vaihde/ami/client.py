@@ -21,19 +21,9 @@ from typing import Any, cast
 from panoramisk.message import Message
 
 __all__ = [
-    "AmiActionError",
-    "AmiAuthError",
-    "AmiClient",
-    "AmiConnectError",
-    "AmiError",
-    "AmiMessage",
-    "AmiNotConnected",
-    "AmiRefused",
-    "AmiResponse",
-    "AmiTimeout",
-    "ConnectedHook",
-    "EventListener",
-    "StateListener",
+    "AmiActionError", "AmiAuthError", "AmiClient", "AmiConnectError", "AmiError", "AmiMessage",
+    "AmiNotConnected", "AmiRefused", "AmiResponse", "AmiTimeout", "ConnectedHook", "EventListener",
+    "StateListener"
 ]
 
 log = logging.getLogger("vaihde.ami")

@@ -33,18 +33,8 @@ from vaihde.jobs import Background
 log = logging.getLogger("vaihde.ami.cluster")
 
 __all__ = [
-    "CallsView",
-    "Cluster",
-    "Link",
-    "MergedCalls",
-    "MergedDevices",
-    "dial_via",
-    "link_of_uniqueid",
-    "merge_queues",
-    "merged_state",
-    "rewrite",
-    "state_rank",
-    "system_name_problem",
+    "CallsView", "Cluster", "Link", "MergedCalls", "MergedDevices", "dial_via", "link_of_uniqueid",
+    "merge_queues", "merged_state", "rewrite", "state_rank", "system_name_problem"
 ]
 
 # How much a device state says about where the phone is: a phone in a call or ready to ring

@@ -17,36 +17,18 @@ if TYPE_CHECKING:
     from vaihde.ami.client import AmiClient, AmiResponse
 
 __all__ = [
-    "STATE_NAMES",
-    "Bridge",
-    "CallTracker",
-    "Change",
-    "ChangeKind",
-    "ChangeQueue",
-    "Channel",
-    "Dial",
-    "HangupRecord",
-    "ParkedCall",
-    "QueueCaller",
+    "STATE_NAMES", "Bridge", "CallTracker", "Change", "ChangeKind", "ChangeQueue", "Channel",
+    "Dial", "HangupRecord", "ParkedCall", "QueueCaller"
 ]
 
 log = logging.getLogger("vaihde.ami.tracker")
 
 Event = Mapping[str, Any]
 
-# Asterisk's enum ast_channel_state; anything else in ChannelState is garbage.
-STATE_NAMES: dict[int, str] = {
-    0: "Down",
-    1: "Rsrvd",
-    2: "OffHook",
-    3: "Dialing",
-    4: "Ring",
-    5: "Ringing",
-    6: "Up",
-    7: "Busy",
-    8: "Dialing Offhook",
-    9: "Pre-ring",
-}
+# Asterisk's enum ast_channel_state, numbered from 0; anything else in ChannelState is garbage.
+STATE_NAMES: dict[int, str] = dict(enumerate((
+    "Down", "Rsrvd", "OffHook", "Dialing", "Ring", "Ringing", "Up", "Busy", "Dialing Offhook",
+    "Pre-ring")))
 STATE_UP = 6
 
 VAR_PREFIX = "VAIHDE_"
@@ -55,25 +37,9 @@ _MAX_DTMF = 64
 _UNKNOWN = "<unknown>"
 
 ChangeKind = Literal[
-    "channel_new",
-    "channel_update",
-    "channel_hangup",
-    "variable",
-    "dtmf",
-    "dial_begin",
-    "dial_end",
-    "bridge_new",
-    "bridge_enter",
-    "bridge_leave",
-    "bridge_merge",
-    "bridge_destroy",
-    "queue_join",
-    "queue_leave",
-    "queue_abandon",
-    "parked",
-    "unparked",
-    "resynced",
-    "desynced",
+    "channel_new", "channel_update", "channel_hangup", "variable", "dtmf", "dial_begin",
+    "dial_end", "bridge_new", "bridge_enter", "bridge_leave", "bridge_merge", "bridge_destroy",
+    "queue_join", "queue_leave", "queue_abandon", "parked", "unparked", "resynced", "desynced"
 ]
 
 
