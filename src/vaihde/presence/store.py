@@ -103,10 +103,11 @@ async def _open_rows(
 ) -> list[m.AvailabilityEntry]:
     """Entries that are not cancelled and not over: the ones a new entry can clash with."""
     e = m.AvailabilityEntry
-    return list(await session.scalars(select(e).where(e.employee_id == employee_id, *_live(now))))
+    rows = await session.scalars(select(e).where(e.employee_id == employee_id, *not_over(now)))
+    return list(rows)
 
 
-def _live(at: datetime) -> tuple[ColumnElement[bool], ...]:
+def not_over(at: datetime) -> tuple[ColumnElement[bool], ...]:
     """Not cancelled and not over at `at`."""
     e = m.AvailabilityEntry
     return e.cancelled_at.is_(None), or_(e.until.is_(None), e.until > at)
@@ -242,7 +243,7 @@ async def get_availability(
 async def active_entries(session: AsyncSession, *, since: datetime) -> list[Entry]:
     """Entries not cancelled that end after `since` (or never): what a cache needs."""
     e = m.AvailabilityEntry
-    rows = await session.scalars(select(e).where(*_live(since)))
+    rows = await session.scalars(select(e).where(*not_over(since)))
     return [of_row(Entry, r) for r in rows.all()]
 
 
@@ -361,7 +362,7 @@ async def cancel_missing_external(
         require_aware("window", window[1])
     e = m.AvailabilityEntry
     query = select(e).where(e.employee_id == employee_id, e.source == source_.value,
-                            e.external_id.is_not(None), *_live(at))
+                            e.external_id.is_not(None), *not_over(at))
     if window is not None:
         query = query.where(e.starts_at < window[1], or_(e.until.is_(None), e.until > window[0]))
     keep = set(keep_ids)
