@@ -19,16 +19,14 @@ from typing import Any
 
 # taskName is new in Python 3.12; reserved here already so code written now stays valid there.
 RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
-    "message", "asctime", "taskName",
-}
-_STANDARD = RESERVED
+    "message", "asctime", "taskName"}
 
 # "logger: key" → how often a log call used a reserved extra key since the process started.
 collisions: Counter[str] = Counter()
 
 
 def _fields(record: logging.LogRecord) -> dict[str, object]:
-    return {k: v for k, v in vars(record).items() if k not in _STANDARD}
+    return {k: v for k, v in vars(record).items() if k not in RESERVED}
 
 
 class JsonFormatter(logging.Formatter):

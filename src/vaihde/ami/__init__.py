@@ -1,49 +1,7 @@
 """Asterisk Manager Interface: the AMI client and the call tracker built from its events."""
 
-from vaihde.ami.client import (
-    AmiActionError,
-    AmiAuthError,
-    AmiClient,
-    AmiConnectError,
-    AmiError,
-    AmiMessage,
-    AmiNotConnected,
-    AmiRefused,
-    AmiResponse,
-    AmiTimeout,
-)
-from vaihde.ami.tracker import (
-    Bridge,
-    CallTracker,
-    Change,
-    ChangeKind,
-    ChangeQueue,
-    Channel,
-    Dial,
-    HangupRecord,
-    ParkedCall,
-    QueueCaller,
-)
+from vaihde.ami import client, tracker
+from vaihde.ami.client import *  # noqa: F403 -- the package is the two modules' public names
+from vaihde.ami.tracker import *  # noqa: F403
 
-__all__ = [
-    "AmiActionError",
-    "AmiAuthError",
-    "AmiClient",
-    "AmiConnectError",
-    "AmiError",
-    "AmiMessage",
-    "AmiNotConnected",
-    "AmiRefused",
-    "AmiResponse",
-    "AmiTimeout",
-    "Bridge",
-    "CallTracker",
-    "Change",
-    "ChangeKind",
-    "ChangeQueue",
-    "Channel",
-    "Dial",
-    "HangupRecord",
-    "ParkedCall",
-    "QueueCaller",
-]
+__all__ = [*client.__all__, *tracker.__all__]

@@ -15,24 +15,15 @@ import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from panoramisk.message import Message
 
 __all__ = [
-    "AmiActionError",
-    "AmiAuthError",
-    "AmiClient",
-    "AmiConnectError",
-    "AmiError",
-    "AmiMessage",
-    "AmiNotConnected",
-    "AmiRefused",
-    "AmiResponse",
-    "AmiTimeout",
-    "ConnectedHook",
-    "EventListener",
-    "StateListener",
+    "AmiActionError", "AmiAuthError", "AmiClient", "AmiConnectError", "AmiError", "AmiMessage",
+    "AmiNotConnected", "AmiRefused", "AmiResponse", "AmiTimeout", "ConnectedHook", "EventListener",
+    "StateListener"
 ]
 
 log = logging.getLogger("vaihde.ami")
@@ -119,18 +110,14 @@ class AmiResponse(Mapping[str, Any]):
         return f"AmiResponse({dict(self._headers)!r}, events={len(self.events)})"
 
 
+@dataclass(slots=True)
 class _Pending:
     """An action waiting for its response (and, for lists, its events)."""
 
-    __slots__ = ("action", "complete", "events", "future", "is_list", "response")
-
-    def __init__(self, action: str, future: asyncio.Future[AmiResponse]) -> None:
-        self.action = action
-        self.future = future
-        self.response: AmiMessage | None = None
-        self.is_list = False
-        self.events: list[AmiMessage] = []
-        self.complete: AmiMessage | None = None
+    action: str
+    future: asyncio.Future[AmiResponse]
+    response: AmiMessage | None = None
+    events: list[AmiMessage] = field(default_factory=list)
 
 
 class _AmiProtocol(asyncio.Protocol):
@@ -266,15 +253,11 @@ class _AmiProtocol(asyncio.Protocol):
             status = str(msg.get("Response", "")).lower()
             if status in ("error", "fail", "failure"):
                 del self.pending[action_id]
-                err = AmiActionError(
-                    str(msg.get("Message", "")) or "error", action=p.action, response=msg
-                )
-                _settle(p.future, exc=err)
-            elif str(msg.get("EventList", "")).lower() == "start":
-                p.is_list = True
-            else:
+                message = str(msg.get("Message", "")) or "error"
+                _settle(p.future, AmiActionError(message, action=p.action, response=msg))
+            elif str(msg.get("EventList", "")).lower() != "start":  # else a list follows
                 del self.pending[action_id]
-                _settle(p.future, result=AmiResponse(msg))
+                _settle(p.future, AmiResponse(msg))
             return
         if "Event" not in msg:
             return
@@ -282,24 +265,18 @@ class _AmiProtocol(asyncio.Protocol):
             "Complete"
         ):
             del self.pending[action_id]
-            _settle(p.future, result=AmiResponse(p.response or {}, p.events, msg))
+            _settle(p.future, AmiResponse(p.response or {}, p.events, msg))
         else:
             p.events.append(msg)
 
 
-def _settle(
-    fut: asyncio.Future[AmiResponse],
-    *,
-    result: AmiResponse | None = None,
-    exc: BaseException | None = None,
-) -> None:
+def _settle(fut: asyncio.Future[AmiResponse], outcome: AmiResponse | BaseException) -> None:
     if fut.done():  # the waiter timed out or was cancelled meanwhile
         return
-    if exc is not None:
-        fut.set_exception(exc)
+    if isinstance(outcome, BaseException):
+        fut.set_exception(outcome)
     else:
-        assert result is not None
-        fut.set_result(result)
+        fut.set_result(outcome)
 
 
 async def _reap(session: _AmiProtocol) -> None:
@@ -367,19 +344,12 @@ class AmiClient:
         self._task: asyncio.Task[None] | None = None
         self._id_prefix = f"vaihde-{uuid.uuid4().hex[:8]}-"
         self._listener_errors: dict[EventListener, tuple[float, int]] = {}
-        self._stats = {
-            "events": 0,
-            "garbled": 0,
-            "listener_errors": 0,
-            "connects": 0,
-            "connect_failures": 0,
-            "ping_timeouts": 0,
-        }
+        self._stats = dict.fromkeys(("events", "garbled", "listener_errors", "connects",
+                                     "connect_failures", "ping_timeouts"), 0)
 
     def __repr__(self) -> str:
-        return (
-            f"AmiClient({self.host!r}, {self.port}, {self.username!r}, connected={self._connected})"
-        )
+        who = f"{self.host!r}, {self.port}, {self.username!r}"
+        return f"AmiClient({who}, connected={self._connected})"
 
     # public state -----------------------------------------------------------------------
 
@@ -423,9 +393,6 @@ class AmiClient:
         would otherwise be silently stale.
         """
         self._hooks = (*self._hooks, hook)
-
-    def remove_on_connected(self, hook: ConnectedHook) -> None:
-        self._hooks = tuple(x for x in self._hooks if x != hook)
 
     # connecting ---------------------------------------------------------------------------
 
@@ -569,12 +536,8 @@ class AmiClient:
                     version = await proto.banner
                 except AmiConnectError as e:
                     raise AmiConnectError(f"AMI at {where}: {e}") from None
-                login = {
-                    "Action": "Login",
-                    "Username": self.username,
-                    "Secret": self._secret,
-                    "Events": "on",
-                }
+                login = {"Action": "Login", "Username": self.username, "Secret": self._secret,
+                         "Events": "on"}
                 try:
                     await self._send(proto, login, None)
                 except AmiActionError as e:
@@ -605,13 +568,8 @@ class AmiClient:
         proto.logged_in = True
         self._session = proto
         self._stats["connects"] += 1
-        log.info(
-            "AMI logged in as %s at %s (Asterisk Call Manager %s)",
-            self.username,
-            where,
-            version,
-            extra=self._log_extra(attempt=attempt),
-        )
+        log.info("AMI logged in as %s at %s (Asterisk Call Manager %s)", self.username, where,
+                 version, extra=self._log_extra(attempt=attempt))
         if self.ping_interval > 0:
             proto.pinger = loop.create_task(self._ping_loop(proto), name="vaihde-ami-ping")
         return proto
@@ -656,11 +614,8 @@ class AmiClient:
                 await self._send(session, {"Action": "Ping"}, self.ping_timeout)
             except AmiTimeout:
                 self._stats["ping_timeouts"] += 1
-                log.warning(
-                    "AMI did not answer a ping within %ss; dropping the session",
-                    self.ping_timeout,
-                    extra=self._log_extra(),
-                )
+                log.warning("AMI did not answer a ping within %ss; dropping the session",
+                            self.ping_timeout, extra=self._log_extra())
                 session.abort(f"no pong within {self.ping_timeout}s")
                 return
             except AmiNotConnected:
@@ -676,29 +631,16 @@ class AmiClient:
                 delay: float | None = None
                 try:
                     session = await self._open_session(attempt=failures + 1)
-                except AmiAuthError as e:
-                    failures += 1
-                    self._stats["connect_failures"] += 1
-                    self.last_error = str(e)
-                    # The admin may fix the secret, so keep trying -- but slowly.
-                    delay = self.reconnect_max
-                    log.error(
-                        "%s; retrying in %.1fs",
-                        e,
-                        delay,
-                        extra=self._log_extra(attempt=failures, delay=delay),
-                    )
                 except AmiError as e:
                     failures += 1
                     self._stats["connect_failures"] += 1
                     self.last_error = str(e)
-                    delay = self._backoff(failures)
-                    log.warning(
-                        "%s; retrying in %.1fs",
-                        e,
-                        delay,
-                        extra=self._log_extra(attempt=failures, delay=delay),
-                    )
+                    # A refused login: the admin may fix the secret, so keep trying -- but slowly.
+                    refused = isinstance(e, AmiAuthError)
+                    delay = self.reconnect_max if refused else self._backoff(failures)
+                    log.log(logging.ERROR if refused else logging.WARNING,
+                            "%s; retrying in %.1fs", e, delay,
+                            extra=self._log_extra(attempt=failures, delay=delay))
                 except Exception as e:  # a bug must not kill supervision
                     failures += 1
                     self.last_error = f"unexpected error: {e!r}"
@@ -735,11 +677,8 @@ class AmiClient:
                 failures = 0
             failures += 1
             delay = self._backoff(failures)
-            log.info(
-                "reconnecting to AMI in %.1fs",
-                delay,
-                extra=self._log_extra(attempt=failures, delay=delay),
-            )
+            log.info("reconnecting to AMI in %.1fs", delay,
+                     extra=self._log_extra(attempt=failures, delay=delay))
             await asyncio.sleep(delay)
 
     def _backoff(self, failures: int) -> float:
@@ -787,13 +726,8 @@ class AmiClient:
             self._listener_errors[cb] = (last, suppressed + 1)
             return
         self._listener_errors[cb] = (now, 0)
-        log.exception(
-            "AMI event listener %r failed on %s event (%d similar failures not logged)",
-            cb,
-            event.get("Event"),
-            suppressed,
-            extra=self._log_extra(),
-        )
+        log.exception("AMI event listener %r failed on %s event (%d similar failures not logged)",
+                      cb, event.get("Event"), suppressed, extra=self._log_extra())
 
 
 def _encode(action: Mapping[str, Any], action_id: str) -> bytes:

@@ -23,7 +23,7 @@ from typing import Any
 
 from vaihde import contract
 from vaihde.ami.client import AmiClient, AmiRefused
-from vaihde.ami.devicestate import IN_USE, DeviceStates, Listener, ReachListener, reach_of
+from vaihde.ami.devicestate import IN_USE, DeviceStates, Listener, ReachListener, reach_of, tell
 from vaihde.ami.queues import QueueMembers
 from vaihde.ami.tracker import Bridge, CallTracker, ChangeQueue, Channel, ParkedCall, QueueCaller
 from vaihde.company.dials import Reach
@@ -33,18 +33,8 @@ from vaihde.jobs import Background
 log = logging.getLogger("vaihde.ami.cluster")
 
 __all__ = [
-    "CallsView",
-    "Cluster",
-    "Link",
-    "MergedCalls",
-    "MergedDevices",
-    "dial_via",
-    "link_of_uniqueid",
-    "merge_queues",
-    "merged_state",
-    "rewrite",
-    "state_rank",
-    "system_name_problem",
+    "CallsView", "Cluster", "Link", "MergedCalls", "MergedDevices", "dial_via", "link_of_uniqueid",
+    "merge_queues", "merged_state", "rewrite", "state_rank", "system_name_problem"
 ]
 
 # How much a device state says about where the phone is: a phone in a call or ready to ring
@@ -260,7 +250,6 @@ class MergedDevices:
         self._listeners: list[Listener] = []
         self._reach_listeners: list[ReachListener] = []
         self._route_listeners: list[Callable[[str], None]] = []
-        self.routes_version = 0  # bumped whenever some phone is reached another way
         for _, states in self.links:
             states.add_state_listener(self._changed)
 
@@ -297,20 +286,15 @@ class MergedDevices:
         busy = state is not None and state.upper() in IN_USE
         if self.in_use.get(device) != busy:
             self.in_use[device] = busy
-            _tell(self._listeners, device, busy)
+            tell(self._listeners, device, busy)
         reach = reach_of(state)
         if self._reach.get(device, Reach.UNKNOWN) is not reach:
             self._reach[device] = reach
-            _tell(self._reach_listeners, device, reach)
+            tell(self._reach_listeners, device, reach)
         routes = tuple(self.dial_from(name, device) for name, _ in self.links)
         if self._routes.get(device, tuple(device for _ in self.links)) != routes:
             self._routes[device] = routes
-            self.routes_version += 1
-            for cb in self._route_listeners:
-                try:
-                    cb(device)
-                except Exception:
-                    log.exception("route listener failed", extra={"device": device})
+            tell(self._route_listeners, device)
 
     async def look(self, clients: Mapping[str, Any], devices: Iterable[str]) -> None:
         """Read these devices' states now on every connected Asterisk."""
@@ -318,14 +302,6 @@ class MergedDevices:
         await asyncio.gather(*(
             states.look(clients[name], wanted) for name, states in self.links
             if name in clients and clients[name].connected))
-
-
-def _tell(listeners: list[Any], device: str, value: Any) -> None:
-    for cb in listeners:
-        try:
-            cb(device, value)
-        except Exception:  # a listener's bug must not stop the AMI reader
-            log.exception("device listener failed", extra={"device": device})
 
 
 @dataclass

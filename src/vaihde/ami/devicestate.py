@@ -47,6 +47,15 @@ def reach_of(state: str | None) -> Reach:
     return Reach.UNKNOWN
 
 
+def tell(listeners: Iterable[Callable[..., object]], device: str, *value: Any) -> None:
+    """Call each listener with (device, *value)."""
+    for cb in listeners:
+        try:
+            cb(device, *value)
+        except Exception:  # a listener's bug must not stop the AMI reader
+            log.exception("device state listener failed", extra={"device": device})
+
+
 class _Client(Protocol):
     async def action(self, action: Mapping[str, Any], timeout: float | None = None) -> Any: ...
     def add_event_listener(self, cb: Callable[[Mapping[str, Any]], None]) -> None: ...
@@ -99,23 +108,14 @@ class DeviceStates:
         if before == state:
             return
         self.states[device] = state
-        if self._state_listeners:
-            self._tell(self._state_listeners, device, state)
+        tell(self._state_listeners, device, state)
         busy = state in IN_USE
         if self.in_use.get(device) != busy:
             self.in_use[device] = busy
-            self._tell(self._listeners, device, busy)
+            tell(self._listeners, device, busy)
         reach = reach_of(state)
         if reach_of(before) is not reach:
-            self._tell(self._reach_listeners, device, reach)
-
-    @staticmethod
-    def _tell(listeners: list[Any], device: str, value: Any) -> None:
-        for cb in listeners:
-            try:
-                cb(device, value)
-            except Exception:  # a listener's bug must not stop the AMI reader
-                log.exception("device state listener failed", extra={"device": device})
+            tell(self._reach_listeners, device, reach)
 
     def apply(self, event: Mapping[str, Any]) -> None:
         name = str(event.get("Event", "")).lower()
@@ -170,12 +170,10 @@ class DeviceStates:
 
         async def one(device: str) -> None:
             try:
-                got = await client.action(
-                    {"Action": "Getvar", "Variable": f"DEVICE_STATE({device})"}
-                )
+                variable = f"DEVICE_STATE({device})"
+                got = await client.action({"Action": "Getvar", "Variable": variable})
             except Exception as exc:  # one odd device must not fail the whole resync
-                log.warning("device state not read", extra={"device": device,
-                                                             "error": repr(exc)})
+                log.warning("device state not read", extra={"device": device, "error": repr(exc)})
                 return
             value = got.get("Value") if hasattr(got, "get") else None
             if isinstance(value, str) and value:

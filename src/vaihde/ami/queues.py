@@ -145,6 +145,13 @@ def sync_actions(
     return actions
 
 
+def _held(event: Mapping[str, Any]) -> Held:
+    """A QueueMember or QueueMember* event's member."""
+    return Held(paused=str(event.get("Paused", "0")) == "1",
+                reason=str(event.get("PausedReason", "")),
+                dynamic=str(event.get("Membership", "dynamic")).lower() != "static")
+
+
 def held_from_status(events: Iterable[Mapping[str, Any]]) -> tuple[dict[Key, Held], set[str]]:
     """QueueStatus's list: the members (by queue and interface) and the queues that exist."""
     held: dict[Key, Held] = {}
@@ -157,11 +164,7 @@ def held_from_status(events: Iterable[Mapping[str, Any]]) -> tuple[dict[Key, Hel
         elif kind == "QueueMember" and queue:
             interface = str(event.get("Location") or event.get("Interface") or "")
             if interface:
-                held[(queue, interface)] = Held(
-                    paused=str(event.get("Paused", "0")) == "1",
-                    reason=str(event.get("PausedReason", "")),
-                    dynamic=str(event.get("Membership", "dynamic")).lower() != "static",
-                )
+                held[(queue, interface)] = _held(event)
     return held, found
 
 
@@ -223,11 +226,7 @@ class QueueMembers:
         if kind == "QueueMemberRemoved":
             self.held.pop(key, None)
         else:
-            self.held[key] = Held(
-                paused=str(event.get("Paused", "0")) == "1",
-                reason=str(event.get("PausedReason", "")),
-                dynamic=str(event.get("Membership", "dynamic")).lower() != "static",
-            )
+            self.held[key] = _held(event)
         if kind == "QueueMemberStatus":
             return  # device state news (in a call or not); pauses come as QueueMemberPause
         employee = self._owner(interface)
@@ -307,9 +306,7 @@ class QueueMembers:
             found: set[str] = set()
             try:
                 for queue in names:
-                    response = await self.client.action(
-                        {"Action": "QueueStatus", "Queue": queue}
-                    )
+                    response = await self.client.action({"Action": "QueueStatus", "Queue": queue})
                     more, exists = held_from_status(getattr(response, "events", ()))
                     held.update(more)
                     found |= exists

@@ -17,36 +17,18 @@ if TYPE_CHECKING:
     from vaihde.ami.client import AmiClient, AmiResponse
 
 __all__ = [
-    "STATE_NAMES",
-    "Bridge",
-    "CallTracker",
-    "Change",
-    "ChangeKind",
-    "ChangeQueue",
-    "Channel",
-    "Dial",
-    "HangupRecord",
-    "ParkedCall",
-    "QueueCaller",
+    "STATE_NAMES", "Bridge", "CallTracker", "Change", "ChangeKind", "ChangeQueue", "Channel",
+    "Dial", "HangupRecord", "ParkedCall", "QueueCaller"
 ]
 
 log = logging.getLogger("vaihde.ami.tracker")
 
 Event = Mapping[str, Any]
 
-# Asterisk's enum ast_channel_state; anything else in ChannelState is garbage.
-STATE_NAMES: dict[int, str] = {
-    0: "Down",
-    1: "Rsrvd",
-    2: "OffHook",
-    3: "Dialing",
-    4: "Ring",
-    5: "Ringing",
-    6: "Up",
-    7: "Busy",
-    8: "Dialing Offhook",
-    9: "Pre-ring",
-}
+# Asterisk's enum ast_channel_state, numbered from 0; anything else in ChannelState is garbage.
+STATE_NAMES: dict[int, str] = dict(enumerate((
+    "Down", "Rsrvd", "OffHook", "Dialing", "Ring", "Ringing", "Up", "Busy", "Dialing Offhook",
+    "Pre-ring")))
 STATE_UP = 6
 
 VAR_PREFIX = "VAIHDE_"
@@ -55,25 +37,9 @@ _MAX_DTMF = 64
 _UNKNOWN = "<unknown>"
 
 ChangeKind = Literal[
-    "channel_new",
-    "channel_update",
-    "channel_hangup",
-    "variable",
-    "dtmf",
-    "dial_begin",
-    "dial_end",
-    "bridge_new",
-    "bridge_enter",
-    "bridge_leave",
-    "bridge_merge",
-    "bridge_destroy",
-    "queue_join",
-    "queue_leave",
-    "queue_abandon",
-    "parked",
-    "unparked",
-    "resynced",
-    "desynced",
+    "channel_new", "channel_update", "channel_hangup", "variable", "dtmf", "dial_begin",
+    "dial_end", "bridge_new", "bridge_enter", "bridge_leave", "bridge_merge", "bridge_destroy",
+    "queue_join", "queue_leave", "queue_abandon", "parked", "unparked", "resynced", "desynced"
 ]
 
 
@@ -89,14 +55,7 @@ class Change:
     data: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "uniqueid": self.uniqueid,
-            "linkedid": self.linkedid,
-            "bridge_id": self.bridge_id,
-            "queue": self.queue,
-            "data": dict(self.data),
-        }
+        return {**{f: getattr(self, f) for f in self.__slots__}, "data": dict(self.data)}
 
 
 @dataclass(slots=True)
@@ -253,6 +212,7 @@ def _var_name(raw: str) -> str | None:
     return name if name.upper().startswith(VAR_PREFIX) else None
 
 
+_NEW_CHANNEL_FIELDS = ("name", "state", "caller_num", "caller_name", "exten")
 # (header, Channel attribute, is a caller-id field) copied from every channel snapshot.
 _SNAPSHOT_FIELDS: tuple[tuple[str, str, bool], ...] = (
     ("Channel", "name", False),
@@ -303,20 +263,8 @@ class _State:
             self.refresh(ch, ev, mono, wall, prefix)
             if not ch.linkedid:
                 self._link(ch, uid)
-            out.append(
-                Change(
-                    "channel_new",
-                    uid,
-                    ch.linkedid,
-                    data={
-                        "name": ch.name,
-                        "state": ch.state,
-                        "caller_num": ch.caller_num,
-                        "caller_name": ch.caller_name,
-                        "exten": ch.exten,
-                    },
-                )
-            )
+            data = {k: getattr(ch, k) for k in _NEW_CHANNEL_FIELDS}
+            out.append(Change("channel_new", uid, ch.linkedid, data=data))
             return ch
         changed = self.refresh(ch, ev, mono, wall, prefix)
         if changed:
@@ -329,8 +277,7 @@ class _State:
         """Copy the channel snapshot in ``ev`` onto ``ch``; return what changed (sans priority)."""
         changed: dict[str, Any] = {}
         for header, attr, is_cid in _SNAPSHOT_FIELDS:
-            raw = ev.get(prefix + header)
-            if raw is None:
+            if prefix + header not in ev:
                 continue
             v = _s(ev, prefix + header)
             if is_cid:
@@ -338,12 +285,10 @@ class _State:
             if getattr(ch, attr) != v:
                 setattr(ch, attr, v)
                 changed[attr] = v
-        prio = ev.get(prefix + "Priority")
-        if prio is not None:
+        if prefix + "Priority" in ev:
             # Priority moves on every dialplan step: tracked, but not worth a Change.
             ch.priority = _s(ev, prefix + "Priority")
-        st_raw = ev.get(prefix + "ChannelState")
-        if st_raw is not None:
+        if prefix + "ChannelState" in ev:
             st = _int(_s(ev, prefix + "ChannelState"))
             if st is None or st not in STATE_NAMES:
                 self.counters["garbled"] += 1
@@ -380,6 +325,10 @@ class _State:
                     del self.calls[ch.linkedid]
         ch.linkedid = linkedid
         self.calls.setdefault(linkedid, {})[ch.uniqueid] = None
+
+    def linkedid(self, uid: str) -> str | None:
+        ch = self.channels.get(uid)
+        return ch.linkedid if ch is not None else None
 
     def remove_channel(self, ch: Channel) -> None:
         uid = ch.uniqueid
@@ -452,26 +401,14 @@ class _State:
             return _s(ev, "DestUniqueid") in self.gone
         # No caller side when Asterisk originates the call itself.
         caller = self.upsert(ev, mono, wall, out)
-        dial_string = _s(ev, "DialString")
+        dial = _s(ev, "DialString")
         if caller is not None:
             dest.dialed_by = caller.uniqueid
-            dial = next((d for d in caller.dials if d.dest_uniqueid == dest.uniqueid), None)
-            if dial is None:
+            if not any(d.dest_uniqueid == dest.uniqueid for d in caller.dials):
                 caller.dials.append(
-                    Dial(dest.uniqueid, dest.name, dial_string, begin_mono=mono, begin_wall=wall)
-                )
-        out.append(
-            Change(
-                "dial_begin",
-                caller.uniqueid if caller is not None else dest.uniqueid,
-                dest.linkedid,
-                data={
-                    "dest_uniqueid": dest.uniqueid,
-                    "dest_channel": dest.name,
-                    "dial_string": dial_string,
-                },
-            )
-        )
+                    Dial(dest.uniqueid, dest.name, dial, begin_mono=mono, begin_wall=wall))
+        data = {"dest_uniqueid": dest.uniqueid, "dest_channel": dest.name, "dial_string": dial}
+        out.append(Change("dial_begin", (caller or dest).uniqueid, dest.linkedid, data=data))
         return True
 
     def on_dial_end(self, ev: Event, mono: float, wall: float, out: list[Change]) -> bool:
@@ -489,16 +426,10 @@ class _State:
                 if d.dest_uniqueid == dest_uid:
                     d.status = status
                     d.end_wall = wall
-        anchor = caller if caller is not None else dest
+        anchor = caller or dest
         assert anchor is not None
-        out.append(
-            Change(
-                "dial_end",
-                anchor.uniqueid,
-                anchor.linkedid,
-                data={"dest_uniqueid": dest_uid, "status": status},
-            )
-        )
+        data = {"dest_uniqueid": dest_uid, "status": status}
+        out.append(Change("dial_end", anchor.uniqueid, anchor.linkedid, data=data))
         return True
 
     def _bridge(self, ev: Event, mono: float, wall: float, out: list[Change]) -> Bridge | None:
@@ -533,15 +464,8 @@ class _State:
         ch.bridge_id = br.bridge_id
         if ch.uniqueid not in br.members:
             br.members.append(ch.uniqueid)
-            out.append(
-                Change(
-                    "bridge_enter",
-                    ch.uniqueid,
-                    ch.linkedid,
-                    br.bridge_id,
-                    data={"members": list(br.members)},
-                )
-            )
+            data = {"members": list(br.members)}
+            out.append(Change("bridge_enter", ch.uniqueid, ch.linkedid, br.bridge_id, data=data))
         return True
 
     def on_bridge_leave(self, ev: Event, mono: float, wall: float, out: list[Change]) -> bool:
@@ -557,15 +481,8 @@ class _State:
                 ch.bridge_id = None
         if br is not None and uid in br.members:
             br.members.remove(uid)
-            out.append(
-                Change(
-                    "bridge_leave",
-                    uid,
-                    ch.linkedid if ch is not None else None,
-                    bid,
-                    data={"members": list(br.members)},
-                )
-            )
+            data = {"members": list(br.members)}
+            out.append(Change("bridge_leave", uid, self.linkedid(uid), bid, data=data))
         return True
 
     def on_bridge_merge(self, ev: Event, mono: float, wall: float, out: list[Change]) -> bool:
@@ -585,11 +502,8 @@ class _State:
             if ch is not None:
                 ch.bridge_id = to_id
         src.members.clear()
-        out.append(
-            Change(
-                "bridge_merge", bridge_id=to_id, data={"from": from_id, "members": dst.members[:]}
-            )
-        )
+        data = {"from": from_id, "members": dst.members[:]}
+        out.append(Change("bridge_merge", bridge_id=to_id, data=data))
         return True
 
     def on_bridge_destroy(self, ev: Event, mono: float, wall: float, out: list[Change]) -> bool:
@@ -621,15 +535,8 @@ class _State:
         qc = QueueCaller(ch.uniqueid, ch.name, ch.caller_num, ch.caller_name, pos, mono, wall)
         entries.insert(min(pos, len(entries) + 1) - 1, qc)
         _renumber(entries)
-        out.append(
-            Change(
-                "queue_join",
-                ch.uniqueid,
-                ch.linkedid,
-                queue=queue,
-                data={"position": qc.position, "count": len(entries)},
-            )
-        )
+        data = {"position": qc.position, "count": len(entries)}
+        out.append(Change("queue_join", ch.uniqueid, ch.linkedid, queue=queue, data=data))
         return True
 
     def on_queue_leave(self, ev: Event, mono: float, wall: float, out: list[Change]) -> bool:
@@ -646,15 +553,8 @@ class _State:
                 ch = self.channels.get(uid)
                 if ch is not None:
                     self.refresh(ch, ev, mono, wall)
-                out.append(
-                    Change(
-                        "queue_leave",
-                        uid,
-                        ch.linkedid if ch is not None else None,
-                        queue=queue,
-                        data={"position": i + 1, "count": len(entries), "abandoned": qc.abandoned},
-                    )
-                )
+                data = {"position": i + 1, "count": len(entries), "abandoned": qc.abandoned}
+                out.append(Change("queue_leave", uid, self.linkedid(uid), queue=queue, data=data))
                 break
         return True
 
@@ -665,20 +565,12 @@ class _State:
         for qc in self.queues.get(queue, []):
             if qc.uniqueid == uid and not qc.abandoned:
                 qc.abandoned = True
-                ch = self.channels.get(uid)
-                out.append(
-                    Change(
-                        "queue_abandon",
-                        uid,
-                        ch.linkedid if ch is not None else None,
-                        queue=queue,
-                        data={
-                            "position": qc.position,
-                            "original_position": _int(_s(ev, "OriginalPosition")),
-                            "hold_time": _int(_s(ev, "HoldTime")),
-                        },
-                    )
-                )
+                data = {
+                    "position": qc.position,
+                    "original_position": _int(_s(ev, "OriginalPosition")),
+                    "hold_time": _int(_s(ev, "HoldTime")),
+                }
+                out.append(Change("queue_abandon", uid, self.linkedid(uid), queue=queue, data=data))
         return True
 
     def on_parked(self, ev: Event, mono: float, wall: float, out: list[Change]) -> bool:
@@ -697,9 +589,7 @@ class _State:
         if prev is not None and prev.space == space:
             pc.parked_mono, pc.parked_wall = prev.parked_mono, prev.parked_wall
         self.parked[ch.uniqueid] = pc
-        out.append(
-            Change("parked", ch.uniqueid, ch.linkedid, data={"space": space, "lot": pc.lot})
-        )
+        out.append(Change("parked", ch.uniqueid, ch.linkedid, data={"space": space, "lot": pc.lot}))
         return True
 
     def on_unparked(self, ev: Event, mono: float, wall: float, out: list[Change]) -> bool:
@@ -707,17 +597,11 @@ class _State:
         uid = _s(ev, "ParkeeUniqueid")
         if not uid:
             return False
-        ch = self.upsert(ev, mono, wall, out, "Parkee")
+        self.upsert(ev, mono, wall, out, "Parkee")
         pc = self.parked.pop(uid, None)
         if pc is not None:
-            out.append(
-                Change(
-                    "unparked",
-                    uid,
-                    ch.linkedid if ch is not None else None,
-                    data={"space": pc.space, "why": _s(ev, "Event")},
-                )
-            )
+            data = {"space": pc.space, "why": _s(ev, "Event")}
+            out.append(Change("unparked", uid, self.linkedid(uid), data=data))
         return True
 
     def on_dtmf_end(self, ev: Event, mono: float, wall: float, out: list[Change]) -> bool:
@@ -743,27 +627,15 @@ class _State:
                 return True
             # Never seen (we started mid-call): still worth a history record.
             ch = Channel(uid, created_mono=mono, created_wall=wall)
-            self.refresh(ch, ev, mono, wall)
-        else:
-            self.refresh(ch, ev, mono, wall)
+        self.refresh(ch, ev, mono, wall)
         ch.hangup_cause = _int(_s(ev, "Cause"))
         ch.hangup_cause_txt = _s(ev, "Cause-txt")
         self.remove_channel(ch)
         if self.history is not None:
             self.history.append(HangupRecord(ch, mono, wall))
-        out.append(
-            Change(
-                "channel_hangup",
-                uid,
-                ch.linkedid,
-                data={
-                    "cause": ch.hangup_cause,
-                    "cause_txt": ch.hangup_cause_txt,
-                    "name": ch.name,
-                    "answered": ch.answered,
-                },
-            )
-        )
+        data = {"cause": ch.hangup_cause, "cause_txt": ch.hangup_cause_txt, "name": ch.name,
+                "answered": ch.answered}
+        out.append(Change("channel_hangup", uid, ch.linkedid, data=data))
         return True
 
     # resync -----------------------------------------------------------------------------
@@ -1051,18 +923,9 @@ class CallTracker:
             sum(len(e) for e in new.queues.values()),
             len(buf),
         )
-        self._publish(
-            [
-                Change(
-                    "resynced",
-                    data={
-                        "generation": self.generation,
-                        "channels": len(new.channels),
-                        "bridges": len(new.bridges),
-                    },
-                )
-            ]
-        )
+        data = {"generation": self.generation, "channels": len(new.channels),
+                "bridges": len(new.bridges)}
+        self._publish([Change("resynced", data=data)])
 
     # reading ------------------------------------------------------------------------------
 
@@ -1074,9 +937,6 @@ class CallTracker:
     def channel(self, uniqueid: str) -> Channel | None:
         return self._state.channels.get(uniqueid)
 
-    def channel_by_name(self, name: str) -> Channel | None:
-        return next((c for c in self._state.channels.values() if c.name == name), None)
-
     @property
     def channels(self) -> Mapping[str, Channel]:
         return self._state.channels
@@ -1084,11 +944,6 @@ class CallTracker:
     @property
     def bridges(self) -> Mapping[str, Bridge]:
         return self._state.bridges
-
-    def call_channels(self, linkedid: str) -> list[Channel]:
-        """The live channels of one call (same Linkedid), oldest first."""
-        uids = self._state.calls.get(linkedid, {})
-        return [self._state.channels[u] for u in uids if u in self._state.channels]
 
     def bridge_peers(self, uniqueid: str) -> list[Channel]:
         """The other channels in the bridge ``uniqueid`` is in."""

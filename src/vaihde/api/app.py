@@ -37,22 +37,17 @@ def routes() -> list[Route]:
     from vaihde.messages import http as messages
     from vaihde.presence import http as presence
 
-    out = [*openapi.routes.routes, *session.routes.routes, *directory.routes.routes,
-           *presence.routes.routes, *directory.callers.routes, *company.routes.routes,
-           *messages.messages.routes, *messages.callbacks.routes, *console.routes.routes,
-           *oncall.routes.routes]
-    return out
+    return [*openapi.routes.routes, *session.routes.routes, *directory.routes.routes,
+            *presence.routes.routes, *directory.callers.routes, *company.routes.routes,
+            *messages.messages.routes, *messages.callbacks.routes, *console.routes.routes,
+            *oncall.routes.routes]
 
 
 def make_api(ctx: ApiContext) -> web.Application:
     """The API application; mount it with `root.add_subapp("/api/v1", make_api(ctx))`."""
     from vaihde.auth import http as session
 
-    auth = make_auth_middleware(
-        ctx.sessions,
-        clock=ctx.clock,
-        error=lambda status, code, message: error_response(status, code, message),
-    )
+    auth = make_auth_middleware(ctx.sessions, clock=ctx.clock, error=error_response)
     # The error middleware is outermost so that whatever fails inside becomes a JSON error.
     app = web.Application(middlewares=[error_middleware, auth])
     app[CTX] = ctx

@@ -23,49 +23,25 @@ MAX_JSON_BODY = 64 * 1024
 JSON = "application/json"
 
 _STATUS_CODES = {
-    400: "bad_request",
-    401: "unauthenticated",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    413: "too_large",
-    415: "unsupported_media_type",
+    400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
+    405: "method_not_allowed", 409: "conflict", 413: "too_large", 415: "unsupported_media_type",
     429: "too_many_requests",
 }
-_STATUS_MESSAGES = {
-    404: "no such resource",
-    405: "this method is not allowed here",
-    413: "the request body is too large",
-}
+_STATUS_MESSAGES = {404: "no such resource", 405: "this method is not allowed here",
+                    413: "the request body is too large"}
 
 
 class ApiError(VaihdeError):
     """Raised anywhere in a handler; the error middleware turns it into the JSON response."""
 
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        field: str | None = None,
-        *,
-        headers: Mapping[str, str] | None = None,
-        **extra: Any,
-    ) -> None:
+    def __init__(self, status: int, code: str, message: str, field: str | None = None, *,
+                 headers: Mapping[str, str] | None = None, **extra: Any) -> None:
         super().__init__(message, field=field, code=code, status=status, headers=headers)
         self.details.update(extra)  # e.g. problems: the body's, not VaihdeError's own
 
 
-def error_response(
-    status: int,
-    code: str,
-    message: str,
-    field: str | None = None,
-    *,
-    headers: Mapping[str, str] | None = None,
-    **extra: Any,
-) -> web.Response:
+def error_response(status: int, code: str, message: str, field: str | None = None, *,
+                   headers: Mapping[str, str] | None = None, **extra: Any) -> web.Response:
     body: dict[str, Any] = {"code": code, "message": message}
     if field is not None:
         body["field"] = field
@@ -100,8 +76,8 @@ async def error_middleware(
         raise
     except Exception:
         # The traceback goes to the log, never to the client.
-        log.exception("API request failed", extra={"method": request.method,
-                                                   "path": request.path})
+        log.exception("API request failed",
+                      extra={"method": request.method, "path": request.path})
         return error_response(500, "internal", "something went wrong on the server; see its log")
 
 

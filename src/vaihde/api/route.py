@@ -148,16 +148,8 @@ class Routes:
     def delete(self, path: str, summary: str, **more: Any) -> Callable[[F], F]:
         return self.route("DELETE", path, summary, **more)
 
-    def route(
-        self,
-        method: str,
-        path: str,
-        summary: str,
-        *,
-        allow: Action | Access,
-        ok: Replies | Sequence[Replies],
-        **more: Any,
-    ) -> Callable[[F], F]:
+    def route(self, method: str, path: str, summary: str, *, allow: Action | Access,
+              ok: Replies | Sequence[Replies], **more: Any) -> Callable[[F], F]:
         """Declare `fn` as this route; it is returned as it is (aiohttp gets a wrapper)."""
         replies = (ok,) if isinstance(ok[0], int) else tuple(ok)
 
@@ -201,11 +193,8 @@ def respond(request: web.Request, model: BaseModel, status: int = 200) -> web.Re
     def private(employee_id: str) -> bool:
         return may(request, Action.READ_PRIVATE, employee_id)
 
-    return web.Response(
-        body=dump_json(model, tz=ctx(request).tz, private=private, company=company_of(request)),
-        status=status,
-        content_type=JSON,
-    )
+    body = dump_json(model, tz=ctx(request).tz, private=private, company=company_of(request))
+    return web.Response(body=body, status=status, content_type=JSON)
 
 
 def _path(model: type[PathParams], request: web.Request) -> PathParams:
@@ -274,10 +263,8 @@ async def _body(route: Route, request: web.Request) -> Any:
     except UnicodeDecodeError:
         raise invalid("body", "is not UTF-8 text", "malformed_json") from None
     except json.JSONDecodeError as exc:
-        raise invalid(
-            "body", f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
-            "malformed_json",
-        ) from None
+        raise invalid("body", f"is not valid JSON: {exc.msg} at line {exc.lineno} column "
+                      f"{exc.colno}", "malformed_json") from None
     if not isinstance(data, dict):
         raise invalid("body", f"must be a JSON object, not {json_type(data)}", "wrong_type")
     try:
@@ -295,15 +282,9 @@ async def _body(route: Route, request: web.Request) -> Any:
 _CODES_OF_OUR_OWN = frozenset({"invalid", "missing_field", "wrong_type", "unknown_field",
                                "not_found"})
 _WRONG_TYPE = {
-    "string_type": "a string",
-    "bool_type": "true or false",
-    "int_type": "a whole number",
-    "int_from_float": "a whole number",
-    "float_type": "a number",
-    "dict_type": "an object",
-    "model_type": "an object",
-    "model_attributes_type": "an object",
-    "list_type": "an array",
+    "string_type": "a string", "bool_type": "true or false", "int_type": "a whole number",
+    "int_from_float": "a whole number", "float_type": "a number", "dict_type": "an object",
+    "model_type": "an object", "model_attributes_type": "an object", "list_type": "an array",
     "tuple_type": "an array",
 }
 

@@ -47,15 +47,9 @@ async def cmd_user_add(args: argparse.Namespace) -> int:
     password = _read_password(args, required=False)
     password_hash = await passwords.hash_password_async(password) if password else None
     async with session(args, write=True) as s:
-        user = await store.add_user(
-            s,
-            args.username,
-            role=args.role,
-            display_name=args.display_name,
-            employee_id=args.employee,
-            sip_endpoint=args.sip_endpoint,
-            password_hash=password_hash,
-        )
+        user = await store.add_user(s, args.username, role=args.role,
+                                    display_name=args.display_name, employee_id=args.employee,
+                                    sip_endpoint=args.sip_endpoint, password_hash=password_hash)
     login = "with a password" if user.has_password else "without a password (tokens only)"
     employee = f", employee {user.employee_id}" if user.employee_id else ""
     print(f"added {user.username}: {user.role}{employee}, {login}")
@@ -127,9 +121,8 @@ async def cmd_token_create(args: argparse.Namespace) -> int:
             raise CommandError(f"--expires-days: give 1 to {MAX_TOKEN_DAYS} days")
         expires = now + timedelta(days=args.expires_days)
     async with session(args, write=True) as s:
-        secret, token = await store.create_token(
-            s, args.username, label=args.label, expires_at=expires, now=now
-        )
+        secret, token = await store.create_token(s, args.username, label=args.label,
+                                                 expires_at=expires, now=now)
     until = f"expires {local(token.expires_at, tz)}" if token.expires_at else "no expiry"
     # The secret alone on stdout (scripts capture it); the rest on stderr.
     print(secret)
@@ -177,11 +170,9 @@ def register(subparsers: Any) -> None:
     user = subparsers.add_parser("user", help="people who may use the REST API and web console")
     sub = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
 
-    p = add(
-        sub, "add", cmd_user_add, "add a user", tz=False,
-        description="Without --password-stdin the password is asked on a terminal (empty: no "
-        "password, the user can only use API tokens); without a terminal none is set.",
-    )
+    p = add(sub, "add", cmd_user_add, "add a user", tz=False,
+            description="Without --password-stdin the password is asked on a terminal (empty: no "
+            "password, the user can only use API tokens); without a terminal none is set.")
     p.add_argument("username")
     p.add_argument("--role", required=True, choices=["employee", "operator", "admin"])
     p.add_argument("--employee", metavar="ID", help="the directory employee this user is")

@@ -30,12 +30,11 @@ _WRONG = "wrong username or password"
 
 
 def session_of(principal: Principal, record: store.SessionRecord | None) -> Session:
+    user = User.model_validate(principal)
     if record is None:
-        return Session(user=User.model_validate(principal), via=principal.via)
-    return Session(
-        user=User.model_validate(principal), via=principal.via, csrf_token=record.csrf_token,
-        expires_at=record.expires_at, idle_expires_at=record.ends_at(),
-    )
+        return Session(user=user, via=principal.via)
+    return Session(user=user, via=principal.via, csrf_token=record.csrf_token,
+                   expires_at=record.expires_at, idle_expires_at=record.ends_at())
 
 
 @routes.post("/session", "Log in (web console)", allow=Access.PUBLIC, body=Login,
@@ -56,11 +55,8 @@ async def login(request: web.Request, body: Login) -> web.StreamResponse:
         attempt = throttle.begin(username, address)
     except Throttled as exc:
         seconds = max(1, math.ceil(exc.retry_after))
-        message = (
-            "too many logins in progress; try again in a moment"
-            if exc.why == "busy"
-            else f"too many failed logins; try again in {math.ceil(seconds / 60)} minute(s)"
-        )
+        message = ("too many logins in progress; try again in a moment" if exc.why == "busy"
+                   else f"too many failed logins; try again in {math.ceil(seconds / 60)} minute(s)")
         raise ApiError(429, "too_many_attempts", message,
                        headers={"Retry-After": str(seconds)}) from None
     try:
@@ -82,23 +78,12 @@ async def login(request: web.Request, body: Login) -> web.StreamResponse:
     now = api.clock()
     async with api.sessions.begin() as session:
         secret, record = await store.create_session(
-            session,
-            candidate.user.id,
-            user_agent=request.headers.get("User-Agent", ""),
-            now=now,
-        )
+            session, candidate.user.id, user_agent=request.headers.get("User-Agent", ""), now=now)
         await store.record_login(session, candidate.user.id, now=now, new_hash=new_hash)
     principal = store.principal_of(candidate.user, "session")
     response = respond(request, session_of(principal, record))
-    response.set_cookie(
-        COOKIE,
-        secret,
-        path="/",
-        httponly=True,
-        samesite="Strict",
-        secure=request.secure,
-        max_age=int(store.SESSION_ABSOLUTE.total_seconds()),
-    )
+    response.set_cookie(COOKIE, secret, path="/", httponly=True, samesite="Strict",
+                        secure=request.secure, max_age=int(store.SESSION_ABSOLUTE.total_seconds()))
     return response
 
 

@@ -181,15 +181,15 @@ class LoginThrottle:
         return sum(self._running.values())
 
 
+@dataclass(slots=True)
 class LoginAttempt:
     """One login between LoginThrottle.begin() and end()."""
 
-    def __init__(self, throttle: LoginThrottle, username: str, address: str, at: float) -> None:
-        self._throttle = throttle
-        self._username = username
-        self._address = address
-        self._at = at
-        self._ended = False
+    _throttle: LoginThrottle
+    _username: str
+    _address: str
+    _at: float
+    _ended: bool = False
 
     def succeeded(self) -> None:
         self._throttle.succeeded(self._username, self._address, self._at)
@@ -257,9 +257,7 @@ def make_auth_middleware(
     # The credential check runs on every request: on a bare connection it costs about half
     # of what it does through an ORM session.
     engine = getattr(sessions, "kw", {}).get("bind")
-    connect: Callable[[], Any] = (
-        engine.connect if isinstance(engine, AsyncEngine) else sessions
-    )
+    connect: Callable[[], Any] = engine.connect if isinstance(engine, AsyncEngine) else sessions
 
     async def touch(fn: Any, *args: Any) -> None:
         # Only bookkeeping (last used / last seen): a busy database must not fail the request.
@@ -278,11 +276,15 @@ def make_auth_middleware(
     async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.match_info.http_exception is not None:
             return await handler(request)  # no such route: 404/405, nothing to protect
+
+        async def as_nobody() -> web.StreamResponse:
+            request[PRINCIPAL] = None
+            return await handler(request)
+
         route = declaration_of(handler)
         access: Action | Access = route.allow if route is not None else Access.USER
         if access is Access.PUBLIC:
-            request[PRINCIPAL] = None
-            return await handler(request)
+            return await as_nobody()
         now = clock()
         header = request.headers.get("Authorization")
         cookie = request.cookies.get(COOKIE)
@@ -296,13 +298,9 @@ def make_auth_middleware(
                     found = await store.principal_for_token(db, token, now=now)
             if found is None:
                 if access is Access.OPTIONAL:
-                    request[PRINCIPAL] = None
-                    return await handler(request)
-                return unauthenticated(
-                    "the API token is not valid (unknown, expired or revoked); give "
-                    "Authorization: Bearer <token>",
-                    "invalid_token",
-                )
+                    return await as_nobody()
+                return unauthenticated("the API token is not valid (unknown, expired or revoked); "
+                                       "give Authorization: Bearer <token>", "invalid_token")
             who, token_id, due = found
             if due:
                 await touch(store.touch_token, token_id)
@@ -313,38 +311,31 @@ def make_auth_middleware(
                 live = await store.principal_for_session(db, cookie, now=now)
             if live is None:
                 if access is Access.OPTIONAL:
-                    request[PRINCIPAL] = None
-                    return await handler(request)
-                response = unauthenticated(
-                    "your session has ended; log in again", "session_expired"
-                )
+                    return await as_nobody()
+                response = unauthenticated("your session has ended; log in again",
+                                           "session_expired")
                 response.del_cookie(COOKIE, path="/")
                 return response
             who, record, due = live
             if request.method not in SAFE_METHODS:
                 sent = request.headers.get(CSRF_HEADER, "")
                 if not hmac.compare_digest(sent.encode(), record.csrf_token.encode()):
-                    return error(
-                        403,
-                        "csrf",
-                        f"missing or wrong {CSRF_HEADER} header: changes made with a login "
-                        "cookie must send the CSRF token the login returned",
-                    )
+                    return error(403, "csrf", f"missing or wrong {CSRF_HEADER} header: changes "
+                                 "made with a login cookie must send the CSRF token the login "
+                                 "returned")
             if due:
                 await touch(store.touch_session, cookie)
             request[SESSION] = record
             request[CREDENTIAL] = Credential("session", store.digest(cookie), who.user_id)
         elif access is not Access.OPTIONAL:
-            return unauthenticated(
-                "log in (POST /api/v1/session) or give an API token "
-                "(Authorization: Bearer <token>)"
-            )
+            return unauthenticated("log in (POST /api/v1/session) or give an API token "
+                                   "(Authorization: Bearer <token>)")
         request[PRINCIPAL] = who
         if isinstance(access, Action):
             owner = request.match_info.get(route.owner) if route.owner else None
             if who is None or not allowed(who, access, owner):
-                return error(403, "forbidden", FORBIDDEN.get(access, "your role does not allow "
-                                                                      "this"))
+                why = FORBIDDEN.get(access, "your role does not allow this")
+                return error(403, "forbidden", why)
         return await handler(request)
 
     return auth

@@ -62,10 +62,7 @@ _STAFF = _EVERYONE | {
     Action.TAKE_MESSAGES, Action.CONSOLE,
 }
 GRANTS: dict[Role, frozenset[Action]] = {
-    Role.EMPLOYEE: _EVERYONE,
-    Role.OPERATOR: _STAFF,
-    Role.ADMIN: frozenset(Action),
-}
+    Role.EMPLOYEE: _EVERYONE, Role.OPERATOR: _STAFF, Role.ADMIN: frozenset(Action)}
 # What a user may do for the employee they are, whatever their role.
 SELF = frozenset({Action.CHANGE_AVAILABILITY, Action.READ_PRIVATE, Action.READ_MESSAGES})
 
@@ -97,12 +94,7 @@ def allowed(principal: Principal, action: Action, employee_id: str | None = None
     """May `principal` do `action` (to `employee_id`'s data, for per-employee actions)?"""
     if action in GRANTS[principal.role]:
         return True
-    return (
-        action in SELF
-        and employee_id is not None
-        and principal.employee_id is not None
-        and principal.employee_id == employee_id
-    )
+    return action in SELF and employee_id is not None and principal.employee_id == employee_id
 
 
 def roles_allowed(action: Action, *, own: bool = False) -> list[Role]:
@@ -128,11 +120,8 @@ def check_username(value: str) -> str:
         raise AuthError("username", "must be text")
     name = value.strip().lower()
     if not USERNAME.match(name):
-        raise AuthError(
-            "username",
-            "must be 1-64 letters a-z, digits, '.', '_', '-' or '@', starting with a letter or "
-            "digit",
-        )
+        raise AuthError("username", "must be 1-64 letters a-z, digits, '.', '_', '-' or '@', "
+                        "starting with a letter or digit")
     return name
 
 
@@ -163,9 +152,6 @@ def check_sip_endpoint(value: str | None) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str) or not DEVICE.match(value):
-        raise AuthError(
-            "sip_endpoint",
-            f"{value!r} is not a device like PJSIP/operator1 (technology/name; letters, digits "
-            "and _ . + @ - / only)",
-        )
+        raise AuthError("sip_endpoint", f"{value!r} is not a device like PJSIP/operator1 "
+                        "(technology/name; letters, digits and _ . + @ - / only)")
     return value

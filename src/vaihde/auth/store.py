@@ -157,16 +157,9 @@ async def add_user(
     taken = await session.scalar(select(a.User.id).where(a.User.username == name))
     if taken is not None:
         raise AuthError("username", f"{name!r} is already taken")
-    row = a.User(
-        username=name,
-        display_name=display,
-        role=role_.value,
-        employee_id=employee,
-        sip_endpoint=endpoint,
-        password_hash=password_hash,
-        active=True,
-        created_at=_now(now),
-    )
+    row = a.User(username=name, display_name=display, role=role_.value, employee_id=employee,
+                 sip_endpoint=endpoint, password_hash=password_hash, active=True,
+                 created_at=_now(now))
     session.add(row)
     await session.flush()
     return of_row(UserRecord, row)
@@ -262,11 +255,8 @@ async def login_candidate(session: AsyncSession, username: str) -> LoginCandidat
         name = check_username(username)
     except AuthError:
         return None
-    row = (
-        await session.scalars(
-            select(a.User).where(a.User.username == name, a.User.active.is_(True))
-        )
-    ).one_or_none()
+    row = (await session.scalars(
+        select(a.User).where(a.User.username == name, a.User.active.is_(True)))).one_or_none()
     if row is None:
         return None
     return LoginCandidate(of_row(UserRecord, row), row.password_hash)
@@ -309,13 +299,8 @@ async def create_token(
         if expires_at <= at:
             raise AuthError("expires_at", "is already in the past")
     secret = TOKEN_PREFIX + secrets.token_urlsafe(_SECRET_BYTES)
-    row = a.ApiToken(
-        user_id=user.id,
-        token_sha256=digest(secret),
-        label=text,
-        created_at=at,
-        expires_at=expires_at,
-    )
+    row = a.ApiToken(user_id=user.id, token_sha256=digest(secret), label=text, created_at=at,
+                     expires_at=expires_at)
     session.add(row)
     await session.flush()
     return secret, of_row(TokenRecord, row, username=user.username)
@@ -350,32 +335,17 @@ def _plausible(secret: str) -> bool:
 
 # Built once: these run on every API request (a statement object costs more to build than the
 # lookup by its unique index costs to run).
-_USER_COLUMNS = (
-    a.User.id,
-    a.User.username,
-    a.User.role,
-    a.User.employee_id,
-    a.User.display_name,
-    a.User.sip_endpoint,
-)
+_USER_COLUMNS = (a.User.id, a.User.username, a.User.role, a.User.employee_id,
+                 a.User.display_name, a.User.sip_endpoint)
 _TOKEN_LOOKUP = (
     select(a.ApiToken.id, a.ApiToken.expires_at, a.ApiToken.last_used_at, *_USER_COLUMNS)
     .join(a.User, a.User.id == a.ApiToken.user_id)
-    .where(
-        a.ApiToken.token_sha256 == bindparam("digest"),
-        a.ApiToken.revoked_at.is_(None),
-        a.User.active.is_(True),
-    )
+    .where(a.ApiToken.token_sha256 == bindparam("digest"), a.ApiToken.revoked_at.is_(None),
+           a.User.active.is_(True))
 )
 _SESSION_LOOKUP = (
-    select(
-        a.WebSession.user_id,
-        a.WebSession.csrf_token,
-        a.WebSession.created_at,
-        a.WebSession.expires_at,
-        a.WebSession.last_seen_at,
-        *_USER_COLUMNS,
-    )
+    select(a.WebSession.user_id, a.WebSession.csrf_token, a.WebSession.created_at,
+           a.WebSession.expires_at, a.WebSession.last_seen_at, *_USER_COLUMNS)
     .join(a.User, a.User.id == a.WebSession.user_id)
     .where(a.WebSession.id_sha256 == bindparam("digest"), a.User.active.is_(True))
 )
@@ -383,15 +353,8 @@ _SESSION_LOOKUP = (
 
 def _principal(columns: Sequence[Any], via: str) -> Principal:
     user_id, username, role, employee_id, display_name, sip_endpoint = columns
-    return Principal(
-        user_id=user_id,
-        username=username,
-        role=Role(role),
-        employee_id=employee_id,
-        display_name=display_name,
-        sip_endpoint=sip_endpoint,
-        via=via,
-    )
+    return Principal(user_id=user_id, username=username, role=Role(role), employee_id=employee_id,
+                     display_name=display_name, sip_endpoint=sip_endpoint, via=via)
 
 
 async def principal_for_token(
@@ -414,9 +377,8 @@ async def principal_for_token(
 
 
 async def touch_token(session: AsyncSession, token_id: int, *, now: datetime | None = None) -> None:
-    await session.execute(
-        update(a.ApiToken).where(a.ApiToken.id == token_id).values(last_used_at=_now(now))
-    )
+    await session.execute(update(a.ApiToken).where(a.ApiToken.id == token_id)
+                          .values(last_used_at=_now(now)))
 
 
 # --- web sessions --------------------------------------------------------------------------
@@ -445,15 +407,9 @@ async def create_session(
     await purge_sessions(session, now=at)
     secret = secrets.token_urlsafe(_SECRET_BYTES)
     agent = "".join(ch for ch in user_agent if ch.isprintable())[:MAX_USER_AGENT]
-    row = a.WebSession(
-        id_sha256=digest(secret),
-        user_id=user_id,
-        csrf_token=secrets.token_urlsafe(_SECRET_BYTES),
-        created_at=at,
-        expires_at=at + SESSION_ABSOLUTE,
-        last_seen_at=at,
-        user_agent=agent,
-    )
+    row = a.WebSession(id_sha256=digest(secret), user_id=user_id,
+                       csrf_token=secrets.token_urlsafe(_SECRET_BYTES), created_at=at,
+                       expires_at=at + SESSION_ABSOLUTE, last_seen_at=at, user_agent=agent)
     session.add(row)
     await session.flush()
     return secret, of_row(SessionRecord, row)
@@ -478,19 +434,15 @@ async def principal_for_session(
 
 
 async def touch_session(session: AsyncSession, secret: str, *, now: datetime | None = None) -> None:
-    await session.execute(
-        update(a.WebSession)
-        .where(a.WebSession.id_sha256 == digest(secret))
-        .values(last_seen_at=_now(now))
-    )
+    await session.execute(update(a.WebSession).where(a.WebSession.id_sha256 == digest(secret))
+                          .values(last_seen_at=_now(now)))
 
 
 async def end_session(session: AsyncSession, secret: str) -> bool:
     if not _plausible(secret):
         return False
-    result = await session.execute(
-        delete(a.WebSession).where(a.WebSession.id_sha256 == digest(secret))
-    )
+    ended = delete(a.WebSession).where(a.WebSession.id_sha256 == digest(secret))
+    result = await session.execute(ended)
     if _rowcount(result) == 0:
         return False
     await withdrawn(session)

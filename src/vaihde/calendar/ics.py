@@ -127,9 +127,8 @@ def parse_busy(
     Raises CalendarError if the file as a whole cannot be trusted (not a calendar, truncated,
     too big, too many occurrences); broken single events are left out (see parse_calendar).
     """
-    return list(
-        parse_calendar(ics, window_start=window_start, window_end=window_end, tz=tz).periods
-    )
+    parsed = parse_calendar(ics, window_start=window_start, window_end=window_end, tz=tz)
+    return list(parsed.periods)
 
 
 def parse_calendar(
@@ -144,9 +143,8 @@ def parse_calendar(
     zone = _zone(tz)
     start, end = _check_window(window_start, window_end)
     if len(ics) > max_bytes:
-        raise CalendarError(
-            f"calendar is {len(ics):,} bytes, more than the limit of {max_bytes:,} bytes"
-        )
+        raise CalendarError(f"calendar is {len(ics):,} bytes, more than the limit of "
+                            f"{max_bytes:,} bytes")
     text = _decode(ics)
     problems: list[str] = []
     layout = _check_structure(text, problems)
@@ -176,9 +174,8 @@ def parse_calendar(
         for period in _expand(good, start, end, zone, problems):
             periods.append(period)
             if len(periods) > MAX_PERIODS:  # checked as we go: stops a runaway rule early
-                raise CalendarError(
-                    f"more than {MAX_PERIODS} busy periods in the window; refusing the calendar"
-                )
+                raise CalendarError(f"more than {MAX_PERIODS} busy periods in the window; "
+                                    "refusing the calendar")
     periods = [p for p in periods if p.until > start and p.starts_at < end]
     return ParsedCalendar(tuple(_unique(periods)), tuple(problems))
 
@@ -263,18 +260,16 @@ def _check_structure(text: str, problems: list[str]) -> list[_EventLayout]:
                 raise CalendarError(f"line {number}: END:{value} without a BEGIN")
             opened, at = stack.pop()
             if opened != value:
-                raise CalendarError(
-                    f"line {number}: END:{value} but BEGIN:{opened} from line {at} is still open"
-                )
+                raise CalendarError(f"line {number}: END:{value} but BEGIN:{opened} from line {at} "
+                                    "is still open")
         elif not stack:
             raise CalendarError(f"line {number}: {name} after END:VCALENDAR")
         elif stack[-1][0] == "VEVENT":
             layouts[-1].props.setdefault(name, number)
     if stack:
         opened, at = stack[-1]
-        raise CalendarError(
-            f"the file ends inside BEGIN:{opened} from line {at} (truncated download?)"
-        )
+        raise CalendarError(f"the file ends inside BEGIN:{opened} from line {at} "
+                            "(truncated download?)")
     return layouts
 
 
@@ -298,7 +293,7 @@ def _usable_events(
         try:
             problem = _event_problem(event, layout, uid, zone)
         except Exception as e:  # odd value types (a DTSTART that is a time, say)
-            problem = f"unreadable: {_clean(str(e), 160) or type(e).__name__}"
+            problem = f"unreadable: {_why(e)}"
         if problem is not None:
             if problem.startswith("line "):  # the line of the property itself
                 problems.append(problem)
@@ -339,9 +334,8 @@ def _event_problem(
         # A duration, time or period here ("DTSTART:PT1H") is no moment in the calendar.
         if name in event and _when(event, name) is None:
             return at_line(name, "not a date or a date-time")
-    if "DTEND" in event and _utc(_moment(event, "DTEND"), zone) < _utc(
-        _moment(event, "DTSTART"), zone
-    ):
+    if "DTEND" in event and (
+            _utc(_moment(event, "DTEND"), zone) < _utc(_moment(event, "DTSTART"), zone)):
         # recurring_ical_events would swap the two; a guess we do not want to make.
         return "DTEND is before DTSTART"
     rules = event.get("RRULE")
@@ -401,18 +395,13 @@ def _expand(
         try:
             occurrences = recurring_ical_events.of(single).between(query_start, query_end)
         except Exception as e:  # one odd series must not cost the whole calendar
-            problems.append(
-                f"event UID {_clean(uid, 80)}: left out: {_clean(str(e), 160) or type(e).__name__}"
-            )
+            problems.append(f"event UID {_clean(uid, 80)}: left out: {_why(e)}")
             continue
         for occurrence in occurrences:
             try:
                 period = _period(occurrence, uid, shifts, zone)
             except Exception as e:  # the same reasoning as above, for a single occurrence
-                problems.append(
-                    f"event UID {_clean(uid, 80)}: an occurrence left out: "
-                    f"{_clean(str(e), 160) or type(e).__name__}"
-                )
+                problems.append(f"event UID {_clean(uid, 80)}: an occurrence left out: {_why(e)}")
                 continue
             if period is not None:
                 yield period
@@ -425,9 +414,7 @@ def _this_and_future_shifts(
     shifts = {}
     for event in series:
         recurrence = event.get("RECURRENCE-ID")
-        if recurrence is None or str(recurrence.params.get("RANGE", "")).upper() != (
-            "THISANDFUTURE"
-        ):
+        if recurrence is None or str(recurrence.params.get("RANGE", "")).upper() != "THISANDFUTURE":
             continue
         moved, original = _moment(event, "DTSTART"), _moment(event, "RECURRENCE-ID")
         if isinstance(moved, datetime) and isinstance(original, datetime):
@@ -474,11 +461,8 @@ def _period(
         if shift is not None and isinstance(raw_start, datetime) == isinstance(original, datetime):
             # Every occurrence after a THISANDFUTURE modification carries the modification's
             # RECURRENCE-ID; its own is where it was before the shift.
-            original = (
-                _utc(raw_start, zone) - shift
-                if isinstance(original, datetime)
-                else (raw_start - shift)
-            )
+            moved = _utc(raw_start, zone) if isinstance(original, datetime) else raw_start
+            original = moved - shift
         external_id += "#" + _stamp(original, zone)
     digest = hashlib.sha256(f"{caller}\x1f{internal}".encode()).hexdigest()[:16]
     return BusyPeriod(external_id, starts_at, until, state, caller, internal, digest)
@@ -530,16 +514,9 @@ _WORD = re.compile(r"[^\W\d_]+")
 # (state, words matched at a word's start or end, phrases matched anywhere); order matters.
 _KEYWORDS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
     ("sick", ("sairas", "sairaa", "sairau", "kipeä", "sjuk", "sick", "ill"), ("sick leave",)),
-    (
-        "vacation",
-        ("loma", "semester", "vacation", "holiday", "ferie", "pto"),
-        ("annual leave",),
-    ),
-    (
-        "off_work",
-        ("vapaa", "ledig"),
-        ("day off", "time off", "off work", "parental leave", "leave of absence"),
-    ),
+    ("vacation", ("loma", "semester", "vacation", "holiday", "ferie", "pto"), ("annual leave",)),
+    ("off_work", ("vapaa", "ledig"),
+     ("day off", "time off", "off work", "parental leave", "leave of absence")),
 )
 # Beginnings of words that merely start like a keyword: "diplomi", "lomake" (a form),
 # "vapaaehtoinen" (voluntary).
@@ -658,6 +635,10 @@ def _upper(component: icalendar.Component, name: str) -> str:
 
 
 _DROP = frozenset({"Cc", "Cf", "Cs", "Co"})
+
+
+def _why(e: Exception) -> str:
+    return _clean(str(e), 160) or type(e).__name__
 
 
 def _clean(text: str, limit: int) -> str:

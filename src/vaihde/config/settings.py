@@ -111,9 +111,7 @@ def loads(text: str, file: str = "<config>") -> Settings:
 
 
 def _fastagi(r: Reader) -> FastAgiSettings:
-    host = r.str("host", "127.0.0.1")
-    if not HOST.match(host):
-        r.problems.append(f"{r.where}.host: not a host name or address: {host!r}")
+    host = r.host("host", "127.0.0.1")
     port = r.int("port", 4573, low=0, high=65535)
     allow: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
     for node in r.list("allow"):
@@ -125,15 +123,13 @@ def _fastagi(r: Reader) -> FastAgiSettings:
         allow = list(LOOPBACK)
         loopback = host in ("localhost", "::1") or host.startswith("127.")
         if not loopback:
-            r.problems.append(
-                f"{r.where}.allow: FastAGI on {host} needs the list of Asterisk servers' "
-                "addresses allowed to connect (it has no authentication of its own)"
-            )
+            r.problems.append(f"{r.where}.allow: FastAGI on {host} needs the list of Asterisk "
+                              "servers' addresses allowed to connect (it has no authentication "
+                              "of its own)")
     secret = os.environ.get("VAIHDE_AGI_SECRET") or r.str("secret", "")
     if secret and not AGI_SECRET.match(secret):
-        r.problems.append(
-            f"{r.where}.secret: must be 16-128 letters, digits, - or _ (it is part of a URL)"
-        )
+        r.problems.append(f"{r.where}.secret: must be 16-128 letters, digits, - or _ (it is part "
+                          "of a URL)")
     r.done()
     return FastAgiSettings(host, port, tuple(allow), secret)
 
@@ -150,9 +146,8 @@ def _build(root: Node) -> Settings:
         problems.append(f"{service.where}.log_format: must be text or json")
     mobile_dial = service.str("mobile_dial", "")
     if mobile_dial and not DEVICE.match(mobile_dial.replace("{number}", "358401234567")):
-        problems.append(
-            f"{service.where}.mobile_dial: must be a device template like PJSIP/{{number}}@trunk"
-        )
+        problems.append(f"{service.where}.mobile_dial: must be a device template like "
+                        "PJSIP/{number}@trunk")
     calendar_interval = service.int("calendar_interval_s", 300, low=30, high=86400)
     service.done()
 
@@ -165,9 +160,8 @@ def _build(root: Node) -> Settings:
     prompts = top.section("prompts")
     # The environment may say where the prompts go (the demo script knows the sandbox's paths).
     prompts_dir = os.environ.get("VAIHDE_PROMPTS_DIR") or prompts.str("dir", "var/prompts")
-    prompts_asterisk_dir = os.environ.get("VAIHDE_PROMPTS_ASTERISK_DIR") or prompts.str(
-        "asterisk_dir", ""
-    )
+    prompts_asterisk_dir = (os.environ.get("VAIHDE_PROMPTS_ASTERISK_DIR")
+                            or prompts.str("asterisk_dir", ""))
     if prompts_asterisk_dir and not prompts_asterisk_dir.startswith("/"):
         problems.append(f"{prompts.where}.asterisk_dir: must be an absolute path")
     prompts.done()
@@ -196,25 +190,15 @@ def _build(root: Node) -> Settings:
     top.done()
     if problems:
         raise ConfigError(problems)
+    first = asterisks[0]
     return Settings(
-        source=root.where.file,
-        fastagi=fastagi,
-        http=http,
-        ami=AmiSettings(asterisks[0].host, asterisks[0].port, asterisks[0].username,
-                        asterisks[0].secret),
-        asterisks=asterisks,
-        database_url=database_url,
-        company_file=company_file,
-        mobile_dial=mobile_dial,
-        calendar_interval_s=calendar_interval,
-        prompts_dir=prompts_dir,
-        prompts_asterisk_dir=prompts_asterisk_dir,
-        messaging=messaging,
-        log_format=log_format,
-        console_bounce_s=console_bounce_s,
-        console_ring_s=console_ring_s,
-        console_streams_per_user=console_streams,
-        guard_mode=guard_mode,
+        source=root.where.file, fastagi=fastagi, http=http,
+        ami=AmiSettings(first.host, first.port, first.username, first.secret),
+        asterisks=asterisks, database_url=database_url, company_file=company_file,
+        mobile_dial=mobile_dial, calendar_interval_s=calendar_interval, prompts_dir=prompts_dir,
+        prompts_asterisk_dir=prompts_asterisk_dir, messaging=messaging, log_format=log_format,
+        console_bounce_s=console_bounce_s, console_ring_s=console_ring_s,
+        console_streams_per_user=console_streams, guard_mode=guard_mode,
         guard_stall_s=guard_stall_ms / 1000,
         guard_agi_url=guard_agi_url.rstrip("/") + "/" if guard_agi_url else "",
         calendar=calendar,
@@ -248,18 +232,15 @@ def _secret(r: Reader, problems: list[str], env_default: str | None) -> str:
             "secret_env: NAME of an environment variable that holds it")
         problems.append(f"{r.where}.secret: is required (or set {hint})")
     elif is_example_secret(secret):
-        problems.append(
-            f"{r.where}.secret: is the example secret of config/asterisk/manager-vaihde.conf"
-            f"{given}, which anyone can read: choose your own (e.g. `openssl rand -base64 24`) "
-            f"and set it in manager-vaihde.conf and here or in {where_env}"
-        )
+        problems.append(f"{r.where}.secret: is the example secret of "
+                        f"config/asterisk/manager-vaihde.conf{given}, which anyone can read: "
+                        "choose your own (e.g. `openssl rand -base64 24`) and set it in "
+                        f"manager-vaihde.conf and here or in {where_env}")
     return secret
 
 
 def _ami(r: Reader, problems: list[str], name: str, env_default: str | None) -> AsteriskSettings:
-    host = r.str("host", "127.0.0.1")
-    if not HOST.match(host):
-        problems.append(f"{r.where}.host: not a host name or address: {host!r}")
+    host = r.host("host", "127.0.0.1")
     port = r.int("port", 5038, low=1, high=65535)
     username = r.str("username", "vaihde")
     return AsteriskSettings(name, host, port, username, _secret(r, problems, env_default))
@@ -270,10 +251,7 @@ def _reach(r: Reader, names: list[str], own: str) -> tuple[tuple[str, str], ...]
     node = r.child("reach")
     if node is None or node.value is None:
         return ()
-    if isinstance(node.value, dict):
-        pairs = [(key, value) for key, value in node.value.items()]
-    else:
-        pairs = [("*", node)]
+    pairs = list(node.value.items()) if isinstance(node.value, dict) else [("*", node)]
     out: list[tuple[str, str]] = []
     for key, value in pairs:
         if key != "*" and (key not in names or key == own):
@@ -295,8 +273,7 @@ def reach_problem(template: str) -> str:
     try:
         sample = template.format(device="PJSIP/op1", resource="op1")
     except (KeyError, IndexError, ValueError):
-        return ("a template may only use {device} and {resource} (e.g. "
-                "PJSIP/{resource}@to-ast1)")
+        return "a template may only use {device} and {resource} (e.g. PJSIP/{resource}@to-ast1)"
     if not any("{" + f + "}" in template for f in REACH_FIELDS):
         return "must place the phone with {device} or {resource} (e.g. PJSIP/{resource}@to-ast1)"
     if not DEVICE.match(sample):

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from vaihde.config.patterns import HOST
 from vaihde.errors import ProblemsError
 
 if TYPE_CHECKING:
@@ -146,6 +147,13 @@ class Reader:
             self.error(node, "must be text")
             return default or ""
         return str(node.value)
+
+    def host(self, key: builtins.str, default: builtins.str) -> builtins.str:
+        """A host name or address."""
+        value = self.str(key, default)
+        if not HOST.match(value):
+            self.problems.append(f"{self.where}.{key}: not a host name or address: {value!r}")
+        return value
 
     def int(self, key: builtins.str, default: int, *, low: int, high: int) -> int:
         node = self.child(key)

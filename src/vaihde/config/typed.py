@@ -191,9 +191,7 @@ def _shape_of(cls: type) -> tuple[FieldShape, ...]:
             # The alias names the key in the file; the value's own type is all the rest.
             kept = [m for m in metadata if not getattr(m, "alias", None)]
             adapter = TypeAdapter(typing.Annotated[(hint, *kept)] if kept else hint)
-        out.append(FieldShape(
-            f.name, alias or f.name, adapter, required, nested, marks, default,
-        ))
+        out.append(FieldShape(f.name, alias or f.name, adapter, required, nested, marks, default))
     return tuple(out)
 
 

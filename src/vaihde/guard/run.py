@@ -26,12 +26,8 @@ DEFAULT_STALL_S = 2.5
 
 class Guard:
     def __init__(
-        self,
-        ami: AmiClient,
-        *,
-        stall_s: float = DEFAULT_STALL_S,
-        contexts: Iterable[str] = contract.AGI_CONTEXTS,
-        agi_url: str | None = None,
+        self, ami: AmiClient, *, stall_s: float = DEFAULT_STALL_S,
+        contexts: Iterable[str] = contract.AGI_CONTEXTS, agi_url: str | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
         self.ami = ami

@@ -46,9 +46,7 @@ def _s(event: Mapping[str, Any], key: str) -> str:
 class AgiWatch:
     """Follows the AGI sessions of the given dialplan contexts."""
 
-    def __init__(
-        self, stall_s: float, contexts: Iterable[str], agi_url: str | None = None
-    ) -> None:
+    def __init__(self, stall_s: float, contexts: Iterable[str], agi_url: str | None = None) -> None:
         """`agi_url`: follow only the sessions whose AGI() URL starts with it (the one instance
         this guard stands in for, when several share the Asterisks); None: every session."""
         if stall_s <= 0:
@@ -121,12 +119,9 @@ class AgiWatch:
 
     def next_due(self) -> float | None:
         """The earliest time at which a session becomes stalled, if any is being waited on."""
-        times = [
-            s.waiting_since + self.stall_s
-            for s in self._sessions.values()
-            if s.waiting_since is not None and not s.rescued
-        ]
-        return min(times) if times else None
+        times = [s.waiting_since for s in self._sessions.values()
+                 if s.waiting_since is not None and not s.rescued]
+        return min(times) + self.stall_s if times else None
 
     def due(self, now: float) -> list[Stalled]:
         """Sessions stalled at `now`; each is returned once (it is then being rescued)."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from vaihde.config.patterns import HOST
 from vaihde.config.source import Reader
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -49,18 +48,14 @@ DEFAULT = HttpSettings()
 
 def parse_http(r: Reader) -> HttpSettings:
     """Read `service.http`; problems go to `r.problems` (the caller raises them together)."""
-    host = r.str("host", "127.0.0.1")
-    if not HOST.match(host):
-        r.problems.append(f"{r.where}.host: not a host name or address: {host!r}")
+    host = r.host("host", "127.0.0.1")
     # 0 = any free port (tests, several instances on one machine).
     port = r.int("port", DEFAULT.port, low=0, high=65535)
     keepalive = r.int("keepalive_s", DEFAULT.keepalive_s, low=1, high=3600)
     header = r.int("header_timeout_s", DEFAULT.header_timeout_s, low=1, high=300)
     body = r.int("body_timeout_s", DEFAULT.body_timeout_s, low=1, high=3600)
-    max_body = r.int("max_body_bytes", DEFAULT.max_body_bytes, low=1024,
-                     high=256 * 1024 * 1024)
-    max_connections = r.int("max_connections", DEFAULT.max_connections, low=8,
-                            high=100_000)
+    max_body = r.int("max_body_bytes", DEFAULT.max_body_bytes, low=1024, high=256 * 1024 * 1024)
+    max_connections = r.int("max_connections", DEFAULT.max_connections, low=8, high=100_000)
     proxies: list[IpNetwork] = []
     for node in r.list("trusted_proxies"):
         text = node.text if node.text is not None else node.value
@@ -75,8 +70,7 @@ def parse_http(r: Reader) -> HttpSettings:
                 f"must be x-forwarded-for or forwarded, not {proxy_header!r}")
         proxy_header = DEFAULT.proxy_header
     r.done()
-    return HttpSettings(
-        host=host, port=port, keepalive_s=keepalive, header_timeout_s=header,
-        body_timeout_s=body, max_body_bytes=max_body, max_connections=max_connections,
-        trusted_proxies=tuple(proxies), proxy_header=proxy_header,
-    )
+    return HttpSettings(host=host, port=port, keepalive_s=keepalive, header_timeout_s=header,
+                        body_timeout_s=body, max_body_bytes=max_body,
+                        max_connections=max_connections, trusted_proxies=tuple(proxies),
+                        proxy_header=proxy_header)

@@ -50,8 +50,6 @@ class Transport(Protocol):
     async def close(self) -> None: ...
 
 
-
-
 class Sender:
     """Delivers messages until stopped: `start()`, `wake()` after taking a message, `stop()`.
 
@@ -100,11 +98,8 @@ class Sender:
 
     def status(self) -> dict[str, object]:
         """For the health page: is the loop running, what can it send, its last problem."""
-        return {
-            "running": self._task is not None and not self._task.done(),
-            "channels": sorted(self.transports),
-            "last_error": self.last_error,
-        }
+        return {"running": self._task is not None and not self._task.done(),
+                "channels": sorted(self.transports), "last_error": self.last_error}
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -166,9 +161,7 @@ class Sender:
                                      holder=holder.holder if holder is not None else None)
         if not claims:
             return 0
-        results = await asyncio.gather(
-            *(self._attempt(c) for c in claims), return_exceptions=True
-        )
+        results = await asyncio.gather(*(self._attempt(c) for c in claims), return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
                 # Sent or not, the outcome is unknown: the claim's lease ends and it is tried
@@ -181,14 +174,9 @@ class Sender:
 
     def _outgoing(self, claim: Claim) -> Outgoing:
         company = self.company()
-        return Outgoing(
-            message=claim.message,
-            delivery=claim.delivery,
-            language=company.company.language,
-            timezone=company.company.timezone,
-            company_name=company.company.name,
-            recipient_name=recipient_name(claim.message.recipient, company),
-        )
+        about = company.company
+        return Outgoing(claim.message, claim.delivery, about.language, about.timezone, about.name,
+                        recipient_name(claim.message.recipient, company))
 
     async def _attempt(self, claim: Claim) -> DeliveryRecord | None:
         delivery = claim.delivery
@@ -214,41 +202,30 @@ class Sender:
             except TimeoutError:
                 error = f"no answer within {self.send_timeout:.0f} s"
             except Exception as exc:  # a bug in a transport must not stop the others
-                log.exception(
-                    "message sender: transport failed", extra={"delivery_id": delivery.id}
-                )
+                log.exception("message sender: transport failed",
+                              extra={"delivery_id": delivery.id})
                 error = f"{type(exc).__name__}: {exc}"
-        return await self._record(claim, error, permanent)
+        # Shielded: the outcome of a mail that went must be written even while stopping.
+        return await asyncio.shield(self._record(claim, error, permanent))
 
     async def _record(
-        self, claim: Claim, error: str | None, permanent: bool
-    ) -> DeliveryRecord | None:
-        # Shielded: the outcome of a mail that went must be written even while stopping.
-        return await asyncio.shield(self._record_now(claim, error, permanent))
-
-    async def _record_now(
-        self, claim: Claim, error: str | None, permanent: bool
-    ) -> DeliveryRecord | None:
+            self, claim: Claim, error: str | None, permanent: bool) -> DeliveryRecord | None:
         async with self.sessions() as session, session.begin():
             result = await record_attempt(
                 session, claim, error=error, permanent=permanent, now=self.clock(),
                 backoff=self.backoff, retry_for=self.retry_for,
             )
         d = claim.delivery
-        extra = {
-            "message_id": claim.message.id, "delivery_id": d.id, "channel": d.channel,
-            "attempt": d.attempts,
-        }
+        extra = {"message_id": claim.message.id, "delivery_id": d.id, "channel": d.channel,
+                 "attempt": d.attempts}
         if result is None:
             log.warning("message delivery was taken over or cancelled meanwhile", extra=extra)
         elif result.status == "sent":
             log.info("message delivered", extra=extra)
         else:
-            log.warning(
-                "message delivery failed",
-                extra={**extra, "status": result.status, "error": error,
-                       "next_attempt_at": result.next_attempt_at},
-            )
+            log.warning("message delivery failed", extra={
+                **extra, "status": result.status, "error": error,
+                "next_attempt_at": result.next_attempt_at})
         return result
 
 

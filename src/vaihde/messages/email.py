@@ -154,9 +154,8 @@ def render_email(item: Outgoing, settings: SmtpSettings) -> EmailMessage:
     lines = [
         t["hello"].format(name=item.recipient_name),
         "",
-        t["intro_team" if team else "intro"].format(
-            caller=caller, time=when, team=item.recipient_name
-        ),
+        t["intro_team" if team else "intro"].format(caller=caller, time=when,
+                                                    team=item.recipient_name),
         "",
         f"{t['caller']}: {message.caller_name or '-'}",
         f"{t['number']}: {message.caller_number or t['withheld']}",
@@ -164,11 +163,8 @@ def render_email(item: Outgoing, settings: SmtpSettings) -> EmailMessage:
     ]
     if message.path:
         lines.append(f"{t['tried']}: {message.path}")
-    taken = (
-        t["by_caller"]
-        if message.taken_by == TAKEN_BY_CALLER
-        else t["by_operator"].format(who=message.taken_by)
-    )
+    taken = (t["by_caller"] if message.taken_by == TAKEN_BY_CALLER
+             else t["by_operator"].format(who=message.taken_by))
     lines.append(f"{t['taken_by']}: {taken}")
     if message.language and message.language != item.language:
         lines.append(f"{t['language']}: {t.get('lang_' + message.language, message.language)}")
@@ -183,19 +179,15 @@ def render_email(item: Outgoing, settings: SmtpSettings) -> EmailMessage:
     # Address objects quote display names: a name with ',', ':' or '<' stays one name.
     mail["From"] = Address(display_name=from_name, addr_spec=settings.from_address)
     try:
-        mail["To"] = Address(
-            display_name=clean_line(item.recipient_name, 100), addr_spec=item.delivery.address
-        )
+        mail["To"] = Address(display_name=clean_line(item.recipient_name, 100),
+                             addr_spec=item.delivery.address)
     except (ValueError, IndexError) as exc:
-        raise SendError(
-            f"not an e-mail address: {item.delivery.address!r}", permanent=True
-        ) from exc
+        raise SendError(f"not an e-mail address: {item.delivery.address!r}",
+                        permanent=True) from exc
     mail["Subject"] = subject(item)
     mail["Date"] = format_datetime(message.created_at)
-    mail["Message-ID"] = make_msgid(
-        idstring=f"vaihde-message-{message.id}-{item.delivery.id}",
-        domain=settings.from_address.rpartition("@")[2],
-    )
+    mail["Message-ID"] = make_msgid(idstring=f"vaihde-message-{message.id}-{item.delivery.id}",
+                                    domain=settings.from_address.rpartition("@")[2])
     # Tells vacation responders not to answer a machine.
     mail["Auto-Submitted"] = "auto-generated"
     mail.set_content("\n".join(lines) + "\n")
@@ -206,11 +198,9 @@ def render_email(item: Outgoing, settings: SmtpSettings) -> EmailMessage:
             pass  # gone since stat(): the mail still goes, the body names the message id
         else:
             subtype = {"wav": "wav", "gsm": "gsm", "mp3": "mpeg"}.get(
-                attach.suffix.lower().lstrip("."), "wav"
-            )
-            mail.add_attachment(
-                data, maintype="audio", subtype=subtype, filename=_attachment_name(item, attach)
-            )
+                attach.suffix.lower().lstrip("."), "wav")
+            mail.add_attachment(data, maintype="audio", subtype=subtype,
+                                filename=_attachment_name(item, attach))
     return mail
 
 
@@ -255,29 +245,24 @@ class EmailTransport:
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
             detail = "; ".join(f"{c} {_text(m)}" for c, m in exc.recipients.values())
-            raise SendError(
-                f"SMTP refused the recipient: {detail}", permanent=all(c >= 500 for c in codes)
-            ) from None
+            raise SendError(f"SMTP refused the recipient: {detail}",
+                            permanent=all(c >= 500 for c in codes)) from None
         except smtplib.SMTPDataError as exc:
             # 5xx on the content (too large, rejected as spam) will be refused again.
-            raise SendError(
-                f"SMTP refused the mail: {exc.smtp_code} {_text(exc.smtp_error)}",
-                permanent=exc.smtp_code >= 500,
-            ) from None
+            raise SendError(f"SMTP refused the mail: {exc.smtp_code} {_text(exc.smtp_error)}",
+                            permanent=exc.smtp_code >= 500) from None
         except smtplib.SMTPResponseException as exc:
             # Sender refused, authentication failed…: the settings are wrong, not the message;
             # retried so that nothing is lost while the admin fixes them.
             raise SendError(f"SMTP error: {exc.smtp_code} {_text(exc.smtp_error)}") from None
         except smtplib.SMTPNotSupportedError as exc:
-            raise SendError(
-                f"SMTP server {s.host}:{s.port}: {exc} (security: {s.security})"
-            ) from None
+            raise SendError(f"SMTP server {s.host}:{s.port}: {exc} "
+                            f"(security: {s.security})") from None
         except ssl.SSLError as exc:
             raise SendError(f"TLS with SMTP server {s.host}:{s.port} failed: {exc}") from None
         except (smtplib.SMTPException, OSError) as exc:
-            raise SendError(
-                f"SMTP server {s.host}:{s.port} not reachable: {type(exc).__name__}: {exc}"
-            ) from None
+            raise SendError(f"SMTP server {s.host}:{s.port} not reachable: "
+                            f"{type(exc).__name__}: {exc}") from None
 
 
 def _text(raw: bytes | str) -> str:

@@ -47,14 +47,7 @@ ADDRESS_MAX = EMAIL_MAX
 ERROR_MAX = 1000
 
 # Retry delays after the 1st, 2nd, … failed attempt; the last one repeats until the deadline.
-BACKOFF = (
-    timedelta(minutes=1),
-    timedelta(minutes=5),
-    timedelta(minutes=15),
-    timedelta(hours=1),
-    timedelta(hours=2),
-    timedelta(hours=4),
-)
+BACKOFF = tuple(timedelta(minutes=m) for m in (1, 5, 15, 60, 120, 240))
 RETRY_FOR = timedelta(hours=24)
 
 _SPACES = re.compile(r"[ \t]+")
@@ -70,24 +63,22 @@ class MessageError(ProblemsError, ValueError):
 # --- sanitising ---------------------------------------------------------------------------
 
 
+def _one_line(value: str) -> str:
+    chars = [" " if unicodedata.category(c) in _INVISIBLE or c.isspace() else c for c in value]
+    return _SPACES.sub(" ", "".join(chars)).strip()
+
+
 def clean_line(value: str, limit: int) -> str:
     """One line of text safe for mail headers, SMS and logs: control and invisible formatting
     characters (CR, LF, NUL, bidi overrides…) become spaces, runs of spaces one, cut to `limit`."""
-    value = unicodedata.normalize("NFC", value)
-    chars = [" " if unicodedata.category(c) in _INVISIBLE or c.isspace() else c for c in value]
-    return _SPACES.sub(" ", "".join(chars)).strip()[:limit].rstrip()
+    return _one_line(unicodedata.normalize("NFC", value))[:limit].rstrip()
 
 
 def clean_text(value: str, limit: int | None = None) -> str:
     """Several lines of text: like clean_line, but line breaks stay (as \\n) and tabs become
     spaces. Not cut: callers decide whether too long is an error."""
     value = unicodedata.normalize("NFC", value).replace("\r\n", "\n").replace("\r", "\n")
-    lines = []
-    for line in value.split("\n"):
-        chars = [
-            " " if unicodedata.category(c) in _INVISIBLE or c.isspace() else c for c in line
-        ]
-        lines.append(_SPACES.sub(" ", "".join(chars)).strip())
+    lines = [_one_line(line) for line in value.split("\n")]
     text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
     return text[:limit].rstrip() if limit is not None else text
 
@@ -138,6 +129,10 @@ def _named(recipient: Recipient, info: SerializationInfo) -> NamedRecipient:
                                           "name": name})
 
 
+def _none_if_empty(self: Record, value: str) -> str | None:
+    return value or None
+
+
 @dataclass(frozen=True, slots=True)
 class MessageDraft:
     """A message as the flow or an operator hands it over, before validation."""
@@ -162,6 +157,19 @@ class CallbackDraft:
     note: str = ""
     call_id: str = ""
     taken_by: str = TAKEN_BY_CALLER
+
+
+def _number(number: str | None, problems: list[str]) -> str | None:
+    try:
+        return caller_digits(number)
+    except (ValueError, AttributeError):
+        problems.append(f"caller_number: not a phone number: {number!r}")
+        return None
+
+
+def _call_id(call_id: str, problems: list[str]) -> None:
+    if not isinstance(call_id, str) or (call_id and not CALL_ID.match(call_id)):
+        problems.append(f"call_id: not a call id: {call_id!r}")
 
 
 def _taken_by_and_note(taken_by: object, note: object, problems: list[str]) -> str:
@@ -190,11 +198,7 @@ def validate_message(draft: MessageDraft, company_language: str = "fi") -> Messa
         problems.append(f"recipient: must be an employee or a team, not {recipient!r}")
     elif not isinstance(recipient.id, str) or not ID.match(recipient.id):
         problems.append(f"recipient: not an {recipient.kind} id: {recipient.id!r}")
-    number = None
-    try:
-        number = caller_digits(draft.caller_number)
-    except (ValueError, AttributeError):
-        problems.append(f"caller_number: not a phone number: {draft.caller_number!r}")
+    number = _number(draft.caller_number, problems)
     note = _taken_by_and_note(draft.taken_by, draft.note, problems)
     recording = draft.recording_path
     if recording is not None and (
@@ -204,8 +208,7 @@ def validate_message(draft: MessageDraft, company_language: str = "fi") -> Messa
         or clean_line(recording, RECORDING_PATH_MAX) != recording
     ):
         problems.append(f"recording_path: must be an absolute file path, not {recording!r}")
-    if not isinstance(draft.call_id, str) or (draft.call_id and not CALL_ID.match(draft.call_id)):
-        problems.append(f"call_id: not a call id: {draft.call_id!r}")
+    _call_id(draft.call_id, problems)
     language = draft.language or company_language
     if language not in LANGUAGES:
         problems.append(f"language: must be one of {', '.join(LANGUAGES)}, not {language!r}")
@@ -214,26 +217,17 @@ def validate_message(draft: MessageDraft, company_language: str = "fi") -> Messa
             problems.append(f"{name}: must be text")
     if problems:
         raise MessageError(problems)
-    return replace(
-        draft,
-        caller_number=number,
-        caller_name=clean_line(draft.caller_name, NAME_MAX),
-        path=clean_text(draft.path, PATH_MAX),
-        note=note,
-        language=language,
-    )
+    return replace(draft, caller_number=number, caller_name=clean_line(draft.caller_name, NAME_MAX),
+                   path=clean_text(draft.path, PATH_MAX), note=note, language=language)
 
 
 def validate_callback(draft: CallbackDraft) -> CallbackDraft:
     """The callback request cleaned for storing, or MessageError."""
     problems: list[str] = []
-    number = None
-    try:
-        number = caller_digits(draft.caller_number)
-        if number is None:
-            problems.append("caller_number: a callback needs the caller's number")
-    except (ValueError, AttributeError):
-        problems.append(f"caller_number: not a phone number: {draft.caller_number!r}")
+    known = len(problems)
+    number = _number(draft.caller_number, problems)
+    if number is None and len(problems) == known:
+        problems.append("caller_number: a callback needs the caller's number")
     if (draft.for_kind is None) != (draft.for_id is None):
         problems.append("for_kind, for_id: give both or neither")
     elif draft.for_kind is not None:
@@ -244,16 +238,11 @@ def validate_callback(draft: CallbackDraft) -> CallbackDraft:
     note = _taken_by_and_note(draft.taken_by, draft.note, problems)
     if not isinstance(draft.caller_name, str):
         problems.append("caller_name: must be text")
-    if not isinstance(draft.call_id, str) or (draft.call_id and not CALL_ID.match(draft.call_id)):
-        problems.append(f"call_id: not a call id: {draft.call_id!r}")
+    _call_id(draft.call_id, problems)
     if problems:
         raise MessageError(problems)
-    return replace(
-        draft,
-        caller_number=number or "",
-        caller_name=clean_line(draft.caller_name, NAME_MAX),
-        note=note,
-    )
+    return replace(draft, caller_number=number or "",
+                   caller_name=clean_line(draft.caller_name, NAME_MAX), note=note)
 
 
 class DeliveryRecord(Record):
@@ -304,10 +293,7 @@ class MessageRecord(Record):
     deliveries: tuple[DeliveryRecord, ...] = ()
 
     _for = field_serializer("recipient")(_named)
-
-    @field_serializer("call_id")
-    def _call_id(self, call_id: str) -> str | None:
-        return call_id or None
+    _call_id = field_serializer("call_id")(_none_if_empty)
 
     @computed_field(  # type: ignore[prop-decorator]
         description="GET /messages/{id}/recording serves it"
@@ -341,9 +327,7 @@ class CallbackRecord(Record):
             return None
         return _named(Recipient(kind=kind, id=self.for_id), info)
 
-    @field_serializer("call_id")
-    def _call_id(self, call_id: str) -> str | None:
-        return call_id or None
+    _call_id = field_serializer("call_id")(_none_if_empty)
 
 
 # --- the delivery plan ----------------------------------------------------------------------

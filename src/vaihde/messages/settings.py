@@ -86,9 +86,8 @@ def parse_messaging(
     hours = reader.int("retry_for_h", 24, low=1, high=24 * 14)
     poll = reader.int("poll_interval_s", 30, low=1, high=3600)
     reader.done()
-    return MessagingSettings(
-        smtp=smtp, sms=sms, retry_for=timedelta(hours=hours), poll_interval_s=poll
-    )
+    return MessagingSettings(smtp=smtp, sms=sms, retry_for=timedelta(hours=hours),
+                             poll_interval_s=poll)
 
 
 def messaging_from_mapping(
@@ -126,9 +125,8 @@ def _smtp(r: Reader, env: Mapping[str, str]) -> SmtpSettings:
     username = r.str("username", "")
     password = env.get(SMTP_PASSWORD_ENV) or r.str("password", "")
     if username and not password:
-        r.problems.append(
-            f"{r.where}.password: is required with a username (or set {SMTP_PASSWORD_ENV})"
-        )
+        r.problems.append(f"{r.where}.password: is required with a username (or set "
+                          f"{SMTP_PASSWORD_ENV})")
     if password and not username:
         _problem(r, "password", "given without a username")
     from_address = r.str("from", required=True)
@@ -152,19 +150,10 @@ def _smtp(r: Reader, env: Mapping[str, str]) -> SmtpSettings:
         elif security == "none":
             _problem(r, "tls_ca_file", "given with security: none")
     r.done()
-    return SmtpSettings(
-        host=host,
-        from_address=from_address,
-        port=port,
-        security=security,
-        username=username,
-        password=password,
-        from_name=from_name,
-        timeout_s=timeout,
-        attach_max_bytes=attach_max,
-        recording_link=link,
-        tls_ca_file=ca_file,
-    )
+    return SmtpSettings(host=host, from_address=from_address, port=port, security=security,
+                        username=username, password=password, from_name=from_name,
+                        timeout_s=timeout, attach_max_bytes=attach_max, recording_link=link,
+                        tls_ca_file=ca_file)
 
 
 def _sms(r: Reader, env: Mapping[str, str]) -> SmsSettings:
@@ -181,7 +170,7 @@ def _sms(r: Reader, env: Mapping[str, str]) -> SmsSettings:
     fmt = r.str("format", "json")
     if fmt not in SMS_FORMATS:
         _problem(r, "format", f"must be json or form, not {fmt!r}")
-    fields = {}
+    fields: dict[str, str] = {}
     for key, default in (("to_field", "to"), ("text_field", "text"), ("sender_field", "from")):
         fields[key] = r.str(key, default)
         if not _FIELD.match(fields[key]):
@@ -193,15 +182,5 @@ def _sms(r: Reader, env: Mapping[str, str]) -> SmsSettings:
         _problem(r, "sender", "must be one line of at most 64 characters")
     timeout = r.int("timeout_s", 10, low=1, high=120)
     r.done()
-    return SmsSettings(
-        url=url,
-        token=token,
-        token_header=header,
-        token_scheme=scheme,
-        format=fmt,
-        to_field=fields["to_field"],
-        text_field=fields["text_field"],
-        sender=sender,
-        sender_field=fields["sender_field"],
-        timeout_s=timeout,
-    )
+    return SmsSettings(url=url, token=token, token_header=header, token_scheme=scheme,
+                       format=fmt, sender=sender, timeout_s=timeout, **fields)

@@ -12,21 +12,12 @@ from vaihde.messages.settings import SmsSettings
 SMS_MAX = 320  # two concatenated SMS; gateways bill per part
 
 TEXTS = {
-    "fi": {
-        "intro": "Viesti: {caller} soitti {time}.",
-        "recording": "Äänite sähköpostissa.",
-        "no_note": "Ei kirjoitettua viestiä.",
-    },
-    "sv": {
-        "intro": "Meddelande: {caller} ringde {time}.",
-        "recording": "Inspelningen i e-posten.",
-        "no_note": "Inget skrivet meddelande.",
-    },
-    "en": {
-        "intro": "Message: {caller} called {time}.",
-        "recording": "Recording in your e-mail.",
-        "no_note": "No written message.",
-    },
+    "fi": {"intro": "Viesti: {caller} soitti {time}.", "recording": "Äänite sähköpostissa.",
+           "no_note": "Ei kirjoitettua viestiä."},
+    "sv": {"intro": "Meddelande: {caller} ringde {time}.", "recording": "Inspelningen i e-posten.",
+           "no_note": "Inget skrivet meddelande."},
+    "en": {"intro": "Message: {caller} called {time}.", "recording": "Recording in your e-mail.",
+           "no_note": "No written message."},
 }
 # Gateway answers that mean "not now" rather than "never": retried like 5xx.
 _RETRY_4XX = (408, 425, 429)
@@ -36,10 +27,8 @@ def render_sms(item: Outgoing, limit: int = SMS_MAX) -> str:
     """One line of at most `limit` characters; the note is shortened (with …) to fit."""
     t = TEXTS.get(item.language, TEXTS["en"])
     message = item.message
-    head = t["intro"].format(
-        caller=caller_label(message, item.language),
-        time=local_time(message.created_at, item.timezone, item.language),
-    )
+    head = t["intro"].format(caller=caller_label(message, item.language),
+                             time=local_time(message.created_at, item.timezone, item.language))
     tail = f" {t['recording']}" if message.recording_path else ""
     note = clean_line(message.note, limit) if message.note else t["no_note"]
     room = limit - len(head) - len(tail) - 1
@@ -63,9 +52,8 @@ class SmsTransport:
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.settings.timeout_s)
-            )
+            timeout = aiohttp.ClientTimeout(total=self.settings.timeout_s)
+            self._session = aiohttp.ClientSession(timeout=timeout)
         return self._session
 
     def request(self, item: Outgoing) -> tuple[dict[str, str], dict[str, str]]:
@@ -94,9 +82,8 @@ class SmsTransport:
                 detail = clean_line(await response.text(errors="replace"), 200)
         except (aiohttp.ClientError, TimeoutError) as exc:
             # The token is never in these messages: only the URL and the error.
-            raise SendError(
-                f"SMS gateway not reachable: {type(exc).__name__}: {exc}"[:500]
-            ) from None
+            why = f"SMS gateway not reachable: {type(exc).__name__}: {exc}"
+            raise SendError(why[:500]) from None
         status = response.status
         permanent = 400 <= status < 500 and status not in _RETRY_4XX
         raise SendError(f"SMS gateway answered {status}: {detail}", permanent=permanent)

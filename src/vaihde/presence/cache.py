@@ -11,14 +11,14 @@ import logging
 from collections.abc import Callable, Collection, Iterable
 from datetime import UTC, datetime, timedelta, tzinfo
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vaihde.db import models as m
 from vaihde.db.changes import Watch
 from vaihde.db.clock import utcnow as _utcnow
 from vaihde.presence.model import Availability, Entry, resolve
-from vaihde.presence.store import active_entries, changed_entries
+from vaihde.presence.store import active_entries, changed_entries, not_over
 from vaihde.records import of_row
 
 log = logging.getLogger("vaihde.presence")
@@ -44,13 +44,8 @@ class PresenceCache:
     `run` is running).
     """
 
-    def __init__(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        *,
-        tz: tzinfo = UTC,
-        clock: Callable[[], datetime] = _utcnow,
-    ) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, tz: tzinfo = UTC,
+                 clock: Callable[[], datetime] = _utcnow) -> None:
         self._sessions = sessions
         self.tz = tz
         self._clock = clock
@@ -70,13 +65,8 @@ class PresenceCache:
         """The employee's availability now (synchronous; no I/O). An id the cache does not know
         (not in the directory yet) resolves like an employee without entries: available."""
         entries = self._entries.get(employee_id)
-        return resolve(
-            employee_id,
-            entries.values() if entries else (),
-            now=now or self._clock(),
-            on_call=employee_id in self._on_call,
-            tz=self.tz,
-        )
+        return resolve(employee_id, entries.values() if entries else (), now=now or self._clock(),
+                       on_call=employee_id in self._on_call, tz=self.tz)
 
     def snapshot(self, now: datetime | None = None) -> dict[str, Availability]:
         """Every active employee's availability at one instant (for the console)."""
@@ -212,13 +202,8 @@ class PresenceCache:
         self, session: AsyncSession, employee_ids: Collection[str], horizon: datetime
     ) -> list[Entry]:
         e = m.AvailabilityEntry
-        rows = await session.scalars(
-            select(e).where(
-                e.employee_id.in_(employee_ids),
-                e.cancelled_at.is_(None),
-                or_(e.until.is_(None), e.until > horizon),
-            )
-        )
+        rows = await session.scalars(select(e).where(e.employee_id.in_(employee_ids),
+                                                     *not_over(horizon)))
         return [of_row(Entry, r) for r in rows.all()]
 
     def _prune(self, horizon: datetime) -> None:

@@ -39,9 +39,8 @@ def parse_when(
     value = text.strip()
     rel = _RELATIVE.match(value)
     if rel and any(rel.groupdict().values()):
-        delta = timedelta(
-            days=int(rel["d"] or 0), hours=int(rel["h"] or 0), minutes=int(rel["m"] or 0)
-        )
+        delta = timedelta(days=int(rel["d"] or 0), hours=int(rel["h"] or 0),
+                          minutes=int(rel["m"] or 0))
         return (base or now) + delta
     clock = _CLOCK.match(value)
     if clock:
@@ -74,25 +73,13 @@ async def cmd_set(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     parse_state(args.state)  # a typo is reported before the database is opened
     starts = parse_when(args.start, field="from", now=now, tz=tz) if args.start else None
-    until = (
-        parse_when(args.until, field="until", now=now, tz=tz, base=starts, roll_forward=True)
-        if args.until
-        else None
-    )
+    until = (parse_when(args.until, field="until", now=now, tz=tz, base=starts, roll_forward=True)
+             if args.until else None)
     async with database(args.db) as db:
         async with db.sessions.begin() as s:
             entry = await store.set_availability(
-                s,
-                args.employee,
-                args.state,
-                source=args.source,
-                set_by=args.by,
-                starts_at=starts,
-                until=until,
-                note_for_callers=args.note,
-                internal_note=args.internal_note,
-                now=now,
-            )
+                s, args.employee, args.state, source=args.source, set_by=args.by, starts_at=starts,
+                until=until, note_for_callers=args.note, internal_note=args.internal_note, now=now)
         async with db.sessions() as s:
             now_av = await store.get_availability(s, args.employee, tz=tz)
     print(f"{args.employee}: {describe_entry(entry, tz)}")
@@ -139,9 +126,8 @@ async def cmd_show(args: argparse.Namespace) -> int:
         if employee is None:
             raise CommandError(f"no employee {args.employee!r}")
         av = await store.get_availability(s, args.employee, now=now, tz=tz)
-        upcoming = await store.entries_for(
-            s, args.employee, start=now, end=now + timedelta(days=60)
-        )
+        upcoming = await store.entries_for(s, args.employee, start=now,
+                                           end=now + timedelta(days=60))
     inactive = "" if employee.active else " (no longer in the directory)"
     print(f"{employee.id}: {employee.name}{inactive}")
     print(f"  state:        {av.state}" + (f" until {local(av.until, tz)}" if av.until else ""))
@@ -224,27 +210,19 @@ def register(subparsers: Any) -> None:
     presence = subparsers.add_parser("presence", help="employees' availability")
     sub = presence.add_subparsers(dest="presence_command", required=True, metavar="ACTION")
 
-    p = add(
-        sub, "set", cmd_set, "set an employee's availability",
-        description="Without --from this is the employee's status from now on: it replaces "
-        "their earlier open-ended status. With --from it is scheduled.",
-    )
+    p = add(sub, "set", cmd_set, "set an employee's availability",
+            description="Without --from this is the employee's status from now on: it replaces "
+            "their earlier open-ended status. With --from it is scheduled.")
     p.add_argument("employee")
-    p.add_argument(
-        "state",
-        help="available, busy, meeting, video_conference, away, vacation, sick, off_work, on_call",
-    )
+    p.add_argument("state", help="available, busy, meeting, video_conference, away, vacation, "
+                   "sick, off_work, on_call")
     p.add_argument("--until", help=f"when it ends: {TIME_HELP}; +… counts from --from")
     p.add_argument("--from", dest="start", help=f"when it starts (default now): {TIME_HELP}")
     p.add_argument("--note", default="", help="said or shown to callers (at most 200 characters)")
     p.add_argument("--internal-note", default="", help="for operators only")
     p.add_argument("--by", default=getpass.getuser(), help="who sets it (default: your username)")
-    p.add_argument(
-        "--source",
-        default="manual",
-        choices=["manual", "operator", "phone"],
-        help="manual (the employee) or operator (on their behalf)",
-    )
+    p.add_argument("--source", default="manual", choices=["manual", "operator", "phone"],
+                   help="manual (the employee) or operator (on their behalf)")
 
     p = add(sub, "cancel", cmd_cancel, "cancel an entry (it stays in history)")
     p.add_argument("entry", type=int, help="entry number, as shown by show or history")

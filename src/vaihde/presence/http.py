@@ -39,9 +39,7 @@ async def _require_active(request: web.Request, employee_id: str) -> None:
     if employee_id in api.cache.employees:
         return
     async with api.sessions() as session:
-        active = await session.scalar(
-            select(m.Employee.active).where(m.Employee.id == employee_id)
-        )
+        active = await session.scalar(select(m.Employee.active).where(m.Employee.id == employee_id))
     if not active:
         raise not_found(f"no employee {employee_id!r} in the directory", "employee_id")
 
@@ -68,9 +66,8 @@ async def get_availability(request: web.Request, path: EmployeePath) -> Availabi
             errors=(404,),
             description="Replaces the employee's earlier open-ended status. Employees may set "
             "only their own (source manual); operators and admins anyone's (source operator).")
-async def set_availability(
-    request: web.Request, path: EmployeePath, body: SetAvailability
-) -> EntryChange:
+async def set_availability(request: web.Request, path: EmployeePath,
+                           body: SetAvailability) -> EntryChange:
     return await _store_entry(request, path.employee_id, body)
 
 
@@ -90,16 +87,10 @@ async def _store_entry(
     await _require_active(request, employee_id)
     api = ctx(request)
     entry = await PresenceStore(api.sessions, api.cache).set_availability(
-        employee_id,
-        body.state,
-        source=availability_source(principal, employee_id),
+        employee_id, body.state, source=availability_source(principal, employee_id),
         set_by=principal.username,
-        starts_at=body.starts_at if isinstance(body, ScheduleEntry) else None,
-        until=body.until,
-        note_for_callers=body.note_for_callers,
-        internal_note=body.internal_note,
-        now=api.clock(),
-    )
+        starts_at=body.starts_at if isinstance(body, ScheduleEntry) else None, until=body.until,
+        note_for_callers=body.note_for_callers, internal_note=body.internal_note, now=api.clock())
     return EntryChange(entry=entry, availability=api.cache.lookup(employee_id))
 
 
@@ -111,9 +102,8 @@ async def list_entries(request: web.Request, path: EmployeePath) -> EntryList:
     api = ctx(request)
     now = api.clock()
     async with api.sessions() as session:
-        entries = await store.entries_for(
-            session, path.employee_id, start=now, end=now + MAX_AHEAD + timedelta(days=1)
-        )
+        entries = await store.entries_for(session, path.employee_id, start=now,
+                                          end=now + MAX_AHEAD + timedelta(days=1))
     return EntryList(entries=entries)
 
 
@@ -126,16 +116,13 @@ async def cancel(request: web.Request, path: EntryPath) -> EntryChange:
     api = ctx(request)
     async with api.sessions.begin() as session:
         # Only the owner column: the store reads the row itself under its revision lock.
-        employee_id = await session.scalar(
-            select(m.AvailabilityEntry.employee_id)
-            .where(m.AvailabilityEntry.id == path.entry_id)
-        )
+        employee_id = await session.scalar(select(m.AvailabilityEntry.employee_id)
+                                           .where(m.AvailabilityEntry.id == path.entry_id))
         if employee_id is None:
             raise not_found(f"no entry #{path.entry_id}", "entry_id")
         principal = require(request, Action.CHANGE_AVAILABILITY, employee_id)
-        entry = await store.cancel_entry(
-            session, path.entry_id, actor=principal.username, now=api.clock()
-        )
+        entry = await store.cancel_entry(session, path.entry_id, actor=principal.username,
+                                         now=api.clock())
     await api.cache.invalidate(entry.employee_id)
     return EntryChange(entry=entry, availability=api.cache.lookup(entry.employee_id))
 
@@ -148,9 +135,8 @@ async def cancel(request: web.Request, path: EntryPath) -> EntryChange:
 async def history(request: web.Request, path: EmployeePath, query: HistoryQuery) -> History:
     api = ctx(request)
     async with api.sessions() as session:
-        exists = await session.scalar(
-            select(m.Employee.id).where(m.Employee.id == path.employee_id)
-        )
+        found = select(m.Employee.id).where(m.Employee.id == path.employee_id)
+        exists = await session.scalar(found)
         if exists is None:
             raise not_found(f"no employee {path.employee_id!r}", "employee_id")
         entries = await store.history(session, path.employee_id, limit=query.limit)

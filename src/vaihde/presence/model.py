@@ -59,12 +59,7 @@ class Source(StrEnum):
 
 # Higher wins a tie of effective times: a person's word beats a machine's.
 SOURCE_RANK: dict[Source, int] = {
-    Source.OPERATOR: 5,
-    Source.MANUAL: 4,
-    Source.PHONE: 3,
-    Source.CALENDAR: 2,
-    Source.DEVICE: 1,
-}
+    Source.OPERATOR: 5, Source.MANUAL: 4, Source.PHONE: 3, Source.CALENDAR: 2, Source.DEVICE: 1}
 
 # Sources whose immediate entries mean "this is my status now" and replace each other.
 HUMAN_SOURCES = frozenset({Source.MANUAL, Source.OPERATOR, Source.PHONE})
@@ -133,11 +128,8 @@ class Entry(Record):
         return self.starts_at > self.created_at
 
     def active_at(self, now: datetime) -> bool:
-        return (
-            self.cancelled_at is None
-            and self.starts_at <= now
-            and (self.until is None or now < self.until)
-        )
+        return (self.cancelled_at is None and self.starts_at <= now
+                and (self.until is None or now < self.until))
 
 
 class AvailabilitySummary(Record):
@@ -166,9 +158,7 @@ class Availability(AvailabilitySummary):
     )
 
     employee_id: str
-    internal_note: str = Field(
-        description="only for the employee themselves, operators and admins"
-    )
+    internal_note: str = Field(description="only for the employee themselves, operators and admins")
     source: Source | None
     set_by: str | None
     since: Time | None
@@ -253,18 +243,10 @@ def resolve(
         else:
             parts.append("phone in use")
     return Availability(
-        employee_id=employee_id,
-        state=state,
-        until=winner.until,
-        note_for_callers=winner.note_for_callers,
-        internal_note=winner.internal_note,
-        source=winner.source,
-        set_by=winner.set_by,
-        since=winner.effective_at,
-        entry_id=winner.id,
-        on_call=on_call,
-        explanation="; ".join(parts),
-        next_change=next_change,
+        employee_id=employee_id, state=state, until=winner.until,
+        note_for_callers=winner.note_for_callers, internal_note=winner.internal_note,
+        source=winner.source, set_by=winner.set_by, since=winner.effective_at, entry_id=winner.id,
+        on_call=on_call, explanation="; ".join(parts), next_change=next_change,
     )
 
 
@@ -300,9 +282,8 @@ def check_text(field: str, value: str, limit: int, *, newlines: bool = False) ->
 
 def clean_text(value: str, limit: int) -> str:
     """For machine sources (calendars): keep what fits instead of refusing the whole sync."""
-    cleaned = " ".join(
-        "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in value).split()
-    )
+    cleaned = " ".join("".join(" " if unicodedata.category(ch) == "Cc" else ch
+                               for ch in value).split())
     return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
 
 
@@ -352,31 +333,20 @@ def overlaps(a_start: datetime, a_until: datetime | None, b: Entry) -> bool:
 
 
 def find_overlap(
-    source: Source,
-    starts_at: datetime,
-    until: datetime | None,
-    existing: Iterable[Entry],
+    source: Source, starts_at: datetime, until: datetime | None, existing: Iterable[Entry],
 ) -> Entry | None:
     """A scheduled entry (explicit start) that clashes with another scheduled one from the same
     source. Statements of "my status now" never clash: they supersede instead."""
-    for entry in existing:
-        if (
-            entry.cancelled_at is None
-            and entry.source is source
-            and entry.scheduled
-            and overlaps(starts_at, until, entry)
-        ):
-            return entry
-    return None
+    return next((e for e in existing if e.cancelled_at is None and e.source is source
+                 and e.scheduled and overlaps(starts_at, until, e)), None)
 
 
 def superseded(now: datetime, existing: Iterable[Entry]) -> list[Entry]:
     """Entries that a new immediate human statement replaces: the open-ended manual, operator and
     phone entries active now. Bounded ones (vacation to Friday) resurface when the new one ends;
     future ones stay scheduled."""
-    return [
-        e for e in existing if e.source in HUMAN_SOURCES and e.until is None and e.active_at(now)
-    ]
+    return [e for e in existing
+            if e.source in HUMAN_SOURCES and e.until is None and e.active_at(now)]
 
 
 def describe_entry(entry: Entry, tz: tzinfo = UTC) -> str:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Any, Concatenate, Literal, ParamSpec
 
 from pydantic import Field
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vaihde.db import models as m
@@ -73,23 +73,19 @@ def _iso(t: datetime | None) -> str | None:
 
 
 def _audit(
-    session: AsyncSession,
-    row: m.AvailabilityEntry,
-    action: str,
-    actor: str,
-    at: datetime,
+    session: AsyncSession, row: m.AvailabilityEntry, action: str, actor: str, at: datetime,
     **details: Any,
 ) -> None:
-    session.add(
-        m.AvailabilityAudit(
-            entry_id=row.id,
-            employee_id=row.employee_id,
-            action=action,
-            actor=actor,
-            at=at,
-            details=details,
-        )
-    )
+    session.add(m.AvailabilityAudit(entry_id=row.id, employee_id=row.employee_id, action=action,
+                                    actor=actor, at=at, details=details))
+
+
+def _cancel(
+    session: AsyncSession, row: m.AvailabilityEntry, actor: str, at: datetime, revision: int,
+    **details: Any,
+) -> None:
+    row.cancelled_at, row.cancelled_by, row.revision = at, actor, revision
+    _audit(session, row, "cancelled", actor, at, **details)
 
 
 async def _require_employee(session: AsyncSession, employee_id: str) -> None:
@@ -106,17 +102,15 @@ async def _open_rows(
     session: AsyncSession, employee_id: str, now: datetime
 ) -> list[m.AvailabilityEntry]:
     """Entries that are not cancelled and not over: the ones a new entry can clash with."""
-    return list(
-        (
-            await session.scalars(
-                select(m.AvailabilityEntry).where(
-                    m.AvailabilityEntry.employee_id == employee_id,
-                    m.AvailabilityEntry.cancelled_at.is_(None),
-                    or_(m.AvailabilityEntry.until.is_(None), m.AvailabilityEntry.until > now),
-                )
-            )
-        ).all()
-    )
+    e = m.AvailabilityEntry
+    rows = await session.scalars(select(e).where(e.employee_id == employee_id, *not_over(now)))
+    return list(rows)
+
+
+def not_over(at: datetime) -> tuple[ColumnElement[bool], ...]:
+    """Not cancelled and not over at `at`."""
+    e = m.AvailabilityEntry
+    return e.cancelled_at.is_(None), or_(e.until.is_(None), e.until > at)
 
 
 async def set_availability(
@@ -140,16 +134,8 @@ async def set_availability(
     source is an error that names it.
     """
     at = _now(now)
-    validate_new_entry(
-        state=state,
-        source=source,
-        set_by=set_by,
-        now=at,
-        starts_at=starts_at,
-        until=until,
-        note_for_callers=note_for_callers,
-        internal_note=internal_note,
-    )
+    validate_new_entry(state=state, source=source, set_by=set_by, now=at, starts_at=starts_at,
+                       until=until, note_for_callers=note_for_callers, internal_note=internal_note)
     state_, source_ = parse_state(state), parse_source(source)
     # First, so that concurrent writers take turns from here (see bump_revision).
     revision = await m.bump_revision(session, m.PRESENCE)
@@ -164,42 +150,19 @@ async def set_availability(
         clash = find_overlap(source_, starts_at, until, existing)
         if clash is not None:
             raise PresenceError(
-                "starts_at",
-                f"overlaps {describe_entry(clash)}; cancel or change that entry first",
-            )
+                "starts_at", f"overlaps {describe_entry(clash)}; cancel or change that entry first")
     row = m.AvailabilityEntry(
-        employee_id=employee_id,
-        state=state_.value,
-        starts_at=starts_at or at,
-        until=until,
-        note_for_callers=note_for_callers.strip(),
-        internal_note=internal_note.strip(),
-        source=source_.value,
-        set_by=set_by.strip(),
-        created_at=at,
-        revision=revision,
-    )
+        employee_id=employee_id, state=state_.value, starts_at=starts_at or at, until=until,
+        note_for_callers=note_for_callers.strip(), internal_note=internal_note.strip(),
+        source=source_.value, set_by=set_by.strip(), created_at=at, revision=revision)
     session.add(row)
     await session.flush()
     replaced_ids = {e.id for e in replaced}
     for old in open_rows:
         if old.id in replaced_ids:
-            old.cancelled_at = at
-            old.cancelled_by = row.set_by
-            old.revision = revision
-            _audit(session, old, "cancelled", row.set_by, at, reason="superseded", by=row.id)
-    _audit(
-        session,
-        row,
-        "created",
-        row.set_by,
-        at,
-        state=row.state,
-        source=row.source,
-        starts_at=_iso(row.starts_at),
-        until=_iso(row.until),
-        superseded=sorted(replaced_ids),
-    )
+            _cancel(session, old, row.set_by, at, revision, reason="superseded", by=row.id)
+    _audit(session, row, "created", row.set_by, at, state=row.state, source=row.source,
+           starts_at=_iso(row.starts_at), until=_iso(row.until), superseded=sorted(replaced_ids))
     await session.flush()
     return of_row(Entry, row)
 
@@ -220,10 +183,7 @@ async def cancel_entry(
         raise PresenceError("entry", f"#{entry_id} was already cancelled by {row.cancelled_by}")
     if row.until is not None and row.until <= at:
         raise PresenceError("entry", f"#{entry_id} has already ended; history is not rewritten")
-    row.cancelled_at = at
-    row.cancelled_by = actor.strip()
-    row.revision = revision
-    _audit(session, row, "cancelled", row.cancelled_by, at, reason="cancelled")
+    _cancel(session, row, actor.strip(), at, revision, reason="cancelled")
     await session.flush()
     return of_row(Entry, row)
 
@@ -241,10 +201,7 @@ async def entries_for(
     require_aware("end", end)
     e = m.AvailabilityEntry
     query = select(e).where(
-        e.employee_id == employee_id,
-        e.starts_at < end,
-        or_(e.until.is_(None), e.until > start),
-    )
+        e.employee_id == employee_id, e.starts_at < end, or_(e.until.is_(None), e.until > start))
     if not include_cancelled:
         query = query.where(e.cancelled_at.is_(None))
     rows = await session.scalars(query.order_by(e.starts_at, e.id))
@@ -254,12 +211,8 @@ async def entries_for(
 async def history(session: AsyncSession, employee_id: str, *, limit: int = 50) -> list[Entry]:
     """Every statement, cancelled ones included, newest first."""
     e = m.AvailabilityEntry
-    rows = await session.scalars(
-        select(e)
-        .where(e.employee_id == employee_id)
-        .order_by(e.created_at.desc(), e.id.desc())
-        .limit(limit)
-    )
+    rows = await session.scalars(select(e).where(e.employee_id == employee_id)
+                                 .order_by(e.created_at.desc(), e.id.desc()).limit(limit))
     return [of_row(Entry, r) for r in rows.all()]
 
 
@@ -268,12 +221,8 @@ async def audit_trail(
 ) -> list[AuditRecord]:
     """Who changed what for this employee, newest first."""
     a = m.AvailabilityAudit
-    rows = await session.scalars(
-        select(a)
-        .where(a.employee_id == employee_id)
-        .order_by(a.at.desc(), a.id.desc())
-        .limit(limit)
-    )
+    rows = await session.scalars(select(a).where(a.employee_id == employee_id)
+                                 .order_by(a.at.desc(), a.id.desc()).limit(limit))
     return [of_row(AuditRecord, r) for r in rows.all()]
 
 
@@ -294,9 +243,7 @@ async def get_availability(
 async def active_entries(session: AsyncSession, *, since: datetime) -> list[Entry]:
     """Entries not cancelled that end after `since` (or never): what a cache needs."""
     e = m.AvailabilityEntry
-    rows = await session.scalars(
-        select(e).where(e.cancelled_at.is_(None), or_(e.until.is_(None), e.until > since))
-    )
+    rows = await session.scalars(select(e).where(*not_over(since)))
     return [of_row(Entry, r) for r in rows.all()]
 
 
@@ -369,45 +316,25 @@ async def upsert_external(
     # Again under the revision lock: another sync of the same feed may have won the race.
     row = (await session.scalars(find().execution_options(populate_existing=True))).one_or_none()
     if row is None:
-        row = m.AvailabilityEntry(
-            employee_id=employee_id,
-            source=source_.value,
-            external_id=external_id,
-            set_by=set_by,
-            created_at=at,
-            revision=revision,
-            **values,
-        )
+        row = m.AvailabilityEntry(employee_id=employee_id, source=source_.value,
+                                  external_id=external_id, set_by=set_by, created_at=at,
+                                  revision=revision, **values)
         session.add(row)
         await session.flush()
-        _audit(
-            session,
-            row,
-            "created",
-            set_by,
-            at,
-            state=row.state,
-            starts_at=_iso(starts_at),
-            until=_iso(until),
-            external_id=external_id,
-        )
+        _audit(session, row, "created", set_by, at, state=row.state, starts_at=_iso(starts_at),
+               until=_iso(until), external_id=external_id)
         await session.flush()
         return of_row(Entry, row), "created"
     before = {k: getattr(row, k) for k in values}
     for k, v in values.items():
         setattr(row, k, v)
     restored = row.cancelled_at is not None
-    row.cancelled_at = None
-    row.cancelled_by = None
-    row.revision = revision
-    changes = {
-        k: [
-            _iso(before[k]) if isinstance(before[k], datetime) else before[k],
-            _iso(v) if isinstance(v, datetime) else v,
-        ]
-        for k, v in values.items()
-        if before[k] != v
-    }
+    row.cancelled_at, row.cancelled_by, row.revision = None, None, revision
+
+    def shown(v: Any) -> Any:
+        return _iso(v) if isinstance(v, datetime) else v
+
+    changes = {k: [shown(before[k]), shown(v)] for k, v in values.items() if before[k] != v}
     _audit(session, row, "updated", set_by, at, changes=changes, restored=restored)
     await session.flush()
     return of_row(Entry, row), "updated"
@@ -434,13 +361,8 @@ async def cancel_missing_external(
         require_aware("window", window[0])
         require_aware("window", window[1])
     e = m.AvailabilityEntry
-    query = select(e).where(
-        e.employee_id == employee_id,
-        e.source == source_.value,
-        e.external_id.is_not(None),
-        e.cancelled_at.is_(None),
-        or_(e.until.is_(None), e.until > at),
-    )
+    query = select(e).where(e.employee_id == employee_id, e.source == source_.value,
+                            e.external_id.is_not(None), *not_over(at))
     if window is not None:
         query = query.where(e.starts_at < window[1], or_(e.until.is_(None), e.until > window[0]))
     keep = set(keep_ids)
@@ -450,10 +372,7 @@ async def cancel_missing_external(
     revision = await m.bump_revision(session, m.PRESENCE)
     out = []
     for row in stale:
-        row.cancelled_at = at
-        row.cancelled_by = actor
-        row.revision = revision
-        _audit(session, row, "cancelled", actor, at, reason="missing from feed")
+        _cancel(session, row, actor, at, revision, reason="missing from feed")
         out.append(of_row(Entry, row))
     await session.flush()
     return out
