@@ -186,7 +186,7 @@ def company_id_for(file_id: str, flag: str | None, known: Iterable[str]) -> str:
         return flag
     if len(companies) > 1:
         raise ConfigError([f"the service has {len(companies)} companies "
-                           f"({', '.join(companies)}): say which with --company ID"])
+                           f"({', '.join(companies)}): say which (--company ID; API: ?company=ID)"])
     return file_id or MAIN_COMPANY
 
 

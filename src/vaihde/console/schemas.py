@@ -171,8 +171,13 @@ class StoryStep(Record):
     detail: dict[str, Any]
 
 
+class CallCompany(Record):
+    id: str = Field(description="the company's id (company.id of its file; `main` by default)")
+    name: str = Field(description="its name, in which the operator answers")
+
+
 class ConsoleCall(Record):
-    sometimes = ("transfer", "parking", "dialled", "channel")
+    sometimes = ("transfer", "parking", "dialled", "channel", "company")
 
     id: str = Field(description="the caller channel's Uniqueid")
     state: Literal["waiting", "ringing", "active", "parked", "transferring"]
@@ -189,6 +194,7 @@ class ConsoleCall(Record):
     parking: Parking | None = None
     parties: list[Party]
     dialled: Dialled | None = None
+    company: CallCompany | None = None
     earlier: Earlier
     story: list[StoryStep]
     channel: str = ""

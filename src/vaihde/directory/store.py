@@ -30,7 +30,13 @@ from vaihde.directory import (
     TeamRecord,
     digits,
 )
-from vaihde.directory.search import Record, fold, records_from_description
+from vaihde.directory.search import (
+    EMPLOYEE_RECORD,
+    TEAM_RECORD,
+    Record,
+    fold,
+    records_from_description,
+)
 from vaihde.records import of_row
 
 D = TypeVar("D", EmployeeDescription, TeamDescription)
@@ -426,6 +432,17 @@ async def search_records(session: AsyncSession) -> list[Record]:
     """Records for `search.DirectoryIndex.build`: the active employees with their team names,
     titles and topics, then the active teams themselves (kind "team")."""
     return records_from_description(await load_directory(session))
+
+
+async def record_companies(session: AsyncSession) -> dict[tuple[str, str], str]:
+    """(kind, id) → company id of every active employee ("employee") and team ("team"), as
+    search records name them."""
+    out: dict[tuple[str, str], str] = {}
+    for kind, table in ((EMPLOYEE_RECORD, m.Employee), (TEAM_RECORD, m.Team)):
+        rows = await session.execute(
+            select(table.id, table.company_id).where(table.active.is_(True)))
+        out.update({(kind, ident): cid for ident, cid in rows.all()})
+    return out
 
 
 async def employee_for_number(session: AsyncSession, number: str) -> str | None:
