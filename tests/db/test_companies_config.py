@@ -79,3 +79,44 @@ async def test_companies_are_applied_each_on_its_own(db, tmp_path: Path):
         alfa_caller = await store.get_caller(session, "0401234567", "alfa")
         assert alfa_caller is not None and alfa_caller.greet_by_name
         assert await store.get_caller(session, "0401234567", "beta") is None
+
+
+async def test_the_running_service_swaps_in_one_company_and_keeps_the_others(db, tmp_path):
+    from dataclasses import replace
+
+    from vaihde.company.apply import apply_company
+    from vaihde.company.live import LiveCompany
+    from vaihde.company.load import parse_company
+    from vaihde.jobs import Background
+    from vaihde.prompts import PromptLibrary
+
+    alfa = parse_company(company("alfa", "0201230000", "aino", "201"), "alfa.yaml")
+    beta = parse_company(company("beta", "0201239999", "bea", "301"), "beta.yaml")
+    for config in (alfa, beta):
+        await apply_company(db.sessions, config, applied_by="test", source_name="t")
+    jobs = Background()
+    live = LiveCompany(db.sessions, PromptLibrary(tmp_path / "sounds", "/sounds"), jobs)
+    try:
+        await live.load()
+        first_alfa, first_beta = live.tenant("alfa"), live.tenant("beta")
+        assert first_alfa is not None and first_beta is not None
+        assert live.for_call("0201239999").id == "beta"
+        assert first_beta.prompts.dir == (tmp_path / "sounds" / "companies" / "beta").resolve()
+        # Beta is applied anew (elsewhere): only Beta is swapped in; Alfa's calls see the very
+        # same object as before.
+        renamed = replace(beta, company=replace(beta.company, name="Beeta Ab"))
+        await apply_company(db.sessions, renamed, applied_by="test", source_name="t")
+        assert await live.check_for_changes()
+        assert live.tenant("alfa") is first_alfa
+        new_beta = live.tenant("beta")
+        assert new_beta is not None and new_beta.config.company.name == "Beeta Ab"
+        assert new_beta.version > first_beta.version
+        # Greetings by name: the caller agreed with Beta only, so only Beta greets them.
+        async with db.sessions.begin() as session:
+            await store.upsert_caller(session, "0401234567", name="Pekka Puu",
+                                      greet_by_name=True, company_id="beta")
+        await live.check_for_changes()
+        assert live.for_call("0201239999").greetings == {"0401234567": "Pekka"}
+        assert live.for_call("0201230000").greetings == {}
+    finally:
+        await jobs.cancel()
