@@ -322,6 +322,13 @@ def build_router(settings: Any, company: Any) -> Any:
         def dial_adapter(self, uniqueid: str) -> None:
             return None  # one Asterisk: the route's Dial() strings as they are
 
+        @property
+        def config(self) -> Any:
+            return self.company
+
+        def for_call(self, dialled: str, forwarded_from: str) -> Any:
+            return self  # one company: its config, prompts and greetings are the stand-in's
+
     return service_router(StandIn())  # type: ignore[arg-type]
 
 

@@ -28,7 +28,7 @@ from vaihde.api import ApiContext, LiveDirectory, make_api
 from vaihde.calendar.importer import CalendarScheduler
 from vaihde.company import CompanyConfig
 from vaihde.company.dials import devices_of
-from vaihde.company.live import LiveCompany, NoCompany
+from vaihde.company.live import LiveCompany, NoCompany, Tenant
 from vaihde.company.offloop import ConfigChecker
 from vaihde.config import settings as settings_mod
 from vaihde.console.actions import Limits
@@ -148,6 +148,15 @@ class Service:
             raise NoCompany("no company configuration loaded")
         return self.live.company
 
+    def for_call(self, dialled: str, forwarded_from: str) -> Tenant:
+        if self.live is None:
+            raise NoCompany("no company configuration loaded")
+        return self.live.for_call(dialled, forwarded_from)
+
+    def _company_by_id(self, company_id: str) -> CompanyConfig | None:
+        tenant = self.live.tenant(company_id) if self.live is not None else None
+        return tenant.config if tenant is not None else None
+
     @property
     def company_version(self) -> int:
         return self.live.version if self.live is not None else 0
@@ -207,6 +216,7 @@ class Service:
                 "name": company.company.name if company else None,
                 "version": self.company_version,
             },
+            "companies": len(self.live.tenants) if self.live is not None else 0,
             "settings": self.settings.source,
         }
         if self.peer is not None:
@@ -242,6 +252,7 @@ class Service:
         self.changes = changes = Changes(self.peer)
         self.live = live = LiveCompany(db.sessions, self.prompts, self.jobs,
                                        company_file=settings.company_file,
+                                       company_files=settings.company_files,
                                        calendars=settings.calendar)
         company = await live.load()
         live.on_change(self._company_changed)
@@ -280,11 +291,12 @@ class Service:
         self._messages = CallMessages(
             db.sessions, lambda: self.company, recordings=self.prompts.dir / "recordings",
             asterisk_recordings=f"{self.prompts.asterisk_dir.rstrip('/')}/recordings",
-            channels=messaging.channels, taken=sender.wake,
+            channels=messaging.channels, taken=sender.wake, company_by_id=self._company_by_id,
         )
         self.calendars = calendars = CalendarScheduler(
             db.sessions,
-            lambda: {e.id: e.calendar for e in self.company.employees.values() if e.calendar},
+            lambda: {e.id: e.calendar for c in self.live.companies.values()
+                     for e in c.employees.values() if e.calendar} if self.live else {},
             lambda: self.company.company.timezone, settings.calendar,
             on_synced=presence.invalidate, interval=settings.calendar_interval_s,
         )
@@ -295,6 +307,7 @@ class Service:
             tracker=self.calls, ami=self.cluster if self.cluster.several else self.ami,
             stories=self.stories, routes=self.cluster if self.cluster.several else None,
             company=self._current, presence=presence, sessions=db.sessions,
+            company_by_id=self._company_by_id,
             tz=tz, availability_json=lambda av: {
                 **as_json(av, tz=tz),
                 "devices": self.phones.device_json(av.employee_id)},
@@ -318,6 +331,7 @@ class Service:
             recordings_dir=self.prompts.dir / "recordings", console=console,
             config_checker=ConfigChecker(settings.calendar),
             device_reach=lambda device: self.devices.reach(device).value,
+            directory_of=directory.of,
         )))
         add_web(app, db.sessions)
         # Deadlines and a connection cap in front of aiohttp (vaihde.http.server).

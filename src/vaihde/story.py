@@ -52,6 +52,7 @@ class CallStory:
     # employee and via (mobile, direct, extension) when it was an employee's, and `text` for
     # people ("for Anna Virtanen, forwarded from their mobile, no answer").
     forwarded: dict[str, str] = field(default_factory=dict)
+    company: str = ""  # the id of the company the call belongs to ("" before it is known)
 
     def add(self, kind: str, at: datetime | None = None, **detail: str) -> None:
         if len(self.steps) >= MAX_STEPS:
@@ -71,6 +72,7 @@ class CallStory:
             "caller_number": self.caller_number,
             "caller_name": self.caller_name,
             "dialled": self.dialled,
+            "company": self.company,
             "started_at": self.started_at.isoformat(),
             "sought": f"{self.sought_kind}:{self.sought_id}" if self.sought_kind else "",
             "path": self.path,
@@ -91,12 +93,15 @@ class StoryBook:
         self.limit = limit
         self.on_finished = on_finished
 
-    def open(self, call_id: str, caller_number: str, caller_name: str, dialled: str) -> CallStory:
+    def open(
+        self, call_id: str, caller_number: str, caller_name: str, dialled: str,
+        company: str = "",
+    ) -> CallStory:
         story = self._stories.get(call_id)
         if story is None:
             story = CallStory(
                 call_id, clean(caller_number, 40), clean(caller_name), dialled,
-                datetime.now(UTC),
+                datetime.now(UTC), company=company,
             )
             self._stories[call_id] = story
             while len(self._stories) > self.limit:

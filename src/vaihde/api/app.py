@@ -18,8 +18,8 @@ from vaihde.api.route import Route
 from vaihde.auth.middleware import make_auth_middleware
 from vaihde.db.changes import Watch
 from vaihde.db.models import DIRECTORY, current_revisions
-from vaihde.directory.search import DirectoryIndex
-from vaihde.directory.store import search_records
+from vaihde.directory.search import DirectoryIndex, Record
+from vaihde.directory.store import record_companies, search_records
 
 log = logging.getLogger("vaihde.api")
 
@@ -57,6 +57,22 @@ def make_api(ctx: ApiContext) -> web.Application:
     return app
 
 
+def _build(
+    records: list[Record], owner: dict[tuple[str, str], str]
+) -> tuple[DirectoryIndex, dict[str, DirectoryIndex]]:
+    """The index of every record and one per company (by the (kind, id) → company map)."""
+    grouped: dict[str, list[Record]] = {cid: [] for cid in set(owner.values())}
+    for record in records:
+        cid = owner.get((record.kind, record.employee_id))
+        if cid is not None:
+            grouped[cid].append(record)
+    if len(grouped) <= 1:  # one company: its index is everyone's
+        every = DirectoryIndex.build(records)
+        return every, dict.fromkeys(grouped, every)
+    return (DirectoryIndex.build(records),
+            {cid: DirectoryIndex.build(rs) for cid, rs in grouped.items()})
+
+
 class LiveDirectory:
     """The search index of the stored directory, rebuilt when its revision counter moves.
 
@@ -68,10 +84,16 @@ class LiveDirectory:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
         self._index = DirectoryIndex.build([])
+        self._by_company: dict[str, DirectoryIndex] = {}
         self._revision = -1
 
     def __call__(self) -> DirectoryIndex:
+        """Every company's employees and teams."""
         return self._index
+
+    def of(self, company_id: str) -> DirectoryIndex | None:
+        """One company's (None: no such company)."""
+        return self._by_company.get(company_id)
 
     async def refresh(self) -> bool:
         """Rebuild if the directory changed since the last build; True if it did."""
@@ -80,7 +102,9 @@ class LiveDirectory:
             if revision == self._revision:
                 return False
             records = await search_records(session)
-        self._index = await asyncio.to_thread(DirectoryIndex.build, records)
+            owner = await record_companies(session)
+        # One company's: the console searches the call's company by default (issue 12).
+        self._index, self._by_company = await asyncio.to_thread(_build, records, owner)
         self._revision = revision
         return True
 

@@ -55,6 +55,8 @@ class ApiContext:
     config_checker: ConfigChecker = field(default_factory=ConfigChecker)
     # A phone's reach now (reachable, in_use, unreachable, unknown) from Asterisk's device state.
     device_reach: Callable[[str], str] | None = None
+    # One company's directory index (GET /directory/search?company=ID); None: only `directory`.
+    directory_of: Callable[[str], DirectoryIndex | None] | None = None
 
 
 CTX: web.AppKey[ApiContext] = web.AppKey("vaihde.api.context")

@@ -9,20 +9,30 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vaihde.company.diff import Change, diff_company
 from vaihde.company.load import company_from_document
 from vaihde.company.schema import CompanyConfig
+from vaihde.company.tenants import Owners
+from vaihde.db import models as m
+from vaihde.db.models import MAIN
 from vaihde.directory import (
     DeviceDescription,
     DirectoryDescription,
     EmployeeDescription,
     TeamDescription,
 )
-from vaihde.directory.store import latest_config, record_config, sync_directory
+from vaihde.directory.store import (
+    latest_config,
+    list_companies,
+    record_config,
+    sync_company_numbers,
+    sync_directory,
+)
 
 log = logging.getLogger("vaihde.company")
 
@@ -67,12 +77,18 @@ class ApplyResult:
     applied: bool
 
 
-async def current_company(session: AsyncSession) -> CompanyConfig | None:
-    """The company as last applied, or None on a fresh database."""
-    record = await latest_config(session)
+async def current_company(
+    session: AsyncSession, company_id: str = MAIN
+) -> CompanyConfig | None:
+    """The company as last applied, or None before its first apply."""
+    record = await latest_config(session, company_id)
     if record is None:
         return None
-    return company_from_document(json.loads(record.document), f"config version {record.id}")
+    config = company_from_document(json.loads(record.document), f"config version {record.id}")
+    if config.id != company_id:
+        # Stored before company.id existed (an installation from before migration 0006).
+        config = replace(config, company=replace(config.company, id=company_id))
+    return config
 
 
 async def pending_changes(
@@ -80,7 +96,34 @@ async def pending_changes(
 ) -> list[Change]:
     """What applying `config` would change (for `vaihde config diff`)."""
     async with sessions() as session:
-        return diff_company(await current_company(session), config)
+        return diff_company(await current_company(session, config.id), config)
+
+
+async def owners(session: AsyncSession, company_id: str) -> Owners:
+    """What companies other than `company_id` hold (for `tenants.check_collisions`)."""
+    employees: dict[str, str] = {}
+    extensions: dict[str, str] = {}
+    rows = await session.execute(
+        select(m.Employee.id, m.Employee.extension, m.Employee.company_id)
+        .where(m.Employee.company_id != company_id))
+    for eid, extension, cid in rows.all():
+        employees[eid] = cid
+        if extension:
+            extensions[extension] = cid
+    teams = dict((await session.execute(
+        select(m.Team.id, m.Team.company_id).where(m.Team.company_id != company_id))).all())
+    numbers = dict((await session.execute(
+        select(m.CompanyNumber.number, m.CompanyNumber.company_id)
+        .where(m.CompanyNumber.company_id != company_id))).all())
+    numbers.update((await session.execute(
+        select(m.EmployeeNumber.number, m.EmployeeNumber.company_id)
+        .where(m.EmployeeNumber.company_id != company_id))).all())
+    return Owners(employees, teams, extensions, numbers)
+
+
+async def company_ids(sessions: async_sessionmaker[AsyncSession]) -> list[str]:
+    async with sessions() as session:
+        return [cid for cid, _ in await list_companies(session)]
 
 
 async def apply_company(
@@ -90,19 +133,28 @@ async def apply_company(
     applied_by: str,
     source_name: str,
 ) -> ApplyResult:
-    """Store `config` as the current company. Raises (and writes nothing) if any part fails."""
+    """Store `config` as the current version of its company (`config.id`; other companies are
+    left alone). Raises (and writes nothing) if any part fails, e.g. DirectoryError when an
+    id, extension or number is another company's."""
+    company_id = config.id
+    if config.company.id != company_id:
+        config = replace(config, company=replace(config.company, id=company_id))
     async with sessions() as session, session.begin():
-        old = await current_company(session)
+        old = await current_company(session, company_id)
         changes = tuple(diff_company(old, config))
         if old is not None and not changes:
             return ApplyResult((), None, applied=False)
-        await sync_directory(session, to_directory(config))
+        await sync_directory(session, to_directory(config), company_id=company_id,
+                             company_name=config.company.name)
+        await sync_company_numbers(session, company_id,
+                                   (n.digits for n in config.numbers.values()))
         record = await record_config(
             session, document=document_text(config), source_name=source_name,
-            applied_by=applied_by,
+            applied_by=applied_by, company_id=company_id,
         )
     log.info(
         "company configuration applied",
-        extra={"version": record.id, "changes": len(changes), "by": applied_by},
+        extra={"version": record.id, "changes": len(changes), "by": applied_by,
+               "company": company_id},
     )
     return ApplyResult(changes, record.id, applied=True)

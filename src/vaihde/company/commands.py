@@ -39,6 +39,28 @@ def _company(args: argparse.Namespace) -> CompanyConfig:
     return config
 
 
+async def _for_company(
+    args: argparse.Namespace, config: CompanyConfig, db: Database
+) -> CompanyConfig:
+    """`config` as the company it is applied to (--company, the file's company.id, `main`),
+    checked against what the other companies hold; exits 2 naming file:line otherwise."""
+    from dataclasses import replace
+
+    from vaihde.company.apply import company_ids, owners
+    from vaihde.company.tenants import check_collisions, company_id_for
+
+    try:
+        company_id = company_id_for(config.company.id, args.company,
+                                    await company_ids(db.sessions))
+        config = replace(config, company=replace(config.company, id=company_id))
+        async with db.sessions() as session:
+            others = await owners(session, company_id)
+        check_collisions(config, others, path=args.file)
+    except ConfigError as exc:
+        exc.exit(args.file, "; nothing was applied")
+    return config
+
+
 def _settings(args: argparse.Namespace) -> Settings | None:
     """The service settings these commands act for: --settings, else $VAIHDE_CONFIG, else
     config/demo.yaml when run in the repository; None when there are none."""
@@ -85,9 +107,17 @@ async def _upgraded(args: argparse.Namespace) -> AsyncIterator[Database]:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from vaihde.company.tenants import company_id_for
+
     config = _company(args)
+    try:
+        # The file alone: what other companies hold is checked by diff and apply.
+        company_id = company_id_for(config.company.id, args.company, ())
+    except ConfigError as exc:
+        exc.exit(args.file)
     print(
-        f"{args.file}: ok — {config.company.name}: {len(config.employees)} employees, "
+        f"{args.file}: ok — {config.company.name} ({company_id}): "
+        f"{len(config.employees)} employees, "
         f"{len(config.teams)} teams, {len(config.menus)} menus, {len(config.numbers)} numbers"
     )
     return 0
@@ -101,7 +131,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
     async def run() -> str:
         async with _upgraded(args) as db:
-            return render_diff(await pending_changes(db.sessions, config))
+            company = await _for_company(args, config, db)
+            return render_diff(await pending_changes(db.sessions, company))
 
     print(asyncio.run(run()))
     return 0
@@ -116,9 +147,10 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
     async def run() -> int:
         async with _upgraded(args) as db:
+            company = await _for_company(args, config, db)
             try:
                 result = await apply_company(
-                    db.sessions, config, applied_by=args.by, source_name=str(Path(args.file))
+                    db.sessions, company, applied_by=args.by, source_name=str(Path(args.file))
                 )
             except DirectoryError as exc:
                 print(f"vaihde: {args.file} cannot be applied; nothing changed:", file=sys.stderr)
@@ -129,7 +161,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
             print("No changes: the database already holds this configuration.")
         else:
             print(render_diff(list(result.changes)))
-            print(f"Applied as version {result.version}; the running service picks it up.")
+            print(f"Applied as version {result.version} of company {company.id!r}; the "
+                  "running service picks it up.")
         return 0
 
     return asyncio.run(run())
@@ -155,6 +188,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     diff.add_argument("file")
     apply = add(actions, "apply", cmd_apply, "apply the file: all of it or nothing", tz=False)
     apply.add_argument("file")
+    for parser in (check, diff, apply):
+        parser.add_argument(
+            "--company", metavar="ID",
+            help="the company the file is for (its company.id, if it has one, must match); "
+                 "needed when the service has several companies")
     apply.add_argument("--by", default=getpass.getuser(), help="who applies (audit trail)")
     schema = actions.add_parser("schema", help="print the company file's JSON Schema (for "
                                 "editors; config/company.schema.json)")

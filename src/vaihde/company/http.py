@@ -5,17 +5,20 @@ is refused whole, with every problem as file:line: field: message, and nothing c
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from aiohttp import web
 
 from vaihde.api.context import ctx, who
 from vaihde.api.errors import ApiError, not_found
 from vaihde.api.route import Routes
 from vaihde.auth.model import Action
-from vaihde.company.apply import apply_company, pending_changes
+from vaihde.company.apply import apply_company, company_ids, owners, pending_changes
 from vaihde.company.diff import render_diff
 from vaihde.company.schema import CompanyConfig
 from vaihde.company.schemas import (
     YAML_BODY,
+    CompanyQuery,
     ConfigApply,
     ConfigChange,
     ConfigCheck,
@@ -24,6 +27,7 @@ from vaihde.company.schemas import (
     FileName,
     problems_of,
 )
+from vaihde.company.tenants import check_collisions, company_id_for
 from vaihde.config.source import ConfigError
 from vaihde.directory import DirectoryError
 from vaihde.directory.store import latest_config
@@ -33,11 +37,19 @@ routes = Routes("config")
 REFUSED = "A file with problems is a 400 (invalid_config) listing them"
 
 
-async def _parse(request: web.Request, text: str, name: str) -> CompanyConfig:
+async def _parse(request: web.Request, text: str, query: FileName) -> CompanyConfig:
     """Validate without touching the server's files (`employees_file:` must not make the
     server read a path the request chose, so includes are refused) and away from the event
-    loop (vaihde.company.offloop), within the YAML limits; raises ConfigError."""
-    return await ctx(request).config_checker.check(text, name)
+    loop (vaihde.company.offloop), within the YAML limits; then the company it is for
+    (`?company=`), with nothing another company holds. Raises ConfigError."""
+    config = await ctx(request).config_checker.check(text, query.name)
+    sessions = ctx(request).sessions
+    company_id = company_id_for(config.company.id, query.company, await company_ids(sessions))
+    config = replace(config, company=replace(config.company, id=company_id))
+    async with sessions() as session:
+        others = await owners(session, company_id)
+    check_collisions(config, others, text=text, file=query.name)
+    return config
 
 
 def _refused(problems: list[str], what: str) -> ApiError:
@@ -69,7 +81,7 @@ async def check(request: web.Request, query: FileName, body: str) -> ConfigCheck
              ok=(200, "The changes", ConfigDiff), description=REFUSED + ".")
 async def diff(request: web.Request, query: FileName, body: str) -> ConfigDiff:
     try:
-        config = await _parse(request, body, query.name)
+        config = await _parse(request, body, query)
     except ConfigError as exc:
         raise _refused(exc.problems, "nothing to compare") from None
     changes = await pending_changes(ctx(request).sessions, config)
@@ -84,7 +96,7 @@ async def diff(request: web.Request, query: FileName, body: str) -> ConfigDiff:
 async def apply(request: web.Request, query: FileName, body: str) -> ConfigApply:
     principal = who(request)
     try:
-        config = await _parse(request, body, query.name)
+        config = await _parse(request, body, query)
     except ConfigError as exc:
         raise _refused(exc.problems, "nothing was applied") from None
     api = ctx(request)
@@ -107,11 +119,12 @@ async def apply(request: web.Request, query: FileName, body: str) -> ConfigApply
 
 
 @routes.get("/config", "The applied company configuration and its version",
-            allow=Action.CONFIGURE, ok=(200, "The current version", ConfigVersion),
-            errors=(404,))
-async def current(request: web.Request) -> ConfigVersion:
+            allow=Action.CONFIGURE, query=CompanyQuery,
+            ok=(200, "The current version", ConfigVersion), errors=(404,))
+async def current(request: web.Request, query: CompanyQuery) -> ConfigVersion:
     async with ctx(request).sessions() as session:
-        record = await latest_config(session)
+        record = await latest_config(session, query.company)
     if record is None:
-        raise not_found("no configuration has been applied yet")
+        raise not_found(f"no configuration has been applied to company {query.company!r} yet",
+                        "company")
     return of_row(ConfigVersion, record)

@@ -63,6 +63,7 @@ from vaihde.company.fields import (
 )
 from vaihde.config.typed import Mark, Required, shape_of
 
+MAIN_COMPANY = "main"  # the company of a file without company.id (vaihde.db.models.MAIN)
 OPERATOR_DIGIT = "0"
 REPEAT_KEY = "*"
 BACK_KEY = "#"
@@ -97,6 +98,9 @@ class Say:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CompanyInfo:
     name: Annotated[Name, Required()]
+    # Which company of the service this file describes (issue 12); none written = "main", the
+    # company of a single-company installation.
+    id: Id = ""
     timezone: TimeZone = "Europe/Helsinki"
     language: Language = "fi"  # what callers hear first, and where every text must exist
     languages: tuple[Language, ...] = ()  # offered to callers; default: (language,)
@@ -548,6 +552,11 @@ class CompanyConfig:
                             ("_language_by_number", languages)):
             object.__setattr__(self, name, MappingProxyType(index))
         object.__setattr__(self, "extension_keys", "".join(sorted({e[0] for e in by_extension})))
+
+    @property
+    def id(self) -> str:
+        """The company's id in the service: company.id, or MAIN when the file gives none."""
+        return self.company.id or MAIN_COMPANY
 
     @property
     def operators(self) -> Team:

@@ -43,6 +43,19 @@ class FileName(Query):
         DEFAULT_NAME, max_length=100,
         description="file name used in problem messages (default company.yaml)",
     )
+    company: str | None = Field(
+        None, pattern=r"^[a-z0-9][a-z0-9_\-]{0,39}$",
+        description="the company the file is for (several companies: required; the file's "
+                    "company.id, when it has one, must be the same; none: the file's "
+                    "company.id, else `main`)",
+    )
+
+
+class CompanyQuery(Query):
+    company: str = Field(
+        "main", pattern=r"^[a-z0-9][a-z0-9_\-]{0,39}$",
+        description="which company's configuration (default `main`)",
+    )
 
 
 class ConfigProblem(Record):
@@ -120,6 +133,7 @@ class ConfigVersion(Record):
     """The applied configuration (a stored ConfigVersionRecord) as the API shows it."""
 
     version: int = Field(validation_alias="id")
+    company: str = Field(validation_alias="company_id", description="the company's id")
     applied_at: Time
     applied_by: str
     source_name: str

@@ -76,6 +76,9 @@ class Settings:
     company_file: str  # applied at start when the database holds no company yet; "" = none
     mobile_dial: str  # Dial() template for mobile numbers, e.g. PJSIP/{number}@trunk; "" = none
     calendar_interval_s: int = 300
+    # Several companies (issue 12): their files, applied at start when the database holds no
+    # company yet, each as its own company (after company_file, if both are given).
+    company_files: tuple[str, ...] = ()
     prompts_dir: str = "var/prompts"  # where synthesized prompts are written
     prompts_asterisk_dir: str = ""  # the same directory as Asterisk sees it; "" = prompts_dir
     messaging: MessagingSettings = field(default_factory=MessagingSettings)
@@ -185,8 +188,19 @@ def _build(root: Node) -> Settings:
     if company_file and not Path(company_file).is_absolute():
         # Relative to the settings file, so the pair can move together.
         company_file = str(Path(root.where.file).parent / company_file)
-    # The calendar files' default place is beside the company file (or this file).
-    calendar = _calendar(top.section("calendar"), company_file or root.where.file)
+    company_files: list[str] = []
+    for node in top.list("company_files"):
+        if not isinstance(node.value, str) or not node.value.strip():
+            problems.append(f"{node.where}: must be a company file's path")
+            continue
+        path = node.value if Path(node.value).is_absolute() else str(
+            Path(root.where.file).parent / node.value)
+        if path in company_files or path == company_file:
+            problems.append(f"{node.where}: {node.value} is listed twice")
+        company_files.append(path)
+    # The calendar files' default place is beside the (first) company file (or this file).
+    calendar = _calendar(top.section("calendar"),
+                         company_file or next(iter(company_files), "") or root.where.file)
     top.done()
     if problems:
         raise ConfigError(problems)
@@ -195,6 +209,7 @@ def _build(root: Node) -> Settings:
         source=root.where.file, fastagi=fastagi, http=http,
         ami=AmiSettings(first.host, first.port, first.username, first.secret),
         asterisks=asterisks, database_url=database_url, company_file=company_file,
+        company_files=tuple(company_files),
         mobile_dial=mobile_dial, calendar_interval_s=calendar_interval, prompts_dir=prompts_dir,
         prompts_asterisk_dir=prompts_asterisk_dir, messaging=messaging, log_format=log_format,
         console_bounce_s=console_bounce_s, console_ring_s=console_ring_s,

@@ -117,6 +117,8 @@ class Inputs:
     now: float  # epoch seconds
     stories: Callable[[str], CallStory | None] = lambda _id: None
     company: CompanyConfig | None = None
+    # Several companies: a call's company by the id its story carries.
+    company_by_id: Callable[[str], CompanyConfig | None] | None = None
     availability: Callable[[str], Availability] | None = None
     callers: Mapping[str, CallerFacts] = field(default_factory=dict)  # by caller number
     transfers: Mapping[str, Transfer] = field(default_factory=dict)  # by call id
@@ -232,7 +234,7 @@ def call_json(
     transfer: Transfer | None,
 ) -> dict[str, Any]:
     view = inputs.tracker
-    company = inputs.company
+    company = _company_of(inputs, story)
     queued = _queue_entry(view, ch.uniqueid)
     parked = view.parked.get(ch.uniqueid)
     first = ch.created_wall
@@ -282,6 +284,9 @@ def call_json(
             "known": {"name": facts.name, "organisation": facts.organisation}
             if facts is not None and facts.known else None,
         },
+        # Whose call it is: the operator answers in that company's name.
+        "company": {"id": company.id, "name": company.company.name}
+        if company is not None else None,
         "sought": sought,
         "what_happened": what_happened(story, ch, company, inputs.tz, transfer),
         "availability": availability,
@@ -304,6 +309,14 @@ def call_json(
         "_answered": answered,
     }
     return out
+
+
+def _company_of(inputs: Inputs, story: CallStory | None) -> CompanyConfig | None:
+    if story is not None and story.company and inputs.company_by_id is not None:
+        found = inputs.company_by_id(story.company)
+        if found is not None:
+            return found
+    return inputs.company
 
 
 def dialled_json(story: CallStory | None, company: CompanyConfig | None) -> dict[str, str] | None:

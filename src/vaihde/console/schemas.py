@@ -190,8 +190,13 @@ class StoryStep(Record):
     detail: dict[str, Any]
 
 
+class CallCompany(Record):
+    id: str = Field(description="the company's id (company.id of its file; `main` by default)")
+    name: str = Field(description="its name, in which the operator answers")
+
+
 class ConsoleCall(Record):
-    sometimes = ("transfer", "parking", "dialled", "channel", "profile")
+    sometimes = ("transfer", "parking", "dialled", "channel", "profile", "company")
 
     id: str = Field(description="the caller channel's Uniqueid")
     state: Literal["waiting", "ringing", "active", "parked", "transferring"]
@@ -209,6 +214,7 @@ class ConsoleCall(Record):
     parties: list[Party]
     dialled: Dialled | None = None
     profile: Profile | None = None
+    company: CallCompany | None = None
     earlier: Earlier
     story: list[StoryStep]
     channel: str = ""

@@ -163,23 +163,25 @@ class Subscriber:
 
 
 async def caller_facts(
-    sessions: async_sessionmaker[AsyncSession], number: str, now: datetime, tz: tzinfo
+    sessions: async_sessionmaker[AsyncSession], number: str, now: datetime, tz: tzinfo,
+    company_id: str = m.MAIN,
 ) -> CallerFacts:
-    """What the register and the contact history say about a number."""
+    """What `company_id`'s register and contact history say about a number (what a caller told
+    one company is that company's)."""
     midnight = now.astimezone(tz).replace(hour=0, minute=0, second=0, microsecond=0)
     c = m.Contact
+    ours = (c.caller_number == number, c.company_id == company_id)
     async with sessions() as session:
-        caller = await session.get(m.Caller, number)
+        caller = await session.get(m.Caller, (company_id, number))
         today = await session.scalar(
-            select(func.count()).where(c.caller_number == number, c.at >= midnight)
+            select(func.count()).where(*ours, c.at >= midnight)
         )
         month = await session.scalar(
-            select(func.count()).where(c.caller_number == number,
-                                       c.at >= now - timedelta(days=30))
+            select(func.count()).where(*ours, c.at >= now - timedelta(days=30))
         )
         rows = (await session.execute(
             select(c.at, c.employee_id, c.path, c.outcome, c.details)
-            .where(c.caller_number == number)
+            .where(*ours)
             .order_by(c.at.desc(), c.id.desc()).limit(RECENT)
         )).all()
     recent = []
@@ -206,6 +208,8 @@ class ConsoleDeps:
     ami: AmiState
     stories: StoryBook
     company: Callable[[], CompanyConfig | None] = lambda: None
+    # Several companies: each call's own (by the id its story carries); None: `company` only.
+    company_by_id: Callable[[str], CompanyConfig | None] | None = None
     presence: PresenceCache | None = None
     sessions: async_sessionmaker[AsyncSession] | None = None
     tz: tzinfo = UTC
@@ -327,6 +331,7 @@ class Console:
         return build(Inputs(
             tracker=tracker.frozen() if isinstance(tracker, MergedCalls) else tracker,
             now=now, stories=deps.stories.get, company=deps.company(),
+            company_by_id=deps.company_by_id,
             availability=presence.lookup if presence is not None and presence.loaded else None,
             callers=facts, transfers=self.transfers, phones=deps.phones(),
             previous=self.board.calls, tz=deps.tz,
@@ -390,10 +395,15 @@ class Console:
         cached = self._facts.get(number)
         if cached is not None and self.deps.clock() - cached[0] < FACTS_TTL_S:
             return
+        # The call's company's register (facts are kept by number: one number calling two
+        # companies at the same moment shows the first one's).
+        story = self.deps.stories.get(call_id)
+        company = story.company if story is not None and story.company else m.MAIN
 
         async def load() -> None:
             try:
-                facts = await caller_facts(sessions, number, datetime.now(UTC), self.deps.tz)
+                facts = await caller_facts(sessions, number, datetime.now(UTC), self.deps.tz,
+                                           company)
             except Exception as exc:  # the board works without them
                 log.warning("caller facts not loaded", extra={"error": repr(exc)})
                 return
@@ -434,14 +444,25 @@ class Console:
         reach = Presence(presence.lookup if presence is not None and presence.loaded else None,
                          self.deps.device_reach)
         routes = self.deps.routes
+        call_id = self._call_of(request)
+        company = self._company_of_call(call_id)
         if routes is None:
             return decide(request, self.board.calls, self.deps.tracker.channels, operator,
-                          self.deps.company(), self.deps.limits(), self.transfers, reach)
+                          company, self.deps.limits(), self.transfers, reach)
         # Several Asterisks: the call's own channels, and its Asterisk's way to every phone.
-        call_id = self._call_of(request)
         return decide(request, self.board.calls, routes.channels_for(call_id), operator,
-                      self.deps.company(), self.deps.limits(), self.transfers, reach,
+                      company, self.deps.limits(), self.transfers, reach,
                       routes.dial_for(call_id))
+
+    def _company_of_call(self, call_id: str) -> CompanyConfig | None:
+        """The company whose directory a call's transfer targets are looked up in: the call's
+        own (several companies), else the service's first."""
+        story = self.deps.stories.get(call_id) if call_id else None
+        if story is not None and story.company and self.deps.company_by_id is not None:
+            found = self.deps.company_by_id(story.company)
+            if found is not None:
+                return found
+        return self.deps.company()
 
     async def perform(self, request: Request, operator: Operator) -> dict[str, Any]:
         """Carry out an operator's request: Refusal (409/400/404/503) or the reply."""

@@ -18,7 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from vaihde.db.models import Base
+from vaihde.db.models import MAIN, Base
 
 # Spelled out rather than imported from vaihde.messages so that the tables do not depend on the
 # feature package; tests/unit/test_messages_model.py checks that both agree.
@@ -59,6 +59,7 @@ class Message(Base):
     call_id: Mapped[str] = mapped_column(String(64), default="", index=True)
     language: Mapped[str] = mapped_column(String(8))
     status: Mapped[str] = mapped_column(String(16))
+    company_id: Mapped[str] = mapped_column(String(40), index=True, server_default=MAIN)
 
 
 class MessageDelivery(Base):
@@ -114,3 +115,4 @@ class Callback(Base):
     status: Mapped[str] = mapped_column(String(16))
     handled_by: Mapped[str | None] = mapped_column(String(64))
     handled_at: Mapped[datetime | None]
+    company_id: Mapped[str] = mapped_column(String(40), index=True, server_default=MAIN)

@@ -101,6 +101,35 @@ class Base(DeclarativeBase):
     }
 
 
+# --- companies -----------------------------------------------------------------------------
+# One service answers for several companies (migration 0006). What belongs to a company carries
+# its `company_id`; an installation from before 0006 is company MAIN. The columns have no
+# foreign key: SQLite could add one only by copying the tables every other table references,
+# and the rows are written only through code that creates the company first (sync_directory).
+MAIN = "main"
+
+
+def _company_column() -> Mapped[str]:
+    return mapped_column(String(40), index=True, server_default=MAIN)
+
+
+class Company(Base):
+    __tablename__ = "companies"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # company.id of its file
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]  # the first company is the one created first
+
+
+class CompanyNumber(Base):
+    """A number the company answers (digits, as dialled): each belongs to one company."""
+
+    __tablename__ = "company_numbers"
+
+    number: Mapped[str] = mapped_column(String(32), primary_key=True)
+    company_id: Mapped[str] = mapped_column(String(40), index=True)
+
+
 # --- directory -----------------------------------------------------------------------------
 
 
@@ -108,6 +137,7 @@ class Employee(Base):
     __tablename__ = "employees"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)  # slug, e.g. "anna"
+    company_id: Mapped[str] = _company_column()
     name: Mapped[str] = mapped_column(String(200))
     name_folded: Mapped[str] = mapped_column(String(200), index=True)  # accent-free, lower case
     extension: Mapped[str | None] = mapped_column(String(20), unique=True)
@@ -138,6 +168,7 @@ class EmployeeNumber(Base):
 
     number: Mapped[str] = mapped_column(String(32), primary_key=True)
     employee_id: Mapped[str] = mapped_column(ForeignKey("employees.id"), index=True)
+    company_id: Mapped[str] = _company_column()
 
 
 class Device(Base):
@@ -160,6 +191,7 @@ class Team(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(40))  # e.g. "operators", "sales"
+    company_id: Mapped[str] = _company_column()
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     updated_at: Mapped[datetime]
     title: Mapped[str] = mapped_column(String(200), default="", server_default="")
@@ -251,6 +283,8 @@ class Caller(Base):
         ),
     )
 
+    # Per company: a caller's consent to be greeted by name is given to one company only.
+    company_id: Mapped[str] = mapped_column(String(40), primary_key=True, server_default=MAIN)
     number: Mapped[str] = mapped_column(String(32), primary_key=True)  # digits
     name: Mapped[str] = mapped_column(String(200), default="")
     organisation: Mapped[str] = mapped_column(String(200), default="")
@@ -279,6 +313,7 @@ class Contact(Base):
     outcome: Mapped[str] = mapped_column(String(64), default="")
     call_id: Mapped[str] = mapped_column(String(64), default="", index=True)
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    company_id: Mapped[str] = _company_column()
 
 
 # --- configuration and change detection ---------------------------------------------------
@@ -293,6 +328,7 @@ class ConfigVersion(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     source_name: Mapped[str] = mapped_column(String(500))
     document: Mapped[str] = mapped_column(Text)  # the YAML exactly as applied
+    company_id: Mapped[str] = _company_column()
 
 
 class Revision(Base):

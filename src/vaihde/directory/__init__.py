@@ -283,3 +283,4 @@ class ConfigVersionRecord(Record):
     sha256: str
     source_name: str
     document: str
+    company_id: str = "main"

@@ -8,6 +8,7 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from vaihde.db.models import MAIN
 from vaihde.directory.store import add_contact
 from vaihde.jobs import Background
 from vaihde.story import CallStory
@@ -27,6 +28,7 @@ async def save_story(sessions: async_sessionmaker[AsyncSession], story: CallStor
                 path=story.path or "menu", outcome=story.outcome[:40],
                 employee_id=story.sought_id if story.sought_kind == "employee" else None,
                 call_id=story.call_id, details=story.to_dict(), at=story.started_at,
+                company_id=story.company or MAIN,
             )
     except Exception as exc:
         log.warning("contact not saved", extra={"call_id": story.call_id, "error": repr(exc)})

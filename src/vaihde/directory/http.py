@@ -151,7 +151,7 @@ def _records(index: DirectoryIndex) -> dict[str, Record]:
             "Search employees and teams by name, title, topic, team, extension or number "
             "(ranked: exact before prefix; name before title before topic)",
             allow=Action.READ_DIRECTORY, query=SearchQuery,
-            ok=(200, "Hits, best first", SearchResult))
+            ok=(200, "Hits, best first", SearchResult), errors=(404,))
 async def search(request: web.Request, query: SearchQuery) -> web.StreamResponse:
     """A SearchResult, built as plain data: the search runs for every key an operator types,
     and models would cost about half of building its reply (docs/api.md). Each person's
@@ -159,6 +159,11 @@ async def search(request: web.Request, query: SearchQuery) -> web.StreamResponse
     check every reply against SearchResult."""
     api = ctx(request)
     index = api.directory()
+    if query.company and query.company != "*" and api.directory_of is not None:
+        found = api.directory_of(query.company)
+        if found is None:
+            raise not_found(f"no company {query.company!r}", "company")
+        index = found
     records = _records(index)
     lookup = api.cache.lookup
     context = {"tz": api.tz}

@@ -104,6 +104,10 @@ class SearchQuery(Query):
     q: str = Field(min_length=1, max_length=100,
                    description="what was typed (1-100 characters; accents optional)")
     limit: int = Field(20, ge=1, le=100, description="at most this many hits (1-100, default 20)")
+    company: str | None = Field(
+        None, pattern=r"^(\*|[a-z0-9][a-z0-9_\-]{0,39})$",
+        description="one company's employees and teams (its id; the console sends the picked "
+                    "call's), or `*` / none for every company's")
 
     @model_validator(mode="after")
     def _not_blank(self) -> SearchQuery:

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Final, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -30,7 +30,13 @@ from vaihde.directory import (
     TeamRecord,
     digits,
 )
-from vaihde.directory.search import Record, fold, records_from_description
+from vaihde.directory.search import (
+    EMPLOYEE_RECORD,
+    TEAM_RECORD,
+    Record,
+    fold,
+    records_from_description,
+)
 from vaihde.records import of_row
 
 D = TypeVar("D", EmployeeDescription, TeamDescription)
@@ -55,10 +61,35 @@ def _normalised(e: EmployeeDescription) -> EmployeeDescription:
 # --- directory sync -------------------------------------------------------------------------
 
 
+async def ensure_company(
+    session: AsyncSession, company_id: str, name: str | None = None, *,
+    now: datetime | None = None,
+) -> None:
+    """The company's row exists (and has `name`, when given)."""
+    row = await session.get(m.Company, company_id)
+    if row is None:
+        session.add(m.Company(id=company_id, name=(name or company_id)[:200],
+                              created_at=_now(now)))
+        await session.flush()
+    elif name and row.name != name[:200]:
+        row.name = name[:200]
+
+
+async def list_companies(session: AsyncSession) -> list[tuple[str, str]]:
+    """(id, name) of every company, the first (created first) first."""
+    rows = await session.execute(
+        select(m.Company.id, m.Company.name).order_by(m.Company.created_at, m.Company.id)
+    )
+    return [(cid, name) for cid, name in rows.all()]
+
+
 async def sync_directory(
-    session: AsyncSession, description: DirectoryDescription, *, now: datetime | None = None
+    session: AsyncSession, description: DirectoryDescription, *, now: datetime | None = None,
+    company_id: str = m.MAIN, company_name: str | None = None,
 ) -> SyncReport:
-    """Make the stored directory equal to `description`, inside the caller's transaction.
+    """Make the stored directory of `company_id` equal to `description`, inside the caller's
+    transaction. Other companies' employees and teams are left alone; an id one of them
+    already uses is refused (ids are unique across the service).
 
     Employees and teams missing from it are deactivated (never deleted: history keeps its
     owner); their extension, numbers, devices, memberships and delegates are released. Raises
@@ -71,6 +102,8 @@ async def sync_directory(
         raise DirectoryError(problems)
     at = _now(now)
     await m.bump_revision(session, m.DIRECTORY)
+    await ensure_company(session, company_id, company_name, now=at)
+    await _refuse_other_companies(session, description, company_id)
 
     wanted = {e.id: _normalised(e) for e in description.employees}
     wanted_teams = {t.id: t for t in description.teams}
@@ -84,6 +117,7 @@ async def sync_directory(
                     selectinload(m.Employee.devices),
                     selectinload(m.Employee.delegates),
                 )
+                .where(m.Employee.company_id == company_id)
                 .execution_options(populate_existing=True)
             )
         ).all()
@@ -94,6 +128,7 @@ async def sync_directory(
             await session.scalars(
                 select(m.Team)
                 .options(selectinload(m.Team.members))
+                .where(m.Team.company_id == company_id)
                 .execution_options(populate_existing=True)
             )
         ).all()
@@ -156,7 +191,8 @@ async def sync_directory(
             "topics": list(want.topics),
         }
         if found is None:
-            session.add(m.Employee(id=eid, active=True, updated_at=at, **fields))
+            session.add(m.Employee(id=eid, active=True, updated_at=at, company_id=company_id,
+                                   **fields))
             added.append(eid)
             continue
         differs = [k for k, v in fields.items() if getattr(found, k) != v]
@@ -186,7 +222,7 @@ async def sync_directory(
         if known is None:
             session.add(
                 m.Team(id=tid, name=want_team.name, kind=want_team.kind, active=True,
-                       updated_at=at, title=title, topics=topics)
+                       updated_at=at, title=title, topics=topics, company_id=company_id)
             )
             teams_added.append(tid)
             continue
@@ -219,7 +255,8 @@ async def sync_directory(
         have_numbers = {n.number for n in stored.numbers} if stored is not None else set()
         for number in want.numbers:
             if number not in have_numbers:
-                session.add(m.EmployeeNumber(number=number, employee_id=eid))
+                session.add(m.EmployeeNumber(number=number, employee_id=eid,
+                                             company_id=company_id))
         have_devices = [(d.position, d.kind, d.dial) for d in stored.devices] if stored else []
         if have_devices != [(i, d.kind, d.dial) for i, d in enumerate(want.devices)]:
             for i, device in enumerate(want.devices):
@@ -248,6 +285,64 @@ async def sync_directory(
     )
 
 
+async def _refuse_other_companies(
+    session: AsyncSession, description: DirectoryDescription, company_id: str
+) -> None:
+    """Ids, extensions and direct numbers are unique across the service (issue 12): refuse, with
+    nothing written, what another company already holds. The company file check says the same
+    with file:line first (vaihde.company.tenants); this is the guard at the database."""
+    problems: list[str] = []
+    for table, kind, ids in (
+        (m.Employee, "employees", [e.id for e in description.employees]),
+        (m.Team, "teams", [t.id for t in description.teams]),
+    ):
+        rows = await session.execute(
+            select(table.id, table.company_id).where(
+                table.id.in_(ids), table.company_id != company_id)
+        )
+        problems.extend(f"{kind}.{ident}: id already used by company {owner!r}"
+                        for ident, owner in rows.all())
+    extensions = {e.extension: e.id for e in description.employees if e.extension}
+    rows = await session.execute(
+        select(m.Employee.extension, m.Employee.company_id).where(
+            m.Employee.extension.in_(list(extensions)), m.Employee.company_id != company_id)
+    )
+    problems.extend(f"employees.{extensions[ext]}.extension: {ext} already used by company "
+                    f"{owner!r}" for ext, owner in rows.all())
+    numbers = {digits(n): e.id for e in description.employees for n in e.numbers}
+    rows = await session.execute(
+        select(m.EmployeeNumber.number, m.EmployeeNumber.company_id).where(
+            m.EmployeeNumber.number.in_(list(numbers)),
+            m.EmployeeNumber.company_id != company_id)
+    )
+    problems.extend(f"employees.{numbers[n]}.direct: {n} already used by company {owner!r}"
+                    for n, owner in rows.all())
+    if problems:
+        raise DirectoryError(sorted(problems))
+
+
+async def sync_company_numbers(
+    session: AsyncSession, company_id: str, numbers: Iterable[str]
+) -> None:
+    """The numbers `company_id` answers become exactly `numbers` (digits); one another company
+    answers is refused (DirectoryError, nothing written)."""
+    wanted = {digits(n) for n in numbers}
+    rows = dict((await session.execute(
+        select(m.CompanyNumber.number, m.CompanyNumber.company_id).where(
+            (m.CompanyNumber.number.in_(wanted)) | (m.CompanyNumber.company_id == company_id))
+    )).all())
+    taken = sorted(f"numbers.{n}: already answered by company {owner!r}"
+                   for n, owner in rows.items() if owner != company_id)
+    if taken:
+        raise DirectoryError(taken)
+    for number, owner in rows.items():
+        if owner == company_id and number not in wanted:
+            await session.delete(await session.get(m.CompanyNumber, number))
+    for number in wanted - set(rows):
+        session.add(m.CompanyNumber(number=number, company_id=company_id))
+    await session.flush()
+
+
 # --- directory reads ------------------------------------------------------------------------
 
 
@@ -274,10 +369,12 @@ async def get_employee(session: AsyncSession, employee_id: str) -> EmployeeRecor
 
 
 async def list_employees(
-    session: AsyncSession, *, include_inactive: bool = False
+    session: AsyncSession, *, include_inactive: bool = False, company_id: str | None = None
 ) -> list[EmployeeRecord]:
-    """Employees in name order (accent-insensitive)."""
+    """Employees in name order (accent-insensitive); of one company, or of all (None)."""
     query = _employee_query().order_by(m.Employee.name_folded, m.Employee.id)
+    if company_id is not None:
+        query = query.where(m.Employee.company_id == company_id)
     if not include_inactive:
         query = query.where(m.Employee.active.is_(True))
     return [of_row(EmployeeRecord, row) for row in (await session.scalars(query)).all()]
@@ -291,9 +388,11 @@ def _team_query() -> Any:
     )
 
 
-async def list_teams(session: AsyncSession) -> list[TeamRecord]:
-    """Active teams by id."""
+async def list_teams(session: AsyncSession, company_id: str | None = None) -> list[TeamRecord]:
+    """Active teams by id; of one company, or of all (None)."""
     query = _team_query().where(m.Team.active.is_(True)).order_by(m.Team.id)
+    if company_id is not None:
+        query = query.where(m.Team.company_id == company_id)
     return [of_row(TeamRecord, row) for row in (await session.scalars(query)).all()]
 
 
@@ -311,12 +410,16 @@ async def names_of(session: AsyncSession, table: Any, ids: Iterable[str]) -> dic
     return {ident: name for ident, name in rows.all()}
 
 
-async def load_directory(session: AsyncSession) -> DirectoryDescription:
-    """The active directory as a description (what the last sync stored, numbers as digits)."""
-    employees = sorted(await list_employees(session), key=lambda e: e.id)
+async def load_directory(
+    session: AsyncSession, company_id: str | None = None
+) -> DirectoryDescription:
+    """The active directory as a description (what the last sync stored, numbers as digits);
+    of one company, or of all (None)."""
+    employees = sorted(await list_employees(session, company_id=company_id), key=lambda e: e.id)
+    teams = await list_teams(session, company_id)
     return DirectoryDescription(
         employees=tuple(_described(EmployeeDescription, e) for e in employees),
-        teams=tuple(_described(TeamDescription, t) for t in await list_teams(session)),
+        teams=tuple(_described(TeamDescription, t) for t in teams),
     )
 
 
@@ -329,6 +432,17 @@ async def search_records(session: AsyncSession) -> list[Record]:
     """Records for `search.DirectoryIndex.build`: the active employees with their team names,
     titles and topics, then the active teams themselves (kind "team")."""
     return records_from_description(await load_directory(session))
+
+
+async def record_companies(session: AsyncSession) -> dict[tuple[str, str], str]:
+    """(kind, id) → company id of every active employee ("employee") and team ("team"), as
+    search records name them."""
+    out: dict[tuple[str, str], str] = {}
+    for kind, table in ((EMPLOYEE_RECORD, m.Employee), (TEAM_RECORD, m.Team)):
+        rows = await session.execute(
+            select(table.id, table.company_id).where(table.active.is_(True)))
+        out.update({(kind, ident): cid for ident, cid in rows.all()})
+    return out
 
 
 async def employee_for_number(session: AsyncSession, number: str) -> str | None:
@@ -369,8 +483,10 @@ def _caller_number(number: str, field: str = "number") -> str:
     return d
 
 
-async def get_caller(session: AsyncSession, number: str) -> CallerRecord | None:
-    row = await session.get(m.Caller, _caller_number(number))
+async def get_caller(
+    session: AsyncSession, number: str, company_id: str = m.MAIN
+) -> CallerRecord | None:
+    row = await session.get(m.Caller, (company_id, _caller_number(number)))
     return of_row(CallerRecord, row) if row is not None else None
 
 
@@ -385,8 +501,10 @@ async def upsert_caller(
     email: str | _Unchanged | None = UNCHANGED,
     notes: str | _Unchanged = UNCHANGED,
     now: datetime | None = None,
+    company_id: str = m.MAIN,
 ) -> CallerRecord:
-    """Create or change what we know about a caller; fields left UNCHANGED keep their value."""
+    """Create or change what `company_id` knows about a caller (consent to be greeted by name is
+    given to one company); fields left UNCHANGED keep their value."""
     key = _caller_number(number)
     problems = []
     for field, value, limit in (
@@ -413,9 +531,10 @@ async def upsert_caller(
         raise DirectoryError(problems)
     at = _now(now)
     await m.bump_revision(session, m.CALLERS)
-    row = await session.get(m.Caller, key)
+    row = await session.get(m.Caller, (company_id, key))
     if row is None:
-        row = m.Caller(number=key, name="", organisation="", greet_by_name=False, notes="")
+        row = m.Caller(company_id=company_id, number=key, name="", organisation="",
+                       greet_by_name=False, notes="")
         session.add(row)
     given: tuple[tuple[str, object], ...] = (
         ("name", name),
@@ -444,6 +563,7 @@ async def add_contact(
     call_id: str = "",
     details: dict[str, Any] | None = None,
     at: datetime | None = None,
+    company_id: str = m.MAIN,
 ) -> ContactRecord:
     """Log one call with a caller (`caller_number=None`: withheld). Not a revision bump: contacts
     are a log, read on demand."""
@@ -475,6 +595,7 @@ async def add_contact(
         outcome=outcome,
         call_id=call_id,
         details=dict(details or {}),
+        company_id=company_id,
     )
     session.add(row)
     await session.flush()
@@ -482,10 +603,13 @@ async def add_contact(
 
 
 async def contacts_for(
-    session: AsyncSession, number: str, *, since: datetime | None = None, limit: int = 50
+    session: AsyncSession, number: str, *, since: datetime | None = None, limit: int = 50,
+    company_id: str | None = None,
 ) -> list[ContactRecord]:
-    """Earlier calls with this number, newest first."""
+    """Earlier calls with this number, newest first; with one company, or with all (None)."""
     query = select(m.Contact).where(m.Contact.caller_number == _caller_number(number))
+    if company_id is not None:
+        query = query.where(m.Contact.company_id == company_id)
     if since is not None:
         query = query.where(m.Contact.at >= since)
     query = query.order_by(m.Contact.at.desc(), m.Contact.id.desc()).limit(limit)
@@ -502,6 +626,7 @@ async def record_config(
     source_name: str,
     applied_by: str,
     now: datetime | None = None,
+    company_id: str = m.MAIN,
 ) -> ConfigVersionRecord:
     """Remember the configuration document as applied (in the caller's transaction, typically
     together with `sync_directory`)."""
@@ -511,6 +636,7 @@ async def record_config(
         sha256=hashlib.sha256(document.encode("utf-8")).hexdigest(),
         source_name=source_name[:500],
         document=document,
+        company_id=company_id,
     )
     await m.bump_revision(session, m.CONFIG)
     session.add(row)
@@ -518,8 +644,22 @@ async def record_config(
     return of_row(ConfigVersionRecord, row)
 
 
-async def latest_config(session: AsyncSession) -> ConfigVersionRecord | None:
+async def latest_config(
+    session: AsyncSession, company_id: str = m.MAIN
+) -> ConfigVersionRecord | None:
+    """The version of `company_id`'s file applied last."""
     row = (
-        await session.scalars(select(m.ConfigVersion).order_by(m.ConfigVersion.id.desc()).limit(1))
+        await session.scalars(
+            select(m.ConfigVersion).where(m.ConfigVersion.company_id == company_id)
+            .order_by(m.ConfigVersion.id.desc()).limit(1))
     ).one_or_none()
     return of_row(ConfigVersionRecord, row) if row is not None else None
+
+
+async def latest_versions(session: AsyncSession) -> dict[str, int]:
+    """Each company's current config version id (what a running service compares)."""
+    rows = await session.execute(
+        select(m.ConfigVersion.company_id, func.max(m.ConfigVersion.id))
+        .group_by(m.ConfigVersion.company_id)
+    )
+    return {cid: int(vid) for cid, vid in rows.all()}

@@ -20,7 +20,7 @@ from vaihde.company.schema import CompanyConfig
 from vaihde.config.settings import Settings
 from vaihde.flows.answering import Answering, Recording
 from vaihde.flows.feature_codes import FeatureRequest, feature_call
-from vaihde.flows.inbound import inbound
+from vaihde.flows.inbound import Prompts, inbound
 from vaihde.presence.cache import PresenceCache
 from vaihde.presence.model import Source
 from vaihde.presence.store import set_availability
@@ -54,6 +54,26 @@ class SetsAvailability(Protocol):
     async def __call__(self, employee_id: str, request: FeatureRequest, device: str) -> None: ...
 
 
+class SpeaksPrompts(Protocol):
+    """A company's prompts (vaihde.prompts.PromptLibrary)."""
+
+    @property
+    def prompts(self) -> Prompts: ...
+    async def text(self, text: str, language: str, *,
+                   deadline: float | None = None) -> str | None: ...
+
+
+class CallCompany(Protocol):
+    """The company a call belongs to, as its handler uses it (vaihde.company.live.Tenant)."""
+
+    @property
+    def config(self) -> CompanyConfig: ...
+    @property
+    def prompts(self) -> SpeaksPrompts: ...
+    @property
+    def greetings(self) -> Mapping[str, str]: ...
+
+
 class CallHost(Protocol):
     """What the call handlers use of the service."""
 
@@ -73,6 +93,9 @@ class CallHost(Protocol):
     @property
     def set_from_phone(self) -> SetsAvailability: ...
     def dial_adapter(self, uniqueid: str) -> DialAdapter | None: ...
+    def for_call(self, dialled: str, forwarded_from: str) -> CallCompany:
+        """The company whose number was dialled, or whose employee forwarded the call."""
+        ...
 
 
 def phone_setter(
@@ -96,9 +119,14 @@ def build_router(host: CallHost) -> Router:
 
     async def inbound_handler(channel: Channel) -> None:
         channel.adapt = host.dial_adapter(channel.uniqueid)
+        # The call's company, read once so that a reload never changes a call half-way. The
+        # numbers only look up indexes here; inbound() validates them again for its own use.
+        dialled = channel.params.get("did", "")
+        company = host.for_call(dialled, channel.params.get("fwd", ""))
+        config = company.config
         story = host.stories.open(
-            channel.uniqueid, channel.env.callerid, channel.env.calleridname,
-            channel.params.get("did", ""),
+            channel.uniqueid, channel.env.callerid, channel.env.calleridname, dialled,
+            config.id,
         )
         messages = host.messages
 
@@ -113,12 +141,11 @@ def build_router(host: CallHost) -> Router:
             store_message=store_message,
             store_callback=store_callback,
         )
-        # Read the company once per call so a reload never changes a call half-way.
         await inbound(
-            channel, host.company, mobile_dial=host.settings.mobile_dial,
-            lookup=host.presence.lookup, prompts=host.prompts.prompts,
-            speak=host.prompts.text, story=story, answering=answering,
-            greet_name=host.greetings.get(story.caller_number, ""),
+            channel, config, mobile_dial=host.settings.mobile_dial,
+            lookup=host.presence.lookup, prompts=company.prompts.prompts,
+            speak=company.prompts.text, story=story, answering=answering,
+            greet_name=company.greetings.get(story.caller_number, ""),
             devices=host.devices.reach,
         )
 
@@ -130,5 +157,5 @@ def build_router(host: CallHost) -> Router:
     return router
 
 
-__all__ = ["CallHost", "DeviceView", "DialAdapter", "TakesMessages", "build_router",
+__all__ = ["CallCompany", "CallHost", "DeviceView", "DialAdapter", "TakesMessages", "build_router",
            "phone_setter"]

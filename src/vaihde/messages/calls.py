@@ -36,9 +36,12 @@ class CallMessages:
         asterisk_recordings: str,
         channels: Iterable[str] = CHANNELS,
         taken: Callable[[], None] | None = None,
+        company_by_id: Callable[[str], CompanyConfig | None] | None = None,
     ) -> None:
         self.sessions = sessions
         self.company = company
+        # Several companies: a call's message goes by its own company's directory and language.
+        self.company_by_id = company_by_id
         self.recordings = recordings
         self.asterisk_recordings = asterisk_recordings.rstrip("/")
         self.channels = tuple(channels)
@@ -64,13 +67,21 @@ class CallMessages:
             recording_path=recording_path, call_id=story.call_id,
         )
         try:
-            await take_message(self.sessions, draft, self.company(), channels=self.channels)
+            await take_message(self.sessions, draft, self._company_of(story),
+                               channels=self.channels)
         except Exception as exc:  # the caller then reaches a person: say so in the log
             log.error("message not stored", extra={"call_id": story.call_id, "error": repr(exc)})
             return False
         if self.taken is not None:
             self.taken()
         return True
+
+    def _company_of(self, story: CallStory) -> CompanyConfig:
+        if story.company and self.company_by_id is not None:
+            found = self.company_by_id(story.company)
+            if found is not None:
+                return found
+        return self.company()
 
     async def store_callback(self, story: CallStory, kind: str, target: str) -> bool:
         if not story.caller_number.isdigit():
@@ -80,7 +91,8 @@ class CallMessages:
             call_id=story.call_id,
         )
         try:
-            await take_callback(self.sessions, draft)
+            await take_callback(self.sessions, draft,
+                                company_id=self._company_of(story).id)
         except Exception as exc:
             log.error("callback not stored", extra={"call_id": story.call_id, "error": repr(exc)})
             return False

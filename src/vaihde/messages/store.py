@@ -101,6 +101,8 @@ async def create_message(
         recipient_kind=clean.recipient.kind,
         recipient_id=clean.recipient.id,
         status=summary_status("pending" for _ in targets),
+        # The recipient's company (ids are unique across the service): a CompanyConfig's id.
+        company_id=str(getattr(company, "id", m.MAIN)),
         **_columns(clean, but="recipient"),
     )
     session.add(row)
@@ -450,7 +452,8 @@ async def record_attempt(
 
 
 async def create_callback(
-    session: AsyncSession, draft: CallbackDraft, *, now: datetime | None = None
+    session: AsyncSession, draft: CallbackDraft, *, now: datetime | None = None,
+    company_id: str = m.MAIN,
 ) -> CallbackRecord:
     """Store a callback request (status open). Raises MessageError (nothing written) for bad
     input or an employee or team that the directory does not have (active)."""
@@ -464,7 +467,7 @@ async def create_callback(
             raise MessageError([f"for_id: no {clean.for_kind} {clean.for_id!r}"])
     at = _now(now)
     await m.bump_revision(session, mm.MESSAGES)
-    row = mm.Callback(created_at=at, status="open", **_columns(clean))
+    row = mm.Callback(created_at=at, status="open", company_id=company_id, **_columns(clean))
     session.add(row)
     await session.flush()
     return of_row(CallbackRecord, row)
@@ -475,10 +478,11 @@ async def take_callback(
     draft: CallbackDraft,
     *,
     now: datetime | None = None,
+    company_id: str = m.MAIN,
 ) -> CallbackRecord:
     """Store a callback request in a transaction of its own (committed when this returns)."""
     async with sessions() as session, session.begin():
-        return await create_callback(session, draft, now=now)
+        return await create_callback(session, draft, now=now, company_id=company_id)
 
 
 async def get_callback(session: AsyncSession, callback_id: int) -> CallbackRecord | None:

@@ -92,6 +92,23 @@ class PromptLibrary:
         # queue behind them.
         self._slots = asyncio.Semaphore(max(1, concurrency))
 
+    def for_company(self, company_id: str) -> PromptLibrary:
+        """The library of another company of the service (issue 12): its own directory
+        `companies/<id>/` (so that one company's prune never deletes another's prompts and its
+        own language is the fallback), sharing this one's synthesizer and its slots (so that
+        200 companies applied at once still synthesize `concurrency` prompts at a time).
+        The first company (`main`) keeps the directory itself."""
+        if company_id == "main":
+            return self
+        child = PromptLibrary(
+            self.dir / "companies" / company_id,
+            f"{self.asterisk_dir.rstrip('/')}/companies/{company_id}",
+            synth=self.synth, default_language=self.default_language,
+            retry_after=self.retry_after, text_deadline=self.text_deadline,
+        )
+        child._slots = self._slots
+        return child
+
     # --- lookups (never wait) -------------------------------------------------------------------
 
     @property

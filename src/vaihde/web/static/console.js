@@ -24,6 +24,7 @@
   let chosen = -1; // index into entries
   let teams = [];
   let searchSeq = 0;
+  let searchAll = false; // search every company's directory, not the picked call's
   let pendingHangup = null;
   let attended = null; // id of the call in an attended transfer
   let myName = ""; // the operator's display name: {operator} in a company's answer phrase
@@ -147,6 +148,11 @@
       line1.append(since(list === "active" ? (c.answered_at || c.since) : c.since));
     }
     line1.append(...callerBits(c));
+    if (c.company) {
+      // Whose call it is: the operator answers in this company's name.
+      line1.append(V.el("span", { cls: "company", title: "company " + c.company.id,
+        text: c.company.name }));
+    }
     if (c.dialled) {
       // Which company number (or whose direct number) the caller dialled.
       line1.append(V.el("span", { cls: "dialled", title: "dialled " + c.dialled.number,
@@ -538,7 +544,11 @@
       } else {
         // People and teams by name, title or topic ("invoices" finds who answers for them),
         // ranked on one scale by the server.
-        const r = await V.api("GET", "/directory/search?limit=30&q=" + encodeURIComponent(q));
+        // The picked call's company by default; * (searchAll) searches every company's.
+        const call = selectedCall && calls.get(selectedCall);
+        const company = !searchAll && call && call.company ? call.company.id : "*";
+        const r = await V.api("GET", "/directory/search?limit=30&q=" + encodeURIComponent(q) +
+          "&company=" + encodeURIComponent(company));
         found = r.hits.map((h) => ({ kind: "employee", id: h.employee_id, name: h.name,
           extension: h.extension, teams: h.teams, title: h.title, topics: h.topics,
           matched: h.matched, score: h.score, availability: h.availability }));
@@ -769,7 +779,9 @@
       c: actions.complete, x: actions.cancel,
       p: actions.park, r: actions.retrieve, h: actions.hangup,
       m: actions.message, s: actions.availability,
-      "/": () => $("search").focus(), "?": () => $("help").showModal(),
+      "/": () => { searchAll = false; $("search").focus(); },
+      "*": () => { searchAll = true; $("search").focus(); },
+      "?": () => $("help").showModal(),
       Escape: () => { pendingHangup = null; },
     };
     const fn = handlers[key];

@@ -1,0 +1,194 @@
+"""Many companies in one service (issue 12), the pure parts: which company a call belongs to (by
+the number dialled, or by the employee whose phone forwarded it), what a company file may not
+take from another company (ids, extensions and numbers are unique across the service), and which
+company a `vaihde config … --company ID` command acts on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vaihde.company.dials import same_number
+from vaihde.company.schema import MAIN_COMPANY, CompanyConfig
+from vaihde.config.source import ConfigError, Node, load_yaml, parse_yaml
+
+# Forwarding numbers are matched like `same_number` (national 040… against +35840…): indexed by
+# their last digits, compared exactly among the few that share them.
+_TAIL = 7
+
+
+def _digits(number: str) -> str:
+    return number.strip().lstrip("+")
+
+
+@dataclass(frozen=True)
+class CompanyIndex:
+    """Where a call goes among the live companies (the first is where unknown numbers go)."""
+
+    order: tuple[str, ...]
+    by_number: Mapping[str, str]  # dialled number (digits) → company id
+    by_extension: Mapping[str, str]  # employee extension → company id
+    _by_tail: Mapping[str, tuple[tuple[str, str], ...]] = field(repr=False)
+
+    @classmethod
+    def build(cls, companies: Mapping[str, CompanyConfig]) -> CompanyIndex:
+        by_number: dict[str, str] = {}
+        by_extension: dict[str, str] = {}
+        tails: dict[str, list[tuple[str, str]]] = {}
+        for cid, config in companies.items():
+            for company_number in config.numbers.values():
+                by_number.setdefault(company_number.digits, cid)
+            for employee in config.employees.values():
+                if employee.extension:
+                    by_extension.setdefault(employee.extension, cid)
+                owned = [*employee.direct,
+                         *(d.address for d in employee.devices if d.kind == "mobile")]
+                for number in owned:
+                    digits = _digits(number)
+                    tails.setdefault(digits[-_TAIL:], []).append((digits, cid))
+        return cls(tuple(companies), by_number, by_extension,
+                   {k: tuple(v) for k, v in tails.items()})
+
+    @property
+    def first(self) -> str:
+        return self.order[0] if self.order else MAIN_COMPANY
+
+    def by_forwarder(self, number: str) -> str | None:
+        """The company of the employee whose mobile, direct number or extension this is."""
+        digits = _digits(number)
+        if not digits:
+            return None
+        for candidate, cid in self._by_tail.get(digits[-_TAIL:], ()):
+            if same_number(candidate, digits):
+                return cid
+        return self.by_extension.get(digits)
+
+    def company_for(self, dialled: str, forwarded_from: str = "") -> str:
+        """The call's company: a forwarded call's is the forwarding employee's; else the
+        dialled number's; else (unknown) the first company."""
+        if forwarded_from:
+            found = self.by_forwarder(forwarded_from)
+            if found is not None:
+                return found
+        return self.by_number.get(_digits(dialled), self.first) if dialled else self.first
+
+
+# --- what a company file may not take from the others --------------------------------------
+
+
+@dataclass(frozen=True)
+class Owners:
+    """What other companies hold: id, extension or number (digits) → that company's id."""
+
+    employees: Mapping[str, str] = field(default_factory=dict)
+    teams: Mapping[str, str] = field(default_factory=dict)
+    extensions: Mapping[str, str] = field(default_factory=dict)
+    numbers: Mapping[str, str] = field(default_factory=dict)  # company and direct numbers
+
+
+Problem = tuple[tuple[str, ...], str]  # (path in the file, what is wrong)
+
+
+def collisions(config: CompanyConfig, others: Owners) -> list[Problem]:
+    """Everything `config` names that another company already holds, in file order."""
+    out: list[Problem] = []
+    for number in config.numbers:
+        owner = others.numbers.get(_digits(number))
+        if owner is not None:
+            out.append((("numbers", number), f"{number} is already company {owner!r}'s number"))
+    for team_id in config.teams:
+        owner = others.teams.get(team_id) or others.employees.get(team_id)
+        if owner is not None:
+            out.append((("teams", team_id), f"id already used by company {owner!r}"))
+    for employee in config.employees.values():
+        where = ("employees", employee.id)
+        owner = others.employees.get(employee.id) or others.teams.get(employee.id)
+        if owner is not None:
+            out.append((where, f"id already used by company {owner!r}"))
+        if employee.extension and employee.extension in others.extensions:
+            owner = others.extensions[employee.extension]
+            out.append(((*where, "extension"),
+                        f"{employee.extension} is already an extension of company {owner!r}"))
+        for number in employee.direct:
+            owner = others.numbers.get(_digits(number))
+            if owner is not None:
+                out.append(((*where, "direct"),
+                            f"{number} is already company {owner!r}'s number"))
+    return out
+
+
+def _find(root: Node, path: tuple[str, ...]) -> Node | None:
+    node: Node | None = root
+    found = None
+    for key in path:
+        if node is None or not isinstance(node.value, dict) or key not in node.value:
+            break
+        node = node.value[key]
+        found = node
+    return found
+
+
+def located(problems: Iterable[Problem], root: Node, base_dir: Path | None) -> list[str]:
+    """Each problem as `file:line: field: what`, found in the file (or its employees_file)."""
+    included: Node | None = None
+    out = []
+    for path, message in problems:
+        node = _find(root, path)
+        if node is None and path[0] == "employees" and base_dir is not None:
+            if included is None:
+                name = _find(root, ("employees_file",))
+                if name is not None and isinstance(name.value, str):
+                    try:
+                        included = load_yaml(base_dir / name.value)
+                    except (ConfigError, OSError):
+                        included = Node({}, root.where)
+            if included is not None:
+                node = _find(included, path)
+        where = node.where if node is not None else root.where
+        out.append(f"{where.file}:{where.line}: {'.'.join(path)}: {message}")
+    return out
+
+
+def check_collisions(
+    config: CompanyConfig, others: Owners, *, path: str | Path | None = None,
+    text: str | None = None, file: str = "<company>",
+) -> None:
+    """Raise ConfigError naming file:line for each collision; reads the file (or `text`) again
+    only when there is one."""
+    problems = collisions(config, others)
+    if not problems:
+        return
+    if text is not None:
+        root, base = parse_yaml(text, file), None
+    elif path is not None:
+        root, base = load_yaml(path), Path(path).parent
+    else:
+        raise ConfigError([f"{file}:1: {'.'.join(p)}: {m}" for p, m in problems])
+    raise ConfigError(located(problems, root, base))
+
+
+# --- which company a command acts on ------------------------------------------------------
+
+
+def company_id_for(file_id: str, flag: str | None, known: Iterable[str]) -> str:
+    """The company a `config check|diff|apply FILE [--company ID]` acts on.
+
+    `--company` names it (the file's company.id, when it has one, must be the same); without it,
+    the file's company.id (none: `main`), but only while the database holds at most one company
+    — with several, an admin must say which, so that no file lands on the wrong client."""
+    companies = list(known)
+    if flag:
+        if file_id and file_id != flag:
+            raise ConfigError([f"company.id: the file is company {file_id!r}, not {flag!r} "
+                               "(--company)"])
+        return flag
+    if len(companies) > 1:
+        raise ConfigError([f"the service has {len(companies)} companies "
+                           f"({', '.join(companies)}): say which (--company ID; API: ?company=ID)"])
+    return file_id or MAIN_COMPANY
+
+
+__all__ = ["CompanyIndex", "Owners", "check_collisions", "collisions", "company_id_for",
+           "located"]
