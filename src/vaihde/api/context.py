@@ -55,6 +55,9 @@ class ApiContext:
     config_checker: ConfigChecker = field(default_factory=ConfigChecker)
     # A phone's reach now (reachable, in_use, unreachable, unknown) from Asterisk's device state.
     device_reach: Callable[[str], str] | None = None
+    # The SMS gateway's shared secret for its inbound webhook (messages.sms.inbound_token);
+    # "" = the webhook is off.
+    sms_inbound_token: str = ""
 
 
 CTX: web.AppKey[ApiContext] = web.AppKey("vaihde.api.context")
