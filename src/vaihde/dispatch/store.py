@@ -264,7 +264,8 @@ async def confirm(
     given, 409 when it is already confirmed (a replay)."""
     at = _now(now)
     s, d = dm.UrgentStep, dm.UrgentDispatch
-    step = await session.scalar(select(s).where(s.code == code, s.status != "skipped"))
+    # A step without a number was never texted: its code was given to nobody.
+    step = await session.scalar(select(s).where(s.code == code, s.address != ""))
     if step is None:
         raise DispatchError(404, "no urgent message has this reply code")
     await m.bump_revision(session, mm.MESSAGES)
