@@ -173,3 +173,19 @@ profile: {urgent_confirm_minutes: 0, summary_to: [pomo], summary_at: "24:00"}
     assert "c.yaml:15: profile.urgent_confirm_minutes: must be from 1 to 1440, not 0" in problems
     assert "c.yaml:15: profile.summary_to[0]: is not an e-mail address" in problems
     assert "c.yaml:15: profile.summary_at: must be a time of day like 17:00" in problems
+
+
+def test_the_webhooks_secret_is_read_from_the_settings_or_the_environment():
+    from vaihde.config.source import ConfigError as SettingsError
+    from vaihde.messages.settings import messaging_from_mapping
+
+    sms = {"url": "https://gw.example/sms", "inbound_token": "s" * 16}
+    assert messaging_from_mapping({"sms": sms}, environ={}).sms.inbound_token == "s" * 16
+    env = {"VAIHDE_SMS_INBOUND_TOKEN": "e" * 20}
+    assert messaging_from_mapping({"sms": sms}, environ=env).sms.inbound_token == "e" * 20
+    assert messaging_from_mapping({"sms": {"url": "https://gw.example/sms"}},
+                                  environ={}).sms.inbound_token == ""  # the webhook is off
+    with pytest.raises(SettingsError) as short:
+        messaging_from_mapping({"sms": {**sms, "inbound_token": "short"}}, "s.yaml", environ={})
+    assert str(short.value).startswith("s.yaml:1: messages.sms.inbound_token: must be at least "
+                                       "16 characters")

@@ -197,7 +197,8 @@ def _sms(r: Reader, env: Mapping[str, str]) -> SmsSettings:
     if len(sender) > 64 or any(c in sender for c in "\r\n\0"):
         _problem(r, "sender", "must be one line of at most 64 characters")
     timeout = r.int("timeout_s", 10, low=1, high=120)
-    inbound = env.get(SMS_INBOUND_TOKEN_ENV) or r.str("inbound_token", "")
+    in_file = r.str("inbound_token", "")  # read either way: the environment's wins
+    inbound = env.get(SMS_INBOUND_TOKEN_ENV) or in_file
     if inbound and (len(inbound) < INBOUND_TOKEN_MIN or not inbound.isprintable()
                     or " " in inbound):
         words = (f"must be at least {INBOUND_TOKEN_MIN} characters without spaces (a secret "
