@@ -40,6 +40,7 @@ from vaihde.db.models import AUTH, CALLERS, CONFIG, DIRECTORY, MESSAGES, PRESENC
 from vaihde.db.once import Leader
 from vaihde.db.peer import Peer
 from vaihde.directory.history import ContactHistory
+from vaihde.dispatch.job import Dispatcher
 from vaihde.flows.router import DialAdapter, SetsAvailability, build_router, phone_setter
 from vaihde.guard.__main__ import GuardSettings
 from vaihde.guard.child import GuardChild
@@ -117,6 +118,7 @@ class Service:
         self.calendars: CalendarScheduler | None = None
         self.calendar_leader: Leader | None = None
         self.sender: Sender | None = None
+        self.dispatcher: Dispatcher | None = None
         self.directory: LiveDirectory | None = None
         self.console: Console | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -225,10 +227,15 @@ class Service:
                 **self.peer.status(),
                 "jobs": {CALENDAR_JOB: self.calendar_leader.status()
                          if self.calendar_leader is not None else None},
+                "dispatch": self.dispatcher.status() if self.dispatcher is not None else None,
             }
         return out
 
     # --- start and stop -----------------------------------------------------------------------
+
+    def _companies(self) -> dict[str, CompanyConfig]:
+        """The companies served, by id."""
+        return dict(self.live.companies) if self.live is not None else {}
 
     def _company_changed(self, company: CompanyConfig) -> None:
         """New teams, members or phones: the team queues and the new phones' states now."""
@@ -286,12 +293,23 @@ class Service:
             holder=self.peer,
         )
         sender.start()
+        # Urgent messages' SMS, escalations and the daily summaries: every instance runs it,
+        # each item is taken by one (vaihde.dispatch.store).
+        self.dispatcher = dispatcher = Dispatcher(
+            db.sessions, self._companies, sms=messaging.sms, smtp=messaging.smtp,
+            holder=self.peer)
+        dispatcher.start()
+
+        def message_taken() -> None:
+            sender.wake()
+            dispatcher.wake()
+
         # A message taken or retried by another instance is sent at once (whoever claims it).
-        self._task(changes.follow((MESSAGES,), sender.wake), "vaihde-messages-wake")
+        self._task(changes.follow((MESSAGES,), message_taken), "vaihde-messages-wake")
         self._messages = CallMessages(
             db.sessions, lambda: self.company, recordings=self.prompts.dir / "recordings",
             asterisk_recordings=f"{self.prompts.asterisk_dir.rstrip('/')}/recordings",
-            channels=messaging.channels, taken=sender.wake, company_by_id=self._company_by_id,
+            channels=messaging.channels, taken=message_taken, company_by_id=self._company_by_id,
         )
         self.calendars = calendars = CalendarScheduler(
             db.sessions,
@@ -327,11 +345,12 @@ class Service:
         app.add_subapp("/api/v1", make_api(ApiContext(
             sessions=db.sessions, cache=presence, directory=directory,
             company=self._current, tz=tz, config_applied=config_applied,
-            message_channels=messaging.channels, message_taken=sender.wake,
+            message_channels=messaging.channels, message_taken=message_taken,
             recordings_dir=self.prompts.dir / "recordings", console=console,
             config_checker=ConfigChecker(settings.calendar),
             device_reach=lambda device: self.devices.reach(device).value,
             directory_of=directory.of,
+            sms_inbound_token=messaging.sms.inbound_token if messaging.sms else "",
         )))
         add_web(app, db.sessions)
         # Deadlines and a connection cap in front of aiohttp (vaihde.http.server).
@@ -396,6 +415,8 @@ class Service:
         await self.prompts.close()
         if self.sender is not None:
             await self.sender.stop()
+        if self.dispatcher is not None:
+            await self.dispatcher.stop()
         if self.peer is not None:
             # Last: this instance's claims and jobs stay its own until its work has ended.
             await self.peer.stop()

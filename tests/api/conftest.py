@@ -376,7 +376,17 @@ def http_settings() -> HttpSettings:
 
 
 @pytest.fixture
-async def api(db: Database, tmp_path: Path, http_settings: HttpSettings) -> AsyncIterator[Api]:
+def api_context_options() -> dict[str, Any]:
+    """More ApiContext arguments (the SMS channel, the webhook's secret); a test module may
+    override this."""
+    return {}
+
+
+@pytest.fixture
+async def api(
+    db: Database, tmp_path: Path, http_settings: HttpSettings,
+    api_context_options: dict[str, Any],
+) -> AsyncIterator[Api]:
     async with db.sessions.begin() as session:
         await sync_directory(session, DIRECTORY)
     tokens = {
@@ -400,6 +410,12 @@ async def api(db: Database, tmp_path: Path, http_settings: HttpSettings) -> Asyn
     async def config_applied() -> None:
         applied.append("applied")
 
+    options: dict[str, Any] = {
+        "message_channels": ("email",),
+        # As the service does: the settings' calendar rules (default: files in calendars/).
+        "config_checker": ConfigChecker(CalendarPolicy(files_dir=str(tmp_path / "calendars"))),
+        **api_context_options,
+    }
     ctx = ApiContext(
         sessions=db.sessions,
         cache=cache,
@@ -408,11 +424,9 @@ async def api(db: Database, tmp_path: Path, http_settings: HttpSettings) -> Asyn
         tz=HELSINKI,
         config_applied=config_applied,
         clock=clock,
-        message_channels=("email",),
         message_taken=lambda: [hook() for hook in hooks] and None,
         recordings_dir=recordings,
-        # As the service does: the settings' calendar rules (default: files in calendars/).
-        config_checker=ConfigChecker(CalendarPolicy(files_dir=str(tmp_path / "calendars"))),
+        **options,
     )
     # The service's own root application (64 KiB body limit), with the API mounted as it is
     # in service.py.

@@ -34,13 +34,14 @@ def routes() -> list[Route]:
     from vaihde.company import oncall_http as oncall
     from vaihde.console import http as console
     from vaihde.directory import http as directory
+    from vaihde.dispatch import http as urgent
     from vaihde.messages import http as messages
     from vaihde.presence import http as presence
 
     return [*openapi.routes.routes, *session.routes.routes, *directory.routes.routes,
             *presence.routes.routes, *directory.callers.routes, *company.routes.routes,
             *messages.messages.routes, *messages.callbacks.routes, *console.routes.routes,
-            *oncall.routes.routes]
+            *oncall.routes.routes, *urgent.routes.routes]
 
 
 def make_api(ctx: ApiContext) -> web.Application:

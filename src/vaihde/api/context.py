@@ -57,6 +57,9 @@ class ApiContext:
     device_reach: Callable[[str], str] | None = None
     # One company's directory index (GET /directory/search?company=ID); None: only `directory`.
     directory_of: Callable[[str], DirectoryIndex | None] | None = None
+    # The SMS gateway's shared secret for its inbound webhook (messages.sms.inbound_token);
+    # "" = the webhook is off.
+    sms_inbound_token: str = ""
 
 
 CTX: web.AppKey[ApiContext] = web.AppKey("vaihde.api.context")

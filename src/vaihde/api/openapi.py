@@ -75,8 +75,8 @@ DESCRIPTION = (
     "operator (+ anyone's availability, callers, messages and callbacks), admin (everything). "
     f"Times are {TIME_FORMAT}."
 )
-TAGS = ("session", "directory", "availability", "callers", "messages", "callbacks", "console",
-        "config", "meta")
+TAGS = ("session", "directory", "availability", "callers", "messages", "callbacks", "urgent",
+        "console", "config", "meta")
 
 
 # --- schemas -----------------------------------------------------------------------------------

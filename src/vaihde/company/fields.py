@@ -28,6 +28,7 @@ MAX_TOPIC = 100
 MAX_TOPICS = 50
 MAX_INSTRUCTIONS = 4000  # an operator reads them during a call: a screenful, not a manual
 MAX_PROFILE_ITEMS = 30  # questions to ask, urgent rules
+MAX_SUMMARY_TO = 10  # addresses of the daily message summary
 PLACEHOLDERS = ("operator",)  # what an answer phrase may be filled with
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _URL = re.compile(r"^(https|http|webcal)://[^\s]+$")
@@ -195,6 +196,31 @@ def _shift_hours(value: Any) -> tuple[int, int]:
     return start, end
 
 
+_CLOCK = re.compile(r"^(\d{1,2}):(\d{2})$")
+
+
+def clock_minutes(text: str) -> int:
+    """"17:00" → 1020: minutes after midnight of a time of day already checked by _clock."""
+    m = _CLOCK.match(text)
+    assert m is not None, text
+    return int(m.group(1)) * 60 + int(m.group(2))
+
+
+def _clock(value: Any) -> str:
+    """A time of day like 17:00 (company time)."""
+    text = as_text(value) if isinstance(value, str) else ""
+    m = _CLOCK.match(text)
+    if not m or int(m.group(1)) > 23 or int(m.group(2)) > 59:
+        raise problem("must be a time of day like 17:00 (00:00 to 23:59)")
+    return f"{int(m.group(1)):02d}:{m.group(2)}"
+
+
+def _addresses(value: Any) -> Any:
+    if isinstance(value, list) and len(value) > MAX_SUMMARY_TO:
+        raise problem(f"at most {MAX_SUMMARY_TO} addresses")
+    return value
+
+
 def ref(what: str) -> Any:
     """The id of something defined elsewhere in the file (whether it is, is checked once the
     whole file is read)."""
@@ -341,6 +367,13 @@ AnswerTexts = Annotated[
         ],
     }),
 ]
+ConfirmMinutes = Annotated[int, _between(1, 1440), _schema(minimum=1, maximum=1440)]
+ClockTime = Annotated[
+    str, check(_clock),
+    WithJsonSchema({"type": "string", "pattern": r"^\d{1,2}:\d{2}$",
+                    "description": "a time of day in company time, like 17:00"}),
+]
+SummaryTo = Annotated[tuple[Email, ...], check(_addresses), _schema(maxItems=MAX_SUMMARY_TO)]
 Days = Annotated[
     tuple[int, ...], check(_days),
     WithJsonSchema({"type": "string", "description": "days a shift starts on: mon-fri, sat, "

@@ -26,6 +26,8 @@ from vaihde.company.fields import (
     AnswerTexts,
     Attempts,
     Calendar,
+    ClockTime,
+    ConfirmMinutes,
     ContactRef,
     Days,
     Email,
@@ -50,6 +52,7 @@ from vaihde.company.fields import (
     SoundName,
     Start,
     Strategy,
+    SummaryTo,
     TeamKind,
     TeamRef,
     TeamRing,
@@ -449,6 +452,12 @@ class Profile:
     instructions: Instructions = ""  # free text for operators
     ask: ProfileItems = ()  # what to ask every caller, in order
     urgent: tuple[UrgentRule, ...] = ()
+    # Message dispatch (vaihde.dispatch): how long the person texted an urgent message has to
+    # confirm it before the next one on call is texted; where and when (company time) the daily
+    # message summary goes ("" addresses: none is sent).
+    urgent_confirm_minutes: ConfirmMinutes = 10
+    summary_to: SummaryTo = ()
+    summary_at: ClockTime = "17:00"
 
     def answer_in(self, language: str, default: str) -> str:
         """The answer phrase in the call's language, else the company's ("" = none)."""
@@ -456,7 +465,9 @@ class Profile:
 
     @property
     def empty(self) -> bool:
-        return not (self.answer or self.instructions or self.ask or self.urgent)
+        return not (self.answer or self.instructions or self.ask or self.urgent
+                    or self.summary_to or self.urgent_confirm_minutes != 10
+                    or self.summary_at != "17:00")
 
 
 # ---- on-call rotas ("Päivystys") ---------------------------------------------------------------

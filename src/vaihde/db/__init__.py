@@ -5,6 +5,7 @@ SQLite by default (var/vaihde.db), PostgreSQL with postgresql+asyncpg://…; see
 
 from vaihde.db import (
     auth_models,  # noqa: F401  (puts the auth tables on Base.metadata)
+    dispatch_models,  # noqa: F401  (urgent messages and daily summaries)
     message_models,  # noqa: F401  (and the answering service's)
 )
 from vaihde.db.engine import (

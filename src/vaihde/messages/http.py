@@ -21,6 +21,7 @@ from vaihde.api.errors import ApiError, invalid, not_found
 from vaihde.api.route import Media, Routes
 from vaihde.auth.model import Action, Principal, allowed
 from vaihde.directory import store as directory
+from vaihde.dispatch.urgent import take_urgent
 from vaihde.messages import store
 from vaihde.messages.model import (
     CallbackDraft,
@@ -143,7 +144,9 @@ def _message_error(exc: MessageError, recipient: Recipient | None) -> ApiError:
                errors=(422, 503),
                description="Stored like the messages callers record and delivered by the same "
                "sender (retried until sent or failed). An unknown employee or team is a 422 "
-               "naming for.employee or for.team; nothing is stored on any error.")
+               "naming for.employee or for.team; nothing is stored on any error. An urgent "
+               "one is texted with a reply code instead of the plain SMS (400 without SMS "
+               "settings or for an unknown rota).")
 async def take_message(request: web.Request, body: TakeMessage) -> MessageRecord:
     """An operator takes a message: stored like the callers' own, delivered by the same sender."""
     principal = who(request)
@@ -161,9 +164,12 @@ async def take_message(request: web.Request, body: TakeMessage) -> MessageRecord
         taken_by=principal.username, note=body.text, call_id=body.call_id,
     )
     try:
-        message = await store.take_message(
-            api.sessions, draft, company, channels=api.message_channels, now=api.clock()
-        )
+        if body.urgent:
+            message = await take_urgent(api, draft, company, body.rota)
+        else:
+            message = await store.take_message(
+                api.sessions, draft, company, channels=api.message_channels, now=api.clock()
+            )
     except MessageError as exc:
         raise _message_error(exc, recipient) from None
     log.info("message taken", extra={"message_id": message.id, "taken_by": principal.username,

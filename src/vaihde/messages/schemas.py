@@ -97,6 +97,12 @@ CallId = Annotated[str, Field(
     AfterValidator(_call_id)]
 
 
+def _id(value: str | None) -> str | None:
+    if value is not None and not ID.match(value):
+        raise fail("invalid", f"{value!r} is not an id")
+    return value
+
+
 def _required_text(value: str) -> str:
     if not clean_text(value):
         raise fail("missing_field", "is empty: write what the caller wanted")
@@ -112,6 +118,11 @@ class TakeMessage(Body):
     text: Annotated[str, AfterValidator(_required_text)] = Field(min_length=1,
                                                                  max_length=NOTE_MAX)
     call_id: CallId = ""
+    urgent: bool = Field(False, description="must be confirmed: the person it is for is "
+                         "texted a reply code, then whoever is on call (GET /urgent)")
+    rota: Annotated[str | None, AfterValidator(_id)] = Field(
+        None, max_length=40, description="urgent: the on-call rota to escalate along (an "
+        "urgent rule's contact); default: the rota of the recipient's team")
 
 
 class TakeCallback(Body):
@@ -147,12 +158,6 @@ class MessagePath(PathParams):
 class CallbackPath(PathParams):
     callback_id: Annotated[int, Field(ge=0, le=MAX_INT32,
                                       description="callback request number")]
-
-
-def _id(value: str | None) -> str | None:
-    if value is not None and not ID.match(value):
-        raise fail("invalid", f"{value!r} is not an id")
-    return value
 
 
 _Filter = Annotated[str | None, AfterValidator(_id)]

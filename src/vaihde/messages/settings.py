@@ -21,6 +21,8 @@ DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
 SMS_FORMATS = ("json", "form")
 SMTP_PASSWORD_ENV = "VAIHDE_SMTP_PASSWORD"
 SMS_TOKEN_ENV = "VAIHDE_SMS_TOKEN"
+SMS_INBOUND_TOKEN_ENV = "VAIHDE_SMS_INBOUND_TOKEN"
+INBOUND_TOKEN_MIN = 16
 
 _HEADER = re.compile(r"^[A-Za-z0-9\-]{1,64}$")
 _FIELD = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
@@ -56,6 +58,9 @@ class SmsSettings:
     sender: str = ""  # the sender name or number the gateway shows; "" = gateway's default
     sender_field: str = "from"
     timeout_s: float = 10
+    # The secret the gateway sends with replies to POST /api/v1/sms/inbound (urgent messages'
+    # reply codes); "" = that webhook is off.
+    inbound_token: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +186,18 @@ def _sms(r: Reader, env: Mapping[str, str]) -> SmsSettings:
     if len(sender) > 64 or any(c in sender for c in "\r\n\0"):
         _problem(r, "sender", "must be one line of at most 64 characters")
     timeout = r.int("timeout_s", 10, low=1, high=120)
+    in_file = r.str("inbound_token", "")  # read either way: the environment's wins
+    inbound = env.get(SMS_INBOUND_TOKEN_ENV) or in_file
+    if inbound and (len(inbound) < INBOUND_TOKEN_MIN or not inbound.isprintable()
+                    or " " in inbound):
+        words = (f"must be at least {INBOUND_TOKEN_MIN} characters without spaces (a secret "
+                 "shared with the gateway)")
+        if env.get(SMS_INBOUND_TOKEN_ENV):
+            r.problems.append(f"{SMS_INBOUND_TOKEN_ENV}: {words}")
+        else:
+            _problem(r, "inbound_token", words)
+        inbound = ""
     r.done()
     return SmsSettings(url=url, token=token, token_header=header, token_scheme=scheme,
-                       format=fmt, sender=sender, timeout_s=timeout, **fields)
+                       format=fmt, sender=sender, timeout_s=timeout, inbound_token=inbound,
+                       **fields)

@@ -817,6 +817,36 @@
     } catch (err) { /* kept as it was; tried again in a while */ }
   }
 
+  // --- urgent messages (GET /urgent): who was texted, escalated, confirmed ------------------
+
+  const URGENT_STATE = { open: "waiting for confirmation", confirmed: "confirmed",
+    exhausted: "NOBODY CONFIRMED: take over" };
+
+  function showUrgent(list) {
+    // Open and unconfirmed ones, and those confirmed in the last hour.
+    const hour = Date.now() - 3600_000;
+    const shown = list.filter((u) => u.status !== "confirmed"
+      || Date.parse(u.confirmed_at) > hour);
+    $("urgent-panel").hidden = !shown.length;
+    $("urgent-count").textContent = String(shown.filter((u) => u.status !== "confirmed").length);
+    $("urgent").replaceChildren(...shown.map((u) => {
+      const steps = u.steps.map((s) => V.el("span", { cls: "step st-" + s.status,
+        title: s.status + (s.sent_at ? " " + V.when(s.sent_at) : ""),
+        text: s.employee + (s.sent_at ? " " + V.when(s.sent_at) : " (" + s.status + ")") }));
+      const state = u.status === "confirmed"
+        ? "confirmed by " + u.confirmed_by + " " + V.when(u.confirmed_at)
+        : URGENT_STATE[u.status] + (u.due_at ? ", next " + V.when(u.due_at) : "");
+      return V.el("li", { cls: "urgent u-" + u.status, data: { id: String(u.id) } },
+        V.el("span", { cls: "name", text: u.for.name + " ← " + u.caller }),
+        V.el("span", { cls: "state", text: state }), ...steps);
+    }));
+  }
+
+  async function loadUrgent() {
+    try { showUrgent((await V.api("GET", "/urgent?limit=30")).urgent); }
+    catch (err) { /* kept as it was; tried again in a while */ }
+  }
+
   // --- start -------------------------------------------------------------------------------
 
   async function start() {
@@ -837,6 +867,9 @@
     // Shifts change on the clock: the list is read again every half minute.
     loadRotas();
     setInterval(loadRotas, 30_000);
+    // Escalations happen on the minute: a few seconds late is soon enough.
+    loadUrgent();
+    setInterval(loadUrgent, 5_000);
   }
   start();
 })();
