@@ -18,6 +18,7 @@ from vaihde.company import parse_company
 from vaihde.company.apply import to_directory
 from vaihde.db import Database
 from vaihde.db import dispatch_models as dm
+from vaihde.db import message_models as mm
 from vaihde.directory.store import sync_directory
 from vaihde.dispatch import store
 from vaihde.messages import store as messages
@@ -224,3 +225,23 @@ async def test_a_days_summary_is_taken_by_one_and_settled_once(staff):
                                           now=T0 + MIN) is True
         assert await store.summary_done(session, "main", day)
         assert await store.claim_summary(session, "main", day, now=T0 + 60 * MIN) is None
+
+
+async def test_a_clients_summary_lists_only_its_own_messages(staff):
+    async with staff.sessions.begin() as session:
+        ours = await messages.create_message(
+            session, MessageDraft(Recipient("employee", "anna"), caller_number="0401234567",
+                                  note="Meille"), COMPANY,
+            channels=("email",), now=T0)
+        theirs = await messages.create_message(
+            session, MessageDraft(Recipient("employee", "anna"), caller_number="0407654321",
+                                  note="Toiselle"), COMPANY,
+            channels=("email",), now=T0)
+        await session.execute(
+            mm.Message.__table__.update().where(mm.Message.id == theirs.id)
+            .values(company_id="acme"))
+    async with staff.sessions() as session:
+        main = await store.messages_between(session, T0 - MIN, T0 + MIN, company=store.MAIN)
+        acme = await store.messages_between(session, T0 - MIN, T0 + MIN, company="acme")
+    assert [r.message.id for r in main] == [ours.id]
+    assert [r.message.id for r in acme] == [theirs.id]

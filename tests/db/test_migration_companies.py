@@ -44,7 +44,7 @@ async def test_an_installation_in_use_becomes_company_main(empty_url):
         async with engine.begin() as conn:
             for sql in ROWS:
                 await conn.execute(text(sql), {"doc": DOCUMENT} if ":doc" in sql else {})
-        await migrate.upgrade_async(engine)
+        await migrate.upgrade_async(engine, "0006")
         assert await migrate.current_async(engine) == "0006"
         async with engine.begin() as conn:
             companies = (await conn.execute(text("SELECT id, name FROM companies"))).all()
