@@ -307,7 +307,10 @@ class Callers:
     keys with AMI PlayDTMF on the caller's own leg, through a pool of AMI sessions (PlayDTMF
     holds its session for the tone's length)."""
 
-    def __init__(self) -> None:
+    def __init__(self, id_prefix: str = "") -> None:
+        # With several Asterisks a call id begins with its Asterisk's systemname (and "-"), as
+        # Asterisk's own Uniqueids do: vaihde tells the Asterisks' calls apart by it.
+        self.id_prefix = id_prefix
         self.ami: Ami | None = None
         self.keypads: asyncio.Queue[Ami] = asyncio.Queue()
         self.by_uid: dict[str, Call] = {}
@@ -342,7 +345,7 @@ class Callers:
                         context: str = "vaihde-inbound", then: str = "faults-caller",
                         callerid: str = "") -> Call:
         n = next(self.counter)
-        base = f"f.{label}.{n:04d}"
+        base = f"{self.id_prefix}f.{label}.{n:04d}"
         # Neither id may be a prefix of another: Asterisk's lookup by uniqueid matches prefixes.
         call = Call(label, f"{base}.c", f"{base}.o")
         self.by_uid[call.call_id] = call

@@ -31,7 +31,7 @@ from company import COMPANY, COMPANY_NUMBER, PHONES
 from conftest import OPERATORS, TEST_DIALPLAN
 from sqlalchemy import select
 from test_cluster_ami import Recorded
-from test_first_call import assert_bridged_with, call
+from test_first_call import assert_bridged_with, call, device
 from test_kamailio import HOLD_MS
 
 from vaihde.auth.store import add_user, create_token
@@ -238,6 +238,31 @@ async def test_both_consoles_show_the_same_waiting_calls_of_both_asterisks(clust
             response.close()
     for instance in INSTANCES:
         assert waiting_ids(await board(http, cluster, instance)) == [joined["Uniqueid"]]
+
+
+async def test_a_caller_connected_from_the_menu_is_active_on_both_consoles(
+        cluster, probes, http):
+    """Served by A (Asterisk 1), connected to Anna: B, which has no story of the call, shows it
+    as active too (the dialplan marks the caller's leg with its call id)."""
+    one = probes["ast1"]
+    mark = one.mark()
+    await call(one, "1", callerid="0403330008")
+    entered = await one.wait_for(agi_at(cluster.ports.agi("a")), 10, since=mark)
+    await assert_bridged_with(one, ANNA, timeout=15)
+    found: dict[str, Any] = {}
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and len(found) < 2:
+        for instance in INSTANCES:
+            active = [c for c in (await board(http, cluster, instance))["active"]
+                      if c["id"] == entered["Uniqueid"]]
+            if active:
+                found[instance] = active[0]
+        await asyncio.sleep(0.1)
+    assert set(found) == {"a", "b"}, found
+    for c in found.values():
+        assert c["state"] == "active" and c["asterisk"] == cluster.spec.system_name("ast1")
+        assert [device(p["channel"]) for p in c["parties"]] == [ANNA]
+    assert found["a"]["sought"]["id"] == "anna"  # A served the menu: it has the story
 
 
 async def test_availability_set_through_a_is_what_b_routes_by(cluster, probes, http):
