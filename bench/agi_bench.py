@@ -272,15 +272,15 @@ def load_company(config: Path) -> tuple[Any, Any]:
 
 
 def build_router(settings: Any, company: Any) -> Any:
-    """The service's own router (vaihde.service.build_router) over a stand-in that meets its
-    `CallHost` contract with the settings and the company and no database, so the benchmark
+    """The service's own router (vaihde.flows.router.build_router) over a stand-in that meets
+    its `CallHost` contract with the settings and the company and no database, so the benchmark
     runs exactly the production handlers."""
     from datetime import UTC, datetime
 
     from vaihde.ami.devicestate import DeviceStates
     from vaihde.flows.inbound import recorded_only
+    from vaihde.flows.router import build_router as service_router
     from vaihde.presence.model import resolve
-    from vaihde.service import build_router as service_router
     from vaihde.story import StoryBook
 
     class Presence:
@@ -294,18 +294,7 @@ def build_router(settings: Any, company: Any) -> Any:
         prompts = staticmethod(recorded_only)
         text = None
 
-    class StandIn:
-        db = None
-
-        def __init__(self) -> None:
-            self.settings, self.company = settings, company
-            self.presence, self.prompts = Presence(), Prompts()
-            self.greetings: dict[str, str] = {}  # the bench's callers are not known by name
-            self.devices = DeviceStates()  # no AMI: every phone's state unknown (rung)
-            # Stories are kept per call as in the service, which drops each at the caller's
-            # hangup (an AMI event the bench has none of): hold about the calls in progress.
-            self.stories = StoryBook(limit=600)
-
+    class NoMessages:
         def recording_for(self, call_id: str) -> Any:
             raise RuntimeError("the benchmark's callers do not leave messages")
 
@@ -314,6 +303,24 @@ def build_router(settings: Any, company: Any) -> Any:
 
         async def store_callback(self, *_: Any) -> bool:
             raise RuntimeError("the benchmark's callers do not ask for callbacks")
+
+    async def no_feature_codes(*_: Any) -> None:
+        raise RuntimeError("the benchmark's callers do not dial feature codes")
+
+    class StandIn:
+        def __init__(self) -> None:
+            self.settings, self.company = settings, company
+            self.presence, self.prompts = Presence(), Prompts()
+            self.greetings: dict[str, str] = {}  # the bench's callers are not known by name
+            self.devices = DeviceStates()  # no AMI: every phone's state unknown (rung)
+            # Stories are kept per call as in the service, which drops each at the caller's
+            # hangup (an AMI event the bench has none of): hold about the calls in progress.
+            self.stories = StoryBook(limit=600)
+            self.messages = NoMessages()
+            self.set_from_phone = no_feature_codes
+
+        def dial_adapter(self, uniqueid: str) -> None:
+            return None  # one Asterisk: the route's Dial() strings as they are
 
     return service_router(StandIn())  # type: ignore[arg-type]
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vaihde.ami.devicestate import device_of_channel
-from vaihde.company import EmployeeTarget, MenuTarget
+from vaihde.company.schema import EmployeeTarget, MenuTarget
 
 Event = Mapping[str, Any]
 

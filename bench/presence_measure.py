@@ -16,7 +16,7 @@ from typing import Any
 
 import calls_measure as cm  # bench/ is on sys.path: it is this script's directory
 from vaihde.ami.devicestate import device_of_channel
-from vaihde.company import EmployeeTarget, MenuTarget, TeamTarget
+from vaihde.company.schema import EmployeeTarget, MenuTarget, TeamTarget
 
 Event = Mapping[str, Any]
 PHONES = "bench-phones"

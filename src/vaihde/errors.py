@@ -5,14 +5,14 @@ Every domain error (AuthError, PresenceError, MessageError, DirectoryError, Conf
 console's Refusal, FeatureCodeError, the API's ApiError, the commands' CommandError) is a
 VaihdeError. The REST API's error middleware (vaihde.api.errors) turns any of them into
 `{"error": {"code", "message", "field"?, ...details}}` with `status`; the commands
-(vaihde.presence.commands._run) into one line on stderr and exit status 2. Nothing else maps
-them.
+(vaihde.commands.command) into one line on stderr and exit status 2. Nothing else maps them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 
 class VaihdeError(Exception):
@@ -82,3 +82,15 @@ class FieldError(VaihdeError):
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message, field=field)
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+def one_of(kind: type[E], field: str, value: str | E, error: type[FieldError]) -> E:
+    """`value` as a member of `kind`, or `error` saying what the choices are."""
+    try:
+        return kind(value)
+    except ValueError:
+        names = ", ".join(member.value for member in kind)
+        raise error(field, f"unknown {field} {value!r}; use one of: {names}") from None

@@ -178,9 +178,3 @@ def as_json(record: BaseModel, *, tz: Any = UTC, **context: Any) -> dict[str, An
         mode="json", by_alias=True, context={"tz": tz, **context}
     )
     return out
-
-
-__all__ = [
-    "LEAVE_OUT_NONE", "TIME_FORMAT", "Record", "Time", "as_json", "dump_json", "each", "fail",
-    "keeps_fields", "of_row",
-]

@@ -26,7 +26,9 @@ from vaihde.ami.tracker import CallTracker
 from vaihde.api import ApiContext, make_api
 from vaihde.auth import store as auth_store
 from vaihde.console.stream import Console, ConsoleDeps
-from vaihde.db.models import Contact
+from vaihde.db.changes import Changes
+from vaihde.db.models import AUTH, Contact
+from vaihde.db.peer import Peer
 from vaihde.directory.search import DirectoryIndex
 from vaihde.directory.store import sync_directory, upsert_caller
 from vaihde.http.health import make_app
@@ -164,10 +166,17 @@ async def capi(db, fix) -> AsyncIterator[ConsoleApi]:  # type: ignore[no-untyped
     cache = PresenceCache(db.sessions, tz=HELSINKI)
     await cache.load()
     tracker, ami, stories = CallTracker(), StubAmi(), StoryBook()
+    # As the service does: on PostgreSQL the streams are checked again when credentials are
+    # withdrawn anywhere (NOTIFY), otherwise only every few seconds; on SQLite twice a second.
+    peer = Peer.for_database(db, name="vaihde console-test")
+    if peer is not None:
+        await peer.start()
+        assert peer.up, peer.last_error
     console = Console(ConsoleDeps(
         tracker=tracker, ami=ami, stories=stories, presence=cache, sessions=db.sessions,
         tz=HELSINKI, availability_json=lambda av: as_json(av, tz=HELSINKI),
         coalesce_s=0.005, ping_s=0.3, queue_size=20,
+        credentials=Changes(peer).watch(AUTH),
     ))
     await console.start()
     clock = fix.Clock()
@@ -183,6 +192,8 @@ async def capi(db, fix) -> AsyncIterator[ConsoleApi]:  # type: ignore[no-untyped
     finally:
         await console.stop()
         await client.close()
+        if peer is not None:
+            await peer.stop()
 
 
 async def test_board_for_operators_and_admins_only(capi):

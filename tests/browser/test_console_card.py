@@ -77,7 +77,7 @@ async def test_the_directory_finds_who_answers_for_a_topic(page, vaihde):
     result = await apply_company(vaihde.db.sessions, parse_company(TOPICS, "company.yaml"),
                                  applied_by="test", source_name="company.yaml")
     assert result.applied
-    await vaihde.check_for_changes()
+    await vaihde.live.check_for_changes()
     await vaihde.directory.refresh()
     await login(page, "olga")
     await page.locator("#people .entry").first.wait_for()

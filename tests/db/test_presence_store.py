@@ -358,6 +358,8 @@ async def test_concurrent_overlapping_schedules_one_wins(people):
 async def test_presence_store_wrapper(people):
     ps = store.PresenceStore(people.sessions)
     e = await ps.set_availability("anna", "away", source="phone", set_by="phone", now=T0)
-    assert (await ps.get_availability("anna", now=T0)).entry_id == e.id
+    async with people.sessions() as s:
+        assert (await store.get_availability(s, "anna", now=T0)).entry_id == e.id
     await ps.cancel_entry(e.id, actor="anna", now=T0)
-    assert [x.cancelled_by for x in await ps.history("anna")] == ["anna"]
+    async with people.sessions() as s:
+        assert [x.cancelled_by for x in await store.history(s, "anna")] == ["anna"]

@@ -24,7 +24,7 @@ REG_PASSWORD = "reg-phone-secret"
 # Kamailio in front of two Asterisks (tests/integration/test_kamailio.py): the proxy, SIPp as the
 # carrier sending to it, and the second Asterisk (AMI, SIP). Not the browser tests' +50 offset:
 # their Asterisk may still run in the same session.
-KAMAILIO_PORT = 15086 + _SLOT * 100
+KAMAILIO_PORT = 15068 + _SLOT * 100  # not 15086: the second Asterisk of test_cluster_ami.py
 CARRIER_PORT = 15090 + _SLOT * 100
 CARRIER_MEDIA_PORT = 15092 + _SLOT * 100
 SECOND_AMI_PORT = 15094 + _SLOT * 100

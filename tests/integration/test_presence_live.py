@@ -64,7 +64,7 @@ async def test_calendar_meeting_becomes_availability_and_removal_clears_it(vaihd
     company = parse_company(with_calendar("anna.ics"), calendars=vaihde.settings.calendar)
     await apply_company(vaihde.db.sessions, company, applied_by="test",
                         source_name="company.yaml")
-    await vaihde.check_for_changes()
+    await vaihde.live.check_for_changes()
     (result,) = await vaihde.calendars.sync_all()
     assert result.created == 1
     got = vaihde.presence.lookup("anna")
@@ -85,7 +85,7 @@ async def test_broken_feed_keeps_previous_entries(vaihde):
     company = parse_company(with_calendar(str(feed)), calendars=vaihde.settings.calendar)
     await apply_company(vaihde.db.sessions, company, applied_by="test",
                         source_name="company.yaml")
-    await vaihde.check_for_changes()
+    await vaihde.live.check_for_changes()
     await vaihde.calendars.sync_all()
     feed.write_text("<html>Please log in</html>")
     (result,) = await vaihde.calendars.sync_all()
@@ -110,7 +110,7 @@ async def test_a_stored_calendar_outside_the_allowed_is_not_read(vaihde, tmp_pat
             company = parse_company(with_calendar(source), calendars=lenient)
         await apply_company(vaihde.db.sessions, company, applied_by="test",
                             source_name="company.yaml")
-        await vaihde.check_for_changes()
+        await vaihde.live.check_for_changes()
         (result,) = await vaihde.calendars.sync_all()
         assert result.error and ("not in" in result.error or "'..'" in result.error), result
         assert result.created == 0
@@ -195,7 +195,7 @@ async def test_known_caller_who_agreed_is_greeted_by_first_name(asterisk, ami, v
     async with vaihde.db.sessions() as session, session.begin():
         await upsert_caller(session, "0405556666", name="Maija Meikäläinen", greet_by_name=True)
         await upsert_caller(session, "0407778888", name="Pekka Puup", greet_by_name=False)
-    await vaihde.check_for_changes()
+    await vaihde.live.check_for_changes()
     assert vaihde.greetings == {"0405556666": "Maija"}
     await call(ami, "1", callerid="0407778888", delay=3)
     await assert_bridged_with(ami, f"Local/anna@{PHONES}", timeout=15)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from vaihde.ami.client import AmiRefused
+from vaihde.ami.client import AmiClient, AmiRefused
 from vaihde.ami.cluster import (
     Cluster,
     Link,
@@ -426,3 +426,29 @@ def test_the_service_keeps_a_link_and_a_guard_per_asterisk(monkeypatch, tmp_path
         ("10.0.0.1", 5038, "one"), ("10.0.0.2", 5039, "two")]
     assert isinstance(service.calls, MergedCalls) and service.devices is service.cluster.merged
     assert service.ami is service.links[0].client  # the first, as before
+
+
+def test_a_callers_route_is_dialled_as_the_calls_own_asterisk_reaches_each_phone(tmp_path):
+    from vaihde.config.settings import loads
+
+    settings = loads(
+        "service:\n  asterisks:\n"
+        "    - {name: ast1, host: 10.0.0.1, secret: one, reach: 'PJSIP/{resource}@to-ast1'}\n"
+        "    - {name: ast2, host: 10.0.0.2, secret: two, reach: 'PJSIP/{resource}@to-ast2'}\n",
+        str(tmp_path / "settings.yaml"))
+    a, b = (Link(ast, AmiClient(ast.host, ast.port, ast.username, ast.secret), CallTracker(),
+                 DeviceStates()) for ast in settings.all_asterisks())
+    a.system_name, b.system_name = A, B
+    cluster = Cluster([a, b])
+    a.devices.apply({"Event": "DeviceStateChange", "Device": "PJSIP/op1", "State": "NOT_INUSE"})
+    b.devices.apply({"Event": "DeviceStateChange", "Device": "PJSIP/op1", "State": "INVALID"})
+    on_b = cluster.dial_adapter("ast2-1750000000.7")
+    assert on_b is not None
+    # Every step of the route, each device of it; other variables as they are.
+    assert on_b("VAIHDE_DIAL", "PJSIP/op1&Local/x@p") == "PJSIP/op1@to-ast1&Local/x@p"
+    assert on_b("VAIHDE_DIAL3", "PJSIP/op1") == "PJSIP/op1@to-ast1"
+    assert on_b("VAIHDE_DIAL_TIMEOUT", "20") == "20"
+    assert on_b("VAIHDE_REASON", "PJSIP/op1") == "PJSIP/op1"
+    on_a = cluster.dial_adapter("ast1-1750000000.8")
+    assert on_a is not None and on_a("VAIHDE_DIAL", "PJSIP/op1") == "PJSIP/op1"  # its own phone
+    assert Cluster([a]).dial_adapter("ast1-1750000000.8") is None  # one Asterisk: as they are

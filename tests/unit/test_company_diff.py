@@ -1,13 +1,7 @@
 """What changes between two versions of the company file, as data and as the admin reads it."""
 
-from vaihde.company import (
-    Change,
-    CompanyConfig,
-    diff_company,
-    load_company,
-    parse_company,
-    render_diff,
-)
+from vaihde.company import CompanyConfig, load_company, parse_company
+from vaihde.company.diff import Change, diff_company, render_diff
 
 BASE = """\
 company:

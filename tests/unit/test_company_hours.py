@@ -5,7 +5,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from vaihde.company import OpeningHours, day_rule, is_open, next_opening, open_now, parse_company
+from vaihde.company import parse_company
+from vaihde.company.hours import day_rule, is_open, open_now
+from vaihde.company.schema import OpeningHours
 
 HELSINKI = ZoneInfo("Europe/Helsinki")
 WEEK = """\
@@ -110,11 +112,6 @@ def test_day_rule_precedence(week):
 def test_naive_datetime_is_refused(week):
     with pytest.raises(ValueError, match="aware"):
         is_open(week, datetime(2026, 11, 23, 9, 0))
-
-
-def test_next_opening_when_open_is_after_closing(week):
-    assert next_opening(week, hki(2026, 11, 27, 9, 0)) == hki(2026, 11, 30, 8, 0)
-    assert next_opening(week, hki(2026, 11, 28, 9, 0)) == hki(2026, 11, 30, 8, 0)
 
 
 # ---- daylight saving time in Helsinki: 2026-03-29 03:00 → 04:00, 2026-10-25 04:00 → 03:00 ----

@@ -10,15 +10,11 @@ from vaihde.calendar.policy import CalendarPolicy
 from vaihde.company import (
     CompanyConfig,
     ConfigError,
-    Device,
-    EmployeeTarget,
-    ExternalTarget,
-    MessageTarget,
-    TeamTarget,
     company_from_document,
     load_company,
     parse_company,
 )
+from vaihde.company.schema import Device, EmployeeTarget, ExternalTarget, MessageTarget, TeamTarget
 
 # Line numbers matter: tests below name them.
 MINIMAL = """\

@@ -14,7 +14,6 @@ from vaihde.presence.model import (
     Source,
     State,
     find_overlap,
-    next_changes,
     resolve,
     superseded,
     validate_new_entry,
@@ -155,16 +154,6 @@ def test_explanation_times_in_the_given_zone():
     assert "since 2025-06-02 14:00 until 2025-06-02 15:00" in a.explanation
     assert "UTC" not in a.explanation
     assert "11:00 UTC" in resolve("anna", [meeting], now=at(11, 30)).explanation
-
-
-def test_next_change_of_all_entries_bounds_any_change():
-    entries = [
-        entry(State.AWAY, Source.PHONE, starts=at(11), until=at(12)),
-        entry(State.MEETING, Source.CALENDAR, starts=at(13), until=at(14)),
-    ]
-    assert next_changes(entries, at(10)) == at(11)
-    assert next_changes(entries, at(11, 30)) == at(12)
-    assert next_changes(entries, at(14)) is None
 
 
 def test_resolve_is_fast_enough_for_every_lookup():

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from vaihde.company import Say, parse_company
+from vaihde.company import parse_company
+from vaihde.company.schema import Say
 from vaihde.flows.inbound import Prompts
 from vaihde.prompts import synth as synth_mod
 from vaihde.prompts.library import PromptLibrary, says

@@ -366,21 +366,6 @@ class Channel:
         for name, value in values.items():
             await self._set_variable(name, value)
 
-    async def exec(self, application: str, *args: str) -> int:
-        """Run a dialplan application. Arguments must not come from the caller unfiltered."""
-        if not application.isalnum():
-            raise ValueError(f"not an application name: {application!r}")
-        for arg in args:
-            if any(c in arg for c in ",|&$"):
-                raise ValueError(f"unsafe application argument for {application}: {arg!r}")
-        return (await self._control("EXEC", application, ",".join(args))).result_int
-
-    async def verbose(self, message: str, level: int = 1) -> None:
-        await self._control("VERBOSE", message[:500], level)
-
-    async def hangup(self) -> None:
-        await self._control("HANGUP")
-
 
 def _check_sound(name: str) -> None:
     if not name or not re.fullmatch(r"[A-Za-z0-9_/.\-]{1,200}", name) or ".." in name:

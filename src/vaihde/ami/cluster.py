@@ -21,12 +21,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from vaihde import contract
 from vaihde.ami.client import AmiClient, AmiRefused
 from vaihde.ami.devicestate import IN_USE, DeviceStates, Listener, ReachListener, reach_of
 from vaihde.ami.queues import QueueMembers
 from vaihde.ami.tracker import Bridge, CallTracker, ChangeQueue, Channel, ParkedCall, QueueCaller
 from vaihde.company.dials import Reach
 from vaihde.config.settings import AsteriskSettings
+from vaihde.jobs import Background
 
 log = logging.getLogger("vaihde.ami.cluster")
 
@@ -439,6 +441,75 @@ class Cluster:
             return lambda device: device
         here = link.settings.name
         return lambda device: merged.dial_from(here, device)
+
+    def dial_adapter(self, uniqueid: str) -> Callable[[str, str], str] | None:
+        """For a caller's AGI session: the route's Dial() strings (VAIHDE_DIAL, VAIHDE_DIAL2…)
+        as the call's own Asterisk reaches each phone (None with one Asterisk: as they are)."""
+        if not self.several:
+            return None
+        link = self.link_of_call(uniqueid)
+        if link is None:
+            return None
+        via = self.dial_from(link)
+
+        def adapt(name: str, value: str) -> str:
+            step = name[len(contract.DIAL):]
+            if name.startswith(contract.DIAL) and (not step or step.isdigit()):
+                return rewrite(value, via)
+            return value
+
+        return adapt
+
+    # --- team queues on every Asterisk --------------------------------------------------------
+
+    async def sync(self, devices: Iterable[str], *, look: bool) -> None:
+        """Every connected Asterisk: the company's phones' states (`look`: first on all of
+        them, since where a phone lives decides how the others' queues ring it), then its team
+        queues. A failure waits for the next login or change. Each instance does this for itself:
+        the members and pauses follow the one shared availability, so two instances syncing
+        the same queue send the same actions (a repeated QueueAdd or QueuePause changes
+        nothing)."""
+        links = [link for link in self.links if link.client.connected]
+        wanted = list(devices)
+
+        async def read(link: Link) -> None:
+            await link.devices.look(link.client, wanted)
+
+        async def resync(link: Link) -> None:
+            if link.queues is not None:
+                await link.queues.resync()
+
+        for step in ((read, resync) if look else (resync,)):
+            results = await asyncio.gather(*(step(link) for link in links),
+                                           return_exceptions=True)
+            for link, result in zip(links, results, strict=True):
+                if isinstance(result, Exception):
+                    log.warning("team queues not synced", extra={"error": repr(result),
+                                                                 "asterisk": link.name})
+
+    def follow_moves(self, jobs: Background) -> None:
+        """A phone now reached another way from some Asterisk (it registered on another one):
+        the team queues' members follow, once the burst is over."""
+        merged = self.merged
+        if merged is None:
+            return
+        moved = False
+        running: asyncio.Task[None] | None = None
+
+        async def run() -> None:
+            nonlocal moved
+            while moved:
+                await asyncio.sleep(0.5)
+                moved = False  # a move during the sync below syncs once more
+                await self.sync((), look=False)
+
+        def on_move(_device: str) -> None:
+            nonlocal moved, running
+            moved = True
+            if running is None or running.done():
+                running = jobs.spawn(run(), "vaihde-queues-moved")
+
+        merged.add_route_listener(on_move)
 
     # --- the console's view (vaihde.console.stream.CallRoutes) ------------------------------
 

@@ -16,6 +16,7 @@ from vaihde.api.context import CTX, ApiContext
 from vaihde.api.errors import error_middleware, error_response
 from vaihde.api.route import Route
 from vaihde.auth.middleware import make_auth_middleware
+from vaihde.db.changes import Watch
 from vaihde.db.models import DIRECTORY, current_revisions
 from vaihde.directory.search import DirectoryIndex
 from vaihde.directory.store import search_records
@@ -23,8 +24,6 @@ from vaihde.directory.store import search_records
 log = logging.getLogger("vaihde.api")
 
 PREFIX = "/api/v1"
-
-__all__ = ["PREFIX", "ApiContext", "LiveDirectory", "make_api", "routes"]
 
 
 def routes() -> list[Route]:
@@ -65,8 +64,8 @@ class LiveDirectory:
     """The search index of the stored directory, rebuilt when its revision counter moves.
 
     Call the object for the current index (what ApiContext.directory wants); `refresh()` (or
-    `run()`, which polls) rebuilds it in a worker thread, so the event loop keeps serving calls
-    while 10,000 employees are indexed.
+    `run()`, which polls or follows a watch) rebuilds it in a worker thread, so the event loop
+    keeps serving calls while 10,000 employees are indexed.
     """
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
@@ -88,7 +87,9 @@ class LiveDirectory:
         self._revision = revision
         return True
 
-    async def run(self, poll_interval: float = 1.0) -> None:
+    async def run(self, poll_interval: float = 1.0, *, watch: Watch | None = None) -> None:
+        """Rebuild when the directory changed, until cancelled: looked at every
+        `poll_interval`, or whenever `watch` wakes (PostgreSQL tells at commit)."""
         failing = False
         while True:
             try:
@@ -99,4 +100,7 @@ class LiveDirectory:
                 if not failing:
                     log.exception("directory index refresh failed; searching the last one")
                 failing = True
-            await asyncio.sleep(poll_interval)
+            if watch is None:
+                await asyncio.sleep(poll_interval)
+            else:
+                await watch.wait(poll_interval)

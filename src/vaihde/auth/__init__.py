@@ -3,7 +3,3 @@
 `model` (roles, Principal, permission checks; pure), `passwords` (argon2id), `store` (the
 database), `middleware` (aiohttp), `commands` (`vaihde user …`, `vaihde token …`).
 """
-
-from vaihde.auth.model import Action, AuthError, Principal, Role, allowed, availability_source
-
-__all__ = ["Action", "AuthError", "Principal", "Role", "allowed", "availability_source"]

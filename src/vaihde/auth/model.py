@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from vaihde.config.patterns import DEVICE, USERNAME
-from vaihde.errors import FieldError
+from vaihde.errors import FieldError, one_of
 
 
 class Role(StrEnum):
@@ -119,11 +119,7 @@ def availability_source(principal: Principal, employee_id: str) -> str:
 
 
 def parse_role(value: str | Role) -> Role:
-    try:
-        return Role(value)
-    except ValueError:
-        names = ", ".join(r.value for r in Role)
-        raise AuthError("role", f"unknown role {value!r}; use one of: {names}") from None
+    return one_of(Role, "role", value, AuthError)
 
 
 def check_username(value: str) -> str:

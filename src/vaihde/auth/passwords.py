@@ -66,10 +66,6 @@ def waste_time(password: str) -> None:
     verify_password(_dummy_hash, password)
 
 
-def is_password_hash(value: str) -> bool:
-    return value.startswith("$argon2id$")
-
-
 async def hash_password_async(password: str) -> str:
     return await asyncio.get_running_loop().run_in_executor(_pool, hash_password, password)
 

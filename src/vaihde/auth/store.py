@@ -110,18 +110,8 @@ def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
-
-
 def principal_of(user: UserRecord | a.User, via: str) -> Principal:
-    return Principal(
-        user_id=user.id,
-        username=user.username,
-        role=Role(user.role),
-        employee_id=user.employee_id,
-        display_name=user.display_name,
-        sip_endpoint=user.sip_endpoint,
-        via=via,
-    )
+    return _principal([getattr(user, column.key) for column in _USER_COLUMNS], via)
 
 
 # --- users ---------------------------------------------------------------------------------
@@ -194,9 +184,18 @@ async def list_users(session: AsyncSession) -> list[UserRecord]:
     return [of_row(UserRecord, r) for r in rows.all()]
 
 
+async def withdrawn(session: AsyncSession) -> None:
+    """Credentials stopped working or a role changed: bump the `auth` revision, so that every
+    instance checks its open console streams again when this transaction commits."""
+    await m.bump_revision(session, m.AUTH)
+
+
 async def end_sessions_of(session: AsyncSession, user_id: int) -> int:
     result = await session.execute(delete(a.WebSession).where(a.WebSession.user_id == user_id))
-    return _rowcount(result)
+    ended = _rowcount(result)
+    if ended:
+        await withdrawn(session)
+    return ended
 
 
 async def set_password(
@@ -225,6 +224,7 @@ async def set_active(
             .values(revoked_at=at)
         )
         await end_sessions_of(session, row.id)
+        await withdrawn(session)
     await session.flush()
     return of_row(UserRecord, row)
 
@@ -241,7 +241,10 @@ async def update_user(
     """Change the given fields (None = keep; "" clears employee_id and sip_endpoint)."""
     row = await _user_row(session, username)
     if role is not None:
-        row.role = parse_role(role).value
+        new_role = parse_role(role).value
+        if new_role != row.role:
+            await withdrawn(session)
+        row.role = new_role
     if display_name is not None:
         row.display_name = check_text("display_name", display_name, MAX_DISPLAY_NAME)
     if employee_id is not None:
@@ -335,6 +338,7 @@ async def revoke_token(
     if row.revoked_at is not None:
         raise AuthError("token", f"#{token_id} was already revoked")
     row.revoked_at = _now(now)
+    await withdrawn(session)
     await session.flush()
     user = await session.get(a.User, row.user_id)
     return of_row(TokenRecord, row, username=user.username if user else "?")
@@ -487,7 +491,10 @@ async def end_session(session: AsyncSession, secret: str) -> bool:
     result = await session.execute(
         delete(a.WebSession).where(a.WebSession.id_sha256 == digest(secret))
     )
-    return _rowcount(result) > 0
+    if _rowcount(result) == 0:
+        return False
+    await withdrawn(session)
+    return True
 
 
 # --- credentials of long-lived requests ----------------------------------------------------

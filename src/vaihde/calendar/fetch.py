@@ -22,8 +22,6 @@ from vaihde import __version__
 from vaihde.calendar.ics import MAX_ICS_BYTES, CalendarError
 from vaihde.calendar.policy import CalendarPolicy
 
-__all__ = ["FeedResult", "fetch_feed", "mask_source"]
-
 _CHUNK = 64 * 1024
 _USER_AGENT = f"vaihde/{__version__} (calendar sync)"
 

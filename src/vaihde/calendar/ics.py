@@ -76,20 +76,6 @@ import icalendar
 import recurring_ical_events
 import x_wr_timezone
 
-__all__ = [
-    "CALLER_NOTE_MAX",
-    "INTERNAL_NOTE_MAX",
-    "MAX_ICS_BYTES",
-    "MAX_PERIODS",
-    "PRIVATE_NOTE",
-    "STATES",
-    "BusyPeriod",
-    "CalendarError",
-    "ParsedCalendar",
-    "parse_busy",
-    "parse_calendar",
-]
-
 STATES = frozenset({"meeting", "video_conference", "vacation", "sick", "off_work", "away", "busy"})
 CALLER_NOTE_MAX = 200
 INTERNAL_NOTE_MAX = 1000

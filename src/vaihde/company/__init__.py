@@ -1,82 +1,10 @@
-"""The admin's company configuration: one YAML file → validated immutable objects, its opening
-hours, and what changes between two versions.
+"""The admin's company configuration: one YAML file → validated immutable objects (`load`,
+shapes in `schema`), its opening hours (`hours`), and what changes between two versions
+(`diff`). The package names the front door: load a file, and what it gives.
 """
 
-from vaihde.company.diff import Change, diff_company, render_diff
-from vaihde.company.hours import DayRule, OpenState, day_rule, is_open, next_opening, open_now
 from vaihde.company.load import company_from_document, load_company, parse_company
-from vaihde.company.schema import (
-    Announcement,
-    AnnouncementTarget,
-    ClosedAction,
-    ClosedTarget,
-    CompanyConfig,
-    CompanyInfo,
-    Device,
-    DialByNameTarget,
-    Employee,
-    EmployeeTarget,
-    ExternalTarget,
-    HangupTarget,
-    Holiday,
-    HoursException,
-    LanguageTarget,
-    Menu,
-    MenuOption,
-    MenuTarget,
-    MessageTarget,
-    Number,
-    OpeningHours,
-    OperatorTarget,
-    OptionTarget,
-    Say,
-    Target,
-    Team,
-    TeamTarget,
-    TimeRange,
-)
+from vaihde.company.schema import CompanyConfig
 from vaihde.config.source import ConfigError
 
-__all__ = [
-    "Announcement",
-    "AnnouncementTarget",
-    "Change",
-    "ClosedAction",
-    "ClosedTarget",
-    "CompanyConfig",
-    "CompanyInfo",
-    "ConfigError",
-    "DayRule",
-    "Device",
-    "DialByNameTarget",
-    "Employee",
-    "EmployeeTarget",
-    "ExternalTarget",
-    "HangupTarget",
-    "Holiday",
-    "HoursException",
-    "LanguageTarget",
-    "Menu",
-    "MenuOption",
-    "MenuTarget",
-    "MessageTarget",
-    "Number",
-    "OpenState",
-    "OpeningHours",
-    "OperatorTarget",
-    "OptionTarget",
-    "Say",
-    "Target",
-    "Team",
-    "TeamTarget",
-    "TimeRange",
-    "company_from_document",
-    "day_rule",
-    "diff_company",
-    "is_open",
-    "load_company",
-    "next_opening",
-    "open_now",
-    "parse_company",
-    "render_diff",
-]
+__all__ = ["CompanyConfig", "ConfigError", "company_from_document", "load_company", "parse_company"]

@@ -9,9 +9,12 @@ import asyncio
 import getpass
 import os
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from vaihde.commands import add
 from vaihde.config.source import ConfigError
 
 if TYPE_CHECKING:
@@ -63,17 +66,22 @@ def database_for(args: argparse.Namespace) -> str | None:
     return settings.database_url or None if settings is not None else None
 
 
-async def _open(url: str | None) -> Database:
+@asynccontextmanager
+async def _upgraded(args: argparse.Namespace) -> AsyncIterator[Database]:
+    """The settings' database, created or migrated first (applying needs its tables)."""
     from vaihde.db.engine import DatabaseUrlError, open_database
     from vaihde.db.migrate import upgrade_async
 
     try:
-        db = open_database(url)
+        db = open_database(database_for(args))
     except DatabaseUrlError as exc:
         print(f"vaihde: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    await upgrade_async(db.engine)
-    return db
+    try:
+        await upgrade_async(db.engine)
+        yield db
+    finally:
+        await db.close()
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -92,11 +100,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
     config = _company(args)
 
     async def run() -> str:
-        db = await _open(database_for(args))
-        try:
+        async with _upgraded(args) as db:
             return render_diff(await pending_changes(db.sessions, config))
-        finally:
-            await db.close()
 
     print(asyncio.run(run()))
     return 0
@@ -110,18 +115,16 @@ def cmd_apply(args: argparse.Namespace) -> int:
     config = _company(args)
 
     async def run() -> int:
-        db = await _open(database_for(args))
-        try:
-            result = await apply_company(
-                db.sessions, config, applied_by=args.by, source_name=str(Path(args.file))
-            )
-        except DirectoryError as exc:
-            print(f"vaihde: {args.file} cannot be applied; nothing changed:", file=sys.stderr)
-            for problem in exc.problems:
-                print(f"  {problem}", file=sys.stderr)
-            return 2
-        finally:
-            await db.close()
+        async with _upgraded(args) as db:
+            try:
+                result = await apply_company(
+                    db.sessions, config, applied_by=args.by, source_name=str(Path(args.file))
+                )
+            except DirectoryError as exc:
+                print(f"vaihde: {args.file} cannot be applied; nothing changed:", file=sys.stderr)
+                for problem in exc.problems:
+                    print(f"  {problem}", file=sys.stderr)
+                return 2
         if not result.applied:
             print("No changes: the database already holds this configuration.")
         else:
@@ -143,24 +146,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     config = sub.add_parser("config", help="the company file: check, diff, apply, schema")
     actions = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
 
-    def db_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--db", help="database URL (default: from --settings, $VAIHDE_DB_URL)")
-        p.add_argument("--settings", help="service settings file whose database to use")
-
     check = actions.add_parser("check", help="validate a company file; nothing is applied")
     check.add_argument("file")
     check.add_argument("--settings", help="service settings file whose calendar rules to use "
                        "(default: $VAIHDE_CONFIG, or config/demo.yaml here)")
     check.set_defaults(func=cmd_check)
-    diff = actions.add_parser("diff", help="what applying the file would change")
+    diff = add(actions, "diff", cmd_diff, "what applying the file would change", tz=False)
     diff.add_argument("file")
-    db_options(diff)
-    diff.set_defaults(func=cmd_diff)
-    apply = actions.add_parser("apply", help="apply the file: all of it or nothing")
+    apply = add(actions, "apply", cmd_apply, "apply the file: all of it or nothing", tz=False)
     apply.add_argument("file")
     apply.add_argument("--by", default=getpass.getuser(), help="who applies (audit trail)")
-    db_options(apply)
-    apply.set_defaults(func=cmd_apply)
     schema = actions.add_parser("schema", help="print the company file's JSON Schema (for "
                                 "editors; config/company.schema.json)")
     schema.set_defaults(func=cmd_schema)

@@ -68,13 +68,6 @@ def device_dials(
             if p.reach is not Reach.UNREACHABLE]
 
 
-def member_dials(company: CompanyConfig, team: Team, mobile_dial: str = "") -> list[str]:
-    """Each member's phones as one `&`-joined Dial() string, in ring order; a phone shared by
-    several members is rung once, with the first; members without phones are left out."""
-    plan = plan_team(company, team, mobile_dial)
-    return [m.dial for m in plan.members if m.dial]
-
-
 # --- teams -------------------------------------------------------------------------------------
 
 

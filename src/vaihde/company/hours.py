@@ -87,16 +87,6 @@ def is_open(hours: OpeningHours, at: datetime) -> OpenState:
     return OpenState(False, str(rule), rule.kind, opens_at=opens)
 
 
-def next_opening(hours: OpeningHours, at: datetime) -> datetime | None:
-    """The next moment the company opens after `at` (if open now: after it next closes)."""
-    state = is_open(hours, at)
-    if not state.open:
-        return state.opens_at
-    if state.closes_at is None:
-        return None
-    return is_open(hours, state.closes_at).opens_at
-
-
 def _closing(hours: OpeningHours, day: date, end: int, tz: ZoneInfo) -> datetime | None:
     # Ranges that touch (…-24:00 then 00:00-…, or 12:00 then 12:00) are one stretch of opening.
     for _ in range(HORIZON_DAYS):

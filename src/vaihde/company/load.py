@@ -71,7 +71,6 @@ from vaihde.config.patterns import ID, ID_HELP, PHONE, PHONE_HELP
 from vaihde.config.source import (
     ConfigError,
     Node,
-    Reader,
     Where,
     load_yaml,
     node_from_data,
@@ -188,16 +187,14 @@ class _Loader(Problems):
 
     # ---- small readers -------------------------------------------------------------------
 
-    def reader(self, node: Node) -> Reader:
-        return Reader(node, self.problems)
-
     def section(self, top: Node, key: str, *, required: bool = False) -> Node:
-        """A top-level section's mapping (an empty one, placed at the top, when not given)."""
+        """A section's mapping (an empty one, placed at its parent, when not given)."""
         node: Node | None = top.value.get(key)
         if node is None or node.value is None:
             if required:
                 self.missing(top, key)
-            return Node({}, Where(top.where.file, top.where.line, key))
+            field = f"{top.where.field}.{key}" if top.where.field else key
+            return Node({}, Where(top.where.file, top.where.line, field))
         if not isinstance(node.value, dict):
             self.error(node, "must be a mapping of names to values")
             return Node({}, node.where)
@@ -363,8 +360,7 @@ class _Loader(Problems):
         announcements = self.announcements(self.section(root, "announcements"))
         menus = self.menus(self.section(root, "menus", required=True), "menus" in top)
         numbers = self.numbers(self.section(root, "numbers", required=True), "numbers" in top)
-        hours = self.hours(self.reader(self.section(root, "hours", required=True)),
-                           "hours" in top)
+        hours = self.hours(self.section(root, "hours", required=True), "hours" in top)
 
         employees = self.join(employees_raw, teams)
         self.check_refs(employees, teams, menus, announcements)
@@ -438,16 +434,16 @@ class _Loader(Problems):
 
     # ---- hours ---------------------------------------------------------------------------
 
-    def hours(self, r: Reader, given: bool) -> OpeningHours:
+    def hours(self, section: Node, given: bool) -> OpeningHours:
         weekly: list[tuple[TimeRange, ...] | None] = [None] * 7
         given_at: list[Node | None] = [None] * 7
-        for key, node in list(r.node.value.items()):
+        for key, node in _entries(section):
             if key in ("holidays", "exceptions", "closed_action"):
                 continue
             days = _weekdays(key)
             if days is None:
-                continue  # left for r.done(): "unknown setting (misspelt?)"
-            r.child(key)
+                self.error(node, "unknown setting (misspelt?)")
+                continue
             if not days:
                 self.error(node, "day ranges go from Monday towards Sunday, like mon-fri")
                 continue
@@ -464,13 +460,12 @@ class _Loader(Problems):
                 weekly[day] = ranges or ()
         spans: list[tuple[date, date, str, Node]] = []
         holidays = []
-        dated = [r.section(k) for k in ("holidays", "exceptions")]
-        if sum(len(d.node.value) for d in dated) > MAX_DATED:
+        dated = [_entries(self.section(section, k)) for k in ("holidays", "exceptions")]
+        if sum(map(len, dated)) > MAX_DATED:
             # Overlaps are checked pairwise; a real company lists a few dozen.
-            self.error(r.node, f"at most {MAX_DATED:,} holidays and exceptions together")
-            dated = []
-        holiday_items = dated[0].items() if dated else []
-        exception_items = dated[1].items() if dated else []
+            self.error(section, f"at most {MAX_DATED:,} holidays and exceptions together")
+            dated = [[], []]
+        holiday_items, exception_items = dated
         for key, node in holiday_items:
             dates = self.dates(node, key)
             name = _scalar_text(node)
@@ -485,25 +480,25 @@ class _Loader(Problems):
             dates = self.dates(node, key)
             name = ""
             if isinstance(node.value, dict):
-                er = self.reader(node)
-                hours_node = er.child("hours")
+                for setting, child in node.value.items():
+                    if setting not in ("hours", "name"):
+                        self.error(child, "unknown setting (misspelt?)")
+                hours_node = node.value.get("hours")
                 if hours_node is None or hours_node.value is None:
                     self.missing(node, "hours", "like 08:00-12:00, or closed")
                     ranges = None
                 else:
                     ranges = self.ranges(hours_node)
-                name_node = er.child("name")
+                name_node = node.value.get("name")
                 if name_node is not None and name_node.value is not None:
                     name = self.validate(_NAME, name_node, {}, "")
-                er.done()
             else:
                 ranges = self.ranges(node)
             if dates and ranges is not None:
                 exceptions.append(HoursException(dates[0], dates[1], ranges, name))
                 spans.append((dates[0], dates[1], f"exception {key}", node))
         self.check_overlapping_dates(spans)
-        closed = self.closed_action(r, given)
-        r.done()
+        closed = self.closed_action(section, given)
         return OpeningHours(
             timezone=str(self.tz.key),
             weekly=tuple(w or () for w in weekly),
@@ -594,12 +589,12 @@ class _Loader(Problems):
                     )
                     break
 
-    def closed_action(self, hours: Reader, hours_given: bool) -> ClosedAction:
-        node = hours.child("closed_action")
+    def closed_action(self, hours: Node, hours_given: bool) -> ClosedAction:
+        node = hours.value.get("closed_action")
         fallback = ClosedAction("", OperatorTarget())
         if node is None or node.value is None:
             if hours_given:  # a missing hours: section is reported once, as itself
-                self.missing(hours.node, "closed_action",
+                self.missing(hours, "closed_action",
                              "what callers get when the company is closed")
             return fallback
         if not isinstance(node.value, dict):

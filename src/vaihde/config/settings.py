@@ -143,7 +143,7 @@ def _build(root: Node) -> Settings:
     top = Reader(root, problems)
     service = top.section("service")
     fastagi = _fastagi(service.section("fastagi"))
-    http = parse_http(service.section("http"), 8080)
+    http = parse_http(service.section("http"))
     asterisks = _asterisks(service, problems)
     log_format = service.str("log_format", "text")
     if log_format not in ("text", "json"):

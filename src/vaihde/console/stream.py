@@ -5,11 +5,12 @@ tracker, presence or the console's own actions change something (bursts coalesce
 Every subscriber has a bounded queue: a console that cannot keep up is told to reconnect (it
 then starts again from a fresh `board`) instead of slowing the others or the AMI reader.
 
-A stream shows callers' numbers and names, so it lasts only as long as what opened it: twice a
-second the hub checks the credentials of every open stream in the database (one query, only
-while streams are open, whichever process changed them: a logout here, `vaihde user disable`
-elsewhere) and ends the streams whose session ended, whose token was revoked or whose user may
-no longer use the console. A user may have `streams_per_user` streams open at once.
+A stream shows callers' numbers and names, so it lasts only as long as what opened it: the hub
+checks the credentials of every open stream in the database (one query, only while streams are
+open) whenever credentials are withdrawn in any process (a logout here, `vaihde user disable`
+elsewhere, another instance: PostgreSQL tells at commit) and at least every few seconds, or on
+SQLite twice a second, and ends the streams whose session ended, whose token was revoked or whose
+user may no longer use the console. A user may have `streams_per_user` streams open at once.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ from vaihde.console.board import (
     public,
 )
 from vaihde.db import models as m
+from vaihde.db.changes import Watch
 from vaihde.jobs import cancel_all
 from vaihde.presence.cache import PresenceCache
 from vaihde.presence.model import Availability
@@ -219,6 +221,9 @@ class ConsoleDeps:
     recheck_s: float = RECHECK_S
     device_reach: DeviceLookup | None = None  # phones' reach (transfers skip unreachable ones)
     routes: CallRoutes | None = None  # several Asterisks; None: the one `ami` holds every call
+    # Wakes when credentials are withdrawn anywhere (the `auth` revision, PostgreSQL NOTIFY):
+    # streams are then checked at once, and otherwise every few seconds. None: every recheck_s.
+    credentials: Watch | None = None
 
 
 class Console:
@@ -590,8 +595,12 @@ class Console:
             self._end(sub, why)
 
     async def _guard(self) -> None:
+        watch = self.deps.credentials
         while True:
-            await asyncio.sleep(self.deps.recheck_s)
+            if watch is None:
+                await asyncio.sleep(self.deps.recheck_s)
+            else:
+                await watch.wait(self.deps.recheck_s)
             try:
                 await self.recheck()
             except Exception:  # a bug here must not end the checks for good

@@ -6,7 +6,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vaihde.db.models import Base
@@ -74,6 +83,9 @@ class MessageDelivery(Base):
     next_attempt_at: Mapped[datetime | None]
     last_error: Mapped[str] = mapped_column(String(1000), default="")
     sent_at: Mapped[datetime | None]
+    # While `sending`: the holder id of the instance that claimed it (vaihde.db.once). On
+    # PostgreSQL a claim whose holder is no longer alive is taken over at once.
+    claimed_by: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class Callback(Base):

@@ -60,7 +60,9 @@ DIRECTORY = "directory"
 CONFIG = "config"
 CALLERS = "callers"
 MESSAGES = "messages"  # vaihde.db.message_models.MESSAGES: messages, deliveries, callbacks
-REVISION_NAMES = (PRESENCE, DIRECTORY, CONFIG, CALLERS, MESSAGES)
+# Web sessions ended, users' credentials or roles changed (not logins or last-seen updates).
+AUTH = "auth"
+REVISION_NAMES = (PRESENCE, DIRECTORY, CONFIG, CALLERS, MESSAGES, AUTH)
 
 
 def _one_of(column: str, values: tuple[str, ...]) -> str:
@@ -294,7 +296,8 @@ class ConfigVersion(Base):
 
 
 class Revision(Base):
-    """A counter per kind of data; pollers compare it to what they loaded."""
+    """A counter per kind of data; pollers compare it to what they loaded. On PostgreSQL every
+    bump is also NOTIFYed at commit (migration 0005, vaihde.db.changes)."""
 
     __tablename__ = "revisions"
 

@@ -283,20 +283,3 @@ class ConfigVersionRecord(Record):
     sha256: str
     source_name: str
     document: str
-
-
-__all__ = [
-    "DEVICE_KINDS",
-    "CallerRecord",
-    "ConfigVersionRecord",
-    "ContactRecord",
-    "DeviceDescription",
-    "DirectoryDescription",
-    "DirectoryError",
-    "EmployeeDescription",
-    "EmployeeRecord",
-    "SyncReport",
-    "TeamDescription",
-    "TeamRecord",
-    "digits",
-]

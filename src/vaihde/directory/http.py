@@ -25,7 +25,6 @@ from vaihde.directory.schemas import (
     ContactsQuery,
     Employee,
     EmployeeList,
-    EmployeePath,
     EmployeeSummary,
     Person,
     Phone,
@@ -40,6 +39,7 @@ from vaihde.directory.schemas import (
 from vaihde.directory.search import DirectoryIndex, Record
 from vaihde.directory.store import CallerRecord
 from vaihde.presence.model import AvailabilitySummary
+from vaihde.presence.schemas import EmployeePath
 from vaihde.records import of_row
 
 routes = Routes("directory")

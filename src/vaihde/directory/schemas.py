@@ -14,10 +14,7 @@ from vaihde.api.route import Body, PathParams, Query
 from vaihde.config.patterns import ID
 from vaihde.directory import ContactRecord, digits
 from vaihde.presence.model import Availability, AvailabilitySummary
-from vaihde.presence.schemas import EmployeePath
 from vaihde.records import Record, Time, fail
-
-__all__ = ["EmployeePath"]
 
 # --- employees and teams --------------------------------------------------------------------
 

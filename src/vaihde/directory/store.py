@@ -5,10 +5,11 @@ config apply can write the directory and its config_versions row atomically.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,8 +30,10 @@ from vaihde.directory import (
     TeamRecord,
     digits,
 )
-from vaihde.directory.search import TEAM_RECORD, Record, fold
+from vaihde.directory.search import Record, fold, records_from_description
 from vaihde.records import of_row
+
+D = TypeVar("D", EmployeeDescription, TeamDescription)
 
 
 def _normalised(e: EmployeeDescription) -> EmployeeDescription:
@@ -310,59 +313,22 @@ async def names_of(session: AsyncSession, table: Any, ids: Iterable[str]) -> dic
 
 async def load_directory(session: AsyncSession) -> DirectoryDescription:
     """The active directory as a description (what the last sync stored, numbers as digits)."""
-    employees = await list_employees(session)
-    teams = await list_teams(session)
+    employees = sorted(await list_employees(session), key=lambda e: e.id)
     return DirectoryDescription(
-        employees=tuple(
-            EmployeeDescription(
-                id=e.id,
-                name=e.name,
-                extension=e.extension,
-                email=e.email,
-                sms_number=e.sms_number,
-                languages=e.languages,
-                numbers=e.numbers,
-                devices=e.devices,
-                delegates=e.delegates,
-                title=e.title,
-                topics=e.topics,
-            )
-            for e in sorted(employees, key=lambda e: e.id)
-        ),
-        teams=tuple(
-            TeamDescription(
-                id=t.id, name=t.name, kind=t.kind, members=t.members, title=t.title,
-                topics=t.topics,
-            )
-            for t in teams
-        ),
+        employees=tuple(_described(EmployeeDescription, e) for e in employees),
+        teams=tuple(_described(TeamDescription, t) for t in await list_teams(session)),
     )
 
 
+def _described(cls: type[D], record: object) -> D:
+    """A stored record as the description it was synced from (the fields they share)."""
+    return cls(**{f.name: getattr(record, f.name) for f in dataclasses.fields(cls)})
+
+
 async def search_records(session: AsyncSession) -> list[Record]:
-    """Records for `search.DirectoryIndex.build`: active employees with their team names,
+    """Records for `search.DirectoryIndex.build`: the active employees with their team names,
     titles and topics, then the active teams themselves (kind "team")."""
-    employees = await list_employees(session)
-    teams = (await session.scalars(select(m.Team).where(m.Team.active.is_(True)))).all()
-    names = {t.id: t.name for t in teams}
-    people = [
-        Record(
-            employee_id=e.id,
-            name=e.name,
-            extension=e.extension,
-            numbers=e.numbers,
-            teams=tuple(names[t] for t in e.teams if t in names),
-            devices=tuple(d.dial for d in e.devices),
-            title=e.title,
-            topics=e.topics,
-        )
-        for e in employees
-    ]
-    return people + [
-        Record(employee_id=t.id, name=t.name, title=t.title or "", topics=tuple(t.topics or ()),
-               kind=TEAM_RECORD)
-        for t in teams
-    ]
+    return records_from_description(await load_directory(session))
 
 
 async def employee_for_number(session: AsyncSession, number: str) -> str | None:
@@ -557,35 +523,3 @@ async def latest_config(session: AsyncSession) -> ConfigVersionRecord | None:
         await session.scalars(select(m.ConfigVersion).order_by(m.ConfigVersion.id.desc()).limit(1))
     ).one_or_none()
     return of_row(ConfigVersionRecord, row) if row is not None else None
-
-
-async def employees_exist(session: AsyncSession, ids: Iterable[str]) -> set[str]:
-    """Which of these ids are active employees."""
-    wanted = set(ids)
-    if not wanted:
-        return set()
-    found = await session.scalars(
-        select(m.Employee.id).where(m.Employee.id.in_(wanted), m.Employee.active.is_(True))
-    )
-    return set(found.all())
-
-
-__all__ = [
-    "UNCHANGED",
-    "add_contact",
-    "contacts_for",
-    "employee_for_number",
-    "employees_exist",
-    "get_caller",
-    "get_employee",
-    "get_team",
-    "latest_config",
-    "list_employees",
-    "list_teams",
-    "load_directory",
-    "names_of",
-    "record_config",
-    "search_records",
-    "sync_directory",
-    "upsert_caller",
-]

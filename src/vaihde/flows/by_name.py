@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from vaihde.agi.channel import Channel
-from vaihde.company import CompanyConfig, Employee
+from vaihde.company.schema import CompanyConfig, Employee
 from vaihde.flows.keypad import MAX_CHOICES, MAX_LETTERS, MIN_LETTERS, names_matching
 from vaihde.phrases import phrase
 

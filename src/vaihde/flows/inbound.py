@@ -17,7 +17,6 @@ from typing import assert_never
 
 from vaihde import contract
 from vaihde.agi.channel import Channel
-from vaihde.company import Announcement, CompanyConfig, Employee, Menu, Say, Team, open_now
 from vaihde.company.dials import (
     DeviceLookup,
     TeamPlan,
@@ -26,20 +25,27 @@ from vaihde.company.dials import (
     forwarded_from,
     plan_team,
 )
+from vaihde.company.hours import open_now
 from vaihde.company.schema import (
     BACK_KEY,
     OPERATOR_DIGIT,
     REPEAT_KEY,
+    Announcement,
     AnnouncementTarget,
+    CompanyConfig,
     DialByNameTarget,
+    Employee,
     EmployeeTarget,
     ExternalTarget,
     HangupTarget,
     LanguageTarget,
+    Menu,
     MenuTarget,
     MessageTarget,
     OperatorTarget,
+    Say,
     Target,
+    Team,
     TeamTarget,
 )
 from vaihde.config.patterns import DIALPLAN_DIGITS as _DIGITS

@@ -8,7 +8,7 @@ import unicodedata
 from collections.abc import Iterable
 from enum import StrEnum
 
-from vaihde.company import CompanyConfig, Employee
+from vaihde.company.schema import CompanyConfig, Employee
 
 # ITU E.161 letters; å, ä, ö, ü… are spelled as their base letter (how people key them).
 _LETTERS = {

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from vaihde.company import CompanyConfig, Employee
+from vaihde.company.schema import CompanyConfig, Employee
 from vaihde.phrases import KEYS, phrase, spoken
 from vaihde.presence.model import Availability
 

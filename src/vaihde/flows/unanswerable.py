@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from vaihde.company import CompanyConfig, Employee, Team
+from vaihde.company.schema import CompanyConfig, Employee, Team
 from vaihde.flows.reach import Away, language_of, offers_text
 from vaihde.phrases import phrase
 from vaihde.presence.model import Availability

@@ -47,13 +47,13 @@ class HttpSettings:
 DEFAULT = HttpSettings()
 
 
-def parse_http(r: Reader, default_port: int = 8080) -> HttpSettings:
+def parse_http(r: Reader) -> HttpSettings:
     """Read `service.http`; problems go to `r.problems` (the caller raises them together)."""
     host = r.str("host", "127.0.0.1")
     if not HOST.match(host):
         r.problems.append(f"{r.where}.host: not a host name or address: {host!r}")
     # 0 = any free port (tests, several instances on one machine).
-    port = r.int("port", default_port, low=0, high=65535)
+    port = r.int("port", DEFAULT.port, low=0, high=65535)
     keepalive = r.int("keepalive_s", DEFAULT.keepalive_s, low=1, high=3600)
     header = r.int("header_timeout_s", DEFAULT.header_timeout_s, low=1, high=300)
     body = r.int("body_timeout_s", DEFAULT.body_timeout_s, low=1, high=3600)

@@ -1,6 +1,8 @@
 """The sender: claims due deliveries from the database, sends them through the e-mail and SMS
 transports and records each attempt, retrying with backoff. Several service processes may each
-run one (claims never overlap); a process that dies leaves its claims to the others.
+run one (claims never overlap); a process that dies leaves its claims to the others: on
+PostgreSQL within TAKEOVER_S of its death (its liveness lock is gone, vaihde.db.once), on SQLite
+when their lease ends.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vaihde.db.clock import utcnow
+from vaihde.db.once import Holder
 from vaihde.messages.email import EmailTransport
 from vaihde.messages.model import (
     BACKOFF,
@@ -32,6 +35,10 @@ if TYPE_CHECKING:
     from vaihde.company import CompanyConfig
 
 log = logging.getLogger("vaihde.messages")
+
+# With a holder (PostgreSQL), how often the sender looks for deliveries that a dead instance
+# was sending: the takeover time.
+TAKEOVER_S = 1.0
 
 
 class Transport(Protocol):
@@ -66,6 +73,8 @@ class Sender:
         backoff: tuple[timedelta, ...] = BACKOFF,
         retry_for: timedelta = RETRY_FOR,
         send_timeout: float = 120.0,
+        holder: Holder | None = None,
+        takeover_s: float = TAKEOVER_S,
     ) -> None:
         self.sessions = sessions
         self.transports = dict(transports)
@@ -78,6 +87,11 @@ class Sender:
         self.retry_for = retry_for
         # Below the lease: an attempt that outlives its lease could be sent twice.
         self.send_timeout = min(send_timeout, lease.total_seconds() / 2)
+        # This instance as other instances see it (a Peer): claims carry its id, and nothing
+        # is sent while it is not connected (its claims may be taken over then).
+        self.holder = holder
+        self.takeover_s = takeover_s
+        self.skipped = 0  # claims left untouched because the holder was down
         self._limit = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -134,15 +148,22 @@ class Sender:
                 break
             if handled >= self.batch:
                 continue  # more may be due right now
+            wait = self.poll_interval
+            if self.holder is not None:
+                wait = min(wait, self.takeover_s)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                await asyncio.wait_for(self._wake.wait(), wait)
 
     async def run_once(self) -> int:
         """Claim what is due now and send it; returns how many attempts were made."""
         now = self.clock()
         self.last_error = ""
+        holder = self.holder
+        if holder is not None and not holder.up:
+            return 0  # not alive to the others: claiming now could send twice
         async with self.sessions() as session, session.begin():
-            claims = await claim_due(session, now=now, limit=self.batch, lease=self.lease)
+            claims = await claim_due(session, now=now, limit=self.batch, lease=self.lease,
+                                     holder=holder.holder if holder is not None else None)
         if not claims:
             return 0
         results = await asyncio.gather(
@@ -174,6 +195,13 @@ class Sender:
         error: str | None = None
         permanent = False
         async with self._limit:
+            if self.holder is not None and not self.holder.up:
+                # Lost the database meanwhile: another instance may be taking this over. Left
+                # as it is; whoever claims it next sends it.
+                self.skipped += 1
+                log.warning("message delivery left to another instance: database connection "
+                            "lost", extra={"delivery_id": delivery.id})
+                return None
             transport = self.transports.get(delivery.channel)
             try:
                 if transport is None:
@@ -233,6 +261,3 @@ def transports_from_settings(settings: MessagingSettings) -> dict[str, Transport
     if settings.sms is not None:
         out["sms"] = SmsTransport(settings.sms)
     return out
-
-
-__all__ = ["Sender", "Transport", "transports_from_settings", "utcnow"]

@@ -283,6 +283,3 @@ class EmailTransport:
 def _text(raw: bytes | str) -> str:
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
     return clean_line(text, 300)
-
-
-__all__ = ["TEXTS", "EmailTransport", "render_email", "subject"]

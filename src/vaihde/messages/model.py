@@ -42,7 +42,6 @@ TAKEN_BY_CALLER = "caller"
 NAME_MAX = 200
 NOTE_MAX = 2000
 PATH_MAX = 1000
-TAKEN_BY_MAX = 64
 RECORDING_PATH_MAX = 500
 ADDRESS_MAX = EMAIL_MAX
 ERROR_MAX = 1000
@@ -500,38 +499,3 @@ def local_time(at: datetime, timezone: str, language: str) -> str:
     except (ZoneInfoNotFoundError, ValueError):
         local = at
     return _TIME_FORMATS.get(language, _TIME_FORMATS["en"]).format(d=local)
-
-
-__all__ = [
-    "BACKOFF",
-    "CALLBACK_STATUSES",
-    "CHANNELS",
-    "DELIVERY_STATUSES",
-    "EMAIL",
-    "MESSAGE_STATUSES",
-    "RECIPIENT_KINDS",
-    "RETRY_FOR",
-    "SMS",
-    "TAKEN_BY_CALLER",
-    "CallbackDraft",
-    "CallbackRecord",
-    "DeliveryRecord",
-    "MessageDraft",
-    "MessageError",
-    "MessageRecord",
-    "Outgoing",
-    "Recipient",
-    "SendError",
-    "Target",
-    "caller_digits",
-    "caller_label",
-    "clean_line",
-    "clean_text",
-    "local_time",
-    "next_attempt",
-    "plan_deliveries",
-    "recipient_name",
-    "summary_status",
-    "validate_callback",
-    "validate_message",
-]

@@ -205,16 +205,3 @@ def _sms(r: Reader, env: Mapping[str, str]) -> SmsSettings:
         sender_field=fields["sender_field"],
         timeout_s=timeout,
     )
-
-
-__all__ = [
-    "SECURITY",
-    "SMS_FORMATS",
-    "SMS_TOKEN_ENV",
-    "SMTP_PASSWORD_ENV",
-    "MessagingSettings",
-    "SmsSettings",
-    "SmtpSettings",
-    "messaging_from_mapping",
-    "parse_messaging",
-]

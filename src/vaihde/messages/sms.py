@@ -105,6 +105,3 @@ class SmsTransport:
         if self._session is not None:
             await self._session.close()
             self._session = None
-
-
-__all__ = ["SMS_MAX", "SmsTransport", "render_sms"]

@@ -6,7 +6,7 @@ the one-call versions for flows that must know the message is stored before sayi
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from vaihde.db import message_models as mm
 from vaihde.db import models as m
 from vaihde.db.clock import aware_now as _now
+from vaihde.db.once import orphaned
 from vaihde.messages.model import (
     BACKOFF,
     CALLBACK_STATUSES,
@@ -45,6 +46,9 @@ from vaihde.records import of_row
 DEFAULT_LEASE = timedelta(minutes=5)
 
 
+def _columns(draft: MessageDraft | CallbackDraft, but: str = "") -> dict[str, Any]:
+    """A validated draft's fields: each is a column of its row."""
+    return {f.name: getattr(draft, f.name) for f in fields(draft) if f.name != but}
 
 
 def _message(row: mm.Message, deliveries: Iterable[mm.MessageDelivery]) -> MessageRecord:
@@ -96,15 +100,8 @@ async def create_message(
         created_at=at,
         recipient_kind=clean.recipient.kind,
         recipient_id=clean.recipient.id,
-        caller_number=clean.caller_number,
-        caller_name=clean.caller_name,
-        taken_by=clean.taken_by,
-        path=clean.path,
-        note=clean.note,
-        recording_path=clean.recording_path,
-        call_id=clean.call_id,
-        language=clean.language,
         status=summary_status("pending" for _ in targets),
+        **_columns(clean, but="recipient"),
     )
     session.add(row)
     await session.flush()
@@ -284,9 +281,13 @@ async def retry_message(
 # --- the sender's side ----------------------------------------------------------------------
 
 
-def _due(now: datetime) -> list[ColumnElement[bool]]:
+def _due(now: datetime, *, takeover: bool = False) -> list[ColumnElement[bool]]:
+    """Open and due; with `takeover` (PostgreSQL) also being sent by an instance that is gone."""
     d = mm.MessageDelivery
-    return [d.status.in_(OPEN_DELIVERY), d.next_attempt_at <= now]
+    due: ColumnElement[bool] = d.next_attempt_at <= now
+    if takeover:
+        due = or_(due, and_(d.status == "sending", orphaned(d.claimed_by)))
+    return [d.status.in_(OPEN_DELIVERY), due]
 
 
 async def due_deliveries(
@@ -331,18 +332,25 @@ async def claim_due(
     now: datetime | None = None,
     limit: int = 10,
     lease: timedelta = DEFAULT_LEASE,
+    holder: int | None = None,
 ) -> list[Claim]:
-    """Take up to `limit` due deliveries for sending: they become `sending` until now + lease.
+    """Take up to `limit` due deliveries for sending: they become `sending` until now + lease,
+    claimed by `holder` (the claiming instance's id, vaihde.db.once).
 
     One statement, so that it is atomic on SQLite (whose writers queue on the database lock)
     and on PostgreSQL, where FOR UPDATE SKIP LOCKED makes concurrent senders take different
     rows instead of waiting for each other. Commit soon after: the claim is only visible to the
-    other senders once committed.
+    other senders once committed. On PostgreSQL with a `holder`, deliveries still being sent by
+    an instance that is gone (its liveness lock free) are taken over at once, not when their
+    lease ends.
     """
     at = _now(now)
     d = mm.MessageDelivery
-    due = select(d.id).where(*_due(at)).order_by(d.next_attempt_at, d.id).limit(limit)
-    if session.get_bind().dialect.name == "postgresql":
+    postgres = session.get_bind().dialect.name == "postgresql"
+    takeover = postgres and holder is not None
+    due = select(d.id).where(*_due(at, takeover=takeover)).order_by(
+        d.next_attempt_at, d.id).limit(limit)
+    if postgres:
         # A CTE, not a plain IN (subquery): PostgreSQL may re-run a locking subquery for each
         # row it updates, each run skipping the rows just claimed, and so claim more than
         # `limit`. A CTE with FOR UPDATE runs exactly once.
@@ -354,8 +362,9 @@ async def claim_due(
     claimed = (
         await session.execute(
             update(d)
-            .where(d.id.in_(ids), *_due(at))
-            .values(status="sending", attempts=d.attempts + 1, next_attempt_at=at + lease)
+            .where(d.id.in_(ids), *_due(at, takeover=takeover))
+            .values(status="sending", attempts=d.attempts + 1, next_attempt_at=at + lease,
+                    claimed_by=holder)
             .returning(d.id)
             .execution_options(synchronize_session=False)
         )
@@ -403,7 +412,8 @@ async def record_attempt(
     d = mm.MessageDelivery
     values: dict[str, object]
     if error is None:
-        values = {"status": "sent", "sent_at": at, "next_attempt_at": None, "last_error": ""}
+        values = {"status": "sent", "sent_at": at, "next_attempt_at": None, "last_error": "",
+                  "claimed_by": None}
     else:
         when = None if permanent else next_attempt(
             claim.delivery.attempts, claim.message.created_at, at,
@@ -413,6 +423,7 @@ async def record_attempt(
             "status": "failed" if when is None else "retrying",
             "next_attempt_at": when,
             "last_error": error[:ERROR_MAX],
+            "claimed_by": None,
         }
     done = (
         await session.execute(
@@ -453,17 +464,7 @@ async def create_callback(
             raise MessageError([f"for_id: no {clean.for_kind} {clean.for_id!r}"])
     at = _now(now)
     await m.bump_revision(session, mm.MESSAGES)
-    row = mm.Callback(
-        created_at=at,
-        caller_number=clean.caller_number,
-        caller_name=clean.caller_name,
-        for_kind=clean.for_kind,
-        for_id=clean.for_id,
-        note=clean.note,
-        call_id=clean.call_id,
-        taken_by=clean.taken_by,
-        status="open",
-    )
+    row = mm.Callback(created_at=at, status="open", **_columns(clean))
     session.add(row)
     await session.flush()
     return of_row(CallbackRecord, row)
@@ -542,25 +543,3 @@ async def close_callback(
     row.status, row.handled_by, row.handled_at = status, by, at
     await session.flush()
     return of_row(CallbackRecord, row)
-
-
-__all__ = [
-    "DEFAULT_LEASE",
-    "Claim",
-    "cancel_message",
-    "claim_due",
-    "close_callback",
-    "create_callback",
-    "create_message",
-    "delivery_counts",
-    "due_deliveries",
-    "get_callback",
-    "get_message",
-    "list_callbacks",
-    "list_messages",
-    "record_attempt",
-    "retry_delivery",
-    "retry_message",
-    "take_callback",
-    "take_message",
-]

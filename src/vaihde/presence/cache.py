@@ -1,10 +1,12 @@
 """Everyone's availability in memory for routing and the console: `lookup` is a dict access and
-`resolve` (microseconds); `run` polls the revision counters and reloads only what changed.
+`resolve` (microseconds); `run` re-reads what changed whenever the revision counters move — told
+at commit by PostgreSQL (a vaihde.db.changes watch) or found by polling them (SQLite).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Collection, Iterable
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -13,6 +15,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vaihde.db import models as m
+from vaihde.db.changes import Watch
 from vaihde.db.clock import utcnow as _utcnow
 from vaihde.presence.model import Availability, Entry, resolve
 from vaihde.presence.store import active_entries, changed_entries
@@ -24,6 +27,9 @@ log = logging.getLogger("vaihde.presence")
 KEEP = timedelta(hours=1)
 
 Subscriber = Callable[[Availability], None]
+# How often time's own changes (a meeting that ended) are told to subscribers while re-reads wait
+# for a watch: in memory only, no query.
+TICK_S = 0.1
 
 
 
@@ -236,9 +242,30 @@ class PresenceCache:
                 self._put(entry, now - KEEP)
         self._notify((employee_id,))
 
-    async def run(self, poll_interval: float = 1.0) -> None:
-        """Poll for changes until cancelled. A database outage is logged and retried; lookups
-        keep answering from what was loaded."""
+    async def run(
+        self, poll_interval: float = 1.0, *, watch: Watch | None = None, tick_s: float = TICK_S
+    ) -> None:
+        """Re-read changes until cancelled: every `poll_interval`, or with a `watch` whenever it
+        wakes (a change committed anywhere; it polls by itself while notifications do not
+        flow), then time's own changes are told every `tick_s`. A database outage is logged and
+        retried; lookups keep answering from what was loaded."""
+        if watch is None:
+            await self._poll(poll_interval, None)
+            return
+        ticker = asyncio.get_running_loop().create_task(self._ticks(tick_s))
+        try:
+            await self._poll(poll_interval, watch)
+        finally:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+
+    async def _ticks(self, every: float) -> None:
+        while True:
+            await asyncio.sleep(every)
+            self.tick()
+
+    async def _poll(self, poll_interval: float, watch: Watch | None) -> None:
         failing = False
         while True:
             try:
@@ -251,4 +278,7 @@ class PresenceCache:
                     log.exception("presence refresh failed; serving cached availability")
                 failing = True
             self.tick()
-            await asyncio.sleep(poll_interval)
+            if watch is None:
+                await asyncio.sleep(poll_interval)
+            else:
+                await watch.wait(poll_interval)

@@ -1,35 +1,22 @@
 """`vaihde presence …` (set, cancel, show, history) and `vaihde db …` (upgrade, current).
 
 Times on the command line are local (`--tz`, default Europe/Helsinki) and stored as UTC. Every
-error is one line on stderr and exit status 2. Heavy imports happen inside the commands so that
-`vaihde --help` stays fast.
+error is one line on stderr and exit status 2 (vaihde.commands).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import getpass
 import re
-import sys
-from collections.abc import Callable, Coroutine
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from vaihde.errors import VaihdeError
+from vaihde.commands import CommandError, add, command, database, local, session, zone
 
-DEFAULT_TZ = "Europe/Helsinki"
 _RELATIVE = re.compile(r"^\+(?:(?P<d>\d+)d)?(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m(?:in)?)?$")
 _CLOCK = re.compile(r"^(?P<h>\d{1,2})[:.](?P<m>\d{2})$")
 TIME_HELP = "HH:MM, +90m, +2h, +1d, 2025-06-01 or 2025-06-01T14:00 (local time)"
-
-
-class CommandError(VaihdeError):
-    """One line for the user; exit status 2."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
 
 
 def parse_when(
@@ -75,275 +62,161 @@ def parse_when(
     return parsed.replace(tzinfo=tz) if parsed.tzinfo is None else parsed
 
 
-def _zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise CommandError(f"--tz: unknown time zone {name!r} (e.g. Europe/Helsinki)") from None
-
-
-def _local(at: datetime | None, tz: tzinfo) -> str:
-    return at.astimezone(tz).strftime("%Y-%m-%d %H:%M") if at else "-"
-
-
-async def _open(url: str | None) -> Any:
-    """The database, checked to be migrated to what this vaihde expects."""
-    from vaihde.db import migrate
-    from vaihde.db.engine import display_url, open_database, sqlite_path
-
-    path = sqlite_path(url)
-    if path is not None and not path.exists():
-        # Opening would create an empty file: say what is missing instead.
-        raise CommandError(f"no database at {path}: run `vaihde db upgrade` (or give --db URL)")
-    db = open_database(url, create_dir=False)
-    try:
-        have = await migrate.current_async(db.engine)
-    except BaseException:
-        await db.close()
-        raise
-    want = migrate.head()
-    if have != want:
-        await db.close()
-        shown = display_url(db.url)
-        if have is None:
-            raise CommandError(f"{shown} has no vaihde tables yet: run `vaihde db upgrade`")
-        raise CommandError(f"{shown} is at migration {have}, not {want}: run `vaihde db upgrade`")
-    return db
-
-
-def _run(prefix: str, coro: Callable[[], Coroutine[Any, Any, int]]) -> int:
-    """Run a command: every error (a VaihdeError of any kind, the database's) is one line on
-    stderr and exit status 2. The one place where commands turn errors into words."""
-    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-
-    from vaihde.db.engine import DatabaseUrlError
-
-    try:
-        return asyncio.run(coro())
-    except VaihdeError as exc:
-        message = exc.line()
-    except DatabaseUrlError as exc:
-        message = str(exc)
-    except DBAPIError as exc:
-        message = f"database error: {str(exc.orig).splitlines()[0] if exc.orig else exc}"
-    except (SQLAlchemyError, OSError) as exc:
-        message = f"cannot use the database: {str(exc).splitlines()[0]}"
-    print(f"vaihde: {prefix}: {message}", file=sys.stderr)
-    return 2
-
-
 # --- presence ------------------------------------------------------------------------------
 
 
-def cmd_set(args: argparse.Namespace) -> int:
-    async def go() -> int:
-        from datetime import UTC
+@command("presence set")
+async def cmd_set(args: argparse.Namespace) -> int:
+    from vaihde.presence import store
+    from vaihde.presence.model import describe_entry, parse_state
 
-        from vaihde.presence import store
-        from vaihde.presence.model import describe_entry, parse_state
+    tz = zone(args.tz)
+    now = datetime.now(UTC)
+    parse_state(args.state)  # a typo is reported before the database is opened
+    starts = parse_when(args.start, field="from", now=now, tz=tz) if args.start else None
+    until = (
+        parse_when(args.until, field="until", now=now, tz=tz, base=starts, roll_forward=True)
+        if args.until
+        else None
+    )
+    async with database(args.db) as db:
+        async with db.sessions.begin() as s:
+            entry = await store.set_availability(
+                s,
+                args.employee,
+                args.state,
+                source=args.source,
+                set_by=args.by,
+                starts_at=starts,
+                until=until,
+                note_for_callers=args.note,
+                internal_note=args.internal_note,
+                now=now,
+            )
+        async with db.sessions() as s:
+            now_av = await store.get_availability(s, args.employee, tz=tz)
+    print(f"{args.employee}: {describe_entry(entry, tz)}")
+    print(f"now: {now_av.state} — {now_av.explanation}")
+    return 0
 
-        tz = _zone(args.tz)
-        now = datetime.now(UTC)
-        parse_state(args.state)  # a typo is reported before the database is opened
-        starts = parse_when(args.start, field="from", now=now, tz=tz) if args.start else None
-        until = (
-            parse_when(args.until, field="until", now=now, tz=tz, base=starts, roll_forward=True)
-            if args.until
-            else None
+
+@command("presence cancel")
+async def cmd_cancel(args: argparse.Namespace) -> int:
+    from vaihde.presence import store
+    from vaihde.presence.model import describe_entry
+
+    tz = zone(args.tz)
+    async with session(args, write=True) as s:
+        entry = await store.cancel_entry(s, args.entry, actor=args.by)
+    print(f"{entry.employee_id}: cancelled {describe_entry(entry, tz)}")
+    return 0
+
+
+@command("presence show")
+async def cmd_show(args: argparse.Namespace) -> int:
+    from vaihde.directory import store as directory
+    from vaihde.presence import store
+    from vaihde.presence.model import describe_entry, resolve
+
+    tz = zone(args.tz)
+    now = datetime.now(UTC)
+    async with session(args) as s:
+        if args.employee is None:
+            employees = await directory.list_employees(s)
+            by_employee: dict[str, list[Any]] = {}
+            for entry in await store.active_entries(s, since=now):
+                by_employee.setdefault(entry.employee_id, []).append(entry)
+            for e in employees:
+                av = resolve(e.id, by_employee.get(e.id, ()), now=now, tz=tz)
+                until = f" until {local(av.until, tz)}" if av.until else ""
+                note = f" — {av.note_for_callers}" if av.note_for_callers else ""
+                source = f" ({av.source})" if av.source else ""
+                print(f"{e.id:<16} {e.name:<28} {av.state}{until}{source}{note}")
+            if not employees:
+                print("no employees in the directory")
+            return 0
+        employee = await directory.get_employee(s, args.employee)
+        if employee is None:
+            raise CommandError(f"no employee {args.employee!r}")
+        av = await store.get_availability(s, args.employee, now=now, tz=tz)
+        upcoming = await store.entries_for(
+            s, args.employee, start=now, end=now + timedelta(days=60)
         )
-        db = await _open(args.db)
-        try:
-            async with db.sessions.begin() as session:
-                entry = await store.set_availability(
-                    session,
-                    args.employee,
-                    args.state,
-                    source=args.source,
-                    set_by=args.by,
-                    starts_at=starts,
-                    until=until,
-                    note_for_callers=args.note,
-                    internal_note=args.internal_note,
-                    now=now,
-                )
-            async with db.sessions() as session:
-                now_av = await store.get_availability(session, args.employee, tz=tz)
-        finally:
-            await db.close()
-        print(f"{args.employee}: {describe_entry(entry, tz)}")
-        print(f"now: {now_av.state} — {now_av.explanation}")
-        return 0
-
-    return _run("presence set", go)
+    inactive = "" if employee.active else " (no longer in the directory)"
+    print(f"{employee.id}: {employee.name}{inactive}")
+    print(f"  state:        {av.state}" + (f" until {local(av.until, tz)}" if av.until else ""))
+    print(f"  why:          {av.explanation}")
+    if av.note_for_callers:
+        print(f"  for callers:  {av.note_for_callers}")
+    if av.internal_note:
+        print(f"  internal:     {av.internal_note}")
+    if av.next_change:
+        print(f"  next change:  {local(av.next_change, tz)}")
+    if upcoming:
+        print("  entries (now and next 60 days):")
+        for entry in upcoming:
+            print(f"    {describe_entry(entry, tz)}")
+    return 0
 
 
-def cmd_cancel(args: argparse.Namespace) -> int:
-    async def go() -> int:
-        from vaihde.presence import store
-        from vaihde.presence.model import describe_entry
+@command("presence history")
+async def cmd_history(args: argparse.Namespace) -> int:
+    from vaihde.directory import store as directory
+    from vaihde.presence import store
+    from vaihde.presence.model import describe_entry
 
-        tz = _zone(args.tz)
-        db = await _open(args.db)
-        try:
-            async with db.sessions.begin() as session:
-                entry = await store.cancel_entry(session, args.entry, actor=args.by)
-        finally:
-            await db.close()
-        print(f"{entry.employee_id}: cancelled {describe_entry(entry, tz)}")
-        return 0
-
-    return _run("presence cancel", go)
-
-
-def cmd_show(args: argparse.Namespace) -> int:
-    async def go() -> int:
-        from datetime import UTC
-
-        from vaihde.directory import store as directory
-        from vaihde.presence import store
-        from vaihde.presence.model import describe_entry, resolve
-
-        tz = _zone(args.tz)
-        now = datetime.now(UTC)
-        db = await _open(args.db)
-        try:
-            async with db.sessions() as session:
-                if args.employee is None:
-                    employees = await directory.list_employees(session)
-                    by_employee: dict[str, list[Any]] = {}
-                    for entry in await store.active_entries(session, since=now):
-                        by_employee.setdefault(entry.employee_id, []).append(entry)
-                    for e in employees:
-                        av = resolve(e.id, by_employee.get(e.id, ()), now=now, tz=tz)
-                        until = f" until {_local(av.until, tz)}" if av.until else ""
-                        note = f" — {av.note_for_callers}" if av.note_for_callers else ""
-                        source = f" ({av.source})" if av.source else ""
-                        print(f"{e.id:<16} {e.name:<28} {av.state}{until}{source}{note}")
-                    if not employees:
-                        print("no employees in the directory")
-                    return 0
-                employee = await directory.get_employee(session, args.employee)
-                if employee is None:
-                    raise CommandError(f"no employee {args.employee!r}")
-                av = await store.get_availability(session, args.employee, now=now, tz=tz)
-                upcoming = await store.entries_for(
-                    session, args.employee, start=now, end=now + timedelta(days=60)
-                )
-        finally:
-            await db.close()
-        inactive = "" if employee.active else " (no longer in the directory)"
-        print(f"{employee.id}: {employee.name}{inactive}")
-        print(
-            f"  state:        {av.state}" + (f" until {_local(av.until, tz)}" if av.until else "")
-        )
-        print(f"  why:          {av.explanation}")
-        if av.note_for_callers:
-            print(f"  for callers:  {av.note_for_callers}")
-        if av.internal_note:
-            print(f"  internal:     {av.internal_note}")
-        if av.next_change:
-            print(f"  next change:  {_local(av.next_change, tz)}")
-        if upcoming:
-            print("  entries (now and next 60 days):")
-            for entry in upcoming:
-                print(f"    {describe_entry(entry, tz)}")
-        return 0
-
-    return _run("presence show", go)
-
-
-def cmd_history(args: argparse.Namespace) -> int:
-    async def go() -> int:
-        from vaihde.directory import store as directory
-        from vaihde.presence import store
-        from vaihde.presence.model import describe_entry
-
-        tz = _zone(args.tz)
-        db = await _open(args.db)
-        try:
-            async with db.sessions() as session:
-                if await directory.get_employee(session, args.employee) is None:
-                    raise CommandError(f"no employee {args.employee!r}")
-                entries = await store.history(session, args.employee, limit=args.limit)
-                audit = await store.audit_trail(session, args.employee, limit=args.limit)
-        finally:
-            await db.close()
-        if not entries:
-            print(f"{args.employee}: no entries")
-        for e in entries:
-            line = f"{_local(e.created_at, tz)}  {describe_entry(e, tz)}"
-            if e.cancelled_at:
-                line += f"  [cancelled {_local(e.cancelled_at, tz)} by {e.cancelled_by}]"
-            notes = " | ".join(n for n in (e.note_for_callers, e.internal_note) if n)
-            print(line + (f"  “{notes}”" if notes else ""))
-        if args.audit:
-            print("audit:")
-            for a in audit:
-                print(f"  {_local(a.at, tz)}  #{a.entry_id} {a.action} by {a.actor} {a.details}")
-        return 0
-
-    return _run("presence history", go)
+    tz = zone(args.tz)
+    async with session(args) as s:
+        if await directory.get_employee(s, args.employee) is None:
+            raise CommandError(f"no employee {args.employee!r}")
+        entries = await store.history(s, args.employee, limit=args.limit)
+        audit = await store.audit_trail(s, args.employee, limit=args.limit)
+    if not entries:
+        print(f"{args.employee}: no entries")
+    for e in entries:
+        line = f"{local(e.created_at, tz)}  {describe_entry(e, tz)}"
+        if e.cancelled_at:
+            line += f"  [cancelled {local(e.cancelled_at, tz)} by {e.cancelled_by}]"
+        notes = " | ".join(n for n in (e.note_for_callers, e.internal_note) if n)
+        print(line + (f"  “{notes}”" if notes else ""))
+    if args.audit:
+        print("audit:")
+        for a in audit:
+            print(f"  {local(a.at, tz)}  #{a.entry_id} {a.action} by {a.actor} {a.details}")
+    return 0
 
 
 # --- db ------------------------------------------------------------------------------------
 
 
-def cmd_db_upgrade(args: argparse.Namespace) -> int:
-    async def go() -> int:
-        from vaihde.db import migrate
-        from vaihde.db.engine import display_url, open_database
+@command("db upgrade")
+async def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from vaihde.db import migrate
+    from vaihde.db.engine import display_url
 
-        db = open_database(args.db)
-        try:
-            before = await migrate.current_async(db.engine)
-            await migrate.upgrade_async(db.engine)
-            after = await migrate.current_async(db.engine)
-        finally:
-            await db.close()
-        shown = display_url(db.url)
-        if before == after:
-            print(f"{shown}: already at {after} (newest)")
-        else:
-            print(f"{shown}: upgraded {before or 'empty database'} → {after}")
-        return 0
-
-    return _run("db upgrade", go)
+    async with database(args.db, migrated=False) as db:
+        before = await migrate.current_async(db.engine)
+        await migrate.upgrade_async(db.engine)
+        after = await migrate.current_async(db.engine)
+    shown = display_url(db.url)
+    if before == after:
+        print(f"{shown}: already at {after} (newest)")
+    else:
+        print(f"{shown}: upgraded {before or 'empty database'} → {after}")
+    return 0
 
 
-def cmd_db_current(args: argparse.Namespace) -> int:
-    async def go() -> int:
-        from vaihde.db import migrate
-        from vaihde.db.engine import display_url, open_database
+@command("db current")
+async def cmd_db_current(args: argparse.Namespace) -> int:
+    from vaihde.db import migrate
+    from vaihde.db.engine import display_url
 
-        db = open_database(args.db)
-        try:
-            have = await migrate.current_async(db.engine)
-        finally:
-            await db.close()
-        want = migrate.head()
-        state = "up to date" if have == want else f"needs `vaihde db upgrade` to {want}"
-        print(f"{display_url(db.url)}: {have or 'empty'} ({state})")
-        return 0 if have == want else 1
-
-    return _run("db current", go)
-
-
-def _common(parser: argparse.ArgumentParser, *, tz: bool = True) -> None:
-    parser.add_argument(
-        "--db",
-        metavar="URL",
-        help="database URL (default: the --settings file's, else $VAIHDE_DB_URL, else "
-        "sqlite+aiosqlite:///var/vaihde.db)",
-    )
-    parser.add_argument(
-        "--settings", metavar="FILE",
-        help="service settings whose database to use (default: $VAIHDE_CONFIG, else "
-        "config/demo.yaml when run in the vaihde directory)",
-    )
-    if tz:
-        parser.add_argument(
-            "--tz", default=DEFAULT_TZ, help=f"time zone of times given and shown ({DEFAULT_TZ})"
-        )
+    async with database(args.db, migrated=False) as db:
+        have = await migrate.current_async(db.engine)
+    want = migrate.head()
+    state = "up to date" if have == want else f"needs `vaihde db upgrade` to {want}"
+    print(f"{display_url(db.url)}: {have or 'empty'} ({state})")
+    return 0 if have == want else 1
 
 
 def register(subparsers: Any) -> None:
@@ -351,9 +224,8 @@ def register(subparsers: Any) -> None:
     presence = subparsers.add_parser("presence", help="employees' availability")
     sub = presence.add_subparsers(dest="presence_command", required=True, metavar="ACTION")
 
-    p = sub.add_parser(
-        "set",
-        help="set an employee's availability",
+    p = add(
+        sub, "set", cmd_set, "set an employee's availability",
         description="Without --from this is the employee's status from now on: it replaces "
         "their earlier open-ended status. With --from it is scheduled.",
     )
@@ -373,32 +245,21 @@ def register(subparsers: Any) -> None:
         choices=["manual", "operator", "phone"],
         help="manual (the employee) or operator (on their behalf)",
     )
-    _common(p)
-    p.set_defaults(func=cmd_set)
 
-    p = sub.add_parser("cancel", help="cancel an entry (it stays in history)")
+    p = add(sub, "cancel", cmd_cancel, "cancel an entry (it stays in history)")
     p.add_argument("entry", type=int, help="entry number, as shown by show or history")
     p.add_argument("--by", default=getpass.getuser())
-    _common(p)
-    p.set_defaults(func=cmd_cancel)
 
-    p = sub.add_parser("show", help="availability of everyone, or one employee in detail")
+    p = add(sub, "show", cmd_show, "availability of everyone, or one employee in detail")
     p.add_argument("employee", nargs="?")
-    _common(p)
-    p.set_defaults(func=cmd_show)
 
-    p = sub.add_parser("history", help="an employee's entries, newest first")
+    p = add(sub, "history", cmd_history, "an employee's entries, newest first")
     p.add_argument("employee")
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--audit", action="store_true", help="also show the audit trail")
-    _common(p)
-    p.set_defaults(func=cmd_history)
 
     db = subparsers.add_parser("db", help="the presence database")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
-    p = db_sub.add_parser("upgrade", help="create or migrate the database's tables")
-    _common(p, tz=False)
-    p.set_defaults(func=cmd_db_upgrade)
-    p = db_sub.add_parser("current", help="show the database's migration (exit 1 if behind)")
-    _common(p, tz=False)
-    p.set_defaults(func=cmd_db_current)
+    add(db_sub, "upgrade", cmd_db_upgrade, "create or migrate the database's tables", tz=False)
+    add(db_sub, "current", cmd_db_current, "show the database's migration (exit 1 if behind)",
+        tz=False)

@@ -20,7 +20,7 @@ Precedence (also in docs/presence.md):
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
 from typing import Any
@@ -33,7 +33,7 @@ from pydantic import (
     model_serializer,
 )
 
-from vaihde.errors import FieldError
+from vaihde.errors import FieldError, one_of
 from vaihde.records import Record, Time, keeps_fields
 
 
@@ -71,16 +71,6 @@ HUMAN_SOURCES = frozenset({Source.MANUAL, Source.OPERATOR, Source.PHONE})
 
 # States the caller can still be put through in; the phone being in use makes them ON_CALL.
 REACHABLE = frozenset({State.AVAILABLE, State.BUSY})
-ABSENCES = frozenset(
-    {
-        State.MEETING,
-        State.VIDEO_CONFERENCE,
-        State.AWAY,
-        State.VACATION,
-        State.SICK,
-        State.OFF_WORK,
-    }
-)
 
 MAX_NOTE_FOR_CALLERS = 200
 MAX_INTERNAL_NOTE = 1000
@@ -282,19 +272,11 @@ def resolve(
 
 
 def parse_state(value: str | State) -> State:
-    try:
-        return State(value)
-    except ValueError:
-        names = ", ".join(s.value for s in State)
-        raise PresenceError("state", f"unknown state {value!r}; use one of: {names}") from None
+    return one_of(State, "state", value, PresenceError)
 
 
 def parse_source(value: str | Source) -> Source:
-    try:
-        return Source(value)
-    except ValueError:
-        names = ", ".join(s.value for s in Source)
-        raise PresenceError("source", f"unknown source {value!r}; use one of: {names}") from None
+    return one_of(Source, "source", value, PresenceError)
 
 
 def require_aware(field: str, value: datetime | None) -> None:
@@ -402,16 +384,3 @@ def describe_entry(entry: Entry, tz: tzinfo = UTC) -> str:
     span = f"from {_clock(entry.starts_at, tz)}"
     span += f" until {_clock(entry.until, tz)}" if entry.until else " until changed"
     return f"#{entry.id} {entry.state} ({entry.source}, {entry.set_by}) {span}"
-
-
-def next_changes(entries: Sequence[Entry], now: datetime) -> datetime | None:
-    """Earliest moment after `now` at which any entry starts or ends: the result of `resolve`
-    cannot change before it (useful for caching and timers)."""
-    best: datetime | None = None
-    for e in entries:
-        if e.cancelled_at is not None:
-            continue
-        for t in (e.starts_at, e.until):
-            if t is not None and t > now and (best is None or t < best):
-                best = t
-    return best

@@ -9,9 +9,9 @@ later, the caller's `async with sessions.begin()` rolls the whole change back.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 from datetime import UTC, datetime, tzinfo
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Concatenate, Literal, ParamSpec
 
 from pydantic import Field
 from sqlalchemy import or_, select
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from vaihde.presence.cache import PresenceCache
 
 MAX_EXTERNAL_ID = 500
+P = ParamSpec("P")
 
 
 class AuditRecord(Record):
@@ -461,6 +462,21 @@ async def cancel_missing_external(
 # --- one transaction per change ------------------------------------------------------------
 
 
+def _one_transaction(
+    change: Callable[Concatenate[AsyncSession, P], Awaitable[Entry]],
+) -> Callable[Concatenate[PresenceStore, P], Awaitable[Entry]]:
+    """`change` as a PresenceStore method: its own transaction, then the cache is told."""
+
+    async def run(self: PresenceStore, /, *args: P.args, **kwargs: P.kwargs) -> Entry:
+        async with self.sessions.begin() as session:
+            entry = await change(session, *args, **kwargs)
+        if self.cache is not None:
+            await self.cache.invalidate(entry.employee_id)
+        return entry
+
+    return run
+
+
 class PresenceStore:
     """Availability changes for the web, REST and phone code: each call is one transaction, and
     the cache (if given) sees the change before the call returns."""
@@ -471,53 +487,5 @@ class PresenceStore:
         self.sessions = sessions
         self.cache = cache
 
-    async def set_availability(
-        self,
-        employee_id: str,
-        state: str | State,
-        *,
-        source: str | Source,
-        set_by: str,
-        until: datetime | None = None,
-        starts_at: datetime | None = None,
-        note_for_callers: str = "",
-        internal_note: str = "",
-        now: datetime | None = None,
-    ) -> Entry:
-        async with self.sessions.begin() as session:
-            entry = await set_availability(
-                session,
-                employee_id,
-                state,
-                source=source,
-                set_by=set_by,
-                until=until,
-                starts_at=starts_at,
-                note_for_callers=note_for_callers,
-                internal_note=internal_note,
-                now=now,
-            )
-        if self.cache is not None:
-            await self.cache.invalidate(employee_id)
-        return entry
-
-    async def cancel_entry(
-        self, entry_id: int, *, actor: str, now: datetime | None = None
-    ) -> Entry:
-        async with self.sessions.begin() as session:
-            entry = await cancel_entry(session, entry_id, actor=actor, now=now)
-        if self.cache is not None:
-            await self.cache.invalidate(entry.employee_id)
-        return entry
-
-    async def history(self, employee_id: str, *, limit: int = 50) -> list[Entry]:
-        async with self.sessions() as session:
-            return await history(session, employee_id, limit=limit)
-
-    async def get_availability(
-        self, employee_id: str, *, now: datetime | None = None
-    ) -> Availability:
-        if self.cache is not None:
-            return self.cache.lookup(employee_id, now)
-        async with self.sessions() as session:
-            return await get_availability(session, employee_id, now=now)
+    set_availability = _one_transaction(set_availability)
+    cancel_entry = _one_transaction(cancel_entry)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vaihde.company import CompanyConfig, Say
+from vaihde.company.schema import CompanyConfig, Say
 from vaihde.jobs import cancel_all
 from vaihde.prompts.say import speakable
 from vaihde.prompts.synth import EspeakSynth, Synth, SynthError, clean_text
