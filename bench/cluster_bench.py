@@ -59,7 +59,6 @@ MIN_ASTERISKS = 2
 RECOVER_MAX_S = 5.0
 CONSOLE_AGREE_MAX_S = 2.0
 NOTIFY_P99_MS = 1000.0
-AMI_SETTLE_S = 11.0  # vaihde's AMI reconnect backoff resets after 10 s of a session up
 RECOVERY_TAIL_S = 3.0  # calls that arrive this close to the next fault may be caught by it
 
 
@@ -76,11 +75,30 @@ def default_slot() -> int | None:
 
 
 class Mailbox:
-    """aiosmtpd handler: every mail received, with when and its Message-ID."""
+    """aiosmtpd handler: every mail received, with when and its Message-ID. It takes `delay`
+    seconds to accept each recipient, as a real server checking it does: a send is then under
+    way long enough for a kill -9 to interrupt it (before the mail is accepted), so that the
+    takeover of interrupted deliveries is exercised, not only the quiet path."""
 
-    def __init__(self) -> None:
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
         self.received: list[tuple[float, str, list[str]]] = []
+        self.begun: list[float] = []  # when each send began (MAIL FROM)
         self._lock = threading.Lock()
+
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str,
+                          mail_options: list[str]) -> str:
+        with self._lock:
+            self.begun.append(time.time())
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
+                          rcpt_options: list[str]) -> str:
+        await asyncio.sleep(self.delay)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         content = envelope.original_content or b""
@@ -89,6 +107,16 @@ class Mailbox:
             self.received.append((time.time(), found.group(1).decode() if found else "",
                                   list(envelope.rcpt_tos)))
         return "250 Message accepted for delivery"
+
+    @property
+    def interrupted(self) -> int:
+        """Sends that began and never handed over their mail (the sender died mid-way)."""
+        return len(self.begun) - len(self.received)
+
+    def sending(self, now: float) -> bool:
+        """A send began less than `delay` ago: it is waiting for its recipient's 250."""
+        with self._lock:
+            return any(now - self.delay * 0.8 < t <= now for t in self.begun[-20:])
 
 
 class SmsGateway:
@@ -173,7 +201,6 @@ class ConsoleView:
         self.availability: list[tuple[float, int | None]] = []
         self.live: list[tuple[float, float]] = []
         self.live_since: float | None = None
-        self.calls: dict[str, str] = {}  # call id → state, as the stream built it
         self.streams = 0
         self._task: asyncio.Task[None] | None = None
 
@@ -185,7 +212,6 @@ class ConsoleView:
             self.live.append((self.live_since, at))
             self.live_since = None
             self.log.append((at, "down", None))
-        self.calls = {}
 
     async def _follow(self, http: aiohttp.ClientSession) -> None:
         while True:
@@ -218,14 +244,12 @@ class ConsoleView:
             if self.live_since is None:
                 self.live_since = t
             calls = [c for k in ("waiting", "active", "parked") for c in data.get(k, ())]
-            self.calls = {str(c["id"]): str(c.get("state")) for c in calls}
-            self.log.append((t, kind, {"waiting": [{"id": c["id"]} for c in
-                                                   data.get("waiting", ())]}))
+            self.log.append((t, kind, {
+                "waiting": [{"id": c["id"]} for c in data.get("waiting", ())],
+                "calls": [{"id": c["id"], "state": c.get("state")} for c in calls]}))
         elif kind == "call":
-            self.calls[str(data["id"])] = str(data.get("state"))
             self.log.append((t, kind, {"id": data["id"], "state": data.get("state")}))
         elif kind == "gone":
-            self.calls.pop(str(data.get("id")), None)
             self.log.append((t, kind, {"id": data.get("id")}))
         elif kind == "availability" and data.get("employee") == "bob":
             self.availability.append((t, data.get("entry_id")))
@@ -264,6 +288,7 @@ class Fault:
     back: float | None = None  # healthy again (instance) / AMI accepting and reconnected
     restart_s: float | None = None
     down: list[str] = field(default_factory=list)  # problems while restarting
+    mid_send: bool = False  # an instance killed while it was sending an e-mail
 
 
 @dataclass
@@ -293,7 +318,7 @@ class Bench:
             f"  email: {{host: 127.0.0.1, port: {self.smtp_port}, security: none, "
             "from: vaihde@cluster.example}\n"
             f"  sms: {{url: 'http://127.0.0.1:{self.sms_port}/sms', format: json}}\n")
-        self.mailbox = Mailbox()
+        self.mailbox = Mailbox(args.smtp_delay)
         self.smtp: Controller | None = None
         self.sms = SmsGateway(self.sms_port)
         self.paths = {ast: Side(ast, self.cluster, args.keypads) for ast in ASTERISKS}
@@ -302,9 +327,6 @@ class Bench:
         self.changes: list[ApiChange] = []
         self.api_messages: list[tuple[str, float, int | None, int | str]] = []  # inst, t, id, st
         self.consoles: dict[str, ConsoleView] = {}
-        self.mismatch: list[tuple[float, bool]] = []
-        self.mismatch_seen: list[tuple[float, dict[str, dict[str, str]]]] = []
-        self.instance_up = {i: True for i in INSTANCES}
         self.token = ""
         self.http: aiohttp.ClientSession | None = None
         self.tasks: set[asyncio.Task[Any]] = set()
@@ -312,7 +334,6 @@ class Bench:
         self.running = False
         self.numbers = itertools.count(1)
         self.faults_began: float | None = None
-        self.asterisk_back = 0.0
 
     def spawn(self, job: Awaitable[Any], *, caller: bool = False) -> None:
         task = asyncio.ensure_future(job)
@@ -444,15 +465,15 @@ class Bench:
             if self.running and self.paths[ast].up:
                 self.spawn(self.caller(ast, self.pick_kind()), caller=True)
 
-    async def probes(self, asterisks: list[str], seconds: float) -> None:
-        """Callers who choose Anna every --probe-every seconds on each of `asterisks`: the
-        recovery figure's resolution."""
-        end = time.monotonic() + seconds
-        while time.monotonic() < end and self.running:
-            for ast in asterisks:
+    async def probes(self, stop: asyncio.Event) -> None:
+        """Callers who choose Anna every --probe-every seconds on each Asterisk that is up,
+        from a fault until the next: the recovery figure's resolution."""
+        while self.running and not stop.is_set():
+            for ast in ASTERISKS:
                 if self.paths[ast].up:
                     self.spawn(self.probe(ast), caller=True)
-            await asyncio.sleep(self.args.probe_every)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.args.probe_every)
 
     async def probe(self, ast: str) -> None:
         path = self.paths[ast]
@@ -514,21 +535,6 @@ class Bench:
             ident = reply.get("id") if status == 201 and reply else None
             self.api_messages.append((instance, sent, ident, status))
 
-    async def sample_consoles(self) -> None:
-        """Every 0.1 s: do the live consoles show the same calls?"""
-        while self.running:
-            live = [v for v in self.consoles.values() if v.live_since is not None]
-            if len(live) == len(self.consoles):
-                views = [set(v.calls) for v in live]
-                differ = any(v != views[0] for v in views)
-                self.mismatch.append((time.time(), differ))
-                if differ and len(self.mismatch_seen) < 2000:
-                    self.mismatch_seen.append((time.time(), {v.instance: dict(v.calls)
-                                                             for v in live}))
-            else:
-                self.mismatch.append((time.time(), False))
-            await asyncio.sleep(0.1)
-
     # --- faults ------------------------------------------------------------------------------
 
     async def healthy(self, instance: str) -> bool:
@@ -550,27 +556,57 @@ class Bench:
             await asyncio.sleep(0.2)
         log("  (not everything healthy before the next fault)")
 
+    async def until_sending(self, instance: str, timeout: float) -> bool:
+        """Wait (up to `timeout`) until `instance` is in the middle of sending an e-mail: it
+        has claimed one (the delivery row names its holder id, /health says its id) and the
+        SMTP server is holding a send. The kill then lands mid-send, so that every run tests
+        the takeover of interrupted deliveries. False if no such moment came."""
+        assert self.http is not None
+        try:
+            async with self.http.get(f"{self.cluster.http_base(instance)}/health",
+                                     headers={"Authorization": f"Bearer {self.token}"},
+                                     timeout=aiohttp.ClientTimeout(total=2)) as reply:
+                holder = (await reply.json()).get("shared", {}).get("holder")
+        except (aiohttp.ClientError, OSError, TimeoutError, ValueError):
+            return False
+        if holder is None:
+            return False
+        import asyncpg
+
+        conn = await asyncpg.connect(host="127.0.0.1", port=self.cluster.ports.postgres,
+                                     user="postgres", database="vaihde")
+        try:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if self.mailbox.sending(time.time()) and await conn.fetchval(
+                        "SELECT count(*) FROM message_deliveries WHERE status = 'sending' "
+                        "AND channel = 'email' AND claimed_by = $1", holder):
+                    return True
+                await asyncio.sleep(0.05)
+        finally:
+            await conn.close()
+        return False
+
     async def cycle(self, target: str, phase: str) -> Fault:
         await self.wait_ready()
-        if target in ASTERISKS and phase == "faults":
-            await asyncio.sleep(max(0.0, self.asterisk_back + AMI_SETTLE_S - time.time()))
-        fault = Fault(target, phase, time.time())
+        mid_send = False
+        if phase == "faults" and target in INSTANCES:
+            mid_send = await self.until_sending(target, self.args.aim_s)
+        fault = Fault(target, phase, time.time(), mid_send=mid_send)
         if phase == "faults":
             if target in INSTANCES:
-                self.instance_up[target] = False
                 fault.at = await asyncio.to_thread(self.cluster.kill_service, target)
             else:
                 self.paths[target].up = False
                 fault.at = await asyncio.to_thread(self.cluster.kill_asterisk, target)
-        live = [a for a in ASTERISKS if not (phase == "faults" and a == target)]
-        self.spawn(self.probes(live, self.args.probe_s))
+        stop_probes = asyncio.Event()
+        self.spawn(self.probes(stop_probes))
         await asyncio.sleep(self.args.down_s)
         fault.restart = time.time()
         if phase == "faults":
             try:
                 if target in INSTANCES:
                     fault.restart_s = round(await self.cluster.start_service(target), 2)
-                    self.instance_up[target] = True
                 else:
                     await self.paths[target].close()
                     fault.restart_s = round(await self.cluster.start_asterisk(target), 2)
@@ -578,13 +614,12 @@ class Bench:
                     assert self.paths[target].ami is not None
                     await self.paths[target].ami.action(
                         "Setvar", Variable="FAULTS_CALLER_HOLD", Value=str(self.args.hold))
-                    self.asterisk_back = time.time()
             except (SandboxError, OSError, ConnectionError, TimeoutError) as exc:
                 fault.down.append(repr(exc))
                 log(f"  restart of {target} failed: {exc!r}")
         fault.back = time.time()
-        self.spawn(self.probes(list(ASTERISKS), self.args.probe_s))
         await asyncio.sleep(self.args.observe_s)
+        stop_probes.set()
         self.faults.append(fault)
         what = "nothing killed" if phase == "baseline" else (
             f"killed, back after {fault.back - fault.at:.1f} s (restart {fault.restart_s} s)")
@@ -599,7 +634,6 @@ class Bench:
             self.spawn(self.load(ast))
         self.spawn(self.availability_changes())
         self.spawn(self.api_messages_loop())
-        self.spawn(self.sample_consoles())
         order = ["a", "ast1", "b", "ast2"]
         log(f"baseline: {self.args.baseline_cycles} cycles of probes, nothing killed")
         await asyncio.sleep(2.0)
@@ -639,12 +673,12 @@ async def database_facts(cluster: Cluster) -> dict[str, Any]:
                 "SELECT id, message_id, channel, address, status, attempts, next_attempt_at "
                 "FROM message_deliveries")).all()
             callbacks = (await rows("SELECT id, call_id, for_id FROM callbacks")).all()
-            entries = (await rows("SELECT id FROM availability_entries "
+            entries = (await rows("SELECT id, created_at FROM availability_entries "
                                   "WHERE employee_id = 'bob'")).all()
     finally:
         await db.close()
     return {"messages": messages, "deliveries": deliveries, "callbacks": callbacks,
-            "entries": {r.id for r in entries}}
+            "entries": {r.id: r.created_at.timestamp() for r in entries}}
 
 
 def queue_truth(events: list[Mapping[str, Any]], kills: list[float]) -> list[cm.Waiting]:
@@ -688,9 +722,10 @@ def analyse(bench: Bench, facts: dict[str, Any], end: float) -> dict[str, Any]:
 
     per_phase: dict[str, dict[str, Any]] = {p: {
         "calls": 0, "outcomes": Counter(), "by_kind": {}, "lost": [], "stored_twice": [],
-        "dialled_twice": [], "stranded": [], "absent_rung": [], "arrivals": {a: [] for a in
-                                                                          ASTERISKS},
+        "dialled_twice": [], "stranded": [], "absent_rung": [],
     } for p in ("baseline", "faults")}
+    # Every call that reached a menu, per Asterisk: the recovery windows are times, not phases.
+    arrivals: dict[str, list[cm.Arrival]] = {a: [] for a in ASTERISKS}
     outcomes: dict[str, cm.Outcome] = {}
     for rec in bench.calls:
         tl = timelines[rec.call.call_id]
@@ -699,7 +734,9 @@ def analyse(bench: Bench, facts: dict[str, Any], end: float) -> dict[str, Any]:
         outcomes[rec.call.call_id] = out
         if out.what == cm.NOT_PLACED:
             continue
-        p = per_phase[phase_of(rec.call.originated)]
+        # A call belongs to the phase in which it was handled (or ended): one that was in the
+        # menu when the first fault struck is the faults' call.
+        p = per_phase[phase_of(out.handled or tl.hangup or rec.call.originated)]
         p["calls"] += 1
         p["outcomes"][out.what] += 1
         p["by_kind"].setdefault(rec.kind, Counter())[out.what] += 1
@@ -720,9 +757,11 @@ def analyse(bench: Bench, facts: dict[str, Any], end: float) -> dict[str, Any]:
             if rang and surely_away(bench.changes, rec.key_sent, args.grace_s) and \
                     surely_away(bench.changes, rang[0], args.grace_s):
                 p["absent_rung"].append(rec.call.call_id)
-        if out.arrived is not None:
-            p["arrivals"][rec.ast].append(cm.Arrival(out.arrived, out.what == cm.NORMAL,
-                                                     out.handled))
+        # A call that died with its Asterisk says nothing of how calls were handled (and may
+        # have arrived well before that fault, in the window of the one before).
+        if out.arrived is not None and out.what != cm.DIED:
+            arrivals[rec.ast].append(cm.Arrival(out.arrived, out.what == cm.NORMAL,
+                                                out.handled))
     # API requests answered as taken, and not in the database: lost.
     message_ids = {r.id for r in facts["messages"]}
     for instance, sent, ident, _status in bench.api_messages:
@@ -752,6 +791,15 @@ def analyse(bench: Bench, facts: dict[str, Any], end: float) -> dict[str, Any]:
         row = by_delivery.get(did)
         if row is not None and row.message_id in created:
             latencies.append(t - created[row.message_id])
+    # E-mails claimed again after an instance was killed: from that kill to the mail received.
+    instance_kills = sorted(f.at for f in bench.faults if f.phase == "faults"
+                            and f.target in INSTANCES)
+    taken_over = []
+    for r in deliveries:
+        got = first_mail.get(r.id)
+        before = [k for k in instance_kills if got is not None and k < got]
+        if r.attempts > 1 and r.channel == "email" and before:
+            taken_over.append(got - before[-1])  # type: ignore[operator]
     pending = [{"delivery": r.id, "message": r.message_id, "channel": r.channel,
                 "status": r.status, "attempts": r.attempts,
                 "next_attempt_at": r.next_attempt_at.isoformat() if r.next_attempt_at else None}
@@ -762,16 +810,19 @@ def analyse(bench: Bench, facts: dict[str, Any], end: float) -> dict[str, Any]:
     for n, f in enumerate(bench.faults):
         nxt = bench.faults[n + 1].at if n + 1 < len(bench.faults) else end
         until = nxt - RECOVERY_TAIL_S
-        arrivals = per_phase[f.phase]["arrivals"]
-        row: dict[str, Any] = {"target": f.target, "phase": f.phase,
+        row: dict[str, Any] = {"target": f.target, "phase": f.phase, "mid_send": f.mid_send,
                                "restart_s": f.restart_s, "problems": f.down}
         after_kill = {}
         for ast in ASTERISKS:
             if f.target == ast:
                 continue  # no calls can reach a killed Asterisk
-            after_kill[ast] = cm.recovery_s(arrivals[ast], f.at, f.restart or until)
-        after_restart = {ast: cm.recovery_s(arrivals[ast], f.restart or f.at, until)
-                         for ast in ASTERISKS}
+            after_kill[ast] = cm.recovery_s(arrivals[ast], f.at, f.restart or until, nxt)
+        # From the restart on; for the restarted Asterisk itself from when it had booted (its
+        # boot time is Asterisk's, in restart_s): no call can reach it before.
+        after_restart = {
+            ast: cm.recovery_s(arrivals[ast], (f.back if f.phase == "faults" and ast == f.target
+                                               else f.restart) or f.at, until, nxt)
+            for ast in ASTERISKS}
         row["recover_after_kill_s"] = {k: _r(v) for k, v in after_kill.items()}
         row["recover_after_restart_s"] = {k: _r(v) for k, v in after_restart.items()}
         values = [*after_kill.values(), *after_restart.values()]
@@ -798,30 +849,41 @@ def analyse(bench: Bench, facts: dict[str, Any], end: float) -> dict[str, Any]:
             phase = phase_of(at)
             agree[phase].append(seconds)
             worst[phase].append((seconds, instance, call_id, what))
-    mismatch = {p: cm.mismatch_episodes([(t, d) for t, d in bench.mismatch
-                                         if phase_of(t) == p]) for p in ("baseline", "faults")}
+    # The consoles against each other: every call, in every state, shown alike.
+    views = {i: cm.shown(v.log) for i, v in bench.consoles.items()}
+    lives = {i: v.intervals(end) for i, v in bench.consoles.items()}
+    apart: dict[str, list[float]] = {"baseline": [], "faults": []}
+    apart_worst: dict[str, list[Any]] = {"baseline": [], "faults": []}
+    for call_id, state, who, seconds in cm.consoles_apart(views, lives, end):
+        first = min(s.shown for v in views.values() for s in v.get((call_id, state), []))
+        apart[phase_of(first)].append(seconds)
+        apart_worst[phase_of(first)].append((seconds, call_id, state, who))
 
     # Availability: from the request through one instance to the other's console.
     notify = {}
     for phase in ("baseline", "faults"):
-        changes = [c.change for c in bench.changes if phase_of(c.change.sent) == phase]
+        changes = cm.with_made([c.change for c in bench.changes
+                                if phase_of(c.change.sent) == phase], facts["entries"])
         seen_av = {i: v.availability for i, v in bench.consoles.items()}
         live = {i: v.intervals(end) for i, v in bench.consoles.items()}
-        other, missed = cm.notify_ms(changes, seen_av, live)
-        own, own_missed = cm.notify_ms(changes, seen_av, live, other=False)
+        other, missed = cm.notify_ms(changes, seen_av, live, end=end)
+        own, own_missed = cm.notify_ms(changes, seen_av, live, other=False, end=end)
+        asked, _ = cm.notify_ms(changes, seen_av, live, end=end, from_request=True)
         notify[phase] = {
             "changes": len(changes), "taken": sum(1 for c in changes if c.entry_id),
             "measured": len(other), "p50_ms": _ms(other, 0.5), "p99_ms": cm.p99(other),
             "max_ms": round(max(other), 1) if other else None, "never_seen": missed,
             "own_console_p50_ms": _ms(own, 0.5), "own_console_p99_ms": cm.p99(own),
             "own_never_seen": own_missed,
+            # From the request sent to the instance: its answer time included.
+            "from_request_p50_ms": _ms(asked, 0.5), "from_request_p99_ms": cm.p99(asked),
         }
 
     def phase_figures(phase: str) -> dict[str, Any]:
         p = per_phase[phase]
         lost = len(p["lost"])
         dup = len(p["dialled_twice"]) + len(p["stored_twice"])
-        agree_max = max([*agree[phase], *mismatch[phase]], default=None)
+        agree_max = max([*agree[phase], *apart[phase]], default=None)
         n = notify[phase]
         never = len(n["never_seen"])
         return {
@@ -852,7 +914,10 @@ def analyse(bench: Bench, facts: dict[str, Any], end: float) -> dict[str, Any]:
             "console_agree_worst": [
                 {"s": round(s, 3), "console": i, "call": c, "change": w}
                 for s, i, c, w in sorted(worst[phase], reverse=True)[:5]],
-            "console_mismatch_episodes": summary_ms(mismatch[phase]),
+            "consoles_apart": summary_ms(apart[phase]),
+            "consoles_apart_worst": [
+                {"s": round(s, 3), "call": c, "state": st, "only_on": w}
+                for s, c, st, w in sorted(apart_worst[phase], reverse=True)[:5]],
             "notify": notify[phase],
         }
     kills_done = sum(1 for f in bench.faults if f.phase == "faults")
@@ -860,6 +925,8 @@ def analyse(bench: Bench, facts: dict[str, Any], end: float) -> dict[str, Any]:
         "instances": len(INSTANCES),
         "asterisks": len(ASTERISKS),
         "kills": kills_done,
+        # Instance kills that landed while it was sending an e-mail (its takeover tested).
+        "kills_mid_send": sum(1 for f in bench.faults if f.mid_send),
         **figures,
         **{f"baseline_{k}": v for k, v in base.items()},
         "stranded": len(per_phase["faults"]["stranded"]),
@@ -868,6 +935,10 @@ def analyse(bench: Bench, facts: dict[str, Any], end: float) -> dict[str, Any]:
             "planned": len(deliveries), "sent": sum(1 for r in deliveries if r.status == "sent"),
             "emails_received": len(mails), "sms_received": len(bench.sms.received),
             "email_extra_copies": email_dupes, "sms_extra_copies": sms_dupes,
+            "email_sends_interrupted": bench.mailbox.interrupted,
+            # Claimed more than once: taken over from a killed instance, or retried.
+            "claimed_again": sum(1 for r in deliveries if r.attempts > 1),
+            "email_kill_to_mail_after_takeover": summary_ms(taken_over),
             "email_duplicates": cm.duplicates(mail_keys),
             "store_to_mail": summary_ms(latencies),
             "not_sent_at_end": pending[:20], "not_sent_count": len(pending),
@@ -926,7 +997,6 @@ def write_record(bench: Bench, work: Path) -> None:
         "api_messages": bench.api_messages,
         "consoles": {i: {"log": v.log, "availability": v.availability,
                          "live": v.intervals(time.time())} for i, v in bench.consoles.items()},
-        "mismatch": bench.mismatch_seen,
         "mails": bench.mailbox.received, "sms": bench.sms.received,
     }
     (work / "record.json").write_text(json.dumps(record, default=str) + "\n")
@@ -947,15 +1017,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--baseline-cycles", type=int, help="the same probe cycles without a fault (4)")
     p.add_argument("--rate", type=float, default=0.5, help="callers per second per Asterisk")
     p.add_argument("--probe-every", type=float, default=0.5,
-                   help="seconds between probe callers per Asterisk after a fault and a restart")
-    p.add_argument("--probe-s", type=float, default=3.0, help="how long probes are made")
+                   help="seconds between probe callers per Asterisk, from each fault (or its "
+                   "moment in the baseline) until the next")
     p.add_argument("--down-s", type=float, default=3.0,
                    help="seconds a killed part stays down before it is restarted")
     p.add_argument("--observe-s", type=float, default=5.0,
                    help="seconds after a restart before the next fault")
     p.add_argument("--change-every", type=float, default=2.5,
                    help="seconds between availability changes (through A and B in turn)")
-    p.add_argument("--message-every", type=float, default=6.0,
+    p.add_argument("--smtp-delay", type=float, default=1.0,
+                   help="seconds the SMTP server takes to accept each recipient")
+    p.add_argument("--aim-s", type=float, default=4.0,
+                   help="an instance is killed when it is sending an e-mail, if that happens "
+                   "within this many seconds")
+    p.add_argument("--message-every", type=float, default=2.0,
                    help="seconds between messages taken through the API (A and B in turn)")
     p.add_argument("--wait-s", type=float, nargs=2, default=(2.0, 6.0),
                    help="how long a caller for the operators waits before hanging up")

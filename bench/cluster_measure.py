@@ -8,6 +8,7 @@ tests/unit/test_cluster_bench_measure.py checks this.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -76,6 +77,9 @@ def outcome(tl: fm.Timeline, kind: str, expect: str, *, queue: str, operator_dev
         return Outcome(RESCUED, rescue, arrived, twice)
     if tl.hangup is not None and any(k - 0.5 <= tl.hangup <= k + 2.0 for k in killed):
         return Outcome(DIED, None, arrived, twice)
+    if tl.hangup is None and arrived is not None and any(k >= arrived for k in killed):
+        # No hangup at all: its Asterisk died under it (a kill -9 sends no more events).
+        return Outcome(DIED, None, arrived, twice)
     if arrived is None and tl.hangup is None:
         return Outcome(NOT_PLACED, None, None, twice)
     return Outcome(STRANDED, None, arrived, twice)
@@ -93,13 +97,17 @@ class Arrival:
     handled: float | None
 
 
-def recovery_s(calls: Iterable[Arrival], since: float, until: float) -> float | None:
+def recovery_s(calls: Iterable[Arrival], since: float, until: float,
+               next_fault: float = float("inf")) -> float | None:
     """From `since` (the fault, or the restart) until calls on a path were handled normally
     again: the moment the first call of the last unbroken run of normal calls that arrived in
     [since, until) got what it chose. Includes that call's own way through the greeting and the
     key (the baseline gives that floor). None when no call arrived in the window or the window
-    ended with a call that was not handled normally."""
-    window = sorted((c for c in calls if since <= c.arrived < until), key=lambda c: c.arrived)
+    ended with a call that was not handled normally. A call rescued at or after `next_fault`
+    (a caller still recording a message when the next fault struck) tells of that fault, not
+    this one: left out."""
+    window = sorted((c for c in calls if since <= c.arrived < until and (
+        c.normal or c.handled is None or c.handled < next_fault)), key=lambda c: c.arrived)
     if not window or not window[-1].normal:
         return None
     start = len(window) - 1
@@ -201,22 +209,76 @@ def agreement(truth: Iterable[Waiting], seen: Mapping[str, list[Seen]],
     return out
 
 
-def mismatch_episodes(samples: Iterable[tuple[float, bool]]) -> list[float]:
-    """Sampled (time, the live consoles disagree) → how long each disagreement lasted (from the
-    first sample that disagreed to the first that agreed again; one still open at the end
-    lasts until the last sample)."""
-    out: list[float] = []
-    began: float | None = None
-    last = None
-    for t, differ in samples:
-        last = t
-        if differ and began is None:
-            began = t
-        elif not differ and began is not None:
-            out.append(t - began)
-            began = None
-    if began is not None and last is not None:
-        out.append(last - began)
+def shown(log: Iterable[tuple[float, str, Any]]) -> dict[tuple[str, str], list[Seen]]:
+    """A console's stream log → when it showed each call in each state: {(call id, state):
+    [intervals]}. `board` replaces everything (its `calls`: [{"id", "state"}]), `call` sets a
+    call's state, `gone` removes it, `down` (the stream broke) removes everything."""
+    now: dict[str, tuple[str, float]] = {}
+    out: dict[tuple[str, str], list[Seen]] = {}
+
+    def end(call_id: str, t: float) -> None:
+        state, since = now.pop(call_id)
+        out.setdefault((call_id, state), []).append(Seen(since, t))
+
+    def put(call_id: str, state: str, t: float) -> None:
+        if call_id in now and now[call_id][0] == state:
+            return
+        if call_id in now:
+            end(call_id, t)
+        now[call_id] = (state, t)
+
+    for t, kind, data in log:
+        if kind == "board":
+            states = {str(c["id"]): str(c.get("state")) for c in data.get("calls", ())}
+            for call_id in [c for c in now if c not in states]:
+                end(call_id, t)
+            for call_id, state in states.items():
+                put(call_id, state, t)
+        elif kind == "call":
+            put(str(data["id"]), str(data.get("state")), t)
+        elif kind in ("gone", "down"):
+            for call_id in [c for c in now if kind == "down" or c == str(data.get("id"))]:
+                end(call_id, t)
+    for call_id, (state, since) in now.items():
+        out.setdefault((call_id, state), []).append(Seen(since, None))
+    return out
+
+
+def _inside(intervals: Iterable[tuple[float, float]], t: float) -> bool:
+    return any(lo <= t < hi for lo, hi in intervals)
+
+
+def consoles_apart(views: Mapping[str, Mapping[tuple[str, str], list[Seen]]],
+                   live: Mapping[str, Sequence[tuple[float, float]]], end: float,
+                   ) -> list[tuple[str, str, str, float]]:
+    """How long the consoles disagreed about each call: for every (call, state) and every pair
+    of consoles, each stretch of time in which both were live and one showed the call in that
+    state while the other did not. [(call id, state, the console that showed it, seconds)]."""
+    out: list[tuple[str, str, str, float]] = []
+    names = sorted(views)
+    keys = sorted({k for v in views.values() for k in v})
+    for key in keys:
+        shows = {n: [(s.shown, s.hidden if s.hidden is not None else end)
+                     for s in views[n].get(key, [])] for n in names}
+        for n, a in enumerate(names):
+            for b in names[n + 1:]:
+                if not shows[a] and not shows[b]:
+                    continue
+                bounds = sorted({t for iv in (shows[a], shows[b], live.get(a, ()),
+                                              live.get(b, ())) for pair in iv for t in pair})
+                piece: tuple[float, str] | None = None  # (began, which console showed it)
+                for lo, hi in itertools.pairwise(bounds):
+                    mid = (lo + hi) / 2
+                    both = _inside(live.get(a, ()), mid) and _inside(live.get(b, ()), mid)
+                    in_a, in_b = _inside(shows[a], mid), _inside(shows[b], mid)
+                    who = (a if in_a else b) if both and in_a != in_b else ""
+                    if piece is not None and piece[1] != who:
+                        out.append((*key, piece[1], lo - piece[0]))
+                        piece = None
+                    if who and piece is None:
+                        piece = (lo, who)
+                if piece is not None:
+                    out.append((*key, piece[1], bounds[-1] - piece[0]))
     return out
 
 
@@ -232,30 +294,41 @@ class Change:
     sent: float
     answered: float | None
     state: str
+    made: float | None = None  # the entry's created_at: stamped in its transaction
+
+
+def with_made(changes: Iterable[Change], made: Mapping[int, float]) -> list[Change]:
+    """The changes with each entry's created_at (as the database holds it)."""
+    return [Change(c.entry_id, c.instance, c.sent, c.answered, c.state,
+                   made.get(c.entry_id) if c.entry_id is not None else None) for c in changes]
 
 
 def notify_ms(changes: Sequence[Change], seen: Mapping[str, Sequence[tuple[float, int | None]]],
               live: Mapping[str, Sequence[tuple[float, float]]], *, other: bool = True,
+              end: float = float("inf"), from_request: bool = False,
               ) -> tuple[list[float], list[int]]:
-    """For each change taken, how long from the request until the other instance's console
+    """For each change taken, how long from its commit until the other instance's console
     (`other=False`: its own) said the availability whose entry it made: ([ms], [entry ids
-    never seen]). `seen[instance]`: (received, entry id) of that console's availability
-    events; `live[instance]`: when its stream was up. A change is measured only if that console
-    was live from its request on until the next change."""
+    never seen]). The commit is taken as the entry's created_at (a moment before it: the figure
+    errs long); `from_request`: from when the request was sent instead, the instance's own
+    answer time included. `seen[instance]`: (received, entry id) of that console's
+    availability events; `live[instance]`: when its stream was up. A change is measured only if
+    that console was live from its request on until the next change (the last one: until
+    `end`)."""
     times: list[float] = []
     missed: list[int] = []
     taken = [c for c in changes if c.entry_id is not None]
     for n, change in enumerate(taken):
-        nxt = taken[n + 1].sent if n + 1 < len(taken) else float("inf")
+        nxt = taken[n + 1].sent if n + 1 < len(taken) else end
         for instance, events in seen.items():
             if (instance != change.instance) != other:
                 continue
-            if not any(a <= change.sent and (b >= nxt or b == float("inf"))
-                       for a, b in live.get(instance, ())):
+            if not any(a <= change.sent and b >= nxt for a, b in live.get(instance, ())):
                 continue
             hits = [t for t, entry in events if entry == change.entry_id and t >= change.sent]
+            since = change.sent if from_request or change.made is None else change.made
             if hits:
-                times.append((min(hits) - change.sent) * 1000)
+                times.append(max(0.0, min(hits) - since) * 1000)
             else:
                 missed.append(int(change.entry_id or 0))
     return times, missed
