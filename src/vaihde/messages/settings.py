@@ -56,6 +56,10 @@ class SmsSettings:
     sender: str = ""  # the sender name or number the gateway shows; "" = gateway's default
     sender_field: str = "from"
     timeout_s: float = 10
+    # Each delivery's own key in this header (the IETF draft's Idempotency-Key): a gateway that
+    # honours it sends an SMS once even when it is asked again, as it is when an instance dies
+    # between the gateway's answer and recording it (vaihde.db.once). "" = no such header.
+    idempotency_header: str = "Idempotency-Key"
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +196,9 @@ def _sms(r: Reader, env: Mapping[str, str]) -> SmsSettings:
     if len(sender) > 64 or any(c in sender for c in "\r\n\0"):
         _problem(r, "sender", "must be one line of at most 64 characters")
     timeout = r.int("timeout_s", 10, low=1, high=120)
+    idempotency = r.str("idempotency_header", "Idempotency-Key")
+    if idempotency and not _HEADER.match(idempotency):
+        _problem(r, "idempotency_header", f"not an HTTP header name: {idempotency!r}")
     r.done()
     return SmsSettings(
         url=url,
@@ -204,4 +211,5 @@ def _sms(r: Reader, env: Mapping[str, str]) -> SmsSettings:
         sender=sender,
         sender_field=fields["sender_field"],
         timeout_s=timeout,
+        idempotency_header=idempotency,
     )

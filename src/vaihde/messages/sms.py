@@ -32,6 +32,13 @@ TEXTS = {
 _RETRY_4XX = (408, 425, 429)
 
 
+def delivery_key(item: Outgoing) -> str:
+    """The same for every attempt of one delivery, and no other: the message's and the
+    delivery's ids and when the message was taken (ids start again in a new database)."""
+    taken = int(item.message.created_at.timestamp() * 1_000_000)
+    return f"vaihde-{item.message.id}-{item.delivery.id}-{taken}"
+
+
 def render_sms(item: Outgoing, limit: int = SMS_MAX) -> str:
     """One line of at most `limit` characters; the note is shortened (with …) to fit."""
     t = TEXTS.get(item.language, TEXTS["en"])
@@ -74,6 +81,8 @@ class SmsTransport:
         headers = {}
         if s.token:
             headers[s.token_header] = f"{s.token_scheme} {s.token}" if s.token_scheme else s.token
+        if s.idempotency_header:
+            headers[s.idempotency_header] = delivery_key(item)
         fields = {s.to_field: item.delivery.address, s.text_field: render_sms(item)}
         if s.sender:
             fields[s.sender_field] = s.sender
