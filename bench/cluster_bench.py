@@ -120,15 +120,29 @@ class Mailbox:
 
 
 class SmsGateway:
-    """A local HTTP gateway: every SMS POSTed, with when."""
+    """A local HTTP gateway: every SMS it sends, with when. It honours the Idempotency-Key
+    header (the IETF draft; vaihde sends one per delivery): a request whose key it has seen is
+    answered as before and sends nothing, as a gateway that supports the header does; such
+    requests are counted (`repeated`: a gateway without the header would have sent them
+    twice)."""
 
     def __init__(self, port: int) -> None:
         self.port = port
-        self.received: list[tuple[float, str, str]] = []
+        self.received: list[tuple[float, str, str]] = []  # the SMS sent
+        self.requests = 0
+        self.repeated: list[tuple[float, str]] = []  # (when, key) asked again
+        self._keys: set[str] = set()
         self._runner: web.AppRunner | None = None
 
     async def _sms(self, request: web.Request) -> web.Response:
         body = await request.json()
+        self.requests += 1
+        key = request.headers.get("Idempotency-Key", "")
+        if key and key in self._keys:
+            self.repeated.append((time.time(), key))
+            return web.json_response({"ok": True})
+        if key:
+            self._keys.add(key)
         self.received.append((time.time(), str(body.get("to", "")), str(body.get("text", ""))))
         return web.json_response({"ok": True})
 
@@ -760,8 +774,9 @@ def analyse(bench: Bench, facts: dict[str, Any], end: float) -> dict[str, Any]:
         # A call that died with its Asterisk says nothing of how calls were handled (and may
         # have arrived well before that fault, in the window of the one before).
         if out.arrived is not None and out.what != cm.DIED:
-            arrivals[rec.ast].append(cm.Arrival(out.arrived, out.what == cm.NORMAL,
-                                                out.handled))
+            normal = out.what == cm.NORMAL
+            arrivals[rec.ast].append(cm.Arrival(
+                out.arrived, normal, (out.acted or out.handled) if normal else out.handled))
     # API requests answered as taken, and not in the database: lost.
     message_ids = {r.id for r in facts["messages"]}
     for instance, sent, ident, _status in bench.api_messages:
@@ -935,6 +950,8 @@ def analyse(bench: Bench, facts: dict[str, Any], end: float) -> dict[str, Any]:
             "planned": len(deliveries), "sent": sum(1 for r in deliveries if r.status == "sent"),
             "emails_received": len(mails), "sms_received": len(bench.sms.received),
             "email_extra_copies": email_dupes, "sms_extra_copies": sms_dupes,
+            "sms_requests": bench.sms.requests,
+            "sms_requests_repeated": len(bench.sms.repeated),
             "email_sends_interrupted": bench.mailbox.interrupted,
             # Claimed more than once: taken over from a killed instance, or retried.
             "claimed_again": sum(1 for r in deliveries if r.attempts > 1),
@@ -998,6 +1015,7 @@ def write_record(bench: Bench, work: Path) -> None:
         "consoles": {i: {"log": v.log, "availability": v.availability,
                          "live": v.intervals(time.time())} for i, v in bench.consoles.items()},
         "mails": bench.mailbox.received, "sms": bench.sms.received,
+        "sms_repeated": bench.sms.repeated,
     }
     (work / "record.json").write_text(json.dumps(record, default=str) + "\n")
 

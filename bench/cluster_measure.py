@@ -41,6 +41,19 @@ class Outcome:
     handled: float | None  # when the caller got what they chose (or reached the operators)
     arrived: float | None  # when the call entered AGI() the first time
     dialled_twice: list[str] = field(default_factory=list)  # phones Dial() rang more than once
+    acted: float | None = None  # when vaihde acted on the caller's first key
+
+
+def acted_at(tl: fm.Timeline) -> float | None:
+    """When vaihde acted on the caller's first key: the first AGI command, Dial() or queue
+    join after it (whatever the caller chose; a message's recording or a callback's offer take
+    seconds more, which are the caller's)."""
+    if not tl.keys:
+        return None
+    key = tl.keys[0][0]
+    moments = [c.start for c in tl.commands if c.start > key]
+    moments += [t for t, _ in tl.dials if t > key] + [t for t, _, _ in tl.queued if t > key]
+    return min(moments, default=None)
 
 
 def outcome(tl: fm.Timeline, kind: str, expect: str, *, queue: str, operator_device: str,
@@ -68,7 +81,7 @@ def outcome(tl: fm.Timeline, kind: str, expect: str, *, queue: str, operator_dev
     else:
         raise ValueError(f"unknown kind {kind!r}")
     if done is not None and not (queued and queued[0] < done and kind != "operator"):
-        return Outcome(NORMAL, done, arrived, twice)
+        return Outcome(NORMAL, done, arrived, twice, acted_at(tl))
     others = [d for _, d in tl.dials if d not in (expect, operator_device, bob_device)]
     if kind == "person" and others:
         return Outcome(WRONG, None, arrived, twice)
@@ -94,18 +107,18 @@ class Arrival:
 
     arrived: float
     normal: bool
-    handled: float | None
+    handled: float | None  # normal: vaihde acted on the choice; else the rescue (or None)
 
 
 def recovery_s(calls: Iterable[Arrival], since: float, until: float,
                next_fault: float = float("inf")) -> float | None:
     """From `since` (the fault, or the restart) until calls on a path were handled normally
-    again: the moment the first call of the last unbroken run of normal calls that arrived in
-    [since, until) got what it chose. Includes that call's own way through the greeting and the
-    key (the baseline gives that floor). None when no call arrived in the window or the window
-    ended with a call that was not handled normally. A call rescued at or after `next_fault`
-    (a caller still recording a message when the next fault struck) tells of that fault, not
-    this one: left out."""
+    again: until vaihde acted on the choice (`handled`) of the first call of the last unbroken
+    run of normal calls that arrived in [since, until). Includes that call's own way through the
+    greeting and the key (the baseline gives that floor). None when no call arrived in the
+    window or the window ended with a call that was not handled normally. A call rescued at or
+    after `next_fault` (a caller still recording a message when the next fault struck) tells of
+    that fault, not this one: left out."""
     window = sorted((c for c in calls if since <= c.arrived < until and (
         c.normal or c.handled is None or c.handled < next_fault)), key=lambda c: c.arrived)
     if not window or not window[-1].normal:
@@ -344,7 +357,7 @@ _MSGID = re.compile(r"vaihde-message-(\d+)-(\d+)")
 
 
 def email_keys(message_ids: Iterable[str]) -> list[tuple[int, int]]:
-    """Message-ID headers → (message id, delivery id); vaihde writes vaihde-message-M-D."""
+    """Message-ID headers → (message id, delivery id); vaihde writes vaihde-message-M-D-T."""
     out = []
     for header in message_ids:
         m = _MSGID.search(header)

@@ -64,7 +64,18 @@ def outcome(events: list[dict[str, Any]], kind: str = "person", expect: str = AN
 
 def test_the_chosen_phone_rang_is_normal_from_when_it_rang() -> None:
     result = outcome([*menu(), dial(101.8, ANNA)])
-    assert result == cm.Outcome(cm.NORMAL, 101.8, 100.0, [])
+    # The key at 101.6; the menu's GET DATA had begun before it; Dial() is what came next.
+    assert result == cm.Outcome(cm.NORMAL, 101.8, 100.0, [], 101.8)
+
+
+def test_vaihde_acted_on_the_key_at_the_first_command_after_it() -> None:
+    """A message: vaihde acted at 101.8 (the intro), the caller was told at 106.1."""
+    message = [*menu("5"), *agi(101.8, 102.5, 'STREAM FILE "/x/intro" ""', "3"),
+               *agi(102.5, 106.0, 'RECORD FILE "/x/m" "wav" "#" 180000 0 "BEEP" "s=5"', "4"),
+               *agi(106.1, 107.0, 'STREAM FILE "/x/taken" ""', "5")]
+    result = outcome(message, kind="message", expect="")
+    assert (result.handled, result.acted) == (106.1, 101.8)
+    assert cm.acted_at(fm.timelines(menu(), [CALL])[CALL]) is None  # nothing after the key
 
 
 def test_another_phone_than_the_chosen_one_is_wrong() -> None:
