@@ -62,7 +62,9 @@ CONSOLE_USERS = ("faults-op1", "faults-op2")
 SIGSTOP_RESCUE_MAX_MS = 3000
 KILL9_RESCUE_MAX_MS = 2000
 RESYNC_MAX_S = 10.0
-AMI_SETTLE_S = 10.5  # vaihde.ami.client.AmiClient's reconnect_max (10 s), and a margin
+# Longer than the service's AMI reconnect_max (10 s when these figures were first taken; 2 s
+# since vaihde.service.AMI_RETRY_MAX_S), after which a session up resets its backoff.
+AMI_SETTLE_S = 10.5
 
 # Who is away (set in the presence store before the service starts): Bob on vacation without a
 # delegate (his offer: 2 message, 3 callback), Erik in a meeting with Carl as delegate (offer 1).
@@ -307,7 +309,10 @@ class Callers:
     keys with AMI PlayDTMF on the caller's own leg, through a pool of AMI sessions (PlayDTMF
     holds its session for the tone's length)."""
 
-    def __init__(self) -> None:
+    def __init__(self, id_prefix: str = "") -> None:
+        # With several Asterisks a call id begins with its Asterisk's systemname (and "-"), as
+        # Asterisk's own Uniqueids do: vaihde tells the Asterisks' calls apart by it.
+        self.id_prefix = id_prefix
         self.ami: Ami | None = None
         self.keypads: asyncio.Queue[Ami] = asyncio.Queue()
         self.by_uid: dict[str, Call] = {}
@@ -342,7 +347,7 @@ class Callers:
                         context: str = "vaihde-inbound", then: str = "faults-caller",
                         callerid: str = "") -> Call:
         n = next(self.counter)
-        base = f"f.{label}.{n:04d}"
+        base = f"{self.id_prefix}f.{label}.{n:04d}"
         # Neither id may be a prefix of another: Asterisk's lookup by uniqueid matches prefixes.
         call = Call(label, f"{base}.c", f"{base}.o")
         self.by_uid[call.call_id] = call
@@ -1202,8 +1207,8 @@ async def asterisk_phase(rig: Rig, before: int, after: int, restarts: int) -> di
         settled = time.time()
         for n in range(restarts):
             # The service resets its AMI reconnect backoff only after a session stayed up for
-            # reconnect_max (10 s): restarts closer together than that measure the backoff
-            # growing, not a restart.
+            # reconnect_max (see AMI_SETTLE_S): restarts closer together than that measure the
+            # backoff growing, not a restart.
             await asyncio.sleep(max(0.0, settled + AMI_SETTLE_S - time.time()))
             waiting = len(ids)
             stopped, down_s, ami_at = await restart_asterisk(rig)

@@ -63,6 +63,7 @@ log = logging.getLogger("vaihde.service")
 # (about 0.6 ms of CPU on SQLite: 0.6 % of a core).
 PRESENCE_POLL_S = 0.1
 CALENDAR_JOB = "calendar-sync"  # the job one instance at a time runs (vaihde.db.once.Leader)
+AMI_RETRY_MAX_S = 2.0  # the longest wait between attempts to reach an Asterisk that is down
 
 __all__ = ["NoCompany", "Service", "serve"]
 
@@ -79,8 +80,11 @@ class Service:
         self.phones: PhonePresence  # below, once the Asterisks' phones are merged
         # One AMI link per Asterisk, each with its own call tracker, phones' states and team
         # queues (vaihde.ami.cluster); with one Asterisk, exactly the objects of before.
+        # An Asterisk that was down is tried every 2 s at most (as the guard does): the consoles
+        # show its calls, and routing knows its phones, within seconds of it being back.
         self.links: list[Link] = [
-            Link(ast, AmiClient(ast.host, ast.port, ast.username, ast.secret), CallTracker(),
+            Link(ast, AmiClient(ast.host, ast.port, ast.username, ast.secret,
+                                reconnect_max=AMI_RETRY_MAX_S), CallTracker(),
                  DeviceStates(watch=lambda: self.phones.watched()))
             for ast in settings.all_asterisks()
         ]
@@ -246,7 +250,8 @@ class Service:
     def _task(self, job: Any, name: str) -> None:
         self._tasks.append(asyncio.get_running_loop().create_task(job, name=name))
 
-    async def start(self) -> None:
+    async def start(self, *, listen: bool = True) -> None:
+        """Everything, then FastAGI (`listen=False`: all but FastAGI; `listen()` later)."""
         settings = self.settings
         self.db = db = open_database(settings.database_url or None)
         await upgrade_async(db.engine)
@@ -274,7 +279,6 @@ class Service:
         self.directory = directory = LiveDirectory(db.sessions)
         await directory.refresh()
         self.stories.on_finished = ContactHistory(db.sessions, self.jobs).finished
-        await self.agi.start()
         for link in self.links:
             link.client.start()
         for guard in self.guards:
@@ -357,15 +361,23 @@ class Service:
         self._http = GuardedServer(app, settings.http)
         await self._http.start()
         self.http_port = self._http.port
+        if listen:
+            await self.listen()
+
+    async def listen(self) -> None:
+        """Take calls: FastAGI listens. Last of all, once the service has started: until then
+        its port is closed, so that Asterisk tries the next instance's at once (VAIHDE_AGI2)
+        instead of a call waiting in silence for a service still starting, or failing in it."""
+        await self.agi.start()
         log.info(
             "vaihde serving",
             extra={
                 "fastagi": f"{self.agi.host}:{self.agi.port}",
-                "http": f"{settings.http.host}:{self.http_port}",
+                "http": f"{self.settings.http.host}:{self.http_port}",
                 "ami": " ".join(f"{link.settings.host}:{link.settings.port}"
                                 for link in self.links),
-                "company": company.company.name,
-                "version": live.version,
+                "company": self.company.company.name,
+                "version": self.company_version,
                 "shared": self.peer is not None,
             },
         )
@@ -427,11 +439,13 @@ class Service:
 
 async def serve(settings: settings_mod.Settings) -> None:
     service = Service(settings)
-    await service.start()
+    await service.start(listen=False)
     # Everything alive now (modules, settings, the company) lives as long as the process: keep
     # it out of the collector's full passes, which otherwise stop the loop for ~90 ms each.
+    # Before taking calls: the collection itself stops the loop too.
     gc.collect()
     gc.freeze()
+    await service.listen()
     # systemd (Type=notify): ready now; the pings come from this loop, so a blocked loop stops
     # them and systemd restarts the service (WatchdogSec=).
     try:

@@ -79,7 +79,7 @@ async def gateway() -> AsyncIterator[tuple[list[dict[str, Any]], SmsSettings]]:
 
     async def sms(request: web.Request) -> web.Response:
         assert request.headers["Authorization"] == "Bearer out-token"
-        received.append(await request.json())
+        received.append({**await request.json(), "key": request.headers.get("Idempotency-Key")})
         return web.json_response({"ok": True})
 
     app = web.Application()
@@ -143,6 +143,9 @@ async def test_the_job_texts_the_first_person_then_the_one_on_call_each_once(sta
         for _ in range(3):
             await job.run_once()
         assert [r["to"] for r in received] == ["+358401111111", "+358402222222"]
+        # Each SMS its own key, the same on every attempt: a gateway that honours it sends once.
+        keys = [r["key"] for r in received]
+        assert all(k and k.startswith("vaihde-urgent-") for k in keys) and len(set(keys)) == 2
         assert received[1]["text"].endswith(f"{await _code(staff, 'mikko')}.")
         assert await _code(staff, "mikko") != code
         clock.now = T0 + 10 * MIN

@@ -64,6 +64,7 @@ class FakeAmi:
     answer_pings: bool = True
     silent: bool = False  # accept TCP, then say nothing at all
     drop_on_accept: bool = False  # accept TCP and close at once
+    booted: bool = True  # says FullyBooted at login; else only at boot()
     handlers: dict[str, Handler] = field(default_factory=dict)
 
     connections: int = 0
@@ -108,6 +109,14 @@ class FakeAmi:
         for c in list(self._conns):
             with contextlib.suppress(Exception):
                 await c.writer.wait_closed()
+
+    def actions_named(self, name: str) -> list[dict[str, Any]]:
+        return [a for a in self.actions if str(a.get("Action", "")).lower() == name.lower()]
+
+    async def boot(self) -> None:
+        """Asterisk has finished starting: FullyBooted to every session, and at each login."""
+        self.booted = True
+        await self.send_event({"Event": "FullyBooted", "Status": "Fully Booted"})
 
     async def send_event(self, fields: Fields) -> None:
         await self.send_raw(encode(fields))
@@ -165,7 +174,8 @@ class FakeAmi:
                 self.logins += 1
                 replies = [{"Response": "Success", "Message": "Authentication accepted"}]
                 self._write(conn, replies, aid)
-                self._write(conn, [{"Event": "FullyBooted", "Status": "Fully Booted"}], None)
+                if self.booted:
+                    self._write(conn, [{"Event": "FullyBooted", "Status": "Fully Booted"}], None)
                 return
             self.failed_logins += 1
             replies = [{"Response": "Error", "Message": "Authentication failed"}]

@@ -380,6 +380,77 @@ async def test_failing_hook_fails_connect_and_leaves_nothing(server: FakeAmi) ->
     await client.close()
 
 
+UNKNOWN = ("Invalid/unknown command: DeviceStateList. Use Action: ListCommands to show available "
+           "commands.")
+
+
+def device_states(loaded: list[bool]) -> Callable[[dict[str, Any]], list[dict[str, str]]]:
+    """DeviceStateList as an Asterisk answers it before and after its module has loaded."""
+    def handler(action: dict[str, Any]) -> list[dict[str, str]]:
+        if not loaded[0]:
+            return [{"Response": "Error", "Message": UNKNOWN}]
+        return list_response([], "DeviceStateListComplete")
+    return handler
+
+
+async def resync(c: AmiClient) -> None:
+    await c.action({"Action": "DeviceStateList"})
+
+
+async def test_hooks_run_again_when_a_starting_asterisk_says_fully_booted() -> None:
+    """Logged in while Asterisk is still loading its modules (after a restart): the hooks'
+    actions are unknown to it yet. The client keeps the session and runs every hook again as
+    soon as Asterisk says FullyBooted, instead of dropping it and backing off."""
+    loaded = [False]
+    async with FakeAmi(booted=False, handlers={"devicestatelist": device_states(loaded)}) as srv:
+        # reconnect_min (the retry without FullyBooted) far beyond the wait below: only the
+        # event can have made the second run.
+        client = make_client(srv, reconnect_min=30.0, reconnect_max=30.0)
+        client.add_on_connected(resync)
+        connecting = asyncio.create_task(client.connect())
+        try:
+            await wait_for(lambda: len(srv.actions_named("DeviceStateList")) == 1)
+            assert not client.connected
+            loaded[0] = True
+            await srv.boot()
+            await asyncio.wait_for(connecting, 2.0)
+            assert client.connected
+            assert srv.logins == 1 and len(srv.actions_named("DeviceStateList")) == 2
+        finally:
+            connecting.cancel()
+            await client.close()
+
+
+async def test_without_fully_booted_the_hooks_are_tried_again_every_reconnect_min() -> None:
+    """A user that may not read `system` events never hears FullyBooted: the hooks are tried
+    again every reconnect_min on the same session."""
+    loaded = [False]
+    async with FakeAmi(booted=False, handlers={"devicestatelist": device_states(loaded)}) as srv:
+        client = make_client(srv, reconnect_min=0.05)
+        client.add_on_connected(resync)
+        client.start()
+        try:
+            await wait_for(lambda: len(srv.actions_named("DeviceStateList")) >= 3)
+            assert not client.connected and srv.logins == 1
+            loaded[0] = True
+            await wait_for(lambda: client.connected)
+            assert srv.logins == 1
+        finally:
+            await client.close()
+
+
+async def test_an_unknown_command_of_a_booted_asterisk_fails_the_hooks(server: FakeAmi) -> None:
+    """Booted and still unknown: the module is not loaded at all, said as before."""
+    server.handlers["devicestatelist"] = device_states([False])
+    client = make_client(server)
+    client.add_on_connected(resync)
+    with pytest.raises(AmiError, match="Invalid/unknown command"):
+        await client.connect()
+    assert not client.connected and not client_tasks()
+    assert len(server.actions_named("DeviceStateList")) <= 2  # not tried for boot_wait
+    await client.close()
+
+
 async def test_an_asterisk_refused_at_login_is_tried_again_until_it_is_right(
         server: FakeAmi, caplog: pytest.LogCaptureFixture) -> None:
     """A hook refusing the Asterisk (e.g. the wrong systemname) drops the session, says why in

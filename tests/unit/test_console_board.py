@@ -327,6 +327,31 @@ def test_bridged_call_is_active_with_parties_and_answer_time():
     assert again["answered_at"] == call["answered_at"] and again["since"] == call["since"]
 
 
+def test_a_call_another_instance_served_is_active_here_too():
+    """No story here (another vaihde instance served the menu): the caller's leg, marked by the
+    dialplan with its own call id, is on the board once connected; the phone's leg, which
+    inherits that id, is not a call."""
+    w = World()
+    w.caller_arrives()
+    w.apply(ev("VarSet", snap(CALLER, CALLER_CHAN), Variable="__VAIHDE_CALL_ID", Value=CALLER))
+    assert w.board().calls == {}  # in the menu (of the other instance)
+    anna = w.dial(CALLER, CALLER_CHAN, "PJSIP/anna", "ANSWER", "vaihde-main")
+    anna_chan = w.tracker.channel(anna).name  # type: ignore[union-attr]
+    w.apply(ev("VarSet", snap(anna, anna_chan, context="phones", linkedid=CALLER),
+               Variable="__VAIHDE_CALL_ID", Value=CALLER))
+    assert w.board().calls == {}  # ringing the employee the caller chose
+    w.bridge("br-9", (CALLER, CALLER_CHAN), (anna, anna_chan))
+    (call,) = w.board().lists()["active"]
+    assert call["id"] == CALLER and call["sought"] is None
+    assert [p["channel"] for p in call["parties"]] == [anna_chan]
+    # Without the mark (a channel that is no vaihde caller) nothing is shown, as before.
+    w2 = World()
+    w2.caller_arrives()
+    op = w2.dial(CALLER, CALLER_CHAN, "PJSIP/anna", "ANSWER", "vaihde-main")
+    w2.bridge("br-1", (CALLER, CALLER_CHAN), (op, w2.tracker.channel(op).name))  # type: ignore[union-attr]
+    assert w2.board().calls == {}
+
+
 def test_employee_party_is_named_from_the_company():
     w = World()
     w.caller_arrives()

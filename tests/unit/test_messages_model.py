@@ -322,13 +322,44 @@ def test_sms_text_is_short_and_complete():
 def test_sms_request_carries_the_token_and_fields():
     transport = SmsTransport(SmsSettings(url="http://gw/send", token="s3cret", sender="Testi"))
     headers, fields = transport.request(outgoing(channel="sms", address="+358401111111"))
-    assert headers == {"Authorization": "Bearer s3cret"}
+    assert headers == {"Authorization": "Bearer s3cret",
+                       "Idempotency-Key": f"vaihde-7-3-{int(T0.timestamp() * 1_000_000)}"}
     assert fields["to"] == "+358401111111" and fields["from"] == "Testi"
     assert fields["text"].startswith("Viesti:")
     bare = SmsTransport(SmsSettings(url="http://gw", token="t", token_header="X-Token",
-                                    token_scheme=""))
+                                    token_scheme="", idempotency_header=""))
     assert bare.request(outgoing())[0] == {"X-Token": "t"}
     assert "s3cret" not in repr(transport.settings)
+
+
+def attempt(item: Outgoing, n: int, delivery_id: int = 3) -> Outgoing:
+    """The same delivery claimed again (attempt n), or another delivery of the message."""
+    d = item.delivery
+    again = DeliveryRecord(delivery_id, d.message_id, d.channel, d.address, "sending", n, None,
+                           "", None)
+    return Outgoing(item.message, again, item.language, item.timezone, item.company_name,
+                    item.recipient_name)
+
+
+def test_an_sms_asked_again_carries_the_same_idempotency_key():
+    """Taken over after its instance died between the gateway's answer and recording it: a
+    gateway that honours the key sends it once. Another delivery, or the same ids in another
+    database (another time), has another key."""
+    transport = SmsTransport(SmsSettings(url="http://gw/send", idempotency_header="X-Request"))
+    first = outgoing(channel="sms", address="+358401111111")
+    key = transport.request(first)[0]["X-Request"]
+    assert transport.request(attempt(first, 2))[0]["X-Request"] == key
+    assert transport.request(attempt(first, 1, delivery_id=4))[0]["X-Request"] != key
+    later = outgoing(record(created_at=T0 + timedelta(days=1)), channel="sms")
+    assert transport.request(later)[0]["X-Request"] != key
+
+
+def test_an_email_sent_again_has_the_same_message_id():
+    first = outgoing()
+    mail_id = parsed(render_email(first, SMTP))["Message-ID"]
+    assert mail_id.startswith("<vaihde-message-7-3-") and mail_id.endswith("@example.fi>")
+    assert parsed(render_email(attempt(first, 2), SMTP))["Message-ID"] == mail_id
+    assert parsed(render_email(attempt(first, 1, delivery_id=4), SMTP))["Message-ID"] != mail_id
 
 
 # --- settings -------------------------------------------------------------------------------
@@ -359,7 +390,8 @@ def test_messaging_settings_errors_name_each_field():
             {
                 "email": {"host": "bad host", "security": "tls", "from": "nobody",
                           "username": "u", "colour": "red"},
-                "sms": {"url": "ftp://x", "format": "xml", "timeout_s": 0},
+                "sms": {"url": "ftp://x", "format": "xml", "timeout_s": 0,
+                        "idempotency_header": "Idempotency Key"},
             },
             file="settings.yaml",
             environ={},
@@ -372,6 +404,7 @@ def test_messaging_settings_errors_name_each_field():
         "messages.email.from: not an e-mail address", "messages.email.colour: unknown setting",
         "messages.sms.url: must be an http(s) URL", "messages.sms.format: must be json or form",
         "messages.sms.timeout_s: must be from 1 to 120",
+        "messages.sms.idempotency_header: not an HTTP header name",
     ):
         assert any(expected in p for p in problems), (expected, problems)
 

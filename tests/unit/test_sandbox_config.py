@@ -136,6 +136,30 @@ def test_extensions_conf_has_globals_and_includes() -> None:
     assert files["vaihde-test.conf"] == "[vaihde-test-phones]\n"
 
 
+def test_further_instances_are_the_dialplans_next_agi_urls_with_the_same_secret() -> None:
+    ext = _render(_settings(agi_secret="s" * 20, agi_fallbacks=[
+        "agi://127.0.0.1:14600", "agi://10.0.0.2:4573/"]))["extensions.conf"]
+    lines = ext.splitlines()
+    assert "VAIHDE_AGI = agi://127.0.0.1:14573/" + "s" * 20 in lines
+    assert "VAIHDE_AGI2 = agi://127.0.0.1:14600/" + "s" * 20 in lines
+    assert "VAIHDE_AGI3 = agi://10.0.0.2:4573/" + "s" * 20 in lines
+    assert not [line for line in lines if line.startswith("VAIHDE_AGI4")]
+    assert "VAIHDE_AGI2" not in _render(_settings())["extensions.conf"]
+    with pytest.raises(SandboxError, match="at most 3"):
+        _settings(agi_fallbacks=[f"agi://127.0.0.1:{14600 + n}" for n in range(4)])
+    with pytest.raises(SandboxError, match="agi://"):
+        _settings(agi_fallbacks=["http://127.0.0.1:14600"])
+    with pytest.raises(SandboxError, match="line breaks"):
+        _render(_settings(agi_fallbacks=["agi://127.0.0.1:14600/\nVAIHDE_OPERATORS = x"]))
+
+
+def test_asterisks_own_event_timestamps_only_when_asked_for() -> None:
+    assert "timestampevents" not in _render(_settings())["manager.conf"]
+    manager = _render(_settings(timestamp_events=True))["manager.conf"]
+    general = manager.split("[general]", 1)[1].split("[", 1)[0]
+    assert "timestampevents = yes" in general.splitlines()
+
+
 def test_manager_secret_substituted_and_permissions_kept() -> None:
     files = _render(_settings())
     user = files["manager-vaihde.conf"]

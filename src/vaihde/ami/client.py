@@ -78,6 +78,12 @@ class AmiActionError(AmiError):
         self.response: AmiMessage = response if response is not None else {}
 
 
+def _still_booting(e: AmiActionError) -> bool:
+    """Asterisk refused an action it does not know: during boot, that of a module not loaded
+    yet (DeviceStateList, QueueStatus)."""
+    return "invalid/unknown command" in e.message.lower()
+
+
 class AmiResponse(Mapping[str, Any]):
     """An action's response headers, plus the events of a list action.
 
@@ -143,6 +149,9 @@ class _AmiProtocol(asyncio.Protocol):
         self.logged_in = False
         self.closed = False
         self.pinger: asyncio.Task[None] | None = None
+        # Set by Asterisk's FullyBooted event: sent at login when it has booted, else once it
+        # has (to a user that may read the `system` class, as vaihde's shipped user).
+        self.booted = asyncio.Event()
 
     # asyncio.Protocol -------------------------------------------------------------------
 
@@ -242,6 +251,8 @@ class _AmiProtocol(asyncio.Protocol):
         if pending is not None:
             self._handle_reply(action_id, pending, msg)
         elif "Event" in msg:
+            if msg.get("Event") == "FullyBooted":
+                self.booted.set()
             self._client._dispatch(msg)
         else:
             # Typically the late answer to an action that already timed out.
@@ -318,6 +329,7 @@ class AmiClient:
         action_timeout: float = 5.0,
         reconnect_min: float = 0.5,
         reconnect_max: float = 10.0,
+        boot_wait: float = 60.0,
     ) -> None:
         self.host = host
         self.port = port
@@ -329,6 +341,7 @@ class AmiClient:
         self.action_timeout = action_timeout
         self.reconnect_min = reconnect_min
         self.reconnect_max = max(reconnect_max, reconnect_min)
+        self.boot_wait = boot_wait
 
         self.last_error: str | None = None
         self._connected = False
@@ -575,10 +588,31 @@ class AmiClient:
         return proto
 
     async def _run_hooks(self, session: _AmiProtocol) -> None:
-        for hook in self._hooks:
-            await hook(self)
-            if session.closed:
-                raise AmiNotConnected("AMI session lost while running on_connected hooks")
+        """Run every hook. An Asterisk that is still starting (its AMI accepts logins before
+        its modules have loaded) answers their actions "Invalid/unknown command": the hooks
+        then run again, all of them, once it says FullyBooted (or every reconnect_min when it
+        does not say so), for up to boot_wait seconds, rather than dropping the session and
+        backing off for seconds after Asterisk is up."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.boot_wait
+        while True:
+            booted = session.booted.is_set()  # then an unknown command is no module at all
+            try:
+                for hook in self._hooks:
+                    await hook(self)
+                    if session.closed:
+                        raise AmiNotConnected("AMI session lost while running on_connected hooks")
+                return
+            except AmiActionError as e:
+                left = deadline - loop.time()
+                if not _still_booting(e) or left <= 0 or booted:
+                    raise
+                log.info("Asterisk is still starting (%s); syncing again once it has booted", e,
+                         extra=self._log_extra())
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(session.booted.wait(), min(left, self.reconnect_min))
+                if session.closed:
+                    raise AmiNotConnected("AMI session lost while Asterisk was starting") from e
 
     def _declare_up(self, session: _AmiProtocol) -> None:
         if session.closed:

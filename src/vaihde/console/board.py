@@ -189,6 +189,11 @@ def is_caller(view: TrackerView, ch: Channel, story: CallStory | None) -> bool:
         return False
     if story is not None or ch.uniqueid in view.parked:
         return True
+    # The dialplan marks a caller's own leg with its call id (VAIHDE_CALL_ID = its Uniqueid;
+    # the legs it dials inherit another's). So a call that another instance served, whose story
+    # lives there, is on this instance's board too (several instances, one Asterisk's calls).
+    if ch.variables.get(contract.CALL_ID) == ch.uniqueid:
+        return True
     return ch.context == contract.OPERATOR_CONTEXT or ch.context.startswith("vaihde-console-")
 
 

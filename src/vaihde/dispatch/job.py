@@ -15,10 +15,9 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime
 from zoneinfo import ZoneInfo
 
-import aiohttp
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vaihde.company.schema import CompanyConfig
@@ -37,53 +36,12 @@ from vaihde.dispatch.model import (
 from vaihde.messages.email import EmailTransport
 from vaihde.messages.model import SendError, caller_label, clean_line
 from vaihde.messages.settings import SmsSettings, SmtpSettings
+from vaihde.messages.sms import SmsTransport
 
 log = logging.getLogger("vaihde.dispatch")
 
 POLL_S = 1.0  # escalations are due to the second; a summary check is one cheap query
 _RETRY_4XX = (408, 425, 429)
-
-
-class SmsGateway:
-    """POSTs a text to the SMS gateway of the `messages.sms` settings, the way the message
-    sender's SmsTransport does (same fields, token and format): 2xx sent; 4xx other than
-    408/425/429 refused for good; the rest retried."""
-
-    def __init__(self, settings: SmsSettings) -> None:
-        self.settings = settings
-        self._session: aiohttp.ClientSession | None = None
-
-    async def send(self, to: str, text: str) -> None:
-        s = self.settings
-        headers = {}
-        if s.token:
-            headers[s.token_header] = f"{s.token_scheme} {s.token}" if s.token_scheme else s.token
-        fields = {s.to_field: to, s.text_field: text}
-        if s.sender:
-            fields[s.sender_field] = s.sender
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=s.timeout_s))
-        as_json = s.format == "json"
-        try:
-            async with self._session.post(
-                s.url, headers=headers, allow_redirects=False,
-                json=fields if as_json else None, data=None if as_json else fields,
-            ) as response:
-                if 200 <= response.status < 300:
-                    return
-                detail = clean_line(await response.text(errors="replace"), 200)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise SendError(f"SMS gateway not reachable: {type(exc).__name__}: {exc}"[:500]) \
-                from None
-        status = response.status
-        raise SendError(f"SMS gateway answered {status}: {detail}",
-                        permanent=400 <= status < 500 and status not in _RETRY_4XX)
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
 
 class SummaryMailer(EmailTransport):
@@ -123,8 +81,9 @@ def summary_mail(
     mail["To"] = ", ".join(company.profile.summary_to)
     mail["Subject"] = subject
     mail["Date"] = format_datetime(at)
-    mail["Message-ID"] = make_msgid(idstring=f"vaihde-summary-{key}-{day}",
-                                    domain=settings.from_address.rpartition("@")[2])
+    # The same for every attempt (make_msgid would add a random part): a copy sent again after
+    # a takeover is recognisably the same mail (see vaihde.messages.email).
+    mail["Message-ID"] = f"<vaihde-summary-{key}-{day}@{settings.from_address.rpartition('@')[2]}>"
     mail["Auto-Submitted"] = "auto-generated"
     mail.set_content(text)
     return mail
@@ -149,7 +108,7 @@ class Dispatcher:
     ) -> None:
         self.sessions = sessions
         self.companies = companies
-        self.sms = SmsGateway(sms) if sms is not None else None
+        self.sms = SmsTransport(sms) if sms is not None else None
         self.mailer = SummaryMailer(smtp) if smtp is not None else None
         self.holder = holder
         self.clock = clock
@@ -239,7 +198,8 @@ class Dispatcher:
                 language=company.company.language, timezone=company.company.timezone,
             )
             try:
-                await asyncio.wait_for(self.sms.send(claim.address, text),
+                key = f"vaihde-urgent-{claim.step_id}-{int(message.created_at.timestamp())}"
+                await asyncio.wait_for(self.sms.send_text(claim.address, text, key),
                                        self.lease.total_seconds() / 2)
             except SendError as exc:
                 error, permanent = exc.reason, exc.permanent

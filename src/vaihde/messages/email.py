@@ -9,7 +9,7 @@ import smtplib
 import ssl
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime
 from pathlib import Path
 
 from vaihde.messages.model import (
@@ -186,8 +186,13 @@ def render_email(item: Outgoing, settings: SmtpSettings) -> EmailMessage:
                         permanent=True) from exc
     mail["Subject"] = subject(item)
     mail["Date"] = format_datetime(message.created_at)
-    mail["Message-ID"] = make_msgid(idstring=f"vaihde-message-{message.id}-{item.delivery.id}",
-                                    domain=settings.from_address.rpartition("@")[2])
+    # The same for every attempt of this delivery: a copy sent again after a takeover (an
+    # instance that died between the server's 250 and recording it) is recognisably the same
+    # mail to the servers and mail programs that drop repeats. The message's time keeps it
+    # unique when ids start again in a new database.
+    taken_us = int(message.created_at.timestamp() * 1_000_000)
+    mail["Message-ID"] = (f"<vaihde-message-{message.id}-{item.delivery.id}-{taken_us}"
+                          f"@{settings.from_address.rpartition('@')[2]}>")
     # Tells vacation responders not to answer a machine.
     mail["Auto-Submitted"] = "auto-generated"
     mail.set_content("\n".join(lines) + "\n")

@@ -61,6 +61,10 @@ class SmsSettings:
     # The secret the gateway sends with replies to POST /api/v1/sms/inbound (urgent messages'
     # reply codes); "" = that webhook is off.
     inbound_token: str = field(default="", repr=False)
+    # Each delivery's own key in this header (the IETF draft's Idempotency-Key): a gateway that
+    # honours it sends an SMS once even when it is asked again, as it is when an instance dies
+    # between the gateway's answer and recording it (vaihde.db.once). "" = no such header.
+    idempotency_header: str = "Idempotency-Key"
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +201,11 @@ def _sms(r: Reader, env: Mapping[str, str]) -> SmsSettings:
         else:
             _problem(r, "inbound_token", words)
         inbound = ""
+    idempotency = r.str("idempotency_header", "Idempotency-Key")
+    if idempotency and not _HEADER.match(idempotency):
+        _problem(r, "idempotency_header", f"not an HTTP header name: {idempotency!r}")
     r.done()
     return SmsSettings(url=url, token=token, token_header=header, token_scheme=scheme,
                        format=fmt, sender=sender, timeout_s=timeout, inbound_token=inbound,
+                       idempotency_header=idempotency,
                        **fields)

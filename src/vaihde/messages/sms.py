@@ -23,6 +23,13 @@ TEXTS = {
 _RETRY_4XX = (408, 425, 429)
 
 
+def delivery_key(item: Outgoing) -> str:
+    """The same for every attempt of one delivery, and no other: the message's and the
+    delivery's ids and when the message was taken (ids start again in a new database)."""
+    taken = int(item.message.created_at.timestamp() * 1_000_000)
+    return f"vaihde-{item.message.id}-{item.delivery.id}-{taken}"
+
+
 def render_sms(item: Outgoing, limit: int = SMS_MAX) -> str:
     """One line of at most `limit` characters; the note is shortened (with …) to fit."""
     t = TEXTS.get(item.language, TEXTS["en"])
@@ -58,19 +65,31 @@ class SmsTransport:
 
     def request(self, item: Outgoing) -> tuple[dict[str, str], dict[str, str]]:
         """The headers and the fields of the gateway request."""
+        return self._request(item.delivery.address, render_sms(item), delivery_key(item))
+
+    def _request(self, to: str, text: str, key: str) -> tuple[dict[str, str], dict[str, str]]:
         s = self.settings
         headers = {}
         if s.token:
             headers[s.token_header] = f"{s.token_scheme} {s.token}" if s.token_scheme else s.token
-        fields = {s.to_field: item.delivery.address, s.text_field: render_sms(item)}
+        if s.idempotency_header and key:
+            headers[s.idempotency_header] = key
+        fields = {s.to_field: to, s.text_field: text}
         if s.sender:
             fields[s.sender_field] = s.sender
         return headers, fields
 
     async def send(self, item: Outgoing) -> None:
         """Raises SendError (permanent for a 4xx answer)."""
+        await self._post(*self.request(item))
+
+    async def send_text(self, to: str, text: str, key: str) -> None:
+        """Any other text (an urgent message's reply code): `key` the same for every attempt of
+        this one SMS, so a gateway that honours the idempotency header sends it once."""
+        await self._post(*self._request(to, text, key))
+
+    async def _post(self, headers: dict[str, str], fields: dict[str, str]) -> None:
         s = self.settings
-        headers, fields = self.request(item)
         as_json = s.format == "json"
         try:
             async with self._client().post(

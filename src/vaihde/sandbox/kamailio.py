@@ -214,6 +214,11 @@ class Kamailio:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    @property
+    def pid(self) -> int | None:
+        """The main process's pid (its process group: the workers too), None if not started."""
+        return self._proc.pid if self._proc is not None else None
+
     def write_config(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.list_path.write_text(render_dispatcher_list(self.settings.asterisks))

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import aiohttp
 
+from vaihde.process import die_with_parent
+
 from .chroot import SandboxError
 
 
@@ -41,7 +43,10 @@ class ServiceProcess:
         assert self.proc is not None, "not started"
         return self.proc.pid
 
-    def start(self) -> None:
+    def start(self, tie_to_parent: bool = False) -> None:
+        """tie_to_parent: the kernel SIGTERMs the service when the thread that called start()
+        ends (a killed test run leaves no service behind); not for a service meant to outlive
+        the process that started it."""
         # The settings file says everything: stray VAIHDE_* variables of the caller must not.
         env = {k: v for k, v in os.environ.items() if not k.startswith("VAIHDE_")}
         env.update(self.env, PYTHONUNBUFFERED="1")
@@ -51,6 +56,7 @@ class ServiceProcess:
                  "--log-format", self.log_format],
                 cwd=self.settings_path.parent, env=env, stdin=subprocess.DEVNULL, stdout=out,
                 stderr=subprocess.STDOUT, start_new_session=True,
+                preexec_fn=die_with_parent if tie_to_parent else None,
             )
 
     async def wait_healthy(self, http_port: int, timeout: float = 60.0) -> None:
