@@ -47,7 +47,7 @@ async def _parse(request: web.Request, text: str, query: FileName) -> CompanyCon
     company_id = company_id_for(config.company.id, query.company, await company_ids(sessions))
     config = replace(config, company=replace(config.company, id=company_id))
     async with sessions() as session:
-        others = await owners(session, company_id)
+        others = await owners(session, company_id, config)
     check_collisions(config, others, text=text, file=query.name)
     return config
 
