@@ -413,6 +413,8 @@ async def api(db: Database, tmp_path: Path, http_settings: HttpSettings) -> Asyn
         recordings_dir=recordings,
         # As the service does: the settings' calendar rules (default: files in calendars/).
         config_checker=ConfigChecker(CalendarPolicy(files_dir=str(tmp_path / "calendars"))),
+        # Several companies: a test may set running["roster"] (vaihde.company.tenants.Roster).
+        roster=lambda: running.get("roster"),
     )
     # The service's own root application (64 KiB body limit), with the API mounted as it is
     # in service.py.
