@@ -329,6 +329,9 @@ def build_router(settings: Any, company: Any) -> Any:
         def for_call(self, dialled: str, forwarded_from: str) -> Any:
             return self  # one company: its config, prompts and greetings are the stand-in's
 
+        def company_by_device(self, device: str) -> Any:
+            return self.company if self.company.employee_by_device(device) else None
+
     return service_router(StandIn())  # type: ignore[arg-type]
 
 

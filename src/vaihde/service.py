@@ -13,6 +13,7 @@ import contextlib
 import gc
 import logging
 from collections.abc import Mapping
+from datetime import tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -30,6 +31,7 @@ from vaihde.company import CompanyConfig
 from vaihde.company.dials import devices_of
 from vaihde.company.live import LiveCompany, NoCompany, Tenant
 from vaihde.company.offloop import ConfigChecker
+from vaihde.company.tenants import Roster
 from vaihde.config import settings as settings_mod
 from vaihde.console.actions import Limits
 from vaihde.console.stream import Console, ConsoleDeps
@@ -93,7 +95,7 @@ class Service:
             link.tracker.attach(link.client)
             link.devices.attach(link.client)
             link.queues = QueueMembers(
-                link.client, self._current, lambda eid: self.presence.lookup(eid),
+                link.client, self._roster, lambda eid: self.presence.lookup(eid),
                 settings.mobile_dial,
                 via=self.cluster.dial_from(link) if self.cluster.several else None,
             )
@@ -105,7 +107,7 @@ class Service:
         self.calls = self.cluster.calls  # every Asterisk's calls
         self.devices = self.cluster.devices
         self.phones = PhonePresence(
-            self.devices, self._current, lambda: self._presence,
+            self.devices, self._roster, lambda: self._presence,
             lambda: self.console.publish_availability if self.console is not None else None)
         self.cluster.follow_moves(self.jobs)
         self.prompts = PromptLibrary(
@@ -148,6 +150,10 @@ class Service:
     def _current(self) -> CompanyConfig | None:
         return self.live.current if self.live is not None else None
 
+    def _roster(self) -> Roster | None:
+        """Every company's employees and teams (phones and team queues serve all of them)."""
+        return self.live.roster if self.live is not None and self.live.tenants else None
+
     @property
     def company(self) -> CompanyConfig:
         if self.live is None:
@@ -159,9 +165,20 @@ class Service:
             raise NoCompany("no company configuration loaded")
         return self.live.for_call(dialled, forwarded_from)
 
+    def company_by_device(self, device: str) -> CompanyConfig | None:
+        return self.live.roster.company_by_device(device) if self.live is not None else None
+
     def _company_by_id(self, company_id: str) -> CompanyConfig | None:
         tenant = self.live.tenant(company_id) if self.live is not None else None
         return tenant.config if tenant is not None else None
+
+    def _timezone_of(self, employee_id: str) -> str:
+        """The time zone of an employee's company (the first company's for nobody's)."""
+        first = self.company.company.timezone
+        return self.live.roster.timezone_of(employee_id, first) if self.live is not None else first
+
+    def _zone_of(self, employee_id: str) -> tzinfo:
+        return ZoneInfo(self._timezone_of(employee_id))  # ZoneInfo keeps each zone it made
 
     @property
     def company_version(self) -> int:
@@ -270,7 +287,7 @@ class Service:
         live.on_change(self._company_changed)
         (self.prompts.dir / "recordings").mkdir(parents=True, exist_ok=True)
         tz = ZoneInfo(company.company.timezone)
-        self._presence = presence = PresenceCache(db.sessions, tz=tz)
+        self._presence = presence = PresenceCache(db.sessions, tz=tz, zone=self._zone_of)
         await presence.load()
         self._set_from_phone = phone_setter(db.sessions, presence)
         for link in self.links:
@@ -294,7 +311,7 @@ class Service:
         self.sender = sender = Sender(
             db.sessions, transports_from_settings(messaging), lambda: self.company,
             poll_interval=messaging.poll_interval_s, retry_for=messaging.retry_for,
-            holder=self.peer,
+            holder=self.peer, company_by_id=self._company_by_id,
         )
         sender.start()
         # Urgent messages' SMS, escalations and the daily summaries: every instance runs it,
@@ -319,7 +336,7 @@ class Service:
             db.sessions,
             lambda: {e.id: e.calendar for c in self.live.companies.values()
                      for e in c.employees.values() if e.calendar} if self.live else {},
-            lambda: self.company.company.timezone, settings.calendar,
+            self._timezone_of, settings.calendar,
             on_synced=presence.invalidate, interval=settings.calendar_interval_s,
         )
         # One instance at a time fetches the calendars (they write availability for everyone).
@@ -353,7 +370,7 @@ class Service:
             recordings_dir=self.prompts.dir / "recordings", console=console,
             config_checker=ConfigChecker(settings.calendar),
             device_reach=lambda device: self.devices.reach(device).value,
-            directory_of=directory.of,
+            directory_of=directory.of, roster=self._roster,
             sms_inbound_token=messaging.sms.inbound_token if messaging.sms else "",
         )))
         add_web(app, db.sessions)

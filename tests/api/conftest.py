@@ -427,6 +427,8 @@ async def api(
         message_taken=lambda: [hook() for hook in hooks] and None,
         recordings_dir=recordings,
         **options,
+        # Several companies: a test may set running["roster"] (vaihde.company.tenants.Roster).
+        roster=lambda: running.get("roster"),
     )
     # The service's own root application (64 KiB body limit), with the API mounted as it is
     # in service.py.

@@ -228,3 +228,16 @@ async def test_calendar_sources_outside_the_allowed_are_refused(api):
         reply = await api.call("POST", "/config/check", data=with_calendar(api, source),
                                headers=YAML, as_="root")
         assert reply.json["ok"] is True, (source, reply.json)
+
+
+async def test_the_companies_are_listed_for_admins(api):
+    """GET /config/companies: each company with its version applied last (the admin page's
+    picker); only for those who configure."""
+    main = await api.call("POST", "/config/apply", data=api.company_yaml, headers=YAML,
+                          as_="root")
+    assert main.status == 200
+    got = await api.call("GET", "/config/companies", as_="root")
+    assert got.status == 200
+    assert got.json == {"companies": [{"id": "main", "name": "Testi Oy",
+                                       "version": main.json["version"]}]}
+    assert (await api.call("GET", "/config/companies", as_="olli")).status == 403

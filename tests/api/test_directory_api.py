@@ -191,3 +191,30 @@ async def test_live_directory_rebuilds_when_the_directory_changes(api):
     assert await live.refresh() is True
     assert [h.employee_id for h in live().search("pouta")] == ["pekka"]
     assert live().search("anna") == []
+
+
+async def test_live_directory_is_one_index_searched_per_company(api):
+    """Several companies: one index of everyone, and each company's view of it."""
+    from vaihde.api import LiveDirectory
+    from vaihde.directory import DirectoryDescription, EmployeeDescription, TeamDescription
+    from vaihde.directory.store import sync_directory
+
+    async with api.db.sessions.begin() as session:
+        await sync_directory(session, DirectoryDescription(
+            employees=(EmployeeDescription(id="anni", name="Anni Beeta"),),
+            teams=(TeamDescription(id="beta-desk", name="Annin tiimi", kind="team",
+                                   members=("anni",)),)),
+            company_id="beta", company_name="Beeta Ab")
+    live = LiveDirectory(api.db.sessions)
+    await live.refresh()
+    assert {r.employee_id for r in live().records} == {"anna", "matti", "asa", "anni"}
+    everyone = [h.employee_id for h in live().search("ann")]
+    assert set(everyone) == {"anna", "anni"}
+    beta, main = live.of("beta"), live.of("main")
+    assert beta is not None and main is not None
+    assert [h.employee_id for h in beta.search("ann")] == ["anni"]
+    assert [h.employee_id for h in beta.search("ann", kind="team")] == ["beta-desk"]
+    assert [h.employee_id for h in main.search("ann")] == ["anna"]
+    assert main.search("ann", kind="team") == []
+    assert beta.base is main.base is live()  # views of the one index, not indexes of their own
+    assert live.of("gamma") is None

@@ -507,3 +507,51 @@ async def test_a_message_taken_here_arrives_by_email(mapi):
     text = mail.get_body(("plain",)).get_content()
     assert "Soittakaa takaisin tarjouksesta." in text
     assert "358401234567" in text
+
+
+BEETA = """\
+company: {id: beta, name: Beeta Ab, language: sv, languages: [sv], timezone: Europe/Stockholm}
+numbers: {"0201234568": {label: Main, menu: main}}
+hours: {mon-sun: 00:00-24:00, closed_action: {operator: true}}
+menus:
+  main: {greeting: {sv: Hej}, prompt: {sv: Välj}, options: {1: {employee: bea}}}
+teams:
+  beta-ops: {name: Växeln, kind: operators, members: [bea]}
+employees:
+  bea: {name: Bea Berg, devices: [desk: PJSIP/bea], email: bea@beeta.se}
+"""
+
+
+async def test_messages_and_callbacks_for_another_company_s_people_are_that_company_s(mapi):
+    """Several companies: the API finds the recipient in whichever company is theirs and
+    stores the message and the callback request under that company (messages.company_id),
+    not under the service's first company."""
+    from sqlalchemy import select
+
+    from vaihde.company.apply import to_directory
+    from vaihde.company.tenants import Roster
+    from vaihde.db import message_models as mm
+    from vaihde.directory.store import sync_directory
+
+    beta = parse_company(BEETA, "beta.yaml")
+    async with mapi.db.sessions.begin() as session:
+        await sync_directory(session, to_directory(beta), company_id="beta",
+                             company_name="Beeta Ab")
+    first = mapi.running["company"]
+    mapi.running["roster"] = Roster.build({first.id: first, "beta": beta})
+
+    got = await take(mapi, {**TAKE, "for": {"employee": "bea"}})
+    assert got["for"] == {"kind": "employee", "id": "bea", "name": "Bea Berg"}
+    message = await stored(mapi, got["id"])
+    assert message.company_id == "beta"
+    assert [(d.channel, d.address) for d in message.deliveries] == [("email", "bea@beeta.se")]
+    # Anna is still the first company's.
+    assert (await stored(mapi, (await take(mapi, TAKE))["id"])).company_id == first.id
+
+    reply = await mapi.call("POST", "/callbacks", as_="olli", json={
+        "for": {"employee": "bea"}, "caller_number": "+46 8 123 456", "text": "Ring"})
+    assert reply.status == 201, reply.text
+    async with mapi.db.sessions() as session:
+        company_id = await session.scalar(
+            select(mm.Callback.company_id).where(mm.Callback.id == reply.json["id"]))
+    assert company_id == "beta"

@@ -111,3 +111,73 @@ async def test_admin_reads_what_vaihde_says_to_callers(page):
         CATALOG["en"]["offer.operator"],
     ]
     assert await view.locator("td").filter(has_text="vm-intro").count() == 1
+
+
+BEETA = """\
+company: {id: beta, name: Beeta Ab, language: en, languages: [en]}
+numbers:
+  "0201234568": {label: Beeta, menu: main}
+hours: {mon-sun: 00:00-24:00, closed_action: {operator: true}}
+menus:
+  main: {prompt: {en: Choose, sound: beep}, options: {1: {employee: bea}}}
+teams:
+  beta-ops: {name: Switchboard, kind: operators, members: [otto]}
+employees:
+  bea: {name: Bea Berg, devices: [desk: Local/noanswer@vaihde-test-phones]}
+  otto: {name: Otto Operator, devices: [desk: Local/answers@vaihde-test-phones]}
+"""
+
+
+async def test_admin_picks_the_second_company_and_applies_to_it_alone(page, vaihde):
+    """Several companies: the picker chooses whose file is checked, diffed and applied
+    (?company=), and the first company is left exactly as it was."""
+    from vaihde.company.apply import apply_company
+    from vaihde.company.load import parse_company
+    from vaihde.directory.store import latest_config
+
+    await apply_company(vaihde.db.sessions, parse_company(BEETA, "beta.yaml"),
+                        applied_by="test", source_name="beta.yaml")
+    await vaihde.live.check_for_changes()
+    async with vaihde.db.sessions() as session:
+        main_before = await latest_config(session, "main")
+        beta_before = await latest_config(session, "beta")
+    assert main_before is not None and beta_before is not None
+    main_version = vaihde.live.tenant("main").version
+
+    await login(page, "admin")
+    editor, picker = page.locator("#yaml"), page.locator("#company")
+    await page.locator("#editor-state").filter(has_text="applied version loaded").wait_for()
+    assert await page.locator("#company-picker").is_visible()
+    assert await picker.locator("option").all_text_contents() == [
+        "Testi Oy (main)", "Beeta Ab (beta)"]
+    assert "Anna Virtanen" in await editor.input_value()  # the first company's, first
+
+    await picker.select_option("beta")
+    await page.wait_for_function(
+        "() => document.getElementById('yaml').value.includes('Bea Berg')")
+    assert "Anna Virtanen" not in await editor.input_value()
+    changed = (await editor.input_value()).replace(
+        "employees:\n",
+        "employees:\n  berit: {name: Berit Beeta, "
+        "devices: [desk: Local/busy@vaihde-test-phones]}\n", 1)
+    await editor.fill(changed)
+    await page.click("#check")
+    await page.locator("#result-title").filter(has_text="No problems").wait_for()
+    await page.click("#diff")
+    diff = page.locator("#diff-text")
+    await diff.wait_for(state="visible")
+    text = await diff.text_content()
+    assert "Berit Beeta" in text and "Anna Virtanen" not in text
+    await page.click("#apply:enabled")
+    await page.locator("#result-title").filter(has_text="Applied: version").wait_for()
+
+    async with vaihde.db.sessions() as session:
+        main_after = await latest_config(session, "main")
+        beta_after = await latest_config(session, "beta")
+    assert beta_after is not None and beta_after.id > beta_before.id
+    assert "berit" in beta_after.document and "berit" not in main_after.document
+    # The first company: the same version, the same document, the same live configuration.
+    assert (main_after.id, main_after.sha256) == (main_before.id, main_before.sha256)
+    assert vaihde.live.tenant("main").version == main_version
+    assert "berit" in vaihde.live.tenant("beta").config.employees
+    assert "berit" not in vaihde.live.tenant("main").config.employees

@@ -179,3 +179,21 @@ async def test_lookup_is_microseconds(people):
         times.append(time.perf_counter() - start)
     times.sort()
     assert times[int(len(times) * 0.99)] < 0.001
+
+
+async def test_each_employee_s_times_are_explained_in_their_own_company_s_zone(people):
+    """Several companies: the cache explains an employee's availability in the zone of their
+    own company (`zone`), not the service's first company's (`tz`)."""
+    from zoneinfo import ZoneInfo
+
+    helsinki, new_york = ZoneInfo("Europe/Helsinki"), ZoneInfo("America/New_York")
+    await set_(people, state="meeting", until=T0 + H)
+    await set_(people, "matti", state="meeting", until=T0 + H)
+    cache = PresenceCache(people.sessions, clock=lambda: T0, tz=helsinki,
+                          zone=lambda eid: new_york if eid == "matti" else helsinki)
+    await cache.load()
+    at = (T0 + H).astimezone(new_york).strftime("%Y-%m-%d %H:%M")
+    assert f"until {at}" in cache.lookup("matti").explanation
+    at = (T0 + H).astimezone(helsinki).strftime("%Y-%m-%d %H:%M")
+    assert f"until {at}" in cache.lookup("anna").explanation
+    assert cache.zone_of("matti") is new_york and cache.zone_of("anna") is helsinki

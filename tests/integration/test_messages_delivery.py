@@ -227,6 +227,53 @@ async def test_mail_arrives_with_headers_body_and_recording(database, smtp_port,
     assert state["message"].status == "sent"
 
 
+BEETA = parse_company("""
+company: {id: beta, name: Beeta Ab, language: sv, languages: [sv], timezone: Europe/Stockholm}
+numbers: {"0201234568": {label: Main, menu: main}}
+hours: {mon-sun: 00:00-24:00, closed_action: {operator: true}}
+menus:
+  main: {greeting: {sv: Hej}, prompt: {sv: Välj}, options: {1: {employee: bea}}}
+teams:
+  beta-ops: {name: Växeln, kind: operators, members: [bea]}
+employees:
+  bea: {name: Bea Berg, devices: [desk: PJSIP/bea], email: bea@beeta.se}
+""")
+
+
+async def test_a_message_for_another_company_s_employee_is_in_that_company_s_words(
+    database, smtp_port
+):
+    """Several companies: the mail is in the recipient's company's language, time zone and
+    name (messages.company_id), not the service's first company's."""
+    port, servers = smtp_port
+    server = await SmtpServer(port).start()
+    servers.append(server)
+    async with database.sessions.begin() as session:
+        await sync_directory(session, to_directory(BEETA), now=T0, company_id="beta",
+                             company_name="Beeta Ab")
+    msg = await store.take_message(
+        database.sessions, MessageDraft(recipient=Recipient("employee", "bea"),
+                                        caller_number="+46 8 123 456", caller_name="Sven",
+                                        note="Ring tillbaka."),
+        BEETA, channels=("email",), now=T0)
+    assert msg.company_id == "beta"
+    async with database.sessions() as s:  # as the sender reads it back
+        stored = await store.get_message(s, msg.id)
+    assert stored is not None and stored.company_id == "beta"
+    # The first company (Testi Oy, Finnish, Helsinki) is what the service falls back on.
+    sender = make_sender(database, Clock(), {"email": EmailTransport(smtp_settings(port))},
+                         company_by_id={"beta": BEETA}.get)
+    assert await sender.run_once() == 1
+    [mail] = server.inbox.mails()
+    assert mail["To"].addresses[0].addr_spec == "bea@beeta.se"
+    assert mail["From"].addresses[0].display_name == "Beeta Ab"
+    body = mail.get_body(("plain",)).get_content()
+    assert body.startswith("Hej Bea Berg,")
+    assert "(Europe/Stockholm)" in body and "11.00" in body  # 09:00 UTC in Stockholm
+    assert f"Beeta Ab – växeln, meddelande #{msg.id}" in body
+    assert "Testi Oy" not in body and "Europe/Helsinki" not in body
+
+
 async def test_smtp_down_then_up_is_retried_with_backoff(database, smtp_port):
     port, servers = smtp_port  # nothing listens yet
     clock = Clock()

@@ -10,6 +10,7 @@ from vaihde.company.load import parse_company
 from vaihde.company.tenants import (
     CompanyIndex,
     Owners,
+    Roster,
     check_collisions,
     collisions,
     company_id_for,
@@ -114,3 +115,96 @@ def test_which_company_a_command_acts_on():
         company_id_for("beta", "alfa", ["alfa", "beta"])
     with pytest.raises(ConfigError, match=r"2 companies \(alfa, beta\): say which"):
         company_id_for("beta", None, ["alfa", "beta"])
+
+
+# --- every company served: the roster, queue names ------------------------------------------
+
+QUEUED = parse_company(company("gamma", "0201237777", """\
+  gus: {name: Gus, languages: [en], devices: [{desk: PJSIP/gus}, {mobile: "+358401237777"}]}
+""", "gamma-ops").replace("{id: gamma, name: Gamma Oy}",
+                          "{id: gamma, name: Gamma Oy, timezone: Europe/Stockholm}")
+    .replace("employees:\n", "  gamma-desk: {name: Desk, members: [gus], queue: gamma-q}\n"
+             "employees:\n"), "gamma.yaml")
+ROSTER = Roster.build({"alfa": ALFA, "beta": BETA, "gamma": QUEUED})
+
+
+def test_the_roster_finds_anyone_of_any_company():
+    assert set(ROSTER.employees) == {"aino", "bea", "gus"}
+    assert set(ROSTER.teams) == {"alfa-ops", "beta-ops", "gamma-ops", "gamma-desk"}
+    assert ROSTER.company_of("bea") is BETA and ROSTER.company_of("gamma-desk") is QUEUED
+    assert ROSTER.company_of("nobody") is None
+    # Desk phones identify their owner in whichever company; mobiles identify no one.
+    assert ROSTER.employee_by_device("PJSIP/bea").id == "bea"
+    assert ROSTER.company_by_device("PJSIP/gus") is QUEUED
+    assert ROSTER.employee_by_device("+358401237777") is None
+    assert ROSTER.company_by_device("PJSIP/nobody") is None
+    # Each employee's company's time zone (the first company's default for nobody).
+    assert ROSTER.timezone_of("gus") == "Europe/Stockholm"
+    assert ROSTER.timezone_of("aino") == "Europe/Helsinki"
+    assert ROSTER.timezone_of("nobody", "UTC") == "UTC"
+
+
+def test_team_queues_and_their_members_come_from_every_company():
+    from vaihde.ami.queues import seats, team_queues
+
+    assert team_queues(ROSTER) == ["gamma-q"]
+    assert [(s.queue, s.interface, s.employee) for s in seats(ROSTER)] == [
+        ("gamma-q", "PJSIP/gus", "gus")]
+    assert team_queues(ALFA) == []  # the first company alone has none
+
+
+def test_a_team_queue_of_another_company_is_refused_with_its_line():
+    text = company("delta", "0201236666", """\
+  dan: {name: Dan, devices: [desk: PJSIP/dan]}
+""", "delta-ops").replace("employees:\n", "  delta-desk: {name: Desk, members: [dan], "
+                          "queue: gamma-q}\nemployees:\n")
+    config = parse_company(text, "delta.yaml")
+    assert collisions(config, Owners(queues={"gamma-q": "gamma"})) == [
+        (("teams", "delta-desk", "queue"), "queue 'gamma-q' is already used by company 'gamma'")]
+    with pytest.raises(ConfigError) as exc:
+        check_collisions(config, Owners(queues={"gamma-q": "gamma"}), text=text,
+                         file="delta.yaml")
+    assert exc.value.problems == [
+        "delta.yaml:11: teams.delta-desk.queue: queue 'gamma-q' is already used by company "
+        "'gamma'"]
+    assert collisions(config, Owners(queues={"other-q": "gamma"})) == []
+
+
+def test_a_phone_of_any_company_shows_its_owner_on_a_call():
+    from vaihde.ami.phones import PhonePresence
+
+    class Phones:
+        def __init__(self) -> None:
+            self.in_use: dict[str, bool] = {}
+
+        def add_listener(self, cb): ...
+        def add_reach_listener(self, cb): ...
+        def reach(self, device):
+            from vaihde.company.dials import Reach
+
+            return Reach.REACHABLE
+
+    class Presence:
+        def __init__(self) -> None:
+            self.on_call: dict[str, bool] = {}
+
+        def set_on_call(self, employee_id: str, busy: bool) -> None:
+            self.on_call[employee_id] = busy
+
+    phones, presence = Phones(), Presence()
+    watcher = PhonePresence(phones, lambda: ROSTER, lambda: presence, lambda: None)
+    assert sorted(watcher.watched()) == ["PJSIP/aino", "PJSIP/bea", "PJSIP/gus"]
+    phones.in_use = {"PJSIP/gus": True}
+    watcher.in_use_changed("PJSIP/gus", True)
+    assert presence.on_call == {"gus": True}
+    # Another company's employee's phones, as the console lists them.
+    assert watcher.device_json("bea") == [
+        {"kind": "desk", "dial": "PJSIP/bea", "reach": "reachable"},
+        {"kind": "mobile", "dial": "+358401234599", "reach": "unknown"}]
+
+
+def test_feature_codes_are_confirmed_in_the_employee_s_or_their_company_s_language():
+    from vaihde.flows.feature_codes import confirmation_language
+
+    assert confirmation_language(QUEUED, QUEUED.employees["gus"]) == "en"  # his own
+    assert confirmation_language(ALFA, ALFA.employees["aino"]) == "fi"  # Alfa's

@@ -17,6 +17,7 @@ from vaihde.directory.search import (
     fold,
     make_synthetic_directory,
     records_from_description,
+    synthetic_queries,
 )
 
 RECORDS = [
@@ -243,3 +244,60 @@ def test_synthetic_directory_topics_agree_with_a_linear_scan(big):
     for query in ["myynti", "laskut", "fish"]:
         got = {h.employee_id for h in index.search(query, limit=100, kind="team")}
         assert got == set(teams.search(query, limit=0)), query
+
+
+# --- several companies: one index, searched per company -------------------------------------
+
+
+def _companies(n_companies: int, n: int = 2000) -> list[Record]:
+    """The synthetic directory spread over `n_companies` companies (employees and teams)."""
+    from dataclasses import replace
+
+    records = records_from_description(make_synthetic_directory(n))
+    return [replace(r, company=f"c{int(r.employee_id[1:]) % n_companies}") for r in records]
+
+
+def test_one_company_s_view_finds_that_company_s_people_and_teams_only():
+    records = [replace_company(r, "alfa" if r.employee_id in ("anna", "asa") else "beta")
+               for r in RECORDS]
+    records.append(Record("t-sales", "Myynti", kind="team", company="beta"))
+    index = DirectoryIndex.build(records)
+    assert ids(index, "anna") == ["anna", "liisa"]  # every company's
+    alfa, beta = index.only("alfa"), index.only("beta")
+    assert alfa is not None and beta is not None
+    assert ids(alfa, "anna") == ["anna"] and ids(beta, "anna") == ["liisa"]
+    assert ids(alfa, "myynti") == ["anna"]  # the team name of anna's, her record's word
+    assert alfa.search("myynti", kind="team") == []
+    assert [h.employee_id for h in beta.search("myyn", kind="team")] == ["t-sales"]
+    assert len(alfa) == 2 and len(beta) == 6 and len(index) == 8
+    assert index.only("gamma") is None
+    assert index.only("alfa") is alfa  # made once per index
+    assert alfa.only("beta") is beta  # a view's view is the index's
+    # One company alone: its view is the index itself.
+    single = DirectoryIndex.build([replace_company(r, "main") for r in RECORDS])
+    assert single.only("main") is single
+
+
+def replace_company(record: Record, company: str) -> Record:
+    from dataclasses import replace
+
+    return replace(record, company=company)
+
+
+@pytest.mark.parametrize("n_companies", [7, 40])  # ~290 records each (index) and ~50 (read)
+def test_a_company_s_view_answers_as_an_index_of_its_own_would(n_companies):
+    """What a company's own index finds, in the same order with the same scores, for every
+    kind of query people type (the service kept one index per company before), whether the
+    view reads the index's postings or, for a small company, its records' own words."""
+    records = _companies(n_companies)
+    index = DirectoryIndex.build(records)
+    queries = synthetic_queries(make_synthetic_directory(2000), 400)
+    for company in ("c0", "c3", "c6"):
+        own = DirectoryIndex.build([r for r in records if r.company == company])
+        view = index.only(company)
+        assert view is not None
+        for query in queries:
+            for kind in ("employee", "team"):
+                want = [(h.employee_id, h.score, h.matched) for h in own.search(query, 10, kind)]
+                got = [(h.employee_id, h.score, h.matched) for h in view.search(query, 10, kind)]
+                assert got == want, (company, query, kind)

@@ -46,6 +46,7 @@ DEADLINE_MARGIN_S = 3.0
 _VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,79}$")
 # Values that need no quoting inside MSet()'s arguments (no comma, quote, backslash, $, space).
 _PLAIN_VALUE = re.compile(r"^[A-Za-z0-9_/@:.&+*#-]{0,200}$")
+_LANGUAGE = re.compile(r"^[a-z]{2,3}(_[A-Za-z]{2})?$")
 _FUNC_EXPR = re.compile(r"^[A-Z_][A-Z0-9_]*\([^\x00-\x1f]*\)$")
 _DIGITS = "0123456789*#"
 
@@ -343,6 +344,12 @@ class Channel:
         if self.adapt is not None:
             value = self.adapt(name, value)
         await self._set_variable(name, value)
+
+    async def set_language(self, language: str) -> None:
+        """The channel's language: Asterisk's own sounds are played in it from now on."""
+        if not _LANGUAGE.match(language):
+            raise ValueError(f"not a language code: {language!r}")
+        await self._control("SET VARIABLE", "CHANNEL(language)", language)
 
     async def _set_variable(self, name: str, value: str) -> None:
         await self._control("SET VARIABLE", name, value)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
+from vaihde.ami.queues import Staff
 from vaihde.company.dials import Reach, devices_of
-from vaihde.company.schema import CompanyConfig
 from vaihde.presence.cache import PresenceCache
 from vaihde.presence.model import Availability
 
@@ -27,13 +27,14 @@ class Phones(Protocol):
 
 class PhonePresence:
     """Listens to `phones` and tells the presence cache and the consoles. Everything it reads
-    is looked up when a phone changes: the company, cache and consoles may come later (the
-    service loads them at start) or be swapped."""
+    is looked up when a phone changes: the companies (every company's roster: a phone of any
+    company the service answers for), cache and consoles may come later (the service loads
+    them at start) or be swapped."""
 
     def __init__(
         self,
         phones: Phones,
-        company: Callable[[], CompanyConfig | None],
+        company: Callable[[], Staff | None],
         presence: Callable[[], PresenceCache | None],
         publish: Callable[[], Callable[[Availability], None] | None],
     ) -> None:

@@ -23,12 +23,23 @@ from typing import Any, Protocol
 
 from vaihde.ami.client import AmiActionError
 from vaihde.company.dials import phones
-from vaihde.company.schema import CompanyConfig
+from vaihde.company.schema import Employee, Team
 from vaihde.presence.model import Availability
 
 log = logging.getLogger("vaihde.ami.queues")
 
 Key = tuple[str, str]  # (queue, interface)
+
+
+class Staff(Protocol):
+    """Whose phones fill which team queues: one company (CompanyConfig) or every company the
+    service answers for (vaihde.company.tenants.Roster; queue names are unique across them)."""
+
+    @property
+    def teams(self) -> Mapping[str, Team]: ...
+    @property
+    def employees(self) -> Mapping[str, Employee]: ...
+    def employee_by_device(self, device: str) -> Employee | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +71,7 @@ ELSEWHERE = "Custom:vaihde-elsewhere"
 Via = Callable[[str], str]
 
 
-def seats(company: CompanyConfig, mobile_dial: str = "", via: Via | None = None) -> list[Seat]:
+def seats(company: Staff, mobile_dial: str = "", via: Via | None = None) -> list[Seat]:
     """Every membership the team queues should have, in team and ring order. `via`: how this
     Asterisk dials a phone (several Asterisks: a phone on another one through its trunk)."""
     out: dict[Key, Seat] = {}
@@ -81,7 +92,7 @@ def seats(company: CompanyConfig, mobile_dial: str = "", via: Via | None = None)
     return list(out.values())
 
 
-def team_queues(company: CompanyConfig) -> list[str]:
+def team_queues(company: Staff) -> list[str]:
     return sorted({t.queue for t in company.teams.values() if t.queue})
 
 
@@ -102,7 +113,7 @@ def pause_action(key: Key, want: Held) -> dict[str, str]:
 
 
 def sync_actions(
-    company: CompanyConfig,
+    company: Staff,
     held: Mapping[Key, Held],
     availability: Callable[[str], Availability],
     mobile_dial: str = "",
@@ -184,7 +195,7 @@ class QueueMembers:
     def __init__(
         self,
         client: _Client,
-        company: Callable[[], CompanyConfig | None],
+        company: Callable[[], Staff | None],
         availability: Callable[[str], Availability],
         mobile_dial: str = "",
         via: Via | None = None,
@@ -204,7 +215,7 @@ class QueueMembers:
         self._missing_logged: set[str] = set()
         self._lock = asyncio.Lock()
         # Per company version: interface → employee, and employee → their seats.
-        self._index: tuple[CompanyConfig, dict[str, str], dict[str, list[Seat]]] | None = None
+        self._index: tuple[Staff, dict[str, str], dict[str, list[Seat]]] | None = None
 
     def attach(self) -> None:
         self.client.add_event_listener(self.apply)
@@ -239,7 +250,7 @@ class QueueMembers:
                 self.availability_changed(av)
 
     def _indexes(
-        self, company: CompanyConfig
+        self, company: Staff
     ) -> tuple[dict[str, str], dict[str, list[Seat]]]:
         if self._index is None or self._index[0] is not company:
             every = seats(company, self.mobile_dial, self.via)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -58,20 +59,12 @@ def make_api(ctx: ApiContext) -> web.Application:
     return app
 
 
-def _build(
-    records: list[Record], owner: dict[tuple[str, str], str]
-) -> tuple[DirectoryIndex, dict[str, DirectoryIndex]]:
-    """The index of every record and one per company (by the (kind, id) → company map)."""
-    grouped: dict[str, list[Record]] = {cid: [] for cid in set(owner.values())}
-    for record in records:
-        cid = owner.get((record.kind, record.employee_id))
-        if cid is not None:
-            grouped[cid].append(record)
-    if len(grouped) <= 1:  # one company: its index is everyone's
-        every = DirectoryIndex.build(records)
-        return every, dict.fromkeys(grouped, every)
-    return (DirectoryIndex.build(records),
-            {cid: DirectoryIndex.build(rs) for cid, rs in grouped.items()})
+def _build(records: list[Record], owner: dict[tuple[str, str], str]) -> DirectoryIndex:
+    """One index of every company's records, each marked with its company (by the (kind, id)
+    → company map), so that `DirectoryIndex.only` finds one company's without an index of its
+    own."""
+    marked = [replace(r, company=owner.get((r.kind, r.employee_id), "")) for r in records]
+    return DirectoryIndex.build(marked)
 
 
 class LiveDirectory:
@@ -85,7 +78,6 @@ class LiveDirectory:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
         self._index = DirectoryIndex.build([])
-        self._by_company: dict[str, DirectoryIndex] = {}
         self._revision = -1
 
     def __call__(self) -> DirectoryIndex:
@@ -93,8 +85,8 @@ class LiveDirectory:
         return self._index
 
     def of(self, company_id: str) -> DirectoryIndex | None:
-        """One company's (None: no such company)."""
-        return self._by_company.get(company_id)
+        """One company's: a view of the one index (None: no such company)."""
+        return self._index.only(company_id)
 
     async def refresh(self) -> bool:
         """Rebuild if the directory changed since the last build; True if it did."""
@@ -105,7 +97,7 @@ class LiveDirectory:
             records = await search_records(session)
             owner = await record_companies(session)
         # One company's: the console searches the call's company by default (issue 12).
-        self._index, self._by_company = await asyncio.to_thread(_build, records, owner)
+        self._index = await asyncio.to_thread(_build, records, owner)
         self._revision = revision
         return True
 

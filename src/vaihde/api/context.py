@@ -23,6 +23,7 @@ from vaihde.messages.model import CHANNELS
 
 if TYPE_CHECKING:
     from vaihde.company.schema import CompanyConfig
+    from vaihde.company.tenants import Roster
     from vaihde.console.stream import Console
     from vaihde.directory.search import DirectoryIndex
     from vaihde.presence.cache import PresenceCache
@@ -60,6 +61,9 @@ class ApiContext:
     # The SMS gateway's shared secret for its inbound webhook (messages.sms.inbound_token);
     # "" = the webhook is off.
     sms_inbound_token: str = ""
+    # Every company's employees and teams (several companies): whose a recipient is; None:
+    # only `company`.
+    roster: Callable[[], Roster | None] | None = None
 
 
 CTX: web.AppKey[ApiContext] = web.AppKey("vaihde.api.context")
@@ -95,3 +99,19 @@ def company_of(request: web.Request) -> CompanyConfig | None:
         return ctx(request).company()
     except Exception:
         return None
+
+
+def company_for(request: web.Request, ident: str | None, call_id: str = "") -> CompanyConfig | None:
+    """The company a message or callback belongs to: its recipient's (an employee or team id,
+    unique across the service), else the company of the call it was taken on, else the
+    running (first) company."""
+    api = ctx(request)
+    roster = api.roster() if api.roster is not None else None
+    if roster is not None:
+        found = roster.company_of(ident) if ident else None
+        story = api.console.deps.stories.get(call_id) if call_id and api.console else None
+        if found is None and story is not None and story.company:
+            found = roster.companies.get(story.company)
+        if found is not None:
+            return found
+    return company_of(request)

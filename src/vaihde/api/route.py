@@ -193,7 +193,10 @@ def respond(request: web.Request, model: BaseModel, status: int = 200) -> web.Re
     def private(employee_id: str) -> bool:
         return may(request, Action.READ_PRIVATE, employee_id)
 
-    body = dump_json(model, tz=ctx(request).tz, private=private, company=company_of(request))
+    # Names from every company's employees and teams (ids are unique across the service).
+    roster = ctx(request).roster
+    names = (roster() if roster is not None else None) or company_of(request)
+    body = dump_json(model, tz=ctx(request).tz, private=private, company=names)
     return web.Response(body=body, status=status, content_type=JSON)
 
 

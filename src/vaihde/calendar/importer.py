@@ -116,8 +116,9 @@ class CalendarScheduler:
     """Syncs every employee's calendar every `interval` seconds, one feed at a time."""
 
     sessions: async_sessionmaker[AsyncSession]
-    feeds: Callable[[], dict[str, str]]  # employee id → source, from the current company
-    tz: Callable[[], str]
+    feeds: Callable[[], dict[str, str]]  # employee id → source, from every company
+    # employee id → the zone of their company: times without a zone in their feed are its.
+    tz: Callable[[str], str]
     policy: CalendarPolicy  # checked again at every fetch: the company may predate it
     on_synced: Callable[[str], object] | None = None  # e.g. the presence cache's invalidate
     interval: float = 300.0
@@ -130,7 +131,7 @@ class CalendarScheduler:
             try:
                 result = await sync_calendar(
                     self.sessions, employee_id, self.policy.resolve(source), state,
-                    tz=self.tz(), policy=self.policy,
+                    tz=self.tz(employee_id), policy=self.policy,
                 )
             except Exception as exc:  # a database error for one feed must not stop the others
                 log.exception("calendar sync failed", extra={"employee": employee_id})

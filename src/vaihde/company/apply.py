@@ -11,7 +11,7 @@ import json
 import logging
 from dataclasses import dataclass, replace
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vaihde.company.diff import Change, diff_company
@@ -99,8 +99,12 @@ async def pending_changes(
         return diff_company(await current_company(session, config.id), config)
 
 
-async def owners(session: AsyncSession, company_id: str) -> Owners:
-    """What companies other than `company_id` hold (for `tenants.check_collisions`)."""
+async def owners(
+    session: AsyncSession, company_id: str, config: CompanyConfig | None = None
+) -> Owners:
+    """What companies other than `company_id` hold (for `tenants.check_collisions`). Team
+    queue names are read from the others' applied files, only when `config` (the file to
+    check; None: always) has a team queue."""
     employees: dict[str, str] = {}
     extensions: dict[str, str] = {}
     rows = await session.execute(
@@ -118,7 +122,26 @@ async def owners(session: AsyncSession, company_id: str) -> Owners:
     numbers.update((await session.execute(
         select(m.EmployeeNumber.number, m.EmployeeNumber.company_id)
         .where(m.EmployeeNumber.company_id != company_id))).all())
-    return Owners(employees, teams, extensions, numbers)
+    queues: dict[str, str] = {}
+    if config is None or any(t.queue for t in config.teams.values()):
+        queues = await _queues_of_others(session, company_id)
+    return Owners(employees, teams, extensions, numbers, queues)
+
+
+async def _queues_of_others(session: AsyncSession, company_id: str) -> dict[str, str]:
+    """Team queue name → company, from each other company's version applied last."""
+    latest = (select(func.max(m.ConfigVersion.id))
+              .where(m.ConfigVersion.company_id != company_id)
+              .group_by(m.ConfigVersion.company_id))
+    rows = await session.execute(
+        select(m.ConfigVersion.company_id, m.ConfigVersion.document)
+        .where(m.ConfigVersion.id.in_(latest)).order_by(m.ConfigVersion.id))
+    out: dict[str, str] = {}
+    for cid, document in rows.all():
+        for team in (json.loads(document).get("teams") or {}).values():
+            if isinstance(team, dict) and team.get("queue"):
+                out.setdefault(str(team["queue"]), cid)
+    return out
 
 
 async def company_ids(sessions: async_sessionmaker[AsyncSession]) -> list[str]:

@@ -54,7 +54,7 @@ async def _for_company(
                                     await company_ids(db.sessions))
         config = replace(config, company=replace(config.company, id=company_id))
         async with db.sessions() as session:
-            others = await owners(session, company_id)
+            others = await owners(session, company_id, config)
         check_collisions(config, others, path=args.file)
     except ConfigError as exc:
         exc.exit(args.file, "; nothing was applied")

@@ -9,9 +9,10 @@ answer, which is what the configuration alone says.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 from vaihde.company.schema import CompanyConfig, Employee, Team
 from vaihde.presence.model import Availability
@@ -258,8 +259,16 @@ def forwarded_from(company: CompanyConfig, number: str) -> ForwardedFrom | None:
     return None
 
 
-def devices_of(company: CompanyConfig) -> Iterable[str]:
-    """Every desk phone and softphone of the configuration (devices with a device state)."""
+class HasEmployees(Protocol):
+    """One company (CompanyConfig) or every company's roster (vaihde.company.tenants.Roster)."""
+
+    @property
+    def employees(self) -> Mapping[str, Employee]: ...
+
+
+def devices_of(company: HasEmployees) -> Iterable[str]:
+    """Every desk phone and softphone of the configuration, or of every company's roster
+    (devices with a device state)."""
     for employee in company.employees.values():
         for device in employee.devices:
             if device.kind != "mobile":

@@ -18,7 +18,9 @@ from vaihde.company.diff import render_diff
 from vaihde.company.schema import CompanyConfig
 from vaihde.company.schemas import (
     YAML_BODY,
+    CompanyList,
     CompanyQuery,
+    CompanySummary,
     ConfigApply,
     ConfigChange,
     ConfigCheck,
@@ -30,7 +32,7 @@ from vaihde.company.schemas import (
 from vaihde.company.tenants import check_collisions, company_id_for
 from vaihde.config.source import ConfigError
 from vaihde.directory import DirectoryError
-from vaihde.directory.store import latest_config
+from vaihde.directory.store import latest_config, latest_versions, list_companies
 from vaihde.records import of_row
 
 routes = Routes("config")
@@ -47,7 +49,7 @@ async def _parse(request: web.Request, text: str, query: FileName) -> CompanyCon
     company_id = company_id_for(config.company.id, query.company, await company_ids(sessions))
     config = replace(config, company=replace(config.company, id=company_id))
     async with sessions() as session:
-        others = await owners(session, company_id)
+        others = await owners(session, company_id, config)
     check_collisions(config, others, text=text, file=query.name)
     return config
 
@@ -128,3 +130,15 @@ async def current(request: web.Request, query: CompanyQuery) -> ConfigVersion:
         raise not_found(f"no configuration has been applied to company {query.company!r} yet",
                         "company")
     return of_row(ConfigVersion, record)
+
+
+@routes.get("/config/companies", "The companies the service answers for",
+            allow=Action.CONFIGURE, ok=(200, "Each company and its applied version", CompanyList))
+async def companies(request: web.Request) -> CompanyList:
+    """What the admin pages offer to edit (`?company=` of the other /config routes)."""
+    async with ctx(request).sessions() as session:
+        known = await list_companies(session)
+        versions = await latest_versions(session)
+    return CompanyList(companies=[CompanySummary(id=cid, name=name, version=versions.get(cid))
+                                  for cid, name in known])
+

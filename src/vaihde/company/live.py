@@ -26,7 +26,7 @@ from vaihde.calendar.policy import CalendarPolicy
 from vaihde.company.apply import apply_company, owners
 from vaihde.company.load import company_from_document, load_company
 from vaihde.company.schema import CompanyConfig
-from vaihde.company.tenants import CompanyIndex, check_collisions
+from vaihde.company.tenants import CompanyIndex, Roster, check_collisions
 from vaihde.db import models as m
 from vaihde.db.changes import Watch
 from vaihde.db.models import CALLERS, CONFIG, Caller, current_revisions
@@ -83,6 +83,8 @@ class LiveCompany:
         self.calendars = calendars
         self.tenants: Mapping[str, Tenant] = MappingProxyType({})
         self.index = CompanyIndex.build({})
+        # Every company's employees and teams as one (phones, team queues, messages, zones).
+        self.roster = Roster.build({})
         self.version = 0  # the config revision counter last seen
         self._libraries: dict[str, PromptLibrary] = {}
         self._revisions: dict[str, int] = {}
@@ -125,8 +127,7 @@ class LiveCompany:
         return found
 
     def company_of_employee(self, employee_id: str) -> CompanyConfig | None:
-        return next((t.config for t in self.tenants.values()
-                     if employee_id in t.config.employees), None)
+        return self.roster.company_of(employee_id)
 
     def on_change(self, cb: Listener) -> None:
         self._listeners.append(cb)
@@ -160,7 +161,7 @@ class LiveCompany:
         for path in self.company_files:
             config = load_company(path, calendars=self.calendars)
             async with self.sessions() as session:
-                check_collisions(config, await owners(session, config.id), path=path)
+                check_collisions(config, await owners(session, config.id, config), path=path)
             result = await apply_company(
                 self.sessions, config, applied_by="vaihde serve", source_name=str(Path(path)),
             )
@@ -198,6 +199,7 @@ class LiveCompany:
             self.tenants = MappingProxyType(tenants)
             if changed:
                 self.index = CompanyIndex.build(self.companies)
+                self.roster = Roster.build(self.companies)
         self._revisions = revisions
         self.version = revisions.get(CONFIG, 0)
         for config in changed:

@@ -143,6 +143,19 @@ class ConfigVersion(Record):
     )
 
 
+class CompanySummary(Record):
+    id: str = Field(description="the company's id (`?company=` of the /config routes)")
+    name: str
+    version: int | None = Field(description="its configuration version applied last; null: "
+                                            "none yet")
+
+
+class CompanyList(Record):
+    """The companies the service answers for, the first (where unknown numbers go) first."""
+
+    companies: list[CompanySummary]
+
+
 # --- on-call rotas (GET /oncall) ----------------------------------------------------------------
 
 

@@ -1,7 +1,8 @@
 """Many companies in one service (issue 12), the pure parts: which company a call belongs to (by
-the number dialled, or by the employee whose phone forwarded it), what a company file may not
-take from another company (ids, extensions and numbers are unique across the service), and which
-company a `vaihde config … --company ID` command acts on.
+the number dialled, or by the employee whose phone forwarded it), every company's employees and
+teams as one roster (for what follows phones and team queues service-wide), what a company file
+may not take from another company (ids, extensions, numbers and team queue names are unique
+across the service), and which company a `vaihde config … --company ID` command acts on.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vaihde.company.dials import same_number
-from vaihde.company.schema import MAIN_COMPANY, CompanyConfig
+from vaihde.company.schema import MAIN_COMPANY, CompanyConfig, Employee, Team
 from vaihde.config.source import ConfigError, Node, load_yaml, parse_yaml
 
 # Forwarding numbers are matched like `same_number` (national 040… against +35840…): indexed by
@@ -75,6 +76,57 @@ class CompanyIndex:
         return self.by_number.get(_digits(dialled), self.first) if dialled else self.first
 
 
+@dataclass(frozen=True)
+class Roster:
+    """Every live company's employees and teams as one (ids are unique across the service), for
+    the parts that serve all companies at once: phones' states, team queues, message texts,
+    time zones. Built once per change of any company; lookups are dict reads."""
+
+    employees: Mapping[str, Employee]
+    teams: Mapping[str, Team]
+    companies: Mapping[str, CompanyConfig]
+    _company_of: Mapping[str, str] = field(repr=False)  # employee or team id → company id
+    _by_device: Mapping[str, str] = field(repr=False)  # desk phone / softphone → employee id
+
+    @classmethod
+    def build(cls, companies: Mapping[str, CompanyConfig]) -> Roster:
+        employees: dict[str, Employee] = {}
+        teams: dict[str, Team] = {}
+        company_of: dict[str, str] = {}
+        by_device: dict[str, str] = {}
+        for cid, config in companies.items():
+            for eid, employee in config.employees.items():
+                employees.setdefault(eid, employee)
+                company_of.setdefault(eid, cid)
+                for device in employee.devices:
+                    # Mobiles cannot be told apart from any caller (as CompanyConfig's index).
+                    if device.kind != "mobile":
+                        by_device.setdefault(device.address, eid)
+            for tid, team in config.teams.items():
+                teams.setdefault(tid, team)
+                company_of.setdefault(tid, cid)
+        return cls(employees, teams, dict(companies), company_of, by_device)
+
+    def company_of(self, ident: str) -> CompanyConfig | None:
+        """The company of an employee or team id (None: nobody's)."""
+        cid = self._company_of.get(ident)
+        return self.companies.get(cid) if cid is not None else None
+
+    def employee_by_device(self, device: str) -> Employee | None:
+        """Whose desk phone or softphone `device` is, in any company."""
+        found = self._by_device.get(device)
+        return self.employees[found] if found is not None else None
+
+    def company_by_device(self, device: str) -> CompanyConfig | None:
+        found = self._by_device.get(device)
+        return self.company_of(found) if found is not None else None
+
+    def timezone_of(self, ident: str, default: str = "Europe/Helsinki") -> str:
+        """The time zone of an employee's (or team's) company; `default` for nobody's."""
+        company = self.company_of(ident)
+        return company.company.timezone if company is not None else default
+
+
 # --- what a company file may not take from the others --------------------------------------
 
 
@@ -86,6 +138,7 @@ class Owners:
     teams: Mapping[str, str] = field(default_factory=dict)
     extensions: Mapping[str, str] = field(default_factory=dict)
     numbers: Mapping[str, str] = field(default_factory=dict)  # company and direct numbers
+    queues: Mapping[str, str] = field(default_factory=dict)  # team queue names (Asterisk's)
 
 
 Problem = tuple[tuple[str, ...], str]  # (path in the file, what is wrong)
@@ -98,10 +151,16 @@ def collisions(config: CompanyConfig, others: Owners) -> list[Problem]:
         owner = others.numbers.get(_digits(number))
         if owner is not None:
             out.append((("numbers", number), f"{number} is already company {owner!r}'s number"))
-    for team_id in config.teams:
+    for team_id, team in config.teams.items():
         owner = others.teams.get(team_id) or others.employees.get(team_id)
         if owner is not None:
             out.append((("teams", team_id), f"id already used by company {owner!r}"))
+        # One Asterisk queue is one set of members: a name two companies shared would ring
+        # one company's calls on the other's phones.
+        owner = others.queues.get(team.queue) if team.queue else None
+        if owner is not None:
+            out.append((("teams", team_id, "queue"),
+                        f"queue {team.queue!r} is already used by company {owner!r}"))
     for employee in config.employees.values():
         where = ("employees", employee.id)
         owner = others.employees.get(employee.id) or others.teams.get(employee.id)
@@ -190,5 +249,5 @@ def company_id_for(file_id: str, flag: str | None, known: Iterable[str]) -> str:
     return file_id or MAIN_COMPANY
 
 
-__all__ = ["CompanyIndex", "Owners", "check_collisions", "collisions", "company_id_for",
+__all__ = ["CompanyIndex", "Owners", "Roster", "check_collisions", "collisions", "company_id_for",
            "located"]

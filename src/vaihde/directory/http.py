@@ -164,7 +164,7 @@ async def search(request: web.Request, query: SearchQuery) -> web.StreamResponse
         if found is None:
             raise not_found(f"no company {query.company!r}", "company")
         index = found
-    records = _records(index)
+    records = _records(index.base)  # a company's view shares its index's records
     lookup = api.cache.lookup
     context = {"tz": api.tz}
     hits = []

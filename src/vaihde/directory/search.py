@@ -12,6 +12,7 @@ the same way by their own name, title and topics.
 
 from __future__ import annotations
 
+import copy
 import random
 import re
 import unicodedata
@@ -56,6 +57,9 @@ _NUMBER_QUERY = re.compile(r"^[0-9\s+\-().]+$")
 # How well a word matched: exactly, as a prefix, or inside a number.
 EXACT, PREFIX, SUBSTRING = 3, 2, 1
 MIN_SUBSTRING = 3  # shorter digit strings match only at the start of a number
+# A company's view with at most this many records may read their own words instead of the
+# index's postings of every company (DirectoryIndex._scan_cheaper).
+SCAN_MAX = 256
 
 NAME, TEAM, EXTENSION, NUMBER, DEVICE = "name", "team", "extension", "number", "device"
 TITLE, TOPIC = "title", "topic"
@@ -96,6 +100,7 @@ class Record:
     title: str = ""  # "Myyntipäällikkö"
     topics: tuple[str, ...] = ()  # "fishing permits", "kalastuslupa"
     kind: str = EMPLOYEE_RECORD
+    company: str = ""  # the company's id (several companies; searches may keep to one)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,18 +180,54 @@ class DirectoryIndex:
     per-token record sets are combined with set operations, so the Python-level work is per
     matching token, not per employee. Teams are indexed apart (`teams`), searched with
     `search(..., kind="team")`.
+
+    Several companies share one index: `only(company)` is a view of it that finds that
+    company's records alone (its record numbers as one set, intersected with the first query
+    word's matches), so the service keeps one index whatever the number of companies.
     """
 
     def __init__(self, records: list[Record], tokens: list[tuple[tuple[str, str], ...]]) -> None:
         self.records = records
         self._tokens = tokens  # per record: (token, field)
         by_tier: dict[int, dict[str, set[int]]] = {tier: {} for tier in _TIERS_BEST_FIRST}
+        members: dict[str, set[int]] = {}
         for i, pairs in enumerate(tokens):
             for token, field in pairs:
                 by_tier[TIERS[field]].setdefault(token, set()).add(i)
+            members.setdefault(records[i].company, set()).add(i)
         self._tiers = [(tier, _Tier(by_tier[tier])) for tier in _TIERS_BEST_FIRST
                        if by_tier[tier]]
         self.teams: DirectoryIndex | None = None
+        # Record numbers per company, and the one this view keeps to (None: every company's).
+        self._members = {cid: frozenset(rs) for cid, rs in members.items()}
+        self._allowed: frozenset[int] | None = None
+        self._views: dict[str, DirectoryIndex] = {}
+        self.base = self  # the index a view filters (views share its records and tokens)
+
+    @property
+    def companies(self) -> frozenset[str]:
+        """The companies with records here (people or teams)."""
+        teams = self.teams.companies if self.teams is not None else frozenset()
+        return frozenset(self._members) | teams
+
+    def only(self, company: str) -> DirectoryIndex | None:
+        """The view that finds `company`'s employees and teams only (None: no such company
+        here). Made once per company and index: a few references and no copies."""
+        base = self.base
+        view = base._views.get(company)
+        if view is None:
+            companies = base.companies
+            if company not in companies:
+                return None
+            if companies == {company}:
+                return base  # one company's index is everyone's: nothing to filter
+            view = copy.copy(base)
+            view._allowed = base._members.get(company, frozenset())
+            view._views = {}
+            if base.teams is not None:
+                view.teams = base.teams.only(company)
+            base._views[company] = view
+        return view
 
     @classmethod
     def build(cls, records: Iterable[Record]) -> DirectoryIndex:
@@ -200,10 +241,13 @@ class DirectoryIndex:
         return index
 
     def __len__(self) -> int:
-        return len(self.records)
+        return len(self.records) if self._allowed is None else len(self._allowed)
 
-    def _match_word(self, word: str) -> dict[int, set[int]]:
-        """score -> records whose best match for `word` has that score (disjoint sets)."""
+    def _match_word(
+        self, word: str, allowed: frozenset[int] | None = None
+    ) -> dict[int, set[int]]:
+        """score -> records whose best match for `word` has that score (disjoint sets);
+        `allowed`: only these records (one company's view)."""
         found = [(tier, part.match(word)) for tier, part in self._tiers]
         levels: dict[int, set[int]] = {}
         seen: set[int] = set()
@@ -213,12 +257,56 @@ class DirectoryIndex:
                 sets = matched[which]
                 if not sets:
                     continue
-                level = set().union(*sets)
+                if allowed is not None:
+                    # Each posting set cut to the company first (C-level, at most the
+                    # company's size each): cheaper than the union of every company's.
+                    level = set().union(*map(allowed.intersection, sets))
+                else:
+                    level = set().union(*sets)
                 if seen:
                     level -= seen
                 if level:
                     levels[quality * 4 + tier] = level
                     seen |= level
+        return levels
+
+    def _scan_cheaper(self, word: str, allowed: frozenset[int]) -> bool:
+        """Is reading the few allowed records' own words cheaper than the index's postings
+        (which hold every company's)? A number's inside is searched across every number."""
+        if len(allowed) > SCAN_MAX:
+            return False
+        if word.isdigit() and len(word) >= MIN_SUBSTRING:
+            return True
+        postings = 0
+        for _, part in self._tiers:
+            tokens = part.digits if word.isdigit() else part.text
+            lo = bisect_left(tokens, word)
+            postings += bisect_left(tokens, word + "\U0010ffff", lo) - lo
+        return postings > 2 * len(allowed)
+
+    def _scan_word(self, word: str, allowed: frozenset[int]) -> dict[int, set[int]]:
+        """What `_match_word` finds among `allowed`, read from their own words: the best
+        score each record's words give (exact, prefix, inside a number; by field)."""
+        digit_word = word.isdigit()
+        inside = digit_word and len(word) >= MIN_SUBSTRING
+        levels: dict[int, set[int]] = {}
+        tokens = self._tokens
+        for rec in allowed:
+            best = 0
+            for token, field in tokens[rec]:
+                if token.isdigit() != digit_word:
+                    continue  # the index keeps words and numbers apart
+                if token == word:
+                    quality = EXACT
+                elif token.startswith(word):
+                    quality = PREFIX
+                elif inside and word in token[1:]:
+                    quality = SUBSTRING
+                else:
+                    continue
+                best = max(best, quality * 4 + TIERS[field])
+            if best:
+                levels.setdefault(best, set()).add(rec)
         return levels
 
     def _query_words(self, query: str) -> list[str]:
@@ -240,7 +328,15 @@ class DirectoryIndex:
         # a handful of groups, however many employees match.
         groups: dict[tuple[int, int], set[int]] = {}
         for n, word in enumerate(sorted(qwords, key=len, reverse=True)):
-            levels = self._match_word(word)
+            # One company's view: its records only, and for the later words only those the
+            # earlier ones left (the posting sets of every company are cut to these first).
+            allowed = self._allowed
+            if allowed is not None and n:
+                allowed = frozenset().union(*groups.values())
+            if allowed is not None and self._scan_cheaper(word, allowed):
+                levels = self._scan_word(word, allowed)
+            else:
+                levels = self._match_word(word, allowed)
             if not levels:
                 return []
             if n == 0:

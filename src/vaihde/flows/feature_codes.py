@@ -27,6 +27,7 @@ from vaihde.phrases import CONFIRM_BACK, CONFIRM_SET, NOT_YOURS, REFUSED
 if TYPE_CHECKING:
     from vaihde.agi.channel import Channel
     from vaihde.company import CompanyConfig
+    from vaihde.company.schema import Employee
 
 log = logging.getLogger("vaihde.flows.feature_codes")
 
@@ -104,14 +105,23 @@ def parse(code: str, now: datetime, tz: str = "Europe/Helsinki") -> FeatureReque
 # "im-sorry" refuse.
 
 
+def confirmation_language(company: CompanyConfig, employee: Employee) -> str:
+    """The language an employee hears their feature code confirmed in: their own first one,
+    else their company's (Asterisk plays its core sounds in the channel's language, English
+    where a sound has no recording in it)."""
+    return employee.languages[0] if employee.languages else company.company.language
+
+
 async def feature_call(
     channel: Channel,
-    company: CompanyConfig,
+    company_of_device: Callable[[str], CompanyConfig | None],
     set_availability: Callable[[str, FeatureRequest, str], Awaitable[None]],
     *,
     now: datetime,
 ) -> str:
     """Apply the dialled code for the employee whose phone is calling; returns what happened.
+    `company_of_device`: the company whose employee's desk phone or softphone a device is, among
+    every company the service answers for.
 
     The calling device comes from VAIHDE_DEVICE, set only by trusted dialplan, else from the
     channel name (PJSIP/anna-0000002a → PJSIP/anna), which PJSIP authenticated.
@@ -120,12 +130,15 @@ async def feature_call(
 
     code = channel.params.get("code", "")
     device = channel.params.get("device") or device_of_channel(channel.name)
-    employee = company.employee_by_device(device)
-    if employee is None:
+    company = company_of_device(device)
+    employee = company.employee_by_device(device) if company is not None else None
+    if company is None or employee is None:
         log.warning("feature code from an unknown device", extra={"device": device[:80]})
         await channel.stream_file(NOT_YOURS)
         return "unknown-device"
     employee_id = employee.id
+    # Their company's language, and its time zone for "until tomorrow 07:00" and dates.
+    await channel.set_language(confirmation_language(company, employee))
     try:
         request = parse(code, now, company.company.timezone)
     except FeatureCodeError as exc:

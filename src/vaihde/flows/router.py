@@ -96,6 +96,9 @@ class CallHost(Protocol):
     def for_call(self, dialled: str, forwarded_from: str) -> CallCompany:
         """The company whose number was dialled, or whose employee forwarded the call."""
         ...
+    def company_by_device(self, device: str) -> CompanyConfig | None:
+        """The company whose employee's desk phone or softphone `device` is (any company)."""
+        ...
 
 
 def phone_setter(
@@ -150,7 +153,8 @@ def build_router(host: CallHost) -> Router:
         )
 
     async def feature_handler(channel: Channel) -> None:
-        await feature_call(channel, host.company, host.set_from_phone, now=datetime.now(UTC))
+        await feature_call(channel, host.company_by_device, host.set_from_phone,
+                           now=datetime.now(UTC))
 
     router.add(contract.SCRIPT_INBOUND, inbound_handler)
     router.add(contract.SCRIPT_FEATURE, feature_handler)

@@ -53,8 +53,9 @@ class Transport(Protocol):
 class Sender:
     """Delivers messages until stopped: `start()`, `wake()` after taking a message, `stop()`.
 
-    `company` returns the current company (a CompanyConfig): the texts use its language, time
-    zone and names as they are when the delivery is sent. `clock` is injectable for tests.
+    `company_by_id` finds the message's company (`messages.company_id`; `company`, the first
+    one, when it is gone): the texts use its language, time zone and names as they are when the
+    delivery is sent. `clock` is injectable for tests.
     """
 
     def __init__(
@@ -73,10 +74,12 @@ class Sender:
         send_timeout: float = 120.0,
         holder: Holder | None = None,
         takeover_s: float = TAKEOVER_S,
+        company_by_id: Callable[[str], CompanyConfig | None] = lambda _: None,
     ) -> None:
         self.sessions = sessions
         self.transports = dict(transports)
         self.company = company
+        self.company_by_id = company_by_id
         self.clock = clock
         self.poll_interval = poll_interval
         self.batch = batch
@@ -173,7 +176,9 @@ class Sender:
     # --- one attempt ------------------------------------------------------------------------
 
     def _outgoing(self, claim: Claim) -> Outgoing:
-        company = self.company()
+        # The message's own company (its recipient's): a client's employee gets its texts in
+        # the client's language, time zone and name, whoever else the service answers for.
+        company = self.company_by_id(claim.message.company_id) or self.company()
         about = company.company
         return Outgoing(claim.message, claim.delivery, about.language, about.timezone, about.name,
                         recipient_name(claim.message.recipient, company))

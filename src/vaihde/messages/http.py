@@ -16,10 +16,11 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vaihde.api.context import company_of, ctx, who
+from vaihde.api.context import company_for, ctx, who
 from vaihde.api.errors import ApiError, invalid, not_found
 from vaihde.api.route import Media, Routes
 from vaihde.auth.model import Action, Principal, allowed
+from vaihde.company.schema import MAIN_COMPANY
 from vaihde.directory import store as directory
 from vaihde.dispatch.urgent import take_urgent
 from vaihde.messages import store
@@ -152,7 +153,7 @@ async def take_message(request: web.Request, body: TakeMessage) -> MessageRecord
     principal = who(request)
     recipient = body.for_.recipient
     api = ctx(request)
-    company = company_of(request)
+    company = company_for(request, recipient.id)  # the recipient's, among every company
     if company is None:
         raise ApiError(503, "unavailable", "the service has no company configuration loaded "
                        "yet; messages cannot be planned")
@@ -337,9 +338,12 @@ async def take_callback(request: web.Request, body: TakeCallback) -> CallbackRec
         for_kind=recipient.kind if recipient else None, for_id=recipient.id if recipient else None,
         note=body.text, call_id=body.call_id, taken_by=principal.username,
     )
+    company = company_for(request, recipient.id if recipient else None, body.call_id or "")
     try:
         async with api.sessions.begin() as session:
-            callback = await store.create_callback(session, draft, now=api.clock())
+            callback = await store.create_callback(
+                session, draft, now=api.clock(),
+                company_id=company.id if company is not None else MAIN_COMPANY)
     except MessageError as exc:
         raise _message_error(exc, recipient) from None
     log.info("callback request taken", extra={"callback_id": callback.id,

@@ -291,6 +291,8 @@ class MessageRecord(Record):
     status: MessageStatus = Field(description="summary of the deliveries; no_address: nobody "
                                   "to send it to (operators see it here)")
     deliveries: tuple[DeliveryRecord, ...] = ()
+    # The recipient's company (issue 12): its language, time zone and name go into the texts.
+    company_id: str = Field("main", exclude=True)
 
     _for = field_serializer("recipient")(_named)
     _call_id = field_serializer("call_id")(_none_if_empty)

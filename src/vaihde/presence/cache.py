@@ -45,9 +45,13 @@ class PresenceCache:
     """
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], *, tz: tzinfo = UTC,
-                 clock: Callable[[], datetime] = _utcnow) -> None:
+                 clock: Callable[[], datetime] = _utcnow,
+                 zone: Callable[[str], tzinfo] | None = None) -> None:
         self._sessions = sessions
         self.tz = tz
+        # Each employee's own company's zone (several companies), for the explanation's times;
+        # None: `tz` for everyone.
+        self.zone = zone
         self._clock = clock
         self._entries: dict[str, dict[int, Entry]] = {}
         self._employees: frozenset[str] = frozenset()
@@ -66,7 +70,11 @@ class PresenceCache:
         (not in the directory yet) resolves like an employee without entries: available."""
         entries = self._entries.get(employee_id)
         return resolve(employee_id, entries.values() if entries else (), now=now or self._clock(),
-                       on_call=employee_id in self._on_call, tz=self.tz)
+                       on_call=employee_id in self._on_call, tz=self.zone_of(employee_id))
+
+    def zone_of(self, employee_id: str) -> tzinfo:
+        """The time zone of the employee's company (the service's first, by default)."""
+        return self.zone(employee_id) if self.zone is not None else self.tz
 
     def snapshot(self, now: datetime | None = None) -> dict[str, Availability]:
         """Every active employee's availability at one instant (for the console)."""

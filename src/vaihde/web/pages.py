@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from vaihde.auth import store
 from vaihde.auth.middleware import COOKIE
 from vaihde.auth.model import Principal, Role
+from vaihde.company.schema import MAIN_COMPANY
 from vaihde.db.clock import utcnow
 from vaihde.directory.store import latest_config
 
@@ -53,6 +54,7 @@ SECURITY_HEADERS = {
 RANK = {Role.EMPLOYEE: 0, Role.OPERATOR: 1, Role.ADMIN: 2}
 PAGES: dict[str, Role] = {"/console": Role.OPERATOR, "/admin": Role.ADMIN, "/me": Role.EMPLOYEE}
 HOME = {Role.ADMIN: "/admin", Role.OPERATOR: "/console", Role.EMPLOYEE: "/me"}
+COMPANY_ID = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,39}$")  # as the API's ?company=
 _TOP_LEVEL_ORDER = ("company", "numbers", "hours", "menus", "announcements", "teams", "employees")
 
 SESSIONS: web.AppKey[async_sessionmaker[AsyncSession]] = web.AppKey("vaihde.web.sessions")
@@ -140,12 +142,15 @@ def company_yaml(document: dict[str, Any]) -> str:
 
 
 async def applied_yaml(request: web.Request) -> web.StreamResponse:
-    """GET /admin/company.yaml: what the editor starts from (admins only)."""
+    """GET /admin/company.yaml[?company=ID]: what the editor starts from (admins only)."""
     who = await principal_of(request)
     if who is None or who.role is not Role.ADMIN:
         return _secure(web.Response(status=403 if who else 401, text="admins only\n"))
+    company = request.query.get("company", MAIN_COMPANY)
+    if not COMPANY_ID.match(company):
+        return _secure(web.Response(status=400, text="company: not a company id\n"))
     async with request.app[SESSIONS]() as session:
-        record = await latest_config(session)
+        record = await latest_config(session, company)
     if record is None:
         return _secure(web.Response(status=404, text="no configuration has been applied yet\n"))
     response = web.Response(text=company_yaml(json.loads(record.document)),

@@ -1,7 +1,8 @@
 // The admin editor: the company file in a textarea with line numbers; Check lists every problem
 // with its line, Diff shows what would change, Apply is offered only after a diff of exactly
 // the text being applied (the API applies all or nothing). Read views of employees, menus and
-// hours from the applied configuration.
+// hours from the applied configuration. With several companies, a picker chooses whose file is
+// edited: every request then names it (?company=ID) and nothing touches the others.
 "use strict";
 
 (() => {
@@ -11,6 +12,12 @@
   let diffed = null; // the text the last diff was shown for
   let marked = new Map(); // line → problem text
   let lineCount = 0;
+  let company = null; // the company edited (several companies); null: the only one
+
+  // A path with the chosen company's ?company= (none while the service has one company).
+  function forCompany(path) {
+    return company === null ? path : `${path}?company=${encodeURIComponent(company)}`;
+  }
 
   function state(msg, bad = false) {
     $("editor-state").textContent = msg;
@@ -80,7 +87,7 @@
   async function check() {
     state("checking…");
     try {
-      const r = await V.api("POST", "/config/check", yamlBody());
+      const r = await V.api("POST", forCompany("/config/check"), yamlBody());
       if (r.ok) {
         const c = r.counts;
         showProblems("No problems", [], r.warnings);
@@ -103,7 +110,7 @@
     state("comparing…");
     const sent = text.value;
     try {
-      const r = await V.api("POST", "/config/diff", yamlBody());
+      const r = await V.api("POST", forCompany("/config/diff"), yamlBody());
       showProblems(r.changes.length ? `${r.changes.length} change(s)` : "No changes", [], []);
       const pre = $("diff-text");
       pre.replaceChildren(...r.text.split("\n").map((line) => {
@@ -139,7 +146,7 @@
     $("apply").disabled = true;
     state("applying…");
     try {
-      const r = await V.api("POST", "/config/apply", yamlBody());
+      const r = await V.api("POST", forCompany("/config/apply"), yamlBody());
       diffed = null;
       $("result-title").textContent = r.applied ? `Applied: version ${r.version}` : "Nothing to apply";
       $("result-summary").textContent = r.applied
@@ -157,7 +164,7 @@
 
   async function reload() {
     state("loading…");
-    const resp = await fetch("/admin/company.yaml", { credentials: "same-origin",
+    const resp = await fetch(forCompany("/admin/company.yaml"), { credentials: "same-origin",
       cache: "no-store" });
     if (resp.status === 404) {
       text.value = "";
@@ -268,7 +275,7 @@
       }
     } else if (view !== "editor" && !views.loaded) {
       try {
-        renderViews((await V.api("GET", "/config")).document);
+        renderViews((await V.api("GET", forCompany("/config"))).document);
         views.loaded = true;
       } catch (err) {
         $("view-" + view).replaceChildren(V.el("p", { cls: "error", text: err.message }));
@@ -279,9 +286,34 @@
     b.addEventListener("click", () => show(b.dataset.view));
   }
 
+  // Several companies: the picker (the first company is chosen first); one: no picker.
+  async function loadCompanies() {
+    const got = await V.api("GET", "/config/companies");
+    if (got.companies.length < 2) return;
+    const picker = $("company");
+    picker.replaceChildren(...got.companies.map((c) =>
+      V.el("option", { attrs: { value: c.id }, text: `${c.name} (${c.id})` })));
+    company = got.companies[0].id;
+    picker.value = company;
+    $("company-picker").hidden = false;
+    picker.addEventListener("change", async () => {
+      company = picker.value;
+      views.loaded = false;
+      $("problems").replaceChildren();
+      $("diff-text").hidden = true;
+      $("result-title").textContent = "Check, diff, apply";
+      await reload();
+    });
+  }
+
   (async () => {
     await V.whoami();
     V.wireHeader();
+    try {
+      await loadCompanies();
+    } catch (err) {
+      state("could not list the companies: " + err.message, true);
+    }
     await reload();
   })();
 })();
