@@ -157,6 +157,13 @@ class Service:
         tenant = self.live.tenant(company_id) if self.live is not None else None
         return tenant.config if tenant is not None else None
 
+    def _company_ids(self) -> list[str]:
+        return list(self.live.tenants) if self.live is not None else []
+
+    def _employee_company(self, employee_id: str) -> str | None:
+        found = self.live.company_of_employee(employee_id) if self.live is not None else None
+        return found.id if found is not None else None
+
     @property
     def company_version(self) -> int:
         return self.live.version if self.live is not None else 0
@@ -315,6 +322,7 @@ class Service:
                                   self.settings.mobile_dial),
             streams_per_user=settings.console_streams_per_user,
             device_reach=self.devices.reach, credentials=changes.watch(AUTH),
+            employee_company=self._employee_company,
         ))
         await console.start()
 
@@ -331,7 +339,8 @@ class Service:
             recordings_dir=self.prompts.dir / "recordings", console=console,
             config_checker=ConfigChecker(settings.calendar),
             device_reach=lambda device: self.devices.reach(device).value,
-            directory_of=directory.of,
+            directory_of=directory.of, company_by_id=self._company_by_id,
+            company_ids=self._company_ids,
         )))
         add_web(app, db.sessions)
         # Deadlines and a connection cap in front of aiohttp (vaihde.http.server).

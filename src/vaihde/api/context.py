@@ -57,6 +57,10 @@ class ApiContext:
     device_reach: Callable[[str], str] | None = None
     # One company's directory index (GET /directory/search?company=ID); None: only `directory`.
     directory_of: Callable[[str], DirectoryIndex | None] | None = None
+    # Several companies: one company's running configuration by its id (None: only `company`).
+    company_by_id: Callable[[str], CompanyConfig | None] | None = None
+    # Every company's id, the first first (None: only `company`'s).
+    company_ids: Callable[[], list[str]] | None = None
 
 
 CTX: web.AppKey[ApiContext] = web.AppKey("vaihde.api.context")
@@ -86,9 +90,23 @@ def may(request: web.Request, action: Action, employee_id: str | None = None) ->
     return principal is not None and allowed(principal, action, employee_id)
 
 
-def company_of(request: web.Request) -> CompanyConfig | None:
-    """The running configuration, or None (none applied yet, or the service has none)."""
+def company_of(request: web.Request, company_id: str | None = None) -> CompanyConfig | None:
+    """The running configuration (the first company's, or `company_id`'s), or None (none
+    applied yet, or the service has none)."""
+    api = ctx(request)
     try:
-        return ctx(request).company()
+        first = api.company()
     except Exception:
-        return None
+        first = None
+    if company_id is None or (first is not None and first.id == company_id):
+        return first
+    return api.company_by_id(company_id) if api.company_by_id is not None else None
+
+
+def all_company_ids(request: web.Request) -> list[str]:
+    """Every company of the service, the first first."""
+    api = ctx(request)
+    if api.company_ids is not None:
+        return api.company_ids()
+    first = company_of(request)
+    return [first.id] if first is not None else []
