@@ -180,6 +180,13 @@ class Service:
     def _zone_of(self, employee_id: str) -> tzinfo:
         return ZoneInfo(self._timezone_of(employee_id))  # ZoneInfo keeps each zone it made
 
+    def _company_ids(self) -> list[str]:
+        return list(self.live.tenants) if self.live is not None else []
+
+    def _employee_company(self, employee_id: str) -> str | None:
+        found = self.live.company_of_employee(employee_id) if self.live is not None else None
+        return found.id if found is not None else None
+
     @property
     def company_version(self) -> int:
         return self.live.version if self.live is not None else 0
@@ -354,6 +361,7 @@ class Service:
                                   self.settings.mobile_dial),
             streams_per_user=settings.console_streams_per_user,
             device_reach=self.devices.reach, credentials=changes.watch(AUTH),
+            employee_company=self._employee_company,
         ))
         await console.start()
 
@@ -370,7 +378,8 @@ class Service:
             recordings_dir=self.prompts.dir / "recordings", console=console,
             config_checker=ConfigChecker(settings.calendar),
             device_reach=lambda device: self.devices.reach(device).value,
-            directory_of=directory.of, roster=self._roster,
+            directory_of=directory.of, roster=self._roster, company_by_id=self._company_by_id,
+            company_ids=self._company_ids,
             sms_inbound_token=messaging.sms.inbound_token if messaging.sms else "",
         )))
         add_web(app, db.sessions)

@@ -160,3 +160,37 @@ def test_short_password_is_refused(url, monkeypatch, capsys):
                "--db", url) == 2
     assert "password: is too short" in capsys.readouterr().err
     assert query(url, "SELECT count(*) FROM users") == [(0,)]
+
+
+def test_users_act_for_the_companies_given_and_every_company_without_any(url, monkeypatch,
+                                                                         capsys):
+    async def companies() -> None:
+        from vaihde.directory.store import ensure_company
+
+        db = open_database(url)
+        try:
+            async with db.sessions.begin() as session:
+                await ensure_company(session, "alfa", "Alfa Oy")
+                await ensure_company(session, "beta", "Beta Oy")
+        finally:
+            await db.close()
+
+    asyncio.run(companies())
+    stdin(monkeypatch, "")
+    assert run("user", "add", "olga", "--role", "operator", "--company", "alfa",
+               "--company", "beta", "--db", url) == 0
+    assert "companies alfa, beta" in capsys.readouterr().out
+    assert run("user", "add", "root", "--role", "admin", "--db", url) == 0
+    assert "every company" in capsys.readouterr().out
+    assert query(url, "SELECT u.username, c.company_id FROM user_companies c JOIN users u "
+                 "ON u.id = c.user_id ORDER BY 2") == [("olga", "alfa"), ("olga", "beta")]
+    assert run("user", "companies", "olga", "beta", "--db", url) == 0
+    assert capsys.readouterr().out.strip() == "olga: companies beta"
+    assert run("user", "list", "--db", url) == 0
+    rows = {line.split()[0]: line.split()[-1] for line in capsys.readouterr().out.splitlines()}
+    assert rows["olga"] == "beta" and rows["root"] == "*"
+    # A company that does not exist: refused, nothing changed.
+    assert run("user", "companies", "olga", "gamma", "--db", url) == 2
+    assert "no company 'gamma'" in capsys.readouterr().err
+    assert run("user", "companies", "olga", "--db", url) == 0
+    assert capsys.readouterr().out.strip() == "olga: every company"

@@ -458,6 +458,24 @@ async def test_the_stream_ends_when_the_user_is_demoted_to_employee(capi):
     assert reply.status == 403
 
 
+async def test_the_stream_ends_when_the_users_companies_change(capi):
+    sse = await capi.stream("olli")  # every company's calls
+    await sse.next()
+    other = await capi.stream("root")
+    await other.next()
+    async with capi.api.db.sessions.begin() as session:
+        await auth_store.update_user(session, "olli", companies=["main"])
+    took, event = await ends_within(sse, 1.0)
+    assert took <= 1.0 and "companies you serve have changed" in event["data"]["why"]
+    # A new stream starts from the board of their companies; root's carries on.
+    again = await capi.stream("olli")
+    assert (await again.next())["event"] == "board"
+    capi.apply({"Event": "Newchannel", **chan("c.6101")})
+    assert (await other.until("call"))["data"]["id"] == "c.6101"
+    again.response.close()
+    other.response.close()
+
+
 async def test_streams_per_user_are_capped_with_a_clear_429(capi):
     streams = [await capi.stream("olli") for _ in range(5)]
     for sse in streams:

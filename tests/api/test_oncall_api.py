@@ -44,7 +44,8 @@ async def test_rotas_list_who_is_on_call_now_in_ring_order(api):
     until = datetime.fromisoformat(support["until"])
     assert timedelta(minutes=58) < until - now <= timedelta(hours=1)
     assert all(p["availability"]["state"] == "available" for p in support["people"])
-    assert night == {"id": "night", "name": "Yöpäivystys", "team": None, "people": [],
+    assert night == {"id": "night", "name": "Yöpäivystys", "company": "main", "team": None,
+                     "people": [],
                      "source": "none", "until": None, "note": ""}
 
 

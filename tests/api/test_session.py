@@ -28,6 +28,7 @@ async def test_login_sets_an_http_only_strict_cookie_and_returns_the_csrf_token(
         "role": "employee",
         "employee_id": "anna",
         "sip_endpoint": None,
+        "companies": ["main"],  # an employee acts for their own employee's company
     }
     assert reply.json["via"] == "session"
     assert len(reply.json["csrf_token"]) >= 32
@@ -63,6 +64,7 @@ async def test_whoami_with_the_cookie_and_with_a_token(api):
             "role": "admin",
             "employee_id": None,
             "sip_endpoint": None,
+            "companies": None,  # every company
         },
         "via": "token",
     }

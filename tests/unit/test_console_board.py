@@ -180,7 +180,7 @@ def test_no_answer_then_operator_is_waiting_with_sought_path_and_what_happened()
     w.at(21)
     w.dial(CALLER, CALLER_CHAN, "PJSIP/olga", None, "vaihde-operator")
     earlier = datetime(2025, 6, 12, 9, 5, tzinfo=UTC)
-    w.callers["0401234567"] = CallerFacts("Matti Meikäläinen", "Oy Ab", True, 2, 5, (
+    w.callers["main/0401234567"] = CallerFacts("Matti Meikäläinen", "Oy Ab", True, 2, 5, (
         Contact(earlier, "team:sales", "menu_option", "message"),
         Contact(earlier - timedelta(days=1), "employee:anna", "extension", "noanswer"),
         Contact(earlier - timedelta(days=2), "operator:", "operator", "answered"),

@@ -31,6 +31,7 @@ def routes() -> list[Route]:
     """Every route of the API, as its feature declared it (path under /api/v1)."""
     # Imported here: the features' http modules import the API's framework (this package).
     from vaihde.auth import http as session
+    from vaihde.auth import users_http as users
     from vaihde.company import http as company
     from vaihde.company import oncall_http as oncall
     from vaihde.console import http as console
@@ -42,7 +43,8 @@ def routes() -> list[Route]:
     return [*openapi.routes.routes, *session.routes.routes, *directory.routes.routes,
             *presence.routes.routes, *directory.callers.routes, *company.routes.routes,
             *messages.messages.routes, *messages.callbacks.routes, *console.routes.routes,
-            *oncall.routes.routes, *urgent.routes.routes]
+            *oncall.routes.routes, *urgent.routes.routes,
+            *users.routes.routes]
 
 
 def make_api(ctx: ApiContext) -> web.Application:

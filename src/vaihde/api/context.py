@@ -64,6 +64,10 @@ class ApiContext:
     # Every company's employees and teams (several companies): whose a recipient is; None:
     # only `company`.
     roster: Callable[[], Roster | None] | None = None
+    # Several companies: one company's running configuration by its id (None: only `company`).
+    company_by_id: Callable[[str], CompanyConfig | None] | None = None
+    # Every company's id, the first first (None: only `company`'s).
+    company_ids: Callable[[], list[str]] | None = None
 
 
 CTX: web.AppKey[ApiContext] = web.AppKey("vaihde.api.context")
@@ -93,25 +97,23 @@ def may(request: web.Request, action: Action, employee_id: str | None = None) ->
     return principal is not None and allowed(principal, action, employee_id)
 
 
-def company_of(request: web.Request) -> CompanyConfig | None:
-    """The running configuration, or None (none applied yet, or the service has none)."""
-    try:
-        return ctx(request).company()
-    except Exception:
-        return None
-
-
-def company_for(request: web.Request, ident: str | None, call_id: str = "") -> CompanyConfig | None:
-    """The company a message or callback belongs to: its recipient's (an employee or team id,
-    unique across the service), else the company of the call it was taken on, else the
-    running (first) company."""
+def company_of(request: web.Request, company_id: str | None = None) -> CompanyConfig | None:
+    """The running configuration (the first company's, or `company_id`'s), or None (none
+    applied yet, or the service has none)."""
     api = ctx(request)
-    roster = api.roster() if api.roster is not None else None
-    if roster is not None:
-        found = roster.company_of(ident) if ident else None
-        story = api.console.deps.stories.get(call_id) if call_id and api.console else None
-        if found is None and story is not None and story.company:
-            found = roster.companies.get(story.company)
-        if found is not None:
-            return found
-    return company_of(request)
+    try:
+        first = api.company()
+    except Exception:
+        first = None
+    if company_id is None or (first is not None and first.id == company_id):
+        return first
+    return api.company_by_id(company_id) if api.company_by_id is not None else None
+
+
+def all_company_ids(request: web.Request) -> list[str]:
+    """Every company of the service, the first first."""
+    api = ctx(request)
+    if api.company_ids is not None:
+        return api.company_ids()
+    first = company_of(request)
+    return [first.id] if first is not None else []

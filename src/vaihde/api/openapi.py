@@ -17,6 +17,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from vaihde import __version__
 from vaihde.api.route import Media, PathParams, Query, Route, Routes, TextBody
+from vaihde.api.scope import NONE
 from vaihde.auth.model import Access, Action, Role, roles_allowed
 from vaihde.records import TIME_FORMAT, Record
 
@@ -267,6 +268,9 @@ def operation(route: Route, schemas: _Schemas) -> dict[str, Any]:
     roles = _roles(route)
     if roles is not None:
         out["x-roles"] = roles
+    if route.company is not None and route.company is not NONE:
+        # Whose data it is: checked against the caller's companies (vaihde.api.scope).
+        out["x-company"] = route.company.describe
     return out
 
 
@@ -320,7 +324,7 @@ def document() -> dict[str, Any]:
 _ENCODED: bytes | None = None
 
 
-@routes.get("/openapi.json", "This document", allow=Access.PUBLIC,
+@routes.get("/openapi.json", "This document", allow=Access.PUBLIC, company=NONE,
             ok=(200, "The OpenAPI 3.1 document", dict[str, Any]))
 async def serve(request: web.Request) -> web.Response:
     global _ENCODED

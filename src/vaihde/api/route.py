@@ -5,7 +5,9 @@ parameters, query, body and replies, its summary. From that one declaration
 * the handler gets its input read and validated (`path`, `query`, `body` keyword arguments;
   a mistake is a 400 that names the field, an unknown id in the path a 404), and a model it
   returns becomes the JSON reply,
-* the OpenAPI document is generated (vaihde.api.openapi).
+* the OpenAPI document is generated (vaihde.api.openapi),
+* what belongs to a company is checked against the caller's companies (`company=`, a rule of
+  vaihde.api.scope: how to find the company of what the route touches).
 
 A feature declares its routes in its own `http.py`:
 
@@ -29,6 +31,7 @@ from aiohttp import web
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
 from pydantic_core import ErrorDetails
 
+from vaihde.api import scope
 from vaihde.api.context import company_of, ctx, may
 from vaihde.api.errors import JSON, MAX_JSON_BODY, ApiError, invalid, json_type
 from vaihde.auth.middleware import ROUTE_ATTRIBUTE
@@ -119,6 +122,9 @@ class Route:
     body_limit: int = MAX_JSON_BODY
     errors: tuple[int, ...] = ()
     description: str = ""
+    # How to find the company of what the route touches (vaihde.api.scope); None: undeclared,
+    # which tests/api/test_authwalk.py refuses.
+    company: scope.CompanyRule | None = None
 
     @property
     def authenticated(self) -> bool:
@@ -180,6 +186,7 @@ async def _serve(
         values["query"] = query
     if route.body is not None and (request.can_read_body or not route.body_optional):
         values["body"] = await _body(route, request)
+    await scope.check(route.company, request, values)
     reply = await fn(request, **values)
     if isinstance(reply, web.StreamResponse):
         return reply

@@ -1,5 +1,7 @@
-"""`vaihde user …` (add, passwd, list, disable, enable) and `vaihde token …` (create, list,
-revoke): the people who may use the REST API and the web console, and their API tokens.
+"""`vaihde user …` (add, passwd, list, disable, enable, companies) and `vaihde token …`
+(create, list, revoke): the people who may use the REST API and the web console, the companies
+each acts for, and their API tokens. The commands act for every company (whoever runs them
+has the database); company admins manage their own users through the API (/users).
 
 Like `vaihde presence`, every error is one line on stderr and exit status 2 (vaihde.commands).
 """
@@ -49,10 +51,27 @@ async def cmd_user_add(args: argparse.Namespace) -> int:
     async with session(args, write=True) as s:
         user = await store.add_user(s, args.username, role=args.role,
                                     display_name=args.display_name, employee_id=args.employee,
-                                    sip_endpoint=args.sip_endpoint, password_hash=password_hash)
+                                    sip_endpoint=args.sip_endpoint, password_hash=password_hash,
+                                    companies=args.company or ())
+        acts_for = await store.user_scope(s, user)
     login = "with a password" if user.has_password else "without a password (tokens only)"
     employee = f", employee {user.employee_id}" if user.employee_id else ""
-    print(f"added {user.username}: {user.role}{employee}, {login}")
+    print(f"added {user.username}: {user.role}{employee}, {login}, {_companies(acts_for)}")
+    return 0
+
+
+def _companies(acts_for: frozenset[str] | None) -> str:
+    return "every company" if acts_for is None else "companies " + ", ".join(sorted(acts_for))
+
+
+@command("user companies")
+async def cmd_user_companies(args: argparse.Namespace) -> int:
+    from vaihde.auth import store
+
+    async with session(args, write=True) as s:
+        user = await store.update_user(s, args.username, companies=args.company_ids)
+        acts_for = await store.user_scope(s, user)
+    print(f"{user.username}: {_companies(acts_for)}")
     return 0
 
 
@@ -80,12 +99,13 @@ async def cmd_user_list(args: argparse.Namespace) -> int:
         print("no users: add one with `vaihde user add USERNAME --role admin`")
         return 0
     print(f"{'username':<20} {'role':<9} {'employee':<14} {'phone':<20} "
-          f"{'password':<8} {'active':<6} last login")
+          f"{'password':<8} {'active':<6} {'last login':<16} companies")
     for u in users:
         print(
             f"{u.username:<20} {u.role:<9} {u.employee_id or '-':<14} "
             f"{u.sip_endpoint or '-':<20} {'yes' if u.has_password else 'no':<8} "
-            f"{'yes' if u.active else 'no':<6} {local(u.last_login_at, tz)}"
+            f"{'yes' if u.active else 'no':<6} {local(u.last_login_at, tz):<16} "
+            f"{','.join(u.companies) or '*'}"
         )
     return 0
 
@@ -178,7 +198,15 @@ def register(subparsers: Any) -> None:
     p.add_argument("--employee", metavar="ID", help="the directory employee this user is")
     p.add_argument("--sip-endpoint", metavar="DEVICE", help="the operator's phone, e.g. PJSIP/op1")
     p.add_argument("--display-name", default="", help="name shown in the console")
+    p.add_argument("--company", action="append", metavar="ID",
+                   help="a company the user acts for (repeat for several; none: every company; "
+                   "an employee acts for their employee's company)")
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+
+    p = add(sub, "companies", cmd_user_companies, "set the companies a user acts for",
+            tz=False, description="With no company the user acts for every company.")
+    p.add_argument("username")
+    p.add_argument("company_ids", nargs="*", metavar="ID")
 
     p = add(sub, "passwd", cmd_user_passwd, "set a user's password (their web sessions end)",
             tz=False)

@@ -8,6 +8,7 @@ import math
 
 from aiohttp import web
 
+from vaihde.api import scope as company_scope
 from vaihde.api.context import ctx, who
 from vaihde.api.errors import ApiError
 from vaihde.api.route import Routes, respond
@@ -38,6 +39,7 @@ def session_of(principal: Principal, record: store.SessionRecord | None) -> Sess
 
 
 @routes.post("/session", "Log in (web console)", allow=Access.PUBLIC, body=Login,
+             company=company_scope.NONE,
              ok=(200, "Logged in: the vaihde_session cookie is set (HttpOnly, SameSite=Strict); "
                  "keep csrf_token for changes", Session),
              errors=(401, 429),
@@ -80,20 +82,21 @@ async def login(request: web.Request, body: Login) -> web.StreamResponse:
         secret, record = await store.create_session(
             session, candidate.user.id, user_agent=request.headers.get("User-Agent", ""), now=now)
         await store.record_login(session, candidate.user.id, now=now, new_hash=new_hash)
-    principal = store.principal_of(candidate.user, "session")
+        scope = await store.user_scope(session, candidate.user)
+    principal = store.principal_of(candidate.user, "session", scope)
     response = respond(request, session_of(principal, record))
     response.set_cookie(COOKIE, secret, path="/", httponly=True, samesite="Strict",
                         secure=request.secure, max_age=int(store.SESSION_ABSOLUTE.total_seconds()))
     return response
 
 
-@routes.get("/session", "Who am I", allow=Access.USER,
+@routes.get("/session", "Who am I", allow=Access.USER, company=company_scope.NONE,
             ok=(200, "The user and how they authenticated", Session))
 async def whoami(request: web.Request) -> Session:
     return session_of(who(request), request.get(SESSION))
 
 
-@routes.delete("/session", "Log out", allow=Access.OPTIONAL,
+@routes.delete("/session", "Log out", allow=Access.OPTIONAL, company=company_scope.NONE,
                ok=(204, "Logged out; the cookie is cleared", None),
                description="Ends the cookie's session. Succeeds without credentials too (the "
                "cookie is cleared); with a live session cookie it needs X-CSRF-Token.")

@@ -5,11 +5,18 @@ The rule in one sentence: everyone may read the directory and availability; an e
 change only their own availability (their user's employee_id) and read messages taken for them;
 an operator may change anyone's, use the caller register and take and read every message; an
 admin may do everything, including configuration and users.
+
+Roles per company (issue 12): each principal also carries the companies its role applies to
+(`companies`; None: every company, which is what users without any are, so a single-company site
+changes nothing). An employee's are their own employee's company. Whatever a route touches that
+belongs to a company is checked against them (`in_scope`, `covers`); a company admin manages
+only users within their own companies and cannot create service-wide ones (`user_refusal`).
 """
 
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -88,6 +95,69 @@ class Principal:
     display_name: str = ""
     sip_endpoint: str | None = None
     via: str = "token"
+    # The companies the role applies to; None: every company (a service-wide user).
+    companies: frozenset[str] | None = None
+
+
+Scope = frozenset[str] | None  # a set of company ids, or None: every company
+
+
+def scope_of(role: Role | str, employee_company: str | None, linked: Iterable[str]) -> Scope:
+    """A user's companies: an employee's own employee's company; else the companies linked to
+    the user (user_companies); none linked: every company."""
+    if Role(role) is Role.EMPLOYEE and employee_company is not None:
+        return frozenset({employee_company})
+    chosen = frozenset(linked)
+    return chosen or None
+
+
+def in_scope(principal: Principal, company_id: str | None) -> bool:
+    """May `principal` see what belongs to `company_id`? (None: a company nobody knows of,
+    which only service-wide principals may look for.)"""
+    if principal.companies is None:
+        return True
+    return company_id is not None and company_id in principal.companies
+
+
+def covers(principal: Principal, companies: Scope) -> bool:
+    """Does `principal`'s scope include all of `companies` (None: every company, which only a
+    service-wide principal's does)?"""
+    if principal.companies is None:
+        return True
+    return companies is not None and companies <= principal.companies
+
+
+def visible(principal: Principal, company_ids: Iterable[str]) -> list[str]:
+    """The companies of `company_ids` (in their order) that `principal` may see."""
+    return [c for c in company_ids if in_scope(principal, c)]
+
+
+def user_refusal(manager: Principal, after: Scope, *, before: Scope = None,
+                 new: bool = False) -> str | None:
+    """Why `manager` may not give a user (`new`, or one whose scope is `before`) the scope
+    `after`, or None if they may. A service-wide admin may do anything; a company admin only
+    to users wholly within their own companies, and never make a user service-wide or give one
+    a company that is not theirs (so never widen their own scope either)."""
+    if manager.companies is None:
+        return None
+    if not new and not covers(manager, before):
+        return "no such user"  # not theirs to see: told exactly as if it did not exist
+    if after is None:
+        return ("only a service-wide admin may make a user for every company; give the "
+                "companies (companies: [...] or --company)")
+    if not covers(manager, after):
+        outside = ", ".join(sorted(after - manager.companies))
+        return f"you may give only your own companies, not {outside}"
+    return None
+    if before is not False and not covers(manager, before if before is not True else None):
+        return "no such user"  # not theirs to see: told exactly as if it did not exist
+    if after is None:
+        return ("only a service-wide admin may make a user for every company; give the "
+                "companies (companies: [...] or --company)")
+    if not covers(manager, after):
+        outside = ", ".join(sorted(after - manager.companies))
+        return f"you may give only your own companies, not {outside}"
+    return None
 
 
 def allowed(principal: Principal, action: Action, employee_id: str | None = None) -> bool:

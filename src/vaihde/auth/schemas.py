@@ -3,9 +3,9 @@ session (with the CSRF token that cookie-authenticated changes must send)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from vaihde.api.route import Body
 from vaihde.auth.model import MAX_PASSWORD, Role
@@ -25,6 +25,13 @@ class User(Record):
     role: Role
     employee_id: str | None
     sip_endpoint: str | None
+    companies: list[str] | None = Field(
+        None, description="the companies the user acts for; null: every company")
+
+    @field_validator("companies", mode="before")
+    @classmethod
+    def _sorted(cls, value: Any) -> Any:
+        return sorted(value) if isinstance(value, frozenset | set) else value
 
 
 class Session(Record):

@@ -22,10 +22,12 @@ from vaihde.auth.model import (
     AuthError,
     Principal,
     Role,
+    Scope,
     check_sip_endpoint,
     check_text,
     check_username,
     parse_role,
+    scope_of,
 )
 from vaihde.db import auth_models as a
 from vaihde.db import models as m
@@ -57,6 +59,9 @@ class UserRecord(Record):
     active: bool
     created_at: Time
     last_login_at: Time | None
+    # The companies linked to the user (none: every company; an employee acts for their
+    # employee's company whatever is linked).
+    companies: list[str] = Field(default_factory=list)
 
 
 class TokenRecord(Record):
@@ -110,8 +115,52 @@ def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
-def principal_of(user: UserRecord | a.User, via: str) -> Principal:
-    return _principal([getattr(user, column.key) for column in _USER_COLUMNS], via)
+def principal_of(user: UserRecord, via: str, companies: Scope = None) -> Principal:
+    return Principal(user_id=user.id, username=user.username, role=user.role,
+                     employee_id=user.employee_id, display_name=user.display_name,
+                     sip_endpoint=user.sip_endpoint, via=via, companies=companies)
+
+
+async def scope_for(db: AsyncSession | AsyncConnection, user_id: int) -> Scope:
+    """The companies a user acts for now (vaihde.auth.model.scope_of)."""
+    row = (await db.execute(
+        select(a.User.role, m.Employee.company_id)
+        .outerjoin(m.Employee, m.Employee.id == a.User.employee_id)
+        .where(a.User.id == user_id))).one_or_none()
+    if row is None:
+        return frozenset()
+    return scope_of(row[0], row[1], await _linked(db, user_id))
+
+
+async def _linked(db: AsyncSession | AsyncConnection, user_id: int) -> list[str]:
+    rows = await db.execute(_LINKED, {"user_id": user_id})
+    return [cid for (cid,) in rows.all()]
+
+
+async def _companies_check(session: AsyncSession, companies: Sequence[str]) -> list[str]:
+    """The companies as given, each one that exists (AuthError naming the first that does
+    not)."""
+    wanted = sorted(set(companies))
+    if not wanted:
+        return []
+    known = set((await session.scalars(
+        select(m.Company.id).where(m.Company.id.in_(wanted)))).all())
+    for cid in wanted:
+        if cid not in known:
+            raise AuthError("companies", f"no company {cid!r}")
+    return wanted
+
+
+async def set_companies(session: AsyncSession, user_id: int, companies: Sequence[str]) -> None:
+    """Link the user to exactly these companies (none: every company)."""
+    wanted = await _companies_check(session, companies)
+    await session.execute(delete(a.UserCompany).where(a.UserCompany.user_id == user_id))
+    session.add_all(a.UserCompany(user_id=user_id, company_id=c) for c in wanted)
+    await session.flush()
+
+
+async def _record(session: AsyncSession, row: a.User) -> UserRecord:
+    return of_row(UserRecord, row, companies=await _linked(session, row.id))
 
 
 # --- users ---------------------------------------------------------------------------------
@@ -148,7 +197,9 @@ async def add_user(
     sip_endpoint: str | None = None,
     password_hash: str | None = None,
     now: datetime | None = None,
+    companies: Sequence[str] = (),
 ) -> UserRecord:
+    """A new user; `companies`: those their role applies to (none: every company)."""
     name = check_username(username)
     role_ = parse_role(role)
     display = check_text("display_name", display_name, MAX_DISPLAY_NAME)
@@ -162,19 +213,35 @@ async def add_user(
                  created_at=_now(now))
     session.add(row)
     await session.flush()
-    return of_row(UserRecord, row)
+    await set_companies(session, row.id, companies)
+    return await _record(session, row)
 
 
 async def get_user(session: AsyncSession, username: str) -> UserRecord | None:
     try:
-        return of_row(UserRecord, await _user_row(session, username))
+        row = await _user_row(session, username)
     except AuthError:
         return None
+    return await _record(session, row)
 
 
 async def list_users(session: AsyncSession) -> list[UserRecord]:
-    rows = await session.scalars(select(a.User).order_by(a.User.username))
-    return [of_row(UserRecord, r) for r in rows.all()]
+    rows = (await session.scalars(select(a.User).order_by(a.User.username))).all()
+    linked: dict[int, list[str]] = {}
+    for user_id, cid in await session.execute(
+            select(a.UserCompany.user_id, a.UserCompany.company_id)
+            .order_by(a.UserCompany.company_id)):
+        linked.setdefault(user_id, []).append(cid)
+    return [of_row(UserRecord, r, companies=linked.get(r.id, [])) for r in rows]
+
+
+async def user_scope(session: AsyncSession, user: UserRecord) -> Scope:
+    """The companies `user` acts for (their employee's for an employee)."""
+    company = None
+    if user.employee_id is not None:
+        company = await session.scalar(
+            select(m.Employee.company_id).where(m.Employee.id == user.employee_id))
+    return scope_of(user.role, company, user.companies)
 
 
 async def withdrawn(session: AsyncSession) -> None:
@@ -199,7 +266,7 @@ async def set_password(
     row.password_hash = password_hash
     await end_sessions_of(session, row.id)
     await session.flush()
-    return of_row(UserRecord, row)
+    return await _record(session, row)
 
 
 async def set_active(
@@ -219,7 +286,7 @@ async def set_active(
         await end_sessions_of(session, row.id)
         await withdrawn(session)
     await session.flush()
-    return of_row(UserRecord, row)
+    return await _record(session, row)
 
 
 async def update_user(
@@ -230,8 +297,10 @@ async def update_user(
     display_name: str | None = None,
     employee_id: str | None = None,
     sip_endpoint: str | None = None,
+    companies: Sequence[str] | None = None,
 ) -> UserRecord:
-    """Change the given fields (None = keep; "" clears employee_id and sip_endpoint)."""
+    """Change the given fields (None = keep; "" clears employee_id and sip_endpoint; an empty
+    `companies` makes the user act for every company)."""
     row = await _user_row(session, username)
     if role is not None:
         new_role = parse_role(role).value
@@ -244,8 +313,14 @@ async def update_user(
         row.employee_id = await _employee_check(session, employee_id)
     if sip_endpoint is not None:
         row.sip_endpoint = check_sip_endpoint(sip_endpoint)
+    if companies is not None:
+        if sorted(set(companies)) != sorted(await _linked(session, row.id)):
+            await withdrawn(session)  # open console streams are filtered again
+        await set_companies(session, row.id, companies)
+    if employee_id is not None:
+        await withdrawn(session)  # an employee's company is their scope
     await session.flush()
-    return of_row(UserRecord, row)
+    return await _record(session, row)
 
 
 async def login_candidate(session: AsyncSession, username: str) -> LoginCandidate | None:
@@ -259,7 +334,7 @@ async def login_candidate(session: AsyncSession, username: str) -> LoginCandidat
         select(a.User).where(a.User.username == name, a.User.active.is_(True)))).one_or_none()
     if row is None:
         return None
-    return LoginCandidate(of_row(UserRecord, row), row.password_hash)
+    return LoginCandidate(await _record(session, row), row.password_hash)
 
 
 async def record_login(
@@ -336,10 +411,13 @@ def _plausible(secret: str) -> bool:
 # Built once: these run on every API request (a statement object costs more to build than the
 # lookup by its unique index costs to run).
 _USER_COLUMNS = (a.User.id, a.User.username, a.User.role, a.User.employee_id,
-                 a.User.display_name, a.User.sip_endpoint)
+                 a.User.display_name, a.User.sip_endpoint, m.Employee.company_id)
+_EMPLOYEE = (m.Employee, m.Employee.id == a.User.employee_id)
+_LINKED = select(a.UserCompany.company_id).where(a.UserCompany.user_id == bindparam("user_id"))
 _TOKEN_LOOKUP = (
     select(a.ApiToken.id, a.ApiToken.expires_at, a.ApiToken.last_used_at, *_USER_COLUMNS)
     .join(a.User, a.User.id == a.ApiToken.user_id)
+    .outerjoin(*_EMPLOYEE)
     .where(a.ApiToken.token_sha256 == bindparam("digest"), a.ApiToken.revoked_at.is_(None),
            a.User.active.is_(True))
 )
@@ -347,14 +425,20 @@ _SESSION_LOOKUP = (
     select(a.WebSession.user_id, a.WebSession.csrf_token, a.WebSession.created_at,
            a.WebSession.expires_at, a.WebSession.last_seen_at, *_USER_COLUMNS)
     .join(a.User, a.User.id == a.WebSession.user_id)
+    .outerjoin(*_EMPLOYEE)
     .where(a.WebSession.id_sha256 == bindparam("digest"), a.User.active.is_(True))
 )
 
 
-def _principal(columns: Sequence[Any], via: str) -> Principal:
-    user_id, username, role, employee_id, display_name, sip_endpoint = columns
+async def _principal(
+    db: AsyncSession | AsyncConnection, columns: Sequence[Any], via: str
+) -> Principal:
+    user_id, username, role, employee_id, display_name, sip_endpoint, company = columns
+    # One more indexed lookup per request: the companies linked to the user.
+    scope = scope_of(role, company, await _linked(db, user_id))
     return Principal(user_id=user_id, username=username, role=Role(role), employee_id=employee_id,
-                     display_name=display_name, sip_endpoint=sip_endpoint, via=via)
+                     display_name=display_name, sip_endpoint=sip_endpoint, via=via,
+                     companies=scope)
 
 
 async def principal_for_token(
@@ -373,7 +457,7 @@ async def principal_for_token(
     if expires_at is not None and expires_at <= at:
         return None
     due = last_used_at is None or at - last_used_at >= TOUCH_EVERY
-    return _principal(row[3:], "token"), token_id, due
+    return await _principal(db, row[3:], "token"), token_id, due
 
 
 async def touch_token(session: AsyncSession, token_id: int, *, now: datetime | None = None) -> None:
@@ -430,7 +514,7 @@ async def principal_for_session(
     if at >= record.ends_at():
         return None
     due = at - record.last_seen_at >= TOUCH_EVERY
-    return _principal(row[5:], "session"), record, due
+    return await _principal(db, row[5:], "session"), record, due
 
 
 async def touch_session(session: AsyncSession, secret: str, *, now: datetime | None = None) -> None:
@@ -457,33 +541,45 @@ async def live_roles(
     credentials: Sequence[tuple[str, str]],
     *,
     now: datetime | None = None,
-) -> dict[tuple[str, str], Role]:
+) -> dict[tuple[str, str], tuple[Role, Scope]]:
     """Which of these (kind, digest) credentials ("session" or "token", and the SHA-256 of
-    the secret) still work, and their user's role now. A session that ended (logout, idle or
-    absolute limit, password change), a token expired or revoked, and any credential of a
-    disabled user are missing from the answer. Two indexed lookups, whatever the count."""
+    the secret) still work, and their user's role and companies now. A session that ended
+    (logout, idle or absolute limit, password change), a token expired or revoked, and any
+    credential of a disabled user are missing from the answer. Three indexed lookups, whatever
+    the count."""
     at = _now(now)
-    out: dict[tuple[str, str], Role] = {}
+    found: dict[tuple[str, str], tuple[int, str, str | None]] = {}
     sessions = sorted({d for kind, d in credentials if kind == "session"})
     tokens = sorted({d for kind, d in credentials if kind == "token"})
     if sessions:
         rows = await db.execute(
             select(a.WebSession.id_sha256, a.WebSession.expires_at, a.WebSession.last_seen_at,
-                   a.User.role)
+                   a.User.id, a.User.role, m.Employee.company_id)
             .join(a.User, a.User.id == a.WebSession.user_id)
+            .outerjoin(*_EMPLOYEE)
             .where(a.WebSession.id_sha256.in_(sessions), a.User.active.is_(True))
         )
-        for digest_, expires_at, last_seen_at, role in rows:
+        for digest_, expires_at, last_seen_at, user_id, role, company in rows:
             if at < min(expires_at, last_seen_at + SESSION_IDLE):
-                out[("session", digest_)] = Role(role)
+                found[("session", digest_)] = (user_id, role, company)
     if tokens:
         token_rows = await db.execute(
-            select(a.ApiToken.token_sha256, a.ApiToken.expires_at, a.User.role)
+            select(a.ApiToken.token_sha256, a.ApiToken.expires_at, a.User.id, a.User.role,
+                   m.Employee.company_id)
             .join(a.User, a.User.id == a.ApiToken.user_id)
+            .outerjoin(*_EMPLOYEE)
             .where(a.ApiToken.token_sha256.in_(tokens), a.ApiToken.revoked_at.is_(None),
                    a.User.active.is_(True))
         )
-        for digest_, token_expires, role in token_rows:
+        for digest_, token_expires, user_id, role, company in token_rows:
             if token_expires is None or at < token_expires:
-                out[("token", digest_)] = Role(role)
-    return out
+                found[("token", digest_)] = (user_id, role, company)
+    linked: dict[int, list[str]] = {}
+    users = sorted({user_id for user_id, _, _ in found.values()})
+    if users:
+        for user_id, cid in await db.execute(
+                select(a.UserCompany.user_id, a.UserCompany.company_id)
+                .where(a.UserCompany.user_id.in_(users))):
+            linked.setdefault(user_id, []).append(cid)
+    return {key: (Role(role), scope_of(role, company, linked.get(user_id, ())))
+            for key, (user_id, role, company) in found.items()}

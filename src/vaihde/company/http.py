@@ -9,6 +9,7 @@ from dataclasses import replace
 
 from aiohttp import web
 
+from vaihde.api import scope
 from vaihde.api.context import ctx, who
 from vaihde.api.errors import ApiError, not_found
 from vaihde.api.route import Routes
@@ -36,6 +37,8 @@ from vaihde.directory.store import latest_config, latest_versions, list_companie
 from vaihde.records import of_row
 
 routes = Routes("config")
+# The company the file is for: a company admin's own (`?company=` when they have several).
+COMPANY = scope.query("company")
 REFUSED = "A file with problems is a 400 (invalid_config) listing them"
 
 
@@ -65,7 +68,7 @@ def _refused(problems: list[str], what: str) -> ApiError:
 
 
 @routes.post("/config/check", "Validate a company file (nothing is applied)",
-             allow=Action.CONFIGURE, query=FileName, body=YAML_BODY,
+             allow=Action.CONFIGURE, query=FileName, body=YAML_BODY, company=COMPANY,
              ok=(200, "ok, or every problem as file:line: field: message", ConfigCheck))
 async def check(request: web.Request, query: FileName, body: str) -> ConfigCheck:
     try:
@@ -79,7 +82,7 @@ async def check(request: web.Request, query: FileName, body: str) -> ConfigCheck
 
 
 @routes.post("/config/diff", "What applying a company file would change",
-             allow=Action.CONFIGURE, query=FileName, body=YAML_BODY,
+             allow=Action.CONFIGURE, query=FileName, body=YAML_BODY, company=COMPANY,
              ok=(200, "The changes", ConfigDiff), description=REFUSED + ".")
 async def diff(request: web.Request, query: FileName, body: str) -> ConfigDiff:
     try:
@@ -92,7 +95,7 @@ async def diff(request: web.Request, query: FileName, body: str) -> ConfigDiff:
 
 
 @routes.post("/config/apply", "Apply a company file: all of it or nothing",
-             allow=Action.CONFIGURE, query=FileName, body=YAML_BODY,
+             allow=Action.CONFIGURE, query=FileName, body=YAML_BODY, company=COMPANY,
              ok=(200, "Applied (or nothing to change)", ConfigApply),
              description=REFUSED + "; nothing changes.")
 async def apply(request: web.Request, query: FileName, body: str) -> ConfigApply:
@@ -121,7 +124,7 @@ async def apply(request: web.Request, query: FileName, body: str) -> ConfigApply
 
 
 @routes.get("/config", "The applied company configuration and its version",
-            allow=Action.CONFIGURE, query=CompanyQuery,
+            allow=Action.CONFIGURE, query=CompanyQuery, company=COMPANY,
             ok=(200, "The current version", ConfigVersion), errors=(404,))
 async def current(request: web.Request, query: CompanyQuery) -> ConfigVersion:
     async with ctx(request).sessions() as session:

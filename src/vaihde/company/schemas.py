@@ -170,12 +170,20 @@ class OncallRota(Record):
 
     id: str
     name: str
+    company: str = Field("main", description="the company whose rota it is")
     team: str | None = Field(description="the team it is for; null: the whole company")
     people: list[OncallPerson] = Field(description="on call now, in the order they are rung")
     source: Literal["weekly", "exception", "none"] = Field(
         description="what says so: a weekly shift, a dated exception, or nothing (nobody)")
     until: Time | None = Field(description="when the list changes next (null: never)")
     note: str = Field(description="the exception's note for operators")
+
+
+class OncallQuery(Query):
+    company: str | None = Field(
+        None, pattern=r"^(\*|[a-z0-9][a-z0-9_\-]{0,39})$",
+        description="one company's rotas (its id); `*` or none: every company's the caller "
+                    "acts for")
 
 
 class OncallList(Record):

@@ -44,6 +44,17 @@ class Refusal(VaihdeError):
 class Operator:
     username: str
     phone: str | None  # the user's sip_endpoint (validated when the user was saved)
+    # The companies whose calls they serve (None: every company's).
+    companies: frozenset[str] | None = None
+
+    def serves(self, call: Mapping[str, Any]) -> bool:
+        return self.companies is None or call_company(call) in self.companies
+
+
+def call_company(call: Mapping[str, Any]) -> str:
+    """The id of the company a board's call belongs to (its card's; `main` without one)."""
+    company = call.get("company")
+    return str(company["id"]) if company else "main"
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,7 +315,11 @@ def decide(
     via: Via = _same,
 ) -> Plan:
     """The AMI actions for `request` on the board `calls` (by id), or a Refusal. `channels`:
-    those of the Asterisk that holds the call; `via`: how that Asterisk dials a device."""
+    those of the Asterisk that holds the call; `via`: how that Asterisk dials a device.
+    Calls of companies the operator does not serve are not on their board: answered as if
+    they did not exist."""
+    if operator.companies is not None:
+        calls = {cid: c for cid, c in calls.items() if operator.serves(c)}
     action = request.action
     if action == "answer-next":
         first = next_waiting(calls)

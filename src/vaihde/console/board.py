@@ -120,7 +120,8 @@ class Inputs:
     # Several companies: a call's company by the id its story carries.
     company_by_id: Callable[[str], CompanyConfig | None] | None = None
     availability: Callable[[str], Availability] | None = None
-    callers: Mapping[str, CallerFacts] = field(default_factory=dict)  # by caller number
+    # By facts_key(company id, caller number): what one company knows is that company's.
+    callers: Mapping[str, CallerFacts] = field(default_factory=dict)
     transfers: Mapping[str, Transfer] = field(default_factory=dict)  # by call id
     phones: Mapping[str, str] = field(default_factory=dict)  # operators' devices → names
     previous: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # last calls by id
@@ -255,7 +256,7 @@ def call_json(
         br = view.bridges.get(ch.bridge_id or "")
         answered = br.created_wall if br is not None and prev is None else inputs.now
     number = clean(ch.caller_num or (story.caller_number if story else ""), 40)
-    facts = inputs.callers.get(number) if number else None
+    facts = inputs.callers.get(facts_key(company, number)) if number else None
     sought = _sought(story, company)
     availability = None
     if sought is not None and sought["kind"] == "employee" and inputs.availability is not None:
@@ -314,6 +315,12 @@ def call_json(
         "_answered": answered,
     }
     return out
+
+
+def facts_key(company: CompanyConfig | None, number: str) -> str:
+    """Caller facts are kept per company and number (a caller's details told to one company
+    are never shown on another company's call)."""
+    return f"{company.id if company is not None else 'main'}/{number}"
 
 
 def _company_of(inputs: Inputs, story: CallStory | None) -> CompanyConfig | None:

@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
+from vaihde.api import scope
 from vaihde.api.context import ctx, who
 from vaihde.api.errors import ApiError
 from vaihde.api.route import Media, Routes
@@ -31,6 +32,7 @@ A `: ping` comment comes every 15 s. A console that reads too slowly gets a `rec
 The stream also ends (with `reconnect`) within a second of its session ending or its token
 being revoked (logout, the user disabled) or its user losing the console role; a user may
 have only a few streams open at once (429 `too_many_streams` beyond)."""
+CALL = scope.call("call_id")
 ACCEPTED = (202, "Asterisk accepted the action; the board changes on the stream",
             ConsoleActionReply)
 
@@ -43,17 +45,19 @@ def console_of(request: web.Request) -> Console:
 
 
 @routes.get("/console/board", "The board: waiting, active and parked calls",
-            allow=Action.CONSOLE, ok=(200, "The board", ConsoleBoard), errors=(503,))
+            allow=Action.CONSOLE, ok=(200, "The board", ConsoleBoard), errors=(503,),
+            company=scope.FILTERED)
 async def board(request: web.Request) -> web.StreamResponse:
-    return web.json_response(console_of(request).board_json())
+    return web.json_response(console_of(request).board_json(scope.scope(request)))
 
 
 @routes.get("/console/stream", "Live changes of the board", allow=Action.CONSOLE,
             ok=(200, "An endless text/event-stream", Media(("text/event-stream",))),
-            errors=(429, 503), description=STREAM_TEXT)
+            errors=(429, 503), description=STREAM_TEXT, company=scope.FILTERED)
 async def events(request: web.Request) -> web.StreamResponse:
     try:
-        return await stream.serve(console_of(request), request, request.get(CREDENTIAL))
+        return await stream.serve(console_of(request), request, request.get(CREDENTIAL),
+                                  scope.scope(request))
     except TooManyStreams as exc:
         raise ApiError(429, "too_many_streams", str(exc),
                        headers={"Retry-After": "5"}) from None
@@ -64,7 +68,8 @@ async def _act(request: web.Request, action: str, **more: Any) -> web.StreamResp
     principal = who(request)
     call_id = request.match_info.get("call_id")
     reply = await console_of(request).perform(
-        Request(action, call_id, **more), Operator(principal.username, principal.sip_endpoint)
+        Request(action, call_id, **more),
+        Operator(principal.username, principal.sip_endpoint, principal.companies),
     )
     return web.json_response(reply, status=202)
 
@@ -82,7 +87,10 @@ def _action(path: str, summary: str, action: str) -> None:
         return await _act(request, action)
 
     handler.__name__ = action.replace("-", "_")
+    # A call's company must be one the operator serves; answer-next takes the first in line
+    # of theirs.
     routes.post(path, summary, allow=Action.CONSOLE, params=CallPath if call else None,
+                company=CALL if call else scope.FILTERED,
                 ok=ACCEPTED, errors=(409, 503) + ((404,) if call else ()),
                 description=_described(action))(handler)
 
@@ -95,7 +103,8 @@ _action("/console/calls/{call_id}/answer",
 @routes.post("/console/calls/{call_id}/transfer",
              "Transfer: blind (rings the target; unanswered or busy it comes back to you, "
              "marked bounced) or attended (your phone talks to the target first)",
-             allow=Action.CONSOLE, params=CallPath, body=ConsoleTransfer, ok=ACCEPTED,
+             allow=Action.CONSOLE, params=CallPath, company=CALL, body=ConsoleTransfer,
+             ok=ACCEPTED,
              errors=(404, 409, 503), description=_described("transfer"))
 async def transfer(
     request: web.Request, path: CallPath, body: ConsoleTransfer

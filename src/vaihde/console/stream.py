@@ -43,6 +43,7 @@ from vaihde.console.actions import (
     Presence,
     Refusal,
     Request,
+    call_company,
     decide,
     next_waiting,
 )
@@ -54,6 +55,7 @@ from vaihde.console.board import (
     Inputs,
     Transfer,
     build,
+    facts_key,
     public,
 )
 from vaihde.db import models as m
@@ -75,6 +77,8 @@ RECHECK_S = 0.5  # how often open streams' credentials are checked again
 STREAMS_PER_USER = 5
 SESSION_ENDED = "your session has ended or your access was withdrawn: log in again"
 ROLE_CHANGED = "your role no longer allows the operator console"
+SCOPE_CHANGED = "the companies you serve have changed: reconnect for their board"
+Scope = frozenset[str] | None  # the companies a stream shows (None: every company's)
 
 
 class AmiState(Protocol):
@@ -138,12 +142,18 @@ class Subscriber:
         maxsize: int,
         credential: Credential | None = None,
         connected: Callable[[], bool] = lambda: True,
+        companies: Scope = None,
     ) -> None:
         self.queue: asyncio.Queue[bytes | _Close] = asyncio.Queue(maxsize + 1)
         self.maxsize = maxsize
         self.closed = False
         self.credential = credential
         self.connected = connected
+        self.companies = companies
+
+    def sees(self, company: str | None) -> bool:
+        """Is an event of `company` (None: of no company, for everyone) for this stream?"""
+        return company is None or self.companies is None or company in self.companies
 
     def offer(self, message: bytes) -> None:
         if self.closed:
@@ -228,6 +238,9 @@ class ConsoleDeps:
     # Wakes when credentials are withdrawn anywhere (the `auth` revision, PostgreSQL NOTIFY):
     # streams are then checked at once, and otherwise every few seconds. None: every recheck_s.
     credentials: Watch | None = None
+    # An employee's company (several companies: availability events go only to the streams of
+    # that company's operators); None: every stream gets every availability.
+    employee_company: Callable[[str], str | None] | None = None
 
 
 class Console:
@@ -309,8 +322,11 @@ class Console:
     def publish_availability(self, av: Availability) -> None:
         """Tell every console someone's availability (or their phones' reach) changed."""
         if self.deps.availability_json is not None:
+            find = self.deps.employee_company
+            # "": nobody's company, so only streams of every company get it.
+            company = (find(av.employee_id) or "") if find is not None else None
             self._publish("availability", {"employee": av.employee_id,
-                                           **self.deps.availability_json(av)})
+                                           **self.deps.availability_json(av)}, company)
         self.touch()
 
     async def _pump(self) -> None:
@@ -367,38 +383,40 @@ class Console:
             self._full = False
             self._publish("board", None)
             return
-        moved: dict[str, int | None] = {}
+        # Each event goes only to the streams of the call's company's operators.
+        moved: dict[str, dict[str, int | None]] = {}
         for call_id, call in new.calls.items():
             before = old.calls.get(call_id)
+            company = call_company(call)
             if before is None:
-                self._publish("call", public(call))
+                self._publish("call", public(call), company)
                 continue
             was, now = public(before), public(call)
             if was == now:
                 continue
             if only_position_changed(was, now):
                 # Everyone behind a caller who left moves up: one small event, not a call each.
-                moved[call_id] = now["position"]
+                moved.setdefault(company, {})[call_id] = now["position"]
             else:
-                self._publish("call", now)
-        if moved:
-            self._publish("positions", moved)
-        for call_id in old.calls:
+                self._publish("call", now, company)
+        for company, positions in moved.items():
+            self._publish("positions", positions, company)
+        for call_id, call in old.calls.items():
             if call_id not in new.calls:
-                self._publish("gone", {"id": call_id})
+                self._publish("gone", {"id": call_id}, call_company(call))
 
     def _ask_facts(self, call_id: str, number: str) -> None:
         self._facts_asked.add(call_id)
         sessions = self.deps.sessions
         if sessions is None or not number.isdigit():
             return
-        cached = self._facts.get(number)
+        # The call's company's register: facts are kept per company and number.
+        config = self._company_of_call(call_id)
+        company = config.id if config is not None else m.MAIN
+        key = facts_key(config, number)
+        cached = self._facts.get(key)
         if cached is not None and self.deps.clock() - cached[0] < FACTS_TTL_S:
             return
-        # The call's company's register (facts are kept by number: one number calling two
-        # companies at the same moment shows the first one's).
-        story = self.deps.stories.get(call_id)
-        company = story.company if story is not None and story.company else m.MAIN
 
         async def load() -> None:
             try:
@@ -407,7 +425,7 @@ class Console:
             except Exception as exc:  # the board works without them
                 log.warning("caller facts not loaded", extra={"error": repr(exc)})
                 return
-            self._facts[number] = (self.deps.clock(), facts)
+            self._facts[key] = (self.deps.clock(), facts)
             if len(self._facts) > 10_000:
                 oldest = min(self._facts, key=lambda n: self._facts[n][0])
                 del self._facts[oldest]
@@ -417,12 +435,15 @@ class Console:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    def board_json(self) -> dict[str, Any]:
+    def board_json(self, companies: Scope = None) -> dict[str, Any]:
+        """The board (of these companies' calls only; None: every company's)."""
         lists = self.board.lists()
         return {
             "seq": self.seq,
             "ami": self._ami_json(),
-            **{name: [public(c) for c in calls] for name, calls in lists.items()},
+            **{name: [public(c) for c in calls
+                      if companies is None or call_company(c) in companies]
+               for name, calls in lists.items()},
         }
 
     def _ami_json(self) -> dict[str, Any]:
@@ -431,10 +452,14 @@ class Console:
 
     # --- actions -------------------------------------------------------------------------
 
-    def _call_of(self, request: Request) -> str:
-        """The board's call a request is about ("" if none)."""
+    def _call_of(self, request: Request, operator: Operator | None = None) -> str:
+        """The board's call a request is about ("" if none); answer-next: the first in line
+        of the companies the operator serves."""
         if request.action == "answer-next":
-            first = next_waiting(self.board.calls)
+            calls = self.board.calls
+            if operator is not None and operator.companies is not None:
+                calls = {k: c for k, c in calls.items() if operator.serves(c)}
+            first = next_waiting(calls)
             return str(first["id"]) if first is not None else ""
         return request.call_id or ""
 
@@ -444,7 +469,7 @@ class Console:
         reach = Presence(presence.lookup if presence is not None and presence.loaded else None,
                          self.deps.device_reach)
         routes = self.deps.routes
-        call_id = self._call_of(request)
+        call_id = self._call_of(request, operator)
         company = self._company_of_call(call_id)
         if routes is None:
             return decide(request, self.board.calls, self.deps.tracker.channels, operator,
@@ -475,7 +500,7 @@ class Console:
         # (and from here on without awaiting, so the call chosen is the call acted on).
         self.refresh()
         if routes is not None:
-            call_id = self._call_of(request)
+            call_id = self._call_of(request, operator)
             on_board = call_id in self.board.calls
             client = routes.client_for(call_id) if on_board else None
             if on_board and (client is None or not client.connected):
@@ -527,13 +552,21 @@ class Console:
 
     # --- subscribers ---------------------------------------------------------------------
 
-    def _publish(self, event: str, data: Any) -> None:
+    def _publish(self, event: str, data: Any, company: str | None = None) -> None:
+        """Send an event to every stream that sees `company` (None: to every stream); a
+        `board` to each stream with its own companies' calls."""
         self.seq += 1
-        if event == "board":
-            data = self.board_json()
-        message = sse(event, data, self.seq)
+        boards: dict[Scope, bytes] = {}
+        message = b""
+        if event != "board":
+            message = sse(event, data, self.seq)
         for sub in list(self._subscribers):
-            sub.offer(message)
+            if event == "board":
+                if sub.companies not in boards:
+                    boards[sub.companies] = sse(event, self.board_json(sub.companies), self.seq)
+                sub.offer(boards[sub.companies])
+            elif sub.sees(company):
+                sub.offer(message)
             if sub.closed:
                 self._drop(sub)
 
@@ -548,20 +581,22 @@ class Console:
         self,
         credential: Credential | None = None,
         connected: Callable[[], bool] = lambda: True,
+        companies: Scope = None,
     ) -> tuple[Subscriber, bytes]:
-        """A new subscriber and its first message (the whole board, consistent with every
-        event queued for it afterwards). With a credential, the stream ends when it stops
-        working; raises TooManyStreams if its user has `streams_per_user` open already."""
+        """A new subscriber and its first message (the whole board of `companies`' calls,
+        consistent with every event queued for it afterwards). With a credential, the stream
+        ends when it stops working or its companies change; raises TooManyStreams if its user
+        has `streams_per_user` open already."""
         if credential is not None:
             self._forget_disconnected()
             mine = sum(1 for s in self._subscribers if s.credential is not None
                        and s.credential.user_id == credential.user_id)
             if mine >= self.deps.streams_per_user:
                 raise TooManyStreams(self.deps.streams_per_user)
-        sub = Subscriber(self.deps.queue_size, credential, connected)
+        sub = Subscriber(self.deps.queue_size, credential, connected, companies)
         self._subscribers.append(sub)
         self.seq += 1
-        return sub, sse("board", self.board_json(), self.seq)
+        return sub, sse("board", self.board_json(companies), self.seq)
 
     def unsubscribe(self, sub: Subscriber) -> None:
         if sub in self._subscribers:
@@ -603,11 +638,13 @@ class Console:
             c = sub.credential
             if c is None or sub.closed:
                 continue
-            role = roles.get((c.kind, c.digest))
-            if role is None:
+            live = roles.get((c.kind, c.digest))
+            if live is None:
                 why = SESSION_ENDED
-            elif not allowed(Principal(c.user_id, "", role, None), Action.CONSOLE):
+            elif not allowed(Principal(c.user_id, "", live[0], None), Action.CONSOLE):
                 why = ROLE_CHANGED
+            elif live[1] != sub.companies:
+                why = SCOPE_CHANGED
             else:
                 continue
             self.ended_streams += 1
@@ -641,11 +678,13 @@ def _connected(request: web.Request) -> Callable[[], bool]:
 
 
 async def serve(
-    console: Console, request: web.Request, credential: Credential | None = None
+    console: Console, request: web.Request, credential: Credential | None = None,
+    companies: Scope = None,
 ) -> web.StreamResponse:
-    """GET /console/stream: the board, then its changes, until the client goes away or its
-    credential stops working. Raises TooManyStreams before anything is sent."""
-    sub, first = console.subscribe(credential, _connected(request))
+    """GET /console/stream: the board (of `companies`' calls), then its changes, until the
+    client goes away or its credential stops working. Raises TooManyStreams before anything
+    is sent."""
+    sub, first = console.subscribe(credential, _connected(request), companies)
     response = web.StreamResponse(headers={
         "Content-Type": "text/event-stream; charset=utf-8",
         "Cache-Control": "no-cache, no-store",

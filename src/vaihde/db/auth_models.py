@@ -37,6 +37,15 @@ class User(Base):
     last_login_at: Mapped[datetime | None]
 
 
+class UserCompany(Base):
+    """A company a user's role applies to; a user without any acts for every company."""
+
+    __tablename__ = "user_companies"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    company_id: Mapped[str] = mapped_column(String(40), primary_key=True, index=True)
+
+
 class ApiToken(Base):
     __tablename__ = "api_tokens"
 

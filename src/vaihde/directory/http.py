@@ -12,6 +12,7 @@ from datetime import timedelta
 from aiohttp import web
 from pydantic_core import to_json
 
+from vaihde.api import scope
 from vaihde.api.context import company_of, ctx
 from vaihde.api.errors import JSON, not_found
 from vaihde.api.route import Routes, respond
@@ -20,6 +21,7 @@ from vaihde.db import models as m
 from vaihde.directory import store as directory
 from vaihde.directory.schemas import (
     CallerPath,
+    CallerQuery,
     CallerUpdate,
     ContactList,
     ContactsQuery,
@@ -36,7 +38,7 @@ from vaihde.directory.schemas import (
     TeamRef,
     TeamSummary,
 )
-from vaihde.directory.search import DirectoryIndex, Record
+from vaihde.directory.search import EMPLOYEE_RECORD, DirectoryIndex, Hit, Record, fold
 from vaihde.directory.store import CallerRecord
 from vaihde.presence.model import AvailabilitySummary
 from vaihde.presence.schemas import EmployeePath
@@ -62,21 +64,24 @@ def _person(request: web.Request, employee_id: str, names: dict[str, str]) -> Pe
 
 
 @routes.get("/employees", "Active employees with their availability",
-            allow=Action.READ_DIRECTORY, ok=(200, "Employees by name", EmployeeList))
+            allow=Action.READ_DIRECTORY, ok=(200, "Employees by name", EmployeeList),
+            company=scope.FILTERED)
 async def list_employees(request: web.Request) -> EmployeeList:
     api = ctx(request)
+    mine = await scope.ids_in_scope(request, m.Employee)
     async with api.sessions() as session:
         employees = await directory.list_employees(session)
     return EmployeeList(employees=[
         of_row(EmployeeSummary, e, title=_title(request, e.id), availability=api.cache.lookup(e.id))
-        for e in employees
+        for e in employees if mine is None or e.id in mine
     ])
 
 
 @routes.get("/employees/{employee_id}",
             "An employee: devices, numbers, teams, delegates, availability",
             allow=Action.READ_DIRECTORY, params=EmployeePath,
-            ok=(200, "The employee", Employee), errors=(404,))
+            company=scope.employee("employee_id"), ok=(200, "The employee", Employee),
+            errors=(404,))
 async def get_employee(request: web.Request, path: EmployeePath) -> Employee:
     api = ctx(request)
     async with api.sessions() as session:
@@ -101,16 +106,18 @@ async def get_employee(request: web.Request, path: EmployeePath) -> Employee:
 
 
 @routes.get("/teams", "Active teams", allow=Action.READ_DIRECTORY,
-            ok=(200, "Teams", TeamList))
+            ok=(200, "Teams", TeamList), company=scope.FILTERED)
 async def list_teams(request: web.Request) -> TeamList:
+    mine = await scope.ids_in_scope(request, m.Team)
     async with ctx(request).sessions() as session:
         teams = await directory.list_teams(session)
-    return TeamList(teams=[TeamSummary.model_validate(t) for t in teams])
+    return TeamList(teams=[TeamSummary.model_validate(t) for t in teams
+                           if mine is None or t.id in mine])
 
 
 @routes.get("/teams/{team_id}", "A team and its members' availability",
-            allow=Action.READ_DIRECTORY, params=TeamPath, ok=(200, "The team", Team),
-            errors=(404,))
+            allow=Action.READ_DIRECTORY, params=TeamPath, company=scope.team("team_id"),
+            ok=(200, "The team", Team), errors=(404,))
 async def get_team(request: web.Request, path: TeamPath) -> Team:
     async with ctx(request).sessions() as session:
         team = await directory.get_team(session, path.team_id)
@@ -151,6 +158,7 @@ def _records(index: DirectoryIndex) -> dict[str, Record]:
             "Search employees and teams by name, title, topic, team, extension or number "
             "(ranked: exact before prefix; name before title before topic)",
             allow=Action.READ_DIRECTORY, query=SearchQuery,
+            company=scope.query("company", every=True),
             ok=(200, "Hits, best first", SearchResult), errors=(404,))
 async def search(request: web.Request, query: SearchQuery) -> web.StreamResponse:
     """A SearchResult, built as plain data: the search runs for every key an operator types,
@@ -158,18 +166,12 @@ async def search(request: web.Request, query: SearchQuery) -> web.StreamResponse
     availability is sent by the AvailabilitySummary record's own serializer; the API tests
     check every reply against SearchResult."""
     api = ctx(request)
-    index = api.directory()
-    if query.company and query.company != "*" and api.directory_of is not None:
-        found = api.directory_of(query.company)
-        if found is None:
-            raise not_found(f"no company {query.company!r}", "company")
-        index = found
-    records = _records(index.base)  # a company's view shares its index's records
+    indexes = _indexes(request, query)
     lookup = api.cache.lookup
     context = {"tz": api.tz}
     hits = []
-    for hit in index.search(query.q, query.limit):
-        record = records.get(hit.employee_id)
+    for index, hit in _merged(indexes, query.q, query.limit, EMPLOYEE_RECORD):
+        record = _records(index.base).get(hit.employee_id)
         hits.append({
             "employee_id": hit.employee_id, "name": hit.name, "score": hit.score,
             "matched": hit.matched,
@@ -181,8 +183,8 @@ async def search(request: web.Request, query: SearchQuery) -> web.StreamResponse
                                                context=context),
         })
     teams = []
-    for hit in index.search(query.q, MAX_TEAMS, kind="team"):
-        record = records.get(f"team:{hit.employee_id}")
+    for index, hit in _merged(indexes, query.q, MAX_TEAMS, "team"):
+        record = _records(index.base).get(f"team:{hit.employee_id}")
         teams.append({
             "team_id": hit.employee_id, "name": hit.name, "score": hit.score,
             "matched": hit.matched,
@@ -193,14 +195,59 @@ async def search(request: web.Request, query: SearchQuery) -> web.StreamResponse
                         content_type=JSON)
 
 
+def _indexes(request: web.Request, query: SearchQuery) -> list[DirectoryIndex]:
+    """The indexes to search: the company asked for (404 if none such), else every company's
+    (the whole index) or, for a caller who acts for some companies only, each of theirs."""
+    api = ctx(request)
+    wanted = query.company if query.company and query.company != "*" else None
+    mine = scope.scope(request)
+    if wanted is None and mine is None:
+        return [api.directory()]
+    if api.directory_of is None:
+        # One company's service: its index is the only one (scopes name that company).
+        return [api.directory()]
+    found = []
+    for cid in [wanted] if wanted is not None else sorted(mine or ()):
+        index = api.directory_of(cid)
+        if index is None and wanted is not None:
+            raise not_found(f"no company {wanted!r}", "company")
+        if index is not None:
+            found.append(index)
+    return found
+
+
+def _merged(
+    indexes: list[DirectoryIndex], q: str, limit: int, kind: str
+) -> list[tuple[DirectoryIndex, Hit]]:
+    """The best `limit` hits of every index (one index: its own order)."""
+    if len(indexes) == 1:
+        return [(indexes[0], hit) for hit in indexes[0].search(q, limit, kind=kind)]
+    every = [(index, hit) for index in indexes for hit in index.search(q, limit, kind=kind)]
+    every.sort(key=lambda pair: (-pair[1].score, fold(pair[1].name), pair[1].employee_id))
+    return every[:limit]
+
+
 # --- the caller register -----------------------------------------------------------------------
 
 
+CALLER_COMPANY = scope.query("company")  # one company's register (a scoped caller's own)
+
+
+def _register(request: web.Request, company: str | None) -> str:
+    """Whose register: the company asked for, else the first company."""
+    if company is not None:
+        return company
+    running = company_of(request)
+    return running.id if running is not None else m.MAIN
+
+
 @callers.get("/callers/{number}", "What is known about a caller", allow=Action.USE_CALLERS,
-             params=CallerPath, ok=(200, "The caller", CallerRecord), errors=(404,))
-async def get_caller(request: web.Request, path: CallerPath) -> CallerRecord:
+             params=CallerPath, query=CallerQuery, company=CALLER_COMPANY,
+             ok=(200, "The caller", CallerRecord), errors=(404,))
+async def get_caller(request: web.Request, path: CallerPath, query: CallerQuery) -> CallerRecord:
     async with ctx(request).sessions() as session:
-        record = await directory.get_caller(session, path.number)
+        record = await directory.get_caller(session, path.number,
+                                            _register(request, query.company))
     if record is None:
         raise not_found(f"nothing is known about {path.number}", "number")
     return record
@@ -208,28 +255,31 @@ async def get_caller(request: web.Request, path: CallerPath) -> CallerRecord:
 
 @callers.put("/callers/{number}",
              "Create or change a caller's details (fields not sent are kept)",
-             allow=Action.USE_CALLERS, params=CallerPath, body=CallerUpdate,
+             allow=Action.USE_CALLERS, params=CallerPath, query=CallerQuery,
+             company=CALLER_COMPANY, body=CallerUpdate,
              ok=[(200, "Changed", CallerRecord), (201, "Created", CallerRecord)])
 async def put_caller(
-    request: web.Request, path: CallerPath, body: CallerUpdate
+    request: web.Request, path: CallerPath, query: CallerQuery, body: CallerUpdate
 ) -> web.StreamResponse:
     api = ctx(request)
+    company = _register(request, query.company)
     async with api.sessions.begin() as session:
-        existed = await directory.get_caller(session, path.number) is not None
+        existed = await directory.get_caller(session, path.number, company) is not None
         record = await directory.upsert_caller(
-            session, path.number, now=api.clock(), **body.model_dump(exclude_unset=True)
+            session, path.number, now=api.clock(), company_id=company,
+            **body.model_dump(exclude_unset=True)
         )
     return respond(request, record, 200 if existed else 201)
 
 
 @callers.get("/callers/{number}/contacts", "Earlier calls with this number, newest first",
              allow=Action.USE_CALLERS, params=CallerPath, query=ContactsQuery,
-             ok=(200, "Contacts", ContactList))
+             company=CALLER_COMPANY, ok=(200, "Contacts", ContactList))
 async def contacts(request: web.Request, path: CallerPath, query: ContactsQuery) -> ContactList:
     api = ctx(request)
     async with api.sessions() as session:
         found = await directory.contacts_for(
             session, path.number, since=api.clock() - timedelta(days=query.days),
-            limit=query.limit,
+            limit=query.limit, company_id=query.company,
         )
     return ContactList(number=path.number, days=query.days, contacts=found)

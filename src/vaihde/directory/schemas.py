@@ -185,7 +185,21 @@ class CallerUpdate(Body):
         return self
 
 
+_COMPANY = r"^[a-z0-9][a-z0-9_\-]{0,39}$"
+
+
+class CallerQuery(Query):
+    company: str | None = Field(
+        None, pattern=_COMPANY,
+        description="whose register (a caller's details are per company; default: the "
+                    "caller's own company if they act for one, else the first company)")
+
+
 class ContactsQuery(Query):
+    company: str | None = Field(
+        None, pattern=_COMPANY,
+        description="calls with this company only (default: the caller's own company if they "
+                    "act for one, else every company's)")
     days: int = Field(30, ge=1, le=3650, description="how far back (1-3650, default 30)")
     limit: int = Field(50, ge=1, le=500, description="1-500, default 50")
 

@@ -10,10 +10,12 @@ import logging
 
 from aiohttp import web
 
+from vaihde.api import scope
 from vaihde.api.context import company_of, ctx
 from vaihde.api.errors import ApiError, not_found
 from vaihde.api.route import Routes
 from vaihde.auth.model import Access, Action
+from vaihde.db import dispatch_models as dm
 from vaihde.dispatch import store
 from vaihde.dispatch.model import parse_reply
 from vaihde.dispatch.schemas import (
@@ -45,7 +47,7 @@ def _check_token(request: web.Request) -> None:
 
 @routes.post("/sms/inbound", "The SMS gateway's inbound webhook: a reply code confirms an "
              "urgent message", allow=Access.PUBLIC, body=InboundSms,
-             body_limit=INBOUND_BODY_MAX,
+             body_limit=INBOUND_BODY_MAX, company=scope.NONE,
              ok=(200, "Confirmed", InboundResult), errors=(400, 401, 404, 409, 413, 422),
              description=f"For the gateway, not for users: it sends the shared secret "
              f"(`messages.sms.inbound_token`) in the {TOKEN_HEADER} header (401 otherwise; 404 "
@@ -74,23 +76,27 @@ async def inbound_sms(request: web.Request, body: InboundSms) -> InboundResult:
 
 @routes.get("/urgent", "Urgent messages, newest first, with whom each was texted and whether "
             "someone confirmed", allow=Action.TAKE_MESSAGES, query=UrgentQuery,
+            company=scope.FILTERED,
             ok=(200, "Urgent messages", UrgentList),
             description="For operators and admins. exhausted: everyone on the list was texted "
             "and nobody confirmed in time: the operators take over.")
 async def list_urgent(request: web.Request, query: UrgentQuery) -> UrgentList:
     async with ctx(request).sessions() as session:
         found = await store.list_dispatches(
-            session, company_of(request), status=None if query.status == "all" else
-            query.status, limit=query.limit)
+            session, company_of(request), companies=scope.scope(request),
+            company_by_id=lambda cid: company_of(request, cid),
+            status=None if query.status == "all" else query.status, limit=query.limit)
     return UrgentList(urgent=found)
 
 
 @routes.get("/urgent/{urgent_id}", "An urgent message and where its confirmation stands",
-            allow=Action.TAKE_MESSAGES, params=UrgentPath,
+            allow=Action.TAKE_MESSAGES, params=UrgentPath, company=scope.urgent("urgent_id"),
             ok=(200, "The urgent message", DispatchRecord), errors=(404,))
 async def get_urgent(request: web.Request, path: UrgentPath) -> DispatchRecord:
     async with ctx(request).sessions() as session:
-        found = await store.get_dispatch(session, path.urgent_id, company_of(request))
+        row = await session.get(dm.UrgentDispatch, path.urgent_id)
+        found = await store.get_dispatch(session, path.urgent_id, company_of(
+            request, row.company if row is not None else None))
     if found is None:
         raise not_found(f"no urgent message {path.urgent_id}", "urgent_id")
     return found

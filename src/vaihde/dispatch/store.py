@@ -12,7 +12,7 @@ once; on SQLite when the lease ends), its outcome fenced by the attempt number. 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -300,20 +300,26 @@ async def list_dispatches(
     session: AsyncSession,
     company: CompanyConfig | None = None,
     *,
+    companies: Collection[str] | None = None,
+    company_by_id: Callable[[str], CompanyConfig | None] | None = None,
     status: str | None = None,
     since: datetime | None = None,
     limit: int = 50,
 ) -> list[DispatchRecord]:
-    """Urgent messages, newest first."""
+    """Urgent messages, newest first; `companies`: only theirs (None: every company's). Names
+    from each message's own company (`company_by_id`), else from `company`."""
     d = dm.UrgentDispatch
     query = select(d).execution_options(populate_existing=True)
+    if companies is not None:
+        query = query.where(d.company.in_(sorted(companies)))
     if status is not None:
         query = query.where(d.status == status)
     if since is not None:
         query = query.where(d.created_at >= since)
     rows = (await session.scalars(query.order_by(d.created_at.desc(), d.id.desc())
                                   .limit(limit))).all()
-    return [await _record(session, row, company) for row in rows]
+    return [await _record(session, row, (company_by_id(row.company) if company_by_id else None)
+                          or company) for row in rows]
 
 
 # --- sending the SMS -----------------------------------------------------------------------

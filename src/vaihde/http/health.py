@@ -31,6 +31,8 @@ SESSIONS_KEY: web.AppKey[async_sessionmaker[AsyncSession] | None] = web.AppKey(
 CLOCK_KEY: web.AppKey[Callable[[], datetime]] = web.AppKey("vaihde.health.clock")
 
 DETAILS_FOR = (Role.OPERATOR, Role.ADMIN)
+# Details only users of every company see (roles per company, issue 12).
+SERVICE_WIDE = ("company", "companies")
 
 
 def public_status(status: dict[str, Any]) -> tuple[dict[str, str], int]:
@@ -49,6 +51,9 @@ async def health(request: web.Request) -> web.Response:
     if sessions is not None and ("Authorization" in request.headers or request.cookies):
         who = await request_principal(request, sessions, now=request.app[CLOCK_KEY]())
         if who is not None and who.role in DETAILS_FOR:
+            if who.companies is not None:
+                # Which companies the service answers for is not a company operator's to see.
+                status = {k: v for k, v in status.items() if k not in SERVICE_WIDE}
             body = {**status, **body}
     return web.json_response(body, status=code, headers={"Cache-Control": "no-store"})
 

@@ -16,11 +16,11 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vaihde.api.context import company_for, ctx, who
+from vaihde.api import scope
+from vaihde.api.context import company_of, ctx, who
 from vaihde.api.errors import ApiError, invalid, not_found
 from vaihde.api.route import Media, Routes
 from vaihde.auth.model import Action, Principal, allowed
-from vaihde.company.schema import MAIN_COMPANY
 from vaihde.directory import store as directory
 from vaihde.dispatch.urgent import take_urgent
 from vaihde.messages import store
@@ -45,9 +45,22 @@ from vaihde.messages.schemas import (
 )
 
 log = logging.getLogger("vaihde.api")
+MAIN = "main"
 
 messages = Routes("messages")
 callbacks = Routes("callbacks")
+
+MESSAGE = scope.message("message_id")  # the message's company must be the caller's
+CALLBACK = scope.callback("callback_id")
+
+
+def _named(body: TakeMessage | TakeCallback | None) -> tuple[str, str] | None:
+    recipient = body.for_.recipient if body is not None and body.for_ is not None else None
+    return (recipient.kind, recipient.id) if recipient is not None else None
+
+
+# The company of the employee or team a message or callback request is for.
+RECIPIENT = scope.body(_named)
 
 # What Asterisk records messages as (Record() with the file's extension), and what is served.
 AUDIO_TYPES = {".wav": "audio/wav", ".gsm": "audio/x-gsm", ".ogg": "audio/ogg"}
@@ -136,11 +149,24 @@ def _message_error(exc: MessageError, recipient: Recipient | None) -> ApiError:
     return ApiError(400, "invalid", exc.line(), field, problems=list(exc.problems))
 
 
+async def _company_of_recipient(request: web.Request, recipient: Recipient) -> str | None:
+    """The company of the employee or team (None: no such one in the directory)."""
+    from sqlalchemy import select
+
+    from vaihde.db import models as m
+
+    table = m.Employee if recipient.kind == "employee" else m.Team
+    async with ctx(request).sessions() as session:
+        found: str | None = await session.scalar(
+            select(table.company_id).where(table.id == recipient.id))
+    return found
+
+
 # --- messages ------------------------------------------------------------------------------
 
 
 @messages.post("/messages", "Take a message for an employee or a team",
-               allow=Action.TAKE_MESSAGES, body=TakeMessage,
+               allow=Action.TAKE_MESSAGES, body=TakeMessage, company=RECIPIENT,
                ok=(201, "Stored; delivery by e-mail and SMS has started", MessageRecord),
                errors=(422, 503),
                description="Stored like the messages callers record and delivered by the same "
@@ -153,7 +179,7 @@ async def take_message(request: web.Request, body: TakeMessage) -> MessageRecord
     principal = who(request)
     recipient = body.for_.recipient
     api = ctx(request)
-    company = company_for(request, recipient.id)  # the recipient's, among every company
+    company = company_of(request, await _company_of_recipient(request, recipient))
     if company is None:
         raise ApiError(503, "unavailable", "the service has no company configuration loaded "
                        "yet; messages cannot be planned")
@@ -182,14 +208,14 @@ async def take_message(request: web.Request, body: TakeMessage) -> MessageRecord
 
 @messages.get("/messages", "Messages, newest first", allow=Action.READ_DIRECTORY,
               query=MessagesQuery, ok=(200, "A page of messages", MessageList), errors=(403,),
-              description=READERS)
+              description=READERS, company=scope.FILTERED)
 async def list_messages(request: web.Request, query: MessagesQuery) -> MessageList:
     before = _cursor(query.cursor)
     recipients = _narrow(await _scope(request), query.recipient)
     async with ctx(request).sessions() as session:
         found = await store.list_messages(
             session, recipients=recipients, status=query.status, since=query.since,
-            before=before, limit=query.limit + 1,
+            before=before, limit=query.limit + 1, companies=scope.scope(request),
         )
     page = found[:query.limit]
     return MessageList(messages=page, next_cursor=_next_cursor(page, len(found) > query.limit))
@@ -209,7 +235,7 @@ async def _readable_message(request: web.Request, message_id: int) -> MessageRec
 
 @messages.get("/messages/{message_id}",
               "A message with each delivery's status, attempts, last error and next retry",
-              allow=Action.READ_DIRECTORY, params=MessagePath,
+              allow=Action.READ_DIRECTORY, params=MessagePath, company=MESSAGE,
               ok=(200, "The message", MessageRecord), errors=(403, 404), description=READERS)
 async def get_message(request: web.Request, path: MessagePath) -> MessageRecord:
     return await _readable_message(request, path.message_id)
@@ -237,7 +263,7 @@ def _recording_file(request: web.Request, message: MessageRecord) -> Path | None
 
 @messages.get("/messages/{message_id}/recording",
               "The message's recording (what the caller said after the tone)",
-              allow=Action.READ_DIRECTORY, params=MessagePath,
+              allow=Action.READ_DIRECTORY, params=MessagePath, company=MESSAGE,
               ok=(200, "The audio file", Media(tuple(AUDIO_TYPES.values()))), errors=(403, 404),
               description="404 when the message has no recording (taken by an operator, or "
               "the file is gone). " + READERS)
@@ -280,7 +306,7 @@ async def _change_message(
 
 @messages.post("/messages/{message_id}/retry",
                "Send the failed and cancelled deliveries again, now",
-               allow=Action.TAKE_MESSAGES, params=MessagePath,
+               allow=Action.TAKE_MESSAGES, params=MessagePath, company=MESSAGE,
                ok=(200, "The message, its deliveries pending again", MessageRecord),
                errors=(404, 409), description="409 when nothing of it failed or was cancelled.")
 async def retry_message(request: web.Request, path: MessagePath) -> MessageRecord:
@@ -293,7 +319,7 @@ async def retry_message(request: web.Request, path: MessagePath) -> MessageRecor
 
 @messages.post("/messages/{message_id}/cancel",
                "Stop delivering a message (deliveries not yet sent are cancelled)",
-               allow=Action.TAKE_MESSAGES, params=MessagePath,
+               allow=Action.TAKE_MESSAGES, params=MessagePath, company=MESSAGE,
                ok=(200, "The message", MessageRecord), errors=(404,))
 async def cancel_message(request: web.Request, path: MessagePath) -> MessageRecord:
     """Stop delivering: deliveries not yet sent become cancelled (retry sends them again)."""
@@ -310,7 +336,8 @@ async def cancel_message(request: web.Request, path: MessagePath) -> MessageReco
 @callbacks.get("/callbacks", "Callback requests, oldest first (the order to call back in)",
                allow=Action.READ_DIRECTORY, query=CallbacksQuery,
                ok=(200, "A page of callback requests", CallbackList), errors=(403,),
-               description=READERS + " Requests for nobody in particular are for staff.")
+               description=READERS + " Requests for nobody in particular are for staff.",
+               company=scope.FILTERED)
 async def list_callbacks(request: web.Request, query: CallbacksQuery) -> CallbackList:
     """Callback requests, oldest first (the order to call back in); open ones by default."""
     after = _cursor(query.cursor)
@@ -319,13 +346,15 @@ async def list_callbacks(request: web.Request, query: CallbacksQuery) -> Callbac
         found = await store.list_callbacks(
             session, status=None if query.status == "all" else query.status,
             recipients=recipients, after=after, limit=query.limit + 1,
+            companies=scope.scope(request),
         )
     page = found[:query.limit]
     return CallbackList(callbacks=page, next_cursor=_next_cursor(page, len(found) > query.limit))
 
 
 @callbacks.post("/callbacks", "Take a callback request", allow=Action.TAKE_MESSAGES,
-                body=TakeCallback, ok=(201, "Stored, open", CallbackRecord), errors=(422,),
+                body=TakeCallback, company=RECIPIENT,
+                ok=(201, "Stored, open", CallbackRecord), errors=(422,),
                 description="An unknown employee or team is a 422 naming for.employee or "
                 "for.team; nothing is stored on any error.")
 async def take_callback(request: web.Request, body: TakeCallback) -> CallbackRecord:
@@ -338,12 +367,22 @@ async def take_callback(request: web.Request, body: TakeCallback) -> CallbackRec
         for_kind=recipient.kind if recipient else None, for_id=recipient.id if recipient else None,
         note=body.text, call_id=body.call_id, taken_by=principal.username,
     )
-    company = company_for(request, recipient.id if recipient else None, body.call_id or "")
+    # The recipient's company; for nobody in particular, the company of the call it was taken
+    # on (when the console knows it and it is one of the operator's), else the operator's own
+    # (the first of theirs), else the first company.
+    company = await _company_of_recipient(request, recipient) if recipient else None
+    mine = scope.scope(request)
+    story = (api.console.deps.stories.get(body.call_id)
+             if company is None and body.call_id and api.console is not None else None)
+    if story is not None and story.company and (mine is None or story.company in mine):
+        company = story.company
+    if company is None:
+        first = company_of(request)
+        company = sorted(mine)[0] if mine else first.id if first is not None else MAIN
     try:
         async with api.sessions.begin() as session:
-            callback = await store.create_callback(
-                session, draft, now=api.clock(),
-                company_id=company.id if company is not None else MAIN_COMPANY)
+            callback = await store.create_callback(session, draft, now=api.clock(),
+                                                   company_id=company)
     except MessageError as exc:
         raise _message_error(exc, recipient) from None
     log.info("callback request taken", extra={"callback_id": callback.id,
@@ -360,7 +399,8 @@ def _may_close(principal: Principal, scope: Scope, callback: CallbackRecord) -> 
 
 @callbacks.post("/callbacks/{callback_id}/done",
                 "Mark a callback request done (called back), with who and when",
-                allow=Action.READ_DIRECTORY, params=CallbackPath, body=CallbackDone,
+                allow=Action.READ_DIRECTORY, params=CallbackPath, company=CALLBACK,
+                body=CallbackDone,
                 body_optional=True, ok=(200, "The request, done", CallbackRecord),
                 errors=(403, 404, 409),
                 description="Operators and admins close any; an employee those for them and "

@@ -5,7 +5,7 @@ the one-call versions for flows that must know the message is stored before sayi
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
@@ -165,10 +165,14 @@ async def list_messages(
     since: datetime | None = None,
     before: tuple[datetime, int] | None = None,
     limit: int = 50,
+    companies: Collection[str] | None = None,
 ) -> list[MessageRecord]:
     """Messages, newest first, with their deliveries. `recipients`: for any of these;
-    `before`: (created_at, id) of the last one of the previous page (keyset paging)."""
+    `before`: (created_at, id) of the last one of the previous page (keyset paging);
+    `companies`: of these companies only (None: every company's)."""
     query = select(mm.Message).execution_options(populate_existing=True)
+    if companies is not None:
+        query = query.where(mm.Message.company_id.in_(sorted(companies)))
     if recipient is not None:
         query = query.where(
             mm.Message.recipient_kind == recipient.kind, mm.Message.recipient_id == recipient.id
@@ -499,11 +503,14 @@ async def list_callbacks(
     recipients: Sequence[Recipient] | None = None,
     after: tuple[datetime, int] | None = None,
     limit: int = 100,
+    companies: Collection[str] | None = None,
 ) -> list[CallbackRecord]:
     """Callback requests, oldest first (the order to call them back in); status=None: all.
     `recipients`: for any of these; `after`: (created_at, id) of the last one of the previous
-    page (keyset paging)."""
+    page (keyset paging); `companies`: of these companies only (None: every company's)."""
     query = select(mm.Callback).execution_options(populate_existing=True)
+    if companies is not None:
+        query = query.where(mm.Callback.company_id.in_(sorted(companies)))
     if status is not None:
         query = query.where(mm.Callback.status == status)
     if for_kind is not None:

@@ -10,6 +10,7 @@ from datetime import timedelta
 from aiohttp import web
 from sqlalchemy import select
 
+from vaihde.api import scope
 from vaihde.api.context import ctx, require, who
 from vaihde.api.errors import not_found
 from vaihde.api.route import Routes
@@ -31,6 +32,7 @@ from vaihde.presence.schemas import (
 from vaihde.presence.store import PresenceStore
 
 routes = Routes("availability")
+EMPLOYEE = scope.employee("employee_id")  # the employee's company must be the caller's
 
 
 async def _require_active(request: web.Request, employee_id: str) -> None:
@@ -45,14 +47,18 @@ async def _require_active(request: web.Request, employee_id: str) -> None:
 
 
 @routes.get("/availability", "Everyone's availability now", allow=Action.READ_AVAILABILITY,
-            ok=(200, "Every active employee", AvailabilityList))
+            ok=(200, "Every active employee (of the caller's companies)", AvailabilityList),
+            company=scope.FILTERED)
 async def everyone(request: web.Request) -> AvailabilityList:
-    return AvailabilityList(availability=list(ctx(request).cache.snapshot().values()))
+    mine = await scope.ids_in_scope(request, m.Employee)
+    return AvailabilityList(availability=[
+        av for av in ctx(request).cache.snapshot().values()
+        if mine is None or av.employee_id in mine])
 
 
 @routes.get("/employees/{employee_id}/availability",
             "An employee's availability now, with the explanation",
-            allow=Action.READ_AVAILABILITY, params=EmployeePath,
+            allow=Action.READ_AVAILABILITY, params=EmployeePath, company=EMPLOYEE,
             ok=(200, "Availability", Availability), errors=(404,))
 async def get_availability(request: web.Request, path: EmployeePath) -> Availability:
     await _require_active(request, path.employee_id)
@@ -61,7 +67,7 @@ async def get_availability(request: web.Request, path: EmployeePath) -> Availabi
 
 @routes.put("/employees/{employee_id}/availability", "Set an employee's availability from now",
             allow=Action.CHANGE_AVAILABILITY, owner="employee_id", params=EmployeePath,
-            body=SetAvailability,
+            company=EMPLOYEE, body=SetAvailability,
             ok=(200, "The new entry and the resulting availability", EntryChange),
             errors=(404,),
             description="Replaces the employee's earlier open-ended status. Employees may set "
@@ -74,7 +80,8 @@ async def set_availability(request: web.Request, path: EmployeePath,
 @routes.post("/employees/{employee_id}/availability/entries",
              "Schedule an entry (a vacation, a meeting)",
              allow=Action.CHANGE_AVAILABILITY, owner="employee_id", params=EmployeePath,
-             body=ScheduleEntry, ok=(201, "The scheduled entry", EntryChange), errors=(404,),
+             company=EMPLOYEE, body=ScheduleEntry,
+             ok=(201, "The scheduled entry", EntryChange), errors=(404,),
              description="Must not overlap another scheduled entry from the same source.")
 async def schedule(request: web.Request, path: EmployeePath, body: ScheduleEntry) -> EntryChange:
     return await _store_entry(request, path.employee_id, body)
@@ -96,7 +103,8 @@ async def _store_entry(
 
 @routes.get("/employees/{employee_id}/availability/entries",
             "Entries active now or starting later", allow=Action.READ_AVAILABILITY,
-            params=EmployeePath, ok=(200, "Entries by start time", EntryList), errors=(404,))
+            params=EmployeePath, company=EMPLOYEE, ok=(200, "Entries by start time", EntryList),
+            errors=(404,))
 async def list_entries(request: web.Request, path: EmployeePath) -> EntryList:
     await _require_active(request, path.employee_id)
     api = ctx(request)
@@ -108,7 +116,7 @@ async def list_entries(request: web.Request, path: EmployeePath) -> EntryList:
 
 
 @routes.delete("/availability/entries/{entry_id}", "Cancel an entry (kept in the history)",
-               allow=Action.READ_AVAILABILITY, params=EntryPath,
+               allow=Action.READ_AVAILABILITY, params=EntryPath, company=scope.entry("entry_id"),
                ok=(200, "The cancelled entry", EntryChange), errors=(404,))
 async def cancel(request: web.Request, path: EntryPath) -> EntryChange:
     """Cancel an entry; it stays in the history, marked cancelled. Whose it is decides who may:
@@ -129,7 +137,7 @@ async def cancel(request: web.Request, path: EntryPath) -> EntryChange:
 
 @routes.get("/employees/{employee_id}/availability/history",
             "Every entry (cancelled too) and the audit trail, newest first",
-            allow=Action.READ_PRIVATE, owner="employee_id", params=EmployeePath,
+            allow=Action.READ_PRIVATE, owner="employee_id", params=EmployeePath, company=EMPLOYEE,
             query=HistoryQuery, ok=(200, "History", History), errors=(404,),
             description="For the employee themselves, operators and admins.")
 async def history(request: web.Request, path: EmployeePath, query: HistoryQuery) -> History:

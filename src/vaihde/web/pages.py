@@ -20,12 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vaihde.auth import store
 from vaihde.auth.middleware import COOKIE
-from vaihde.auth.model import Principal, Role
-from vaihde.company.schema import MAIN_COMPANY
+from vaihde.auth.model import Principal, Role, in_scope
 from vaihde.db.clock import utcnow
 from vaihde.directory.store import latest_config
 
 STATIC = Path(__file__).with_name("static")
+MAIN = "main"
+COMPANY_ID = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,39}$")
 _ASSET = re.compile(r"^[a-z0-9][a-z0-9_-]{0,60}\.(css|js|svg|png|ico)$")
 _TYPES = {
     "css": "text/css",
@@ -141,18 +142,28 @@ def company_yaml(document: dict[str, Any]) -> str:
     return yaml.safe_dump(ordered, sort_keys=False, allow_unicode=True, width=100)
 
 
+# Pages that show one company's data, and the query parameter naming it (the authorisation
+# walk, tests/authwalk.py, asks each for another company's too).
+COMPANY_PAGES = {"/admin/company.yaml": "company"}
+
+
 async def applied_yaml(request: web.Request) -> web.StreamResponse:
-    """GET /admin/company.yaml[?company=ID]: what the editor starts from (admins only)."""
+    """GET /admin/company.yaml[?company=ID]: what the editor starts from (admins of that
+    company only). Without `company`: the admin's own company if they have one, else `main`.
+    Another company's is answered like a company with nothing applied."""
     who = await principal_of(request)
     if who is None or who.role is not Role.ADMIN:
         return _secure(web.Response(status=403 if who else 401, text="admins only\n"))
-    company = request.query.get("company", MAIN_COMPANY)
-    if not COMPANY_ID.match(company):
-        return _secure(web.Response(status=400, text="company: not a company id\n"))
-    async with request.app[SESSIONS]() as session:
-        record = await latest_config(session, company)
+    wanted = request.query.get("company")
+    if wanted is None:
+        wanted = min(who.companies) if who.companies else MAIN
+    record = None
+    if in_scope(who, wanted) and COMPANY_ID.match(wanted):
+        async with request.app[SESSIONS]() as session:
+            record = await latest_config(session, wanted)
     if record is None:
-        return _secure(web.Response(status=404, text="no configuration has been applied yet\n"))
+        return _secure(web.Response(status=404, text="no configuration has been applied to "
+                                    f"company {wanted[:40]!r} yet\n"))
     response = web.Response(text=company_yaml(json.loads(record.document)),
                             content_type="application/yaml", charset="utf-8")
     response.headers["X-Config-Version"] = str(record.id)
