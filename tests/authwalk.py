@@ -46,6 +46,7 @@ from vaihde.company.schema import CompanyConfig
 from vaihde.console.stream import Console, ConsoleDeps
 from vaihde.db import Database, migrate, open_database
 from vaihde.directory.store import add_contact, upsert_caller
+from vaihde.dispatch import store as dispatch_store
 from vaihde.http.health import make_app
 from vaihde.messages import store as messages
 from vaihde.messages.model import CallbackDraft, MessageDraft, Recipient
@@ -216,7 +217,7 @@ async def _world(db: Database, tmp: Path) -> tuple[World, list[Any]]:
         "company": {cid: cid for cid in COMPANIES} | {GHOST: GHOST},
         "number": dict.fromkeys((*COMPANIES, GHOST), CALLER),
         "entry_id": {GHOST: "999999"}, "message_id": {GHOST: "999999"},
-        "callback_id": {GHOST: "999999"},
+        "callback_id": {GHOST: "999999"}, "urgent_id": {GHOST: "999999"},
     }
     now = datetime.now(UTC)
     async with db.sessions.begin() as session:
@@ -240,6 +241,14 @@ async def _world(db: Database, tmp: Path) -> tuple[World, list[Any]]:
                                       caller_name=CALLER_NAMES[cid], note=f"{cid} viesti"),
             configs[cid], channels=("email",))
         ids["message_id"][cid] = str(message.id)
+        async with db.sessions.begin() as session:  # an urgent one, escalating along the rota
+            urgent = await messages.create_message(
+                session, MessageDraft(Recipient(kind="employee", id=f"{cid}-aino"), CALLER,
+                                      caller_name=CALLER_NAMES[cid], note=f"{cid} kiire"),
+                configs[cid], channels=("email",))
+            dispatch = await dispatch_store.start_dispatch(
+                session, urgent, configs[cid], rota=f"{cid}-paivystys", company_key=cid)
+        ids["urgent_id"][cid] = str(dispatch.id)
     tokens: dict[str, str] = {}
     password_hash = passwords.hash_password(PASSWORD)
     async with db.sessions.begin() as session:

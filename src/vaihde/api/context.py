@@ -107,7 +107,10 @@ def company_of(request: web.Request, company_id: str | None = None) -> CompanyCo
         first = None
     if company_id is None or (first is not None and first.id == company_id):
         return first
-    return api.company_by_id(company_id) if api.company_by_id is not None else None
+    if api.company_by_id is not None:
+        return api.company_by_id(company_id)
+    roster = api.roster() if api.roster is not None else None
+    return roster.companies.get(company_id) if roster is not None else None
 
 
 def all_company_ids(request: web.Request) -> list[str]:

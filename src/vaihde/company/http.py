@@ -136,12 +136,14 @@ async def current(request: web.Request, query: CompanyQuery) -> ConfigVersion:
 
 
 @routes.get("/config/companies", "The companies the service answers for",
-            allow=Action.CONFIGURE, ok=(200, "Each company and its applied version", CompanyList))
+            allow=Action.CONFIGURE, company=scope.FILTERED,
+            ok=(200, "Each company and its applied version", CompanyList))
 async def companies(request: web.Request) -> CompanyList:
-    """What the admin pages offer to edit (`?company=` of the other /config routes)."""
+    """What the admin pages offer to edit (`?company=` of the other /config routes): the
+    companies the admin acts for."""
     async with ctx(request).sessions() as session:
         known = await list_companies(session)
         versions = await latest_versions(session)
     return CompanyList(companies=[CompanySummary(id=cid, name=name, version=versions.get(cid))
-                                  for cid, name in known])
+                                  for cid, name in known if scope.sees(request, cid)])
 
