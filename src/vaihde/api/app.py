@@ -36,11 +36,12 @@ def routes() -> list[Route]:
     from vaihde.directory import http as directory
     from vaihde.messages import http as messages
     from vaihde.presence import http as presence
+    from vaihde.reports import http as reports
 
     return [*openapi.routes.routes, *session.routes.routes, *directory.routes.routes,
             *presence.routes.routes, *directory.callers.routes, *company.routes.routes,
             *messages.messages.routes, *messages.callbacks.routes, *console.routes.routes,
-            *oncall.routes.routes]
+            *oncall.routes.routes, *reports.routes.routes]
 
 
 def make_api(ctx: ApiContext) -> web.Application:

@@ -5,7 +5,7 @@ company.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
@@ -57,6 +57,9 @@ class ApiContext:
     device_reach: Callable[[str], str] | None = None
     # One company's directory index (GET /directory/search?company=ID); None: only `directory`.
     directory_of: Callable[[str], DirectoryIndex | None] | None = None
+    # Every running company by id (several companies); None: `company` only.
+    companies: Callable[[], Mapping[str, CompanyConfig]] | None = None
+    wrap_up_max_s: int = 120  # the usage report's cap on each wrap-up (console.wrap_up_max_s)
 
 
 CTX: web.AppKey[ApiContext] = web.AppKey("vaihde.api.context")
