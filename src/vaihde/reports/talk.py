@@ -34,6 +34,7 @@ log = logging.getLogger("vaihde.reports")
 # Bridges that hold a channel without connecting it to anyone (as the console's board).
 _HOLDING = ("holding", "parking")
 RELOAD_S = 10.0  # operators' phones are read again this often (and after each failure)
+FRESH_S = 1.0  # how old the phones may be when someone enters a bridge
 RETRY_S = 1.0  # a talk that could not be stored is tried again this soon
 
 
@@ -112,22 +113,27 @@ class TalkRecorder:
     async def run(self) -> None:
         changes = self.calls.subscribe(maxsize=10_000)
         loaded = 0.0
+        entered = True  # the first round reads the phones
         try:
             while True:
-                if time.monotonic() - loaded >= self.reload_s:
+                # Read again now and then, and when someone enters a bridge (a user given a
+                # phone a moment ago talks at once), at most once a second.
+                age = time.monotonic() - loaded
+                if age >= self.reload_s or (entered and age >= FRESH_S):
                     try:
                         self.operators = await self.operators_of()
                         loaded = time.monotonic()
                     except Exception as exc:
                         log.warning("operators' phones not read", extra={"error": repr(exc)})
+                await self.observe()
                 wait = RETRY_S if self._pending else self.reload_s
                 try:
-                    await asyncio.wait_for(changes.get(), wait)
+                    seen = [await asyncio.wait_for(changes.get(), wait)]
                 except TimeoutError:
-                    pass
+                    seen = []
                 while not changes.empty():
-                    changes.get_nowait()
-                await self.observe()
+                    seen.append(changes.get_nowait())
+                entered = any(c.kind in ("bridge_enter", "resynced") for c in seen)
         finally:
             self.calls.unsubscribe(changes)
 
