@@ -15,6 +15,7 @@ from vaihde.company import commands as company_commands
 from vaihde.messages import commands as messages_commands
 from vaihde.phrases import commands as phrases_commands
 from vaihde.presence import commands as presence_commands
+from vaihde.reports import commands as report_commands
 
 if TYPE_CHECKING:
     from vaihde.agi.channel import Channel
@@ -141,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     auth_commands.register(sub)
     messages_commands.register(sub)
     phrases_commands.register(sub)
+    report_commands.register(sub)
     return parser
 
 

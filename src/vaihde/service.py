@@ -21,7 +21,7 @@ from vaihde import contract, systemd
 from vaihde.agi.channel import Channel
 from vaihde.agi.server import FastAgiServer
 from vaihde.ami import AmiClient, CallTracker
-from vaihde.ami.cluster import Cluster, Link
+from vaihde.ami.cluster import Cluster, Link, MergedCalls
 from vaihde.ami.devicestate import DeviceStates
 from vaihde.ami.phones import PhonePresence
 from vaihde.ami.queues import QueueMembers
@@ -54,6 +54,7 @@ from vaihde.messages.delivery import Sender, transports_from_settings
 from vaihde.presence.cache import PresenceCache
 from vaihde.prompts import PromptLibrary
 from vaihde.records import as_json
+from vaihde.reports.talk import TalkRecorder
 from vaihde.story import StoryBook
 from vaihde.web import add_web
 
@@ -127,6 +128,7 @@ class Service:
         self.dispatcher: Dispatcher | None = None
         self.directory: LiveDirectory | None = None
         self.console: Console | None = None
+        self.talks: TalkRecorder | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._http: GuardedServer | None = None
         self.http_port = settings.http.port
@@ -364,6 +366,11 @@ class Service:
             employee_company=self._employee_company,
         ))
         await console.start()
+        # Operators' talk time per company, stored as it happens (the usage report).
+        self.talks = TalkRecorder(
+            self.calls, self.stories, db.sessions,
+            frozen=self.calls.frozen if isinstance(self.calls, MergedCalls) else None)
+        self._task(self.talks.run(), "vaihde-talks")
 
         async def config_applied() -> None:
             """The admin applied a new company through the API: from the next call on."""
@@ -379,7 +386,7 @@ class Service:
             config_checker=ConfigChecker(settings.calendar),
             device_reach=lambda device: self.devices.reach(device).value,
             directory_of=directory.of, roster=self._roster, company_by_id=self._company_by_id,
-            company_ids=self._company_ids,
+            company_ids=self._company_ids, wrap_up_max_s=settings.wrap_up_max_s,
             sms_inbound_token=messaging.sms.inbound_token if messaging.sms else "",
         )))
         add_web(app, db.sessions)

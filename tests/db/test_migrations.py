@@ -10,7 +10,7 @@ from vaihde.db import make_engine, migrate
 from vaihde.db import message_models as mm
 from vaihde.db import models as m
 
-HEAD = "0008"  # the newest migration: update with each new one
+HEAD = "0009"  # the newest migration: update with each new one
 
 
 async def test_empty_database_upgrades_to_head_and_matches_the_models(empty_url):

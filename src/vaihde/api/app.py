@@ -39,12 +39,13 @@ def routes() -> list[Route]:
     from vaihde.dispatch import http as urgent
     from vaihde.messages import http as messages
     from vaihde.presence import http as presence
+    from vaihde.reports import http as reports
 
     return [*openapi.routes.routes, *session.routes.routes, *directory.routes.routes,
             *presence.routes.routes, *directory.callers.routes, *company.routes.routes,
             *messages.messages.routes, *messages.callbacks.routes, *console.routes.routes,
             *oncall.routes.routes, *urgent.routes.routes,
-            *users.routes.routes]
+            *users.routes.routes, *reports.routes.routes]
 
 
 def make_api(ctx: ApiContext) -> web.Application:

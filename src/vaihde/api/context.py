@@ -68,6 +68,7 @@ class ApiContext:
     company_by_id: Callable[[str], CompanyConfig | None] | None = None
     # Every company's id, the first first (None: only `company`'s).
     company_ids: Callable[[], list[str]] | None = None
+    wrap_up_max_s: int = 120  # the usage report's cap on each wrap-up (console.wrap_up_max_s)
 
 
 CTX: web.AppKey[ApiContext] = web.AppKey("vaihde.api.context")

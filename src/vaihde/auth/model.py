@@ -41,6 +41,7 @@ class Action(StrEnum):
     CONSOLE = "console"  # the operator console: live calls, answer, transfer, park, hang up
     CONFIGURE = "config"  # check, diff, apply and read the company configuration
     MANAGE_USERS = "users"
+    READ_REPORTS = "reports.read"  # usage per company and month (what clients are billed by)
 
 
 class Access(StrEnum):
@@ -61,6 +62,7 @@ FORBIDDEN: dict[Action, str] = {
     Action.CONSOLE: "the operator console is for operators and admins",
     Action.CONFIGURE: "configuration is for admins",
     Action.MANAGE_USERS: "managing users is for admins",
+    Action.READ_REPORTS: "reports are for admins",
 }
 
 _EVERYONE = frozenset({Action.READ_DIRECTORY, Action.READ_AVAILABILITY})

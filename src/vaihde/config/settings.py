@@ -86,6 +86,9 @@ class Settings:
     console_bounce_s: int = 20  # a blind transfer rings this long before it comes back
     console_ring_s: int = 30  # the console rings an operator's own phone this long
     console_streams_per_user: int = 5  # open console event streams per user at most
+    # After a talk the operator's wrap-up counts until they mark it done or take the next
+    # call, at most this long (vaihde.reports.usage).
+    wrap_up_max_s: int = 120
     # The guard (src/vaihde/guard/): "child" of vaihde serve, "external" (its own systemd unit),
     # or "off"; it moves a caller out of an AGI session Asterisk has waited on for stall_s.
     guard_mode: str = "child"
@@ -173,6 +176,7 @@ def _build(root: Node) -> Settings:
     console_bounce_s = console.int("bounce_back_s", 20, low=5, high=300)
     console_ring_s = console.int("ring_s", 30, low=5, high=300)
     console_streams = console.int("streams_per_user", 5, low=1, high=100)
+    wrap_up_max_s = console.int("wrap_up_max_s", 120, low=0, high=3600)
     console.done()
     guard = top.section("guard")
     guard_mode = os.environ.get("VAIHDE_GUARD_MODE") or guard.str("mode", "child")
@@ -214,6 +218,7 @@ def _build(root: Node) -> Settings:
         prompts_asterisk_dir=prompts_asterisk_dir, messaging=messaging, log_format=log_format,
         console_bounce_s=console_bounce_s, console_ring_s=console_ring_s,
         console_streams_per_user=console_streams, guard_mode=guard_mode,
+        wrap_up_max_s=wrap_up_max_s,
         guard_stall_s=guard_stall_ms / 1000,
         guard_agi_url=guard_agi_url.rstrip("/") + "/" if guard_agi_url else "",
         calendar=calendar,

@@ -316,6 +316,28 @@ class Contact(Base):
     company_id: Mapped[str] = _company_column()
 
 
+class OperatorTalk(Base):
+    """An operator's phone bridged with a caller (issue 12, time per client): stored when it
+    starts, closed when it ends, `done_at` when the operator marks the call's wrap-up done.
+    The key is Asterisk's (call, phone, bridge), so several instances following the same
+    Asterisk, or one restarted mid-call, write one row."""
+
+    __tablename__ = "operator_talk"
+    __table_args__ = (
+        UniqueConstraint("call_id", "operator", "bridge_id"),
+        Index(None, "operator", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    company_id: Mapped[str] = _company_column()
+    call_id: Mapped[str] = mapped_column(String(64))  # the caller channel's Uniqueid
+    bridge_id: Mapped[str] = mapped_column(String(64))
+    operator: Mapped[str] = mapped_column(String(120))  # the operator's phone (device)
+    started_at: Mapped[datetime] = mapped_column(index=True)
+    ended_at: Mapped[datetime | None]
+    done_at: Mapped[datetime | None]  # the operator marked the wrap-up done
+
+
 # --- configuration and change detection ---------------------------------------------------
 
 

@@ -3,7 +3,7 @@ of everything that belongs to one (issue 12).
 
 Revision ID: 0006
 Revises: 0005
-Create Date: 2027-02-01
+Create Date: 2026-12-06
 
 - `companies` (id, name, created_at): an installation that already holds data becomes company
   `main`, named as its last applied company file says; a fresh database gets no company until a

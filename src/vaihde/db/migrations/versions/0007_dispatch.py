@@ -3,8 +3,8 @@ rota (urgent_dispatches, urgent_steps), and the daily message summary sent once 
 local date (message_summaries).
 
 Revision ID: 0007
-Revises: 0005 (the integrator re-points it at 0006 once that lands)
-Create Date: 2027-02-01
+Revises: 0006
+Create Date: 2026-12-06
 
 Written by hand like 0001; tests/db/test_migrations.py compares the result with the models on
 SQLite and PostgreSQL. New tables only: existing rows are untouched.

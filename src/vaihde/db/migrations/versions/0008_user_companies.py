@@ -1,8 +1,8 @@
 """Roles per company: the companies each user's role applies to (issue 12).
 
 Revision ID: 0008
-Revises: 0006
-Create Date: 2027-02-10
+Revises: 0007
+Create Date: 2026-12-06
 
 `user_companies` (user_id, company_id): a user with no row here acts for every company (what
 every existing user becomes, so a single-company site changes nothing); with rows, only for
