@@ -145,11 +145,23 @@ async def test_a_reconnect_re_reads_what_was_missed_while_down(people, peers):
     changes = Changes(peer)
     cache = PresenceCache(people.sessions)
     await cache.load()
+    refreshes: list[float] = []
+    refresh = cache.refresh
+
+    async def counted() -> None:
+        await refresh()
+        refreshes.append(time.monotonic())
+
+    cache.refresh = counted  # type: ignore[method-assign]
     # A poll so slow that only a notification or the reconnect's resync can bring the change.
     runner = asyncio.create_task(cache.run(60, watch=changes.watch(m.PRESENCE, m.DIRECTORY)))
     try:
+        await until(lambda: len(refreshes) == 1)  # the runner's first read
         await terminate(people, peer)
         await until(lambda: not peer.up)
+        # The disconnect wakes the cache for one more read: the change must come after it, or
+        # that read (not the reconnect's) would be what brings it.
+        await until(lambda: len(refreshes) == 2)
         await set_away(people, note="while the listener was down")  # its NOTIFY is lost
         took = await until(lambda: cache.lookup("anna").state == "away", timeout=5)
         assert peer.up and peer.connects == 2 and changes.resyncs == 1  # the reconnect
