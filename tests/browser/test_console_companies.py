@@ -5,7 +5,6 @@ real chromium."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,12 +12,12 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from browserhelp import BROWSER, OPERATOR_PHONE, PASSWORD, login, new_context
+from company import serving_companies
 from test_callers_hear import call
 from test_companies_live import ALFA, ALFA_NUMBER, BETA, BETA_NUMBER
 
 from vaihde.auth import passwords
 from vaihde.auth.store import add_user
-from vaihde.config.settings import loads
 from vaihde.service import Service
 
 pytestmark = BROWSER
@@ -30,17 +29,8 @@ ALFA_CALLER, BETA_CALLER = "0401230001", "0401230002"
 async def centre(asterisk: Any, monkeypatch: pytest.MonkeyPatch,
                  tmp_path: Path) -> AsyncIterator[Service]:
     """One service for Alfa Oy and Beeta Ab, an operator of Alfa only and one of both."""
-    for name in ("VAIHDE_AMI_SECRET", "VAIHDE_DB_URL", "VAIHDE_PROMPTS_DIR",
-                 "VAIHDE_PROMPTS_ASTERISK_DIR"):
-        monkeypatch.delenv(name, raising=False)
-    (tmp_path / "alfa.yaml").write_text(ALFA)
-    (tmp_path / "beta.yaml").write_text(BETA)
-    text = asterisk.service_settings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path}/vaihde.db", company_file="",
-        extra="company_files: [alfa.yaml, beta.yaml]")
-    service = Service(loads(text, str(tmp_path / "settings.yaml")))
-    await service.start()
-    try:
+    async with serving_companies(asterisk, monkeypatch, tmp_path,
+                                 {"alfa.yaml": ALFA, "beta.yaml": BETA}) as service:
         hashed = await passwords.hash_password_async(PASSWORD)
         async with service.db.sessions.begin() as session:
             await add_user(session, "alfa-op", role="operator", display_name="Alfa Operator",
@@ -48,13 +38,7 @@ async def centre(asterisk: Any, monkeypatch: pytest.MonkeyPatch,
                            companies=["alfa"])
             await add_user(session, "every-op", role="operator", display_name="Every Operator",
                            sip_endpoint=OPERATOR_PHONE, password_hash=hashed)
-        for _ in range(100):
-            if service.ami.connected:
-                break
-            await asyncio.sleep(0.05)
         yield service
-    finally:
-        await service.stop()
 
 
 async def test_an_operator_of_alfa_does_not_see_betas_waiting_call(browser, ami, centre):

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 from vaihde.config.settings import loads
 from vaihde.service import Service
@@ -84,3 +87,31 @@ async def start_vaihde(
             break
         await asyncio.sleep(0.05)
     return service
+
+
+@contextlib.asynccontextmanager
+async def serving_companies(
+    asterisk: Any, monkeypatch: Any, tmp_path: Path, files: dict[str, str],
+    ready: Callable[[Service], bool] = lambda s: s.ami.connected,
+) -> AsyncIterator[Service]:
+    """One service answering for several companies, each file (name → YAML) applied as its own
+    company from `company_files` on a fresh database; yields once `ready(service)` (AMI up by
+    default) or after 10 s."""
+    for name in ("VAIHDE_AMI_SECRET", "VAIHDE_DB_URL", "VAIHDE_PROMPTS_DIR",
+                 "VAIHDE_PROMPTS_ASTERISK_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    text = asterisk.service_settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/vaihde.db", company_file="",
+        extra=f"company_files: [{', '.join(files)}]")
+    service = Service(loads(text, str(tmp_path / "settings.yaml")))
+    await service.start()
+    try:
+        for _ in range(200):
+            if ready(service):
+                break
+            await asyncio.sleep(0.05)
+        yield service
+    finally:
+        await service.stop()

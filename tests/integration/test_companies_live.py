@@ -14,13 +14,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from company import COMPANY_NUMBER, PHONES
+from company import COMPANY_NUMBER, PHONES, serving_companies
 from test_callers_hear import Log, call
 from test_presence_routing import SWITCHBOARD, sipp_trunk_call, wait_story
 
-from vaihde.config.settings import loads
 from vaihde.presence.store import set_availability
-from vaihde.service import Service
 
 pytestmark = pytest.mark.asterisk
 
@@ -78,24 +76,9 @@ employees:
 @pytest.fixture
 async def centre(asterisk, monkeypatch, tmp_path):
     """One service answering for Alfa Oy and Beeta Ab, both from `company_files`."""
-    for name in ("VAIHDE_AMI_SECRET", "VAIHDE_DB_URL", "VAIHDE_PROMPTS_DIR",
-                 "VAIHDE_PROMPTS_ASTERISK_DIR"):
-        monkeypatch.delenv(name, raising=False)
-    (tmp_path / "alfa.yaml").write_text(ALFA)
-    (tmp_path / "beta.yaml").write_text(BETA)
-    text = asterisk.service_settings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path}/vaihde.db", company_file="",
-        extra="company_files: [alfa.yaml, beta.yaml]")
-    service = Service(loads(text, str(tmp_path / "settings.yaml")))
-    await service.start()
-    try:
-        for _ in range(100):
-            if service.ami.connected:
-                break
-            await asyncio.sleep(0.05)
+    async with serving_companies(asterisk, monkeypatch, tmp_path,
+                                 {"alfa.yaml": ALFA, "beta.yaml": BETA}) as service:
         yield service
-    finally:
-        await service.stop()
 
 
 async def test_each_number_is_answered_by_its_own_company(asterisk, ami, centre):

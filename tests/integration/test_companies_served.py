@@ -16,12 +16,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from company import COMPANY_NUMBER, PHONES, TEAM_QUEUE
+from company import COMPANY_NUMBER, PHONES, TEAM_QUEUE, serving_companies
 from test_feature_codes_live import dial_code, wait_for_state
 
-from vaihde.config.settings import loads
 from vaihde.presence.store import set_availability
-from vaihde.service import Service
 
 pytestmark = pytest.mark.asterisk
 
@@ -74,25 +72,12 @@ employees:
 @pytest.fixture
 async def centre(asterisk, monkeypatch, tmp_path):
     """One service answering for Alfa Oy (first) and Beeta Ab, both from `company_files`."""
-    for name in ("VAIHDE_AMI_SECRET", "VAIHDE_DB_URL", "VAIHDE_PROMPTS_DIR",
-                 "VAIHDE_PROMPTS_ASTERISK_DIR"):
-        monkeypatch.delenv(name, raising=False)
-    (tmp_path / "alfa.yaml").write_text(ALFA)
-    (tmp_path / "beta.yaml").write_text(BETA)
-    text = asterisk.service_settings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path}/vaihde.db", company_file="",
-        extra="company_files: [alfa.yaml, beta.yaml]")
-    service = Service(loads(text, str(tmp_path / "settings.yaml")))
-    await service.start()
-    try:
-        for _ in range(200):
-            if service.ami.connected and service.queues.synced:
-                break
-            await asyncio.sleep(0.05)
+    async with serving_companies(
+        asterisk, monkeypatch, tmp_path, {"alfa.yaml": ALFA, "beta.yaml": BETA},
+        ready=lambda s: s.ami.connected and s.queues.synced,
+    ) as service:
         assert list(service.live.tenants) == ["alfa", "beta"]
         yield service
-    finally:
-        await service.stop()
 
 
 async def played_in(asterisk, channel_part: str, sound: str, timeout: float = 10.0) -> str:
