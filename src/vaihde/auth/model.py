@@ -151,15 +151,6 @@ def user_refusal(manager: Principal, after: Scope, *, before: Scope = None,
         outside = ", ".join(sorted(after - manager.companies))
         return f"you may give only your own companies, not {outside}"
     return None
-    if before is not False and not covers(manager, before if before is not True else None):
-        return "no such user"  # not theirs to see: told exactly as if it did not exist
-    if after is None:
-        return ("only a service-wide admin may make a user for every company; give the "
-                "companies (companies: [...] or --company)")
-    if not covers(manager, after):
-        outside = ", ".join(sorted(after - manager.companies))
-        return f"you may give only your own companies, not {outside}"
-    return None
 
 
 def allowed(principal: Principal, action: Action, employee_id: str | None = None) -> bool:

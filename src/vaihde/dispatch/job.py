@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import smtplib
-import ssl
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from email.headerregistry import Address
@@ -42,33 +40,6 @@ log = logging.getLogger("vaihde.dispatch")
 
 POLL_S = 1.0  # escalations are due to the second; a summary check is one cheap query
 _RETRY_4XX = (408, 425, 429)
-
-
-class SummaryMailer(EmailTransport):
-    """Sends a summary mail through the configured SMTP server: the message sender's
-    connection, TLS and login (EmailTransport), in a worker thread."""
-
-    async def send_mail(self, mail: EmailMessage, to: list[str]) -> None:
-        await asyncio.to_thread(self._send_mail_sync, mail, to)
-
-    def _send_mail_sync(self, mail: EmailMessage, to: list[str]) -> None:
-        s = self.settings
-        try:
-            with self._connect() as smtp:
-                smtp.ehlo()
-                if s.security == "starttls":
-                    smtp.starttls(context=self._tls())
-                    smtp.ehlo()
-                if s.username:
-                    smtp.login(s.username, s.password)
-                smtp.send_message(mail, from_addr=s.from_address, to_addrs=to)
-        except smtplib.SMTPRecipientsRefused as exc:
-            codes = [code for code, _ in exc.recipients.values()]
-            raise SendError(f"SMTP refused the recipients: {codes}",
-                            permanent=all(c >= 500 for c in codes)) from None
-        except (smtplib.SMTPException, ssl.SSLError, OSError) as exc:
-            raise SendError(f"SMTP server {s.host}:{s.port}: {type(exc).__name__}: {exc}"
-                            [:500]) from None
 
 
 def summary_mail(
@@ -109,7 +80,7 @@ class Dispatcher:
         self.sessions = sessions
         self.companies = companies
         self.sms = SmsTransport(sms) if sms is not None else None
-        self.mailer = SummaryMailer(smtp) if smtp is not None else None
+        self.mailer = EmailTransport(smtp) if smtp is not None else None
         self.holder = holder
         self.clock = clock
         self.poll_s = poll_s

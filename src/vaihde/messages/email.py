@@ -236,8 +236,15 @@ class EmailTransport:
         return smtplib.SMTP(s.host, s.port, timeout=s.timeout_s)
 
     def _send_sync(self, item: Outgoing) -> None:
+        self._send_mail_sync(render_email(item, self.settings), [item.delivery.address])
+
+    async def send_mail(self, mail: EmailMessage, to: list[str]) -> None:
+        """Any other mail (a company's daily summary) to `to`, in a worker thread; the same
+        SendError as a message's."""
+        await asyncio.to_thread(self._send_mail_sync, mail, to)
+
+    def _send_mail_sync(self, mail: EmailMessage, to: list[str]) -> None:
         s = self.settings
-        mail = render_email(item, s)
         try:
             with self._connect() as smtp:
                 smtp.ehlo()
@@ -246,7 +253,7 @@ class EmailTransport:
                     smtp.ehlo()
                 if s.username:
                     smtp.login(s.username, s.password)
-                smtp.send_message(mail, from_addr=s.from_address, to_addrs=[item.delivery.address])
+                smtp.send_message(mail, from_addr=s.from_address, to_addrs=to)
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
             detail = "; ".join(f"{c} {_text(m)}" for c, m in exc.recipients.values())
