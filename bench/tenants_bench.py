@@ -20,8 +20,8 @@ figures for one company of the same total size as the baseline, measured in the 
   were wrong, failed, or waited on vaihde longer than 100 ms.
 * Search: GET /api/v1/directory/search?q=NAME&company=ID (an operator's token), one at a time,
   names of the company's own people: `search_p99_ms`.
-* cross_company_leaks: the authorisation walk of tests/authwalk.py when it exists (the roles
-  branch), else null.
+* cross_company_leaks: the authorisation walk of tests/authwalk.py (every API route and page
+  with users of two companies), with the routes, pages and requests it walked.
 
 Writes bench/results/tenants.json. Run: .venv/bin/python bench/tenants_bench.py [--quick]
 """
@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import json
 import os
 import platform
@@ -380,21 +379,17 @@ def _p50(values: list[float]) -> float | None:
     return round(sorted(values)[len(values) // 2], 2)
 
 
-def leaks() -> tuple[int | None, str]:
-    path = ROOT / "tests" / "authwalk.py"
-    if not path.exists():
-        return None, "tests/authwalk.py does not exist yet (the roles branch adds it)"
-    spec = importlib.util.spec_from_file_location("authwalk", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    walk = getattr(module, "leak_count", None) or getattr(module, "walk", None)
-    if walk is None:
-        return None, "tests/authwalk.py has no leak_count()/walk()"
-    found = walk()
-    if asyncio.iscoroutine(found):
-        found = asyncio.run(found)
-    return int(found), "tests/authwalk.py"
+def walk() -> dict[str, Any]:
+    """The authorisation walk of tests/authwalk.py (every API route and page, as users of two
+    companies) on a SQLite file of its own: what crossed from one company to the other."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    import authwalk
+
+    with tempfile.TemporaryDirectory(prefix="vaihde-walk-") as name:
+        report = asyncio.run(authwalk.walk_sqlite(Path(name)))
+    return {"leaks": report.leaks, "routes": report.routes, "pages": report.pages,
+            "requests": report.requests, "undeclared": list(report.undeclared),
+            "errors": list(report.errors), "details": list(report.details)[:20]}
 
 
 def run_setup(tmp: Path, tenants: list[Tenant], name: str,
@@ -437,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(name)
         many = run_setup(tmp, tenants_of(args.companies, args.employees, "c"), "many", args)
         one = run_setup(tmp, tenants_of(1, args.employees, "solo"), "one", args)
-    leak_count, leak_source = leaks()
+    walked = walk()
     result: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
@@ -448,14 +443,15 @@ def main(argv: list[str] | None = None) -> int:
         "apply_p99_ms": many["apply_p99_ms"],
         "disturbed_calls": many["disturbed_calls"],
         "search_p99_ms": many["search_p99_ms"],
-        "cross_company_leaks": leak_count,
-        "cross_company_leaks_source": leak_source,
+        "cross_company_leaks": walked["leaks"],
+        "authorisation_walk": walked,
         "targets": TARGETS,
         "many_companies": many,
         "baseline_one_company": one,
         "run_s": round(time.time() - started, 1),
     }
-    errors = (many["wrong_calls"] + len(many["apply_errors"]) + many["search_errors"]
+    errors = (walked["leaks"] + len(walked["errors"]) + len(walked["undeclared"])
+              + many["wrong_calls"] + len(many["apply_errors"]) + many["search_errors"]
               + one["wrong_calls"] + len(one["apply_errors"]) + one["search_errors"])
     result["errors"] = errors
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -385,7 +385,8 @@ class Service:
             recordings_dir=self.prompts.dir / "recordings", console=console,
             config_checker=ConfigChecker(settings.calendar),
             device_reach=lambda device: self.devices.reach(device).value,
-            directory_of=directory.of, roster=self._roster, company_by_id=self._company_by_id,
+            directory_of=directory.of, directories=directory.parts, roster=self._roster,
+            company_by_id=self._company_by_id,
             company_ids=self._company_ids, wrap_up_max_s=settings.wrap_up_max_s,
             sms_inbound_token=messaging.sms.inbound_token if messaging.sms else "",
         )))
