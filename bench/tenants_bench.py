@@ -122,6 +122,23 @@ async def fill(url: str, tenants: list[Tenant]) -> float:
     return time.perf_counter() - start
 
 
+def pin_apart(server_pid: int) -> dict[str, Any]:
+    """The service on the first core this process may use, the generator (this process) on
+    the second; nothing pinned with fewer than two."""
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        return {"pinned_apart": False, "cores": cores}
+    os.sched_setaffinity(server_pid, {cores[0]})
+    os.sched_setaffinity(0, {cores[1]})
+    return {"pinned_apart": True, "server_core": cores[0], "generator_core": cores[1]}
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -147,6 +164,9 @@ class Server:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "vaihde", "serve", "--config", str(settings)],
             stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd=tmp)
+        # As the agi benchmark: the service on one core, this load generator on another, so
+        # that the calls' times are the service's, not the generator's turns on a shared core.
+        self.cores = pin_apart(self.proc.pid)
 
     def wait(self, timeout: float = 180) -> None:
         deadline = time.monotonic() + timeout
@@ -302,8 +322,15 @@ async def measure(tenants: list[Tenant], server: Server, tokens: dict[str, str],
     runner = asyncio.get_running_loop().create_task(load.run())
     await asyncio.sleep(MEDIA_S + 1)  # ramp up to the calls in progress
     steady = time.perf_counter()
+    cpu0 = (cpu_s(server.proc.pid), time.process_time(), os.getloadavg()[0])
     await asyncio.sleep(args.seconds)
     steady_end = time.perf_counter()
+    # How busy each side was while decisions were measured (a core each: 1.0 is saturated).
+    busy = {"server_core_busy": round((cpu_s(server.proc.pid) - cpu0[0])
+                                      / (steady_end - steady), 3),
+            "generator_core_busy": round((time.process_time() - cpu0[1])
+                                         / (steady_end - steady), 3),
+            "load_average_1min": round(os.getloadavg()[0], 2), **server.cores}
     apply_ms: list[float] = []
     apply_errors: list[str] = []
     apply_started = time.perf_counter()
@@ -359,6 +386,7 @@ async def measure(tenants: list[Tenant], server: Server, tokens: dict[str, str],
         "calls_measured": len(decided),
         "wrong_calls": sum(1 for r in decided if not r["ok"]),
         "calls_in_progress": args.concurrency,
+        "cpu_during_decisions": busy,
         "apply_p99_ms": p99(apply_ms),
         "apply_max_ms": round(max(apply_ms), 1) if apply_ms else None,
         "applies": len(apply_ms),
@@ -400,6 +428,7 @@ def run_setup(tmp: Path, tenants: list[Tenant], name: str,
     fill_s = asyncio.run(fill(url, tenants))
     tokens = json.loads(os.environ.pop(f"BENCH_TOKENS_{id(tenants)}"))
     (tmp / name).mkdir()
+    cores = os.sched_getaffinity(0)
     server = Server(tmp / name, url)
     try:
         server.wait()
@@ -407,6 +436,7 @@ def run_setup(tmp: Path, tenants: list[Tenant], name: str,
         figures = asyncio.run(measure(tenants, server, tokens, args))
     finally:
         server.stop()
+        os.sched_setaffinity(0, cores)
     figures["fill_s"] = round(fill_s, 1)
     return figures
 
