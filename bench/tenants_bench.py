@@ -34,6 +34,7 @@ import json
 import os
 import platform
 import random
+import re
 import socket
 import subprocess
 import sys
@@ -423,6 +424,17 @@ def walk() -> dict[str, Any]:
             "errors": list(report.errors), "details": list(report.details)[:20]}
 
 
+def gc_pauses(log: Path) -> dict[str, Any]:
+    """The service's garbage collections that held its loop over 20 ms (it logs each), over
+    its whole run: how many, the longest, their sum, per generation."""
+    pauses = [(int(g), float(ms)) for g, ms in re.findall(
+        r"garbage collection paused the loop.*?generation=(\d).*?pause_ms=([\d.]+)",
+        log.read_text(errors="replace"))]
+    return {"count": len(pauses), "max_ms": max((ms for _, ms in pauses), default=None),
+            "total_ms": round(sum(ms for _, ms in pauses), 1),
+            "by_generation": {str(g): sum(1 for gen, _ in pauses if gen == g) for g in (0, 1, 2)}}
+
+
 def run_setup(tmp: Path, tenants: list[Tenant], name: str,
               args: argparse.Namespace) -> dict[str, Any]:
     url = f"sqlite+aiosqlite:///{tmp / name}.db"
@@ -441,6 +453,7 @@ def run_setup(tmp: Path, tenants: list[Tenant], name: str,
         server.stop()
         os.sched_setaffinity(0, cores)
     figures["fill_s"] = round(fill_s, 1)
+    figures["gc_pauses"] = gc_pauses(Path(server.log.name))
     return figures
 
 
