@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import time
 from collections.abc import Mapping
 from datetime import tzinfo
 from typing import Any
@@ -385,7 +386,8 @@ class Service:
             recordings_dir=self.prompts.dir / "recordings", console=console,
             config_checker=ConfigChecker(settings.calendar),
             device_reach=lambda device: self.devices.reach(device).value,
-            directory_of=directory.of, roster=self._roster, company_by_id=self._company_by_id,
+            directory_of=directory.of, directories=directory.parts, roster=self._roster,
+            company_by_id=self._company_by_id,
             company_ids=self._company_ids, wrap_up_max_s=settings.wrap_up_max_s,
             sms_inbound_token=messaging.sms.inbound_token if messaging.sms else "",
         )))
@@ -470,6 +472,30 @@ class Service:
             self.db = None
 
 
+# A collection longer than this held every call waiting on the loop: worth a log line.
+GC_PAUSE_LOG_MS = 20.0
+
+
+def watch_collector() -> None:
+    """Log each garbage collection that stops the event loop for longer than
+    GC_PAUSE_LOG_MS: with hundreds of calls in progress the collector's full passes are what
+    delays callers most (bench/results/tenants.json)."""
+    started = [0.0]
+
+    def timed(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+            return
+        pause_ms = (time.perf_counter() - started[0]) * 1000
+        if pause_ms > GC_PAUSE_LOG_MS:
+            log.info("garbage collection paused the loop",
+                     extra={"generation": info.get("generation"),
+                            "pause_ms": round(pause_ms, 1),
+                            "collected": info.get("collected")})
+
+    gc.callbacks.append(timed)
+
+
 async def serve(settings: settings_mod.Settings) -> None:
     service = Service(settings)
     await service.start(listen=False)
@@ -478,6 +504,7 @@ async def serve(settings: settings_mod.Settings) -> None:
     # Before taking calls: the collection itself stops the loop too.
     gc.collect()
     gc.freeze()
+    watch_collector()
     await service.listen()
     # systemd (Type=notify): ready now; the pings come from this loop, so a blocked loop stops
     # them and systemd restarts the service (WatchdogSec=).

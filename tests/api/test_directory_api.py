@@ -193,8 +193,8 @@ async def test_live_directory_rebuilds_when_the_directory_changes(api):
     assert live().search("anna") == []
 
 
-async def test_live_directory_is_one_index_searched_per_company(api):
-    """Several companies: one index of everyone, and each company's view of it."""
+async def test_live_directory_is_one_index_per_company_searched_together(api):
+    """Several companies: an index of each, and one of everyone."""
     from vaihde.api import LiveDirectory
     from vaihde.directory import DirectoryDescription, EmployeeDescription, TeamDescription
     from vaihde.directory.store import sync_directory
@@ -216,5 +216,55 @@ async def test_live_directory_is_one_index_searched_per_company(api):
     assert [h.employee_id for h in beta.search("ann", kind="team")] == ["beta-desk"]
     assert [h.employee_id for h in main.search("ann")] == ["anna"]
     assert main.search("ann", kind="team") == []
-    assert beta.base is main.base is live()  # views of the one index, not indexes of their own
+    assert {r.company for r in beta.records} == {"beta"}  # indexes of their own
     assert live.of("gamma") is None
+    assert set(live.by_company) == {"main", "beta"}
+
+
+async def test_applying_one_company_reindexes_that_company_alone(api):
+    """A change of one company's directory replaces that company's index; every other
+    company's stays the very object it was, and the result is what indexing everything
+    afresh gives (searches of one company and of all of them)."""
+    from vaihde.api import LiveDirectory
+    from vaihde.directory import DirectoryDescription, EmployeeDescription, TeamDescription
+    from vaihde.directory.search import merge
+    from vaihde.directory.store import sync_directory
+
+    def staff(cid: str, names: list[str]) -> DirectoryDescription:
+        return DirectoryDescription(
+            employees=tuple(EmployeeDescription(id=f"{cid}-{n}", name=f"{name} {cid.title()}",
+                                                extension=f"4{ord(cid[0])}{n}")
+                            for n, name in enumerate(names)),
+            teams=(TeamDescription(id=f"{cid}-desk", name=f"Anna {cid}", kind="team",
+                                   members=(f"{cid}-0",)),))
+
+    companies = {"beta": ["Anni", "Pekka"], "gamma": ["Annika", "Ville"],
+                 "delta": ["Anna", "Aino"]}
+    for cid, names in companies.items():
+        async with api.db.sessions.begin() as session:
+            await sync_directory(session, staff(cid, names), company_id=cid)
+    live = LiveDirectory(api.db.sessions)
+    await live.refresh()
+    before = dict(live.by_company)
+    async with api.db.sessions.begin() as session:  # gamma: Ville goes, Veera comes
+        await sync_directory(session, staff("gamma", ["Annika", "Veera"]), company_id="gamma")
+    assert await live.refresh() is True
+    after = live.by_company
+    assert after["gamma"] is not before["gamma"]
+    assert all(after[cid] is before[cid] for cid in ("main", "beta", "delta"))
+    assert [h.employee_id for h in after["gamma"].search("veera")] == ["gamma-1"]
+    assert after["gamma"].search("ville") == []
+
+    fresh = LiveDirectory(api.db.sessions)
+    await fresh.refresh()
+    assert set(fresh.by_company) == set(after)
+    for query in ("ann", "a", "veera", "anna gamma", "41", "4103", "delta", "ville"):
+        for kind in ("employee", "team"):
+            for cid in after:
+                want = [(h.employee_id, h.score, h.matched)
+                        for h in fresh.by_company[cid].search(query, 20, kind)]
+                assert [(h.employee_id, h.score, h.matched)
+                        for h in after[cid].search(query, 20, kind)] == want, (query, cid)
+            everyone = [(h.employee_id, h.score) for h in fresh().search(query, 20, kind)]
+            assert [(h.employee_id, h.score)
+                    for _, h in merge(live.parts(), query, 20, kind)] == everyone, query

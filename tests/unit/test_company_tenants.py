@@ -208,3 +208,48 @@ def test_feature_codes_are_confirmed_in_the_employee_s_or_their_company_s_langua
 
     assert confirmation_language(QUEUED, QUEUED.employees["gus"]) == "en"  # his own
     assert confirmation_language(ALFA, ALFA.employees["aino"]) == "fi"  # Alfa's
+
+
+# --- one company applied: its part replaced, the same as a rebuild -------------------------
+
+def _state(index: CompanyIndex, roster: Roster) -> tuple[object, ...]:
+    return (index.order, dict(index.by_number), dict(index.by_extension),
+            dict(index._by_tail), dict(roster.employees), dict(roster.teams),
+            dict(roster._company_of), dict(roster._by_device), list(roster.companies))
+
+
+def test_replacing_one_company_gives_what_a_full_rebuild_gives():
+    """The number index and roster after one company's new version: swapped in its part
+    only, equal to building them from every company again (a number moved to another
+    employee, an extension and a device changed, a forwarding mobile added and one gone)."""
+    before = {"alfa": ALFA, "beta": BETA, "gamma": QUEUED}
+    beta2 = parse_company(company("beta", "0201239998", """\
+  bea: {name: Bea, extension: "302", devices: [{desk: PJSIP/bea2}]}
+  ben: {name: Ben, extension: "303", devices: [{mobile: "+358401230001"}]}
+""", "beta-ops"), "beta.yaml")
+    after = {"alfa": ALFA, "beta": beta2, "gamma": QUEUED}
+    index, roster = CompanyIndex.build(before), Roster.build(before)
+    swapped = (index.replaced(after, BETA, beta2), roster.replaced(after, BETA, beta2))
+    assert _state(*swapped) == _state(CompanyIndex.build(after), Roster.build(after))
+    assert swapped[0].company_for("0201239998") == "beta"
+    assert swapped[0].company_for("0201239999") == "alfa"  # no longer anyone's: the first
+    assert swapped[0].company_for("", "0401234599") == "alfa"  # Bea's old mobile: nobody's
+    assert swapped[0].company_for("", "0401230001") == "beta"  # Ben's
+    assert swapped[1].employee_by_device("PJSIP/bea") is None
+    assert swapped[1].company_of("ben") is beta2
+    # The other companies' entries are the very objects they were.
+    assert swapped[1].employees["aino"] is roster.employees["aino"]
+
+
+def test_a_collision_or_a_new_company_rebuilds_everything():
+    both = {"alfa": ALFA, "beta": BETA}
+    clash = parse_company(company("beta", "0201239999", """\
+  bea: {name: Bea, extension: "201", devices: [{desk: PJSIP/aino}]}
+""", "beta-ops"), "beta.yaml")  # Aino's extension and phone
+    after = {"alfa": ALFA, "beta": clash}
+    index, roster = CompanyIndex.build(both), Roster.build(both)
+    assert _state(index.replaced(after, BETA, clash), roster.replaced(after, BETA, clash)) == \
+        _state(CompanyIndex.build(after), Roster.build(after))
+    three = {**both, "gamma": QUEUED}
+    assert _state(index.replaced(three, None, QUEUED), roster.replaced(three, None, QUEUED)) == \
+        _state(CompanyIndex.build(three), Roster.build(three))

@@ -301,3 +301,20 @@ def test_a_company_s_view_answers_as_an_index_of_its_own_would(n_companies):
                 want = [(h.employee_id, h.score, h.matched) for h in own.search(query, 10, kind)]
                 got = [(h.employee_id, h.score, h.matched) for h in view.search(query, 10, kind)]
                 assert got == want, (company, query, kind)
+
+
+def test_each_company_s_index_merged_answers_as_one_index_of_everyone():
+    """The service keeps one index per company; a search of every company merges their best
+    hits, in the order, with the scores, one index of all the records gives."""
+    from vaihde.directory.search import merge
+
+    records = _companies(40)
+    whole = DirectoryIndex.build(records)
+    parts = [DirectoryIndex.build([r for r in records if r.company == f"c{n}"])
+             for n in range(40)]
+    for query in synthetic_queries(make_synthetic_directory(2000), 300):
+        for kind in ("employee", "team"):
+            want = [(h.employee_id, h.score, h.matched) for h in whole.search(query, 20, kind)]
+            got = [(h.employee_id, h.score, h.matched)
+                   for _, h in merge(parts, query, 20, kind)]
+            assert got == want, (query, kind)

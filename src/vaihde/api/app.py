@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from types import MappingProxyType
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -19,8 +21,15 @@ from vaihde.api.route import Route
 from vaihde.auth.middleware import make_auth_middleware
 from vaihde.db.changes import Watch
 from vaihde.db.models import DIRECTORY, current_revisions
-from vaihde.directory.search import DirectoryIndex, Record
-from vaihde.directory.store import record_companies, search_records
+from vaihde.directory import DirectoryDescription, EmployeeDescription, TeamDescription
+from vaihde.directory.search import (
+    EMPLOYEE_RECORD,
+    TEAM_RECORD,
+    DirectoryIndex,
+    Record,
+    records_from_description,
+)
+from vaihde.directory.store import directory_stamps, load_directory, record_companies
 
 log = logging.getLogger("vaihde.api")
 
@@ -62,45 +71,91 @@ def make_api(ctx: ApiContext) -> web.Application:
     return app
 
 
-def _build(records: list[Record], owner: dict[tuple[str, str], str]) -> DirectoryIndex:
-    """One index of every company's records, each marked with its company (by the (kind, id)
-    → company map), so that `DirectoryIndex.only` finds one company's without an index of its
-    own."""
-    marked = [replace(r, company=owner.get((r.kind, r.employee_id), "")) for r in records]
-    return DirectoryIndex.build(marked)
+# A company's part with more records than this is indexed in a worker thread: it would hold
+# the event loop for tens of milliseconds (a part of 50 takes about a millisecond).
+THREAD_RECORDS = 2_000
+# More changed companies than this (the first load) are read in one query, not one each.
+READ_ALL_OVER = 8
+
+
+def company_part(description: DirectoryDescription, company_id: str) -> DirectoryIndex | None:
+    """One company's index (its records marked with its id); None when it has nobody."""
+    records = [replace(r, company=company_id) for r in records_from_description(description)]
+    return DirectoryIndex.build(records) if records else None
 
 
 class LiveDirectory:
-    """The search index of the stored directory, rebuilt when its revision counter moves.
+    """The search index of the stored directory: one index per company, each rebuilt only
+    when that company's stored directory changed (the directory revision counter says that
+    something did, `directory_stamps` which companies), so applying one company costs in
+    proportion to that company and leaves the others' indexes as they were.
 
-    Call the object for the current index (what ApiContext.directory wants); `refresh()` (or
-    `run()`, which polls or follows a watch) rebuilds it in a worker thread, so the event loop
-    keeps serving calls while 10,000 employees are indexed.
+    `of(company)` is one company's index, `parts()` every company's (a search of all merges
+    them: `search.merge`); calling the object gives one index of everyone, built on demand.
     """
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
-        self._index = DirectoryIndex.build([])
+        self._parts: Mapping[str, DirectoryIndex] = MappingProxyType({})
+        self._stamps: dict[str, tuple[object, ...]] = {}
+        self._whole: DirectoryIndex | None = None
         self._revision = -1
+        self._lock = asyncio.Lock()
 
     def __call__(self) -> DirectoryIndex:
-        """Every company's employees and teams."""
-        return self._index
+        """Every company's employees and teams as one index (made when first asked after a
+        change; the service's own searches use the parts)."""
+        whole = self._whole
+        if whole is None:
+            whole = self._whole = DirectoryIndex.build(
+                [r for part in self._parts.values() for r in _records_of(part)])
+        return whole
 
     def of(self, company_id: str) -> DirectoryIndex | None:
-        """One company's: a view of the one index (None: no such company)."""
-        return self._index.only(company_id)
+        """One company's index (None: no such company, or nobody in it)."""
+        return self._parts.get(company_id)
+
+    def parts(self) -> Sequence[DirectoryIndex]:
+        """Every company's index, the first company first."""
+        return tuple(self._parts.values())
+
+    @property
+    def by_company(self) -> Mapping[str, DirectoryIndex]:
+        return self._parts
 
     async def refresh(self) -> bool:
-        """Rebuild if the directory changed since the last build; True if it did."""
+        """Re-index the companies whose directory changed since the last look; True if the
+        directory changed at all."""
+        async with self._lock:
+            return await self._refresh()
+
+    async def _refresh(self) -> bool:
         async with self._sessions() as session:
             revision = (await current_revisions(session))[DIRECTORY]
             if revision == self._revision:
                 return False
-            records = await search_records(session)
-            owner = await record_companies(session)
-        # One company's: the console searches the call's company by default (issue 12).
-        self._index = await asyncio.to_thread(_build, records, owner)
+            stamps = await directory_stamps(session)
+            changed = [cid for cid, stamp in stamps.items() if self._stamps.get(cid) != stamp]
+            if len(changed) > READ_ALL_OVER:
+                descriptions = _by_company(await load_directory(session),
+                                           await record_companies(session), changed)
+            else:
+                descriptions = {cid: await load_directory(session, cid) for cid in changed}
+        parts = {cid: part for cid, part in self._parts.items() if cid in stamps}
+        for cid in changed:
+            description = descriptions.get(cid, DirectoryDescription())
+            if len(description.employees) + len(description.teams) > THREAD_RECORDS:
+                part = await asyncio.to_thread(company_part, description, cid)
+            else:
+                part = company_part(description, cid)
+                await asyncio.sleep(0)  # calls go on between companies
+            if part is None:
+                parts.pop(cid, None)
+            else:
+                parts[cid] = part
+        self._parts = MappingProxyType(parts)
+        self._whole = None
+        self._stamps = stamps
         self._revision = revision
         return True
 
@@ -121,3 +176,27 @@ class LiveDirectory:
                 await asyncio.sleep(poll_interval)
             else:
                 await watch.wait(poll_interval)
+
+
+def _records_of(part: DirectoryIndex) -> list[Record]:
+    return [*part.records, *(part.teams.records if part.teams is not None else ())]
+
+
+def _by_company(
+    whole: DirectoryDescription, owner: dict[tuple[str, str], str], wanted: Sequence[str]
+) -> dict[str, DirectoryDescription]:
+    """The whole directory cut into the `wanted` companies' parts (by the (kind, id) →
+    company map)."""
+    keep = set(wanted)
+    employees: dict[str, list[EmployeeDescription]] = {cid: [] for cid in keep}
+    teams: dict[str, list[TeamDescription]] = {cid: [] for cid in keep}
+    for e in whole.employees:
+        cid = owner.get((EMPLOYEE_RECORD, e.id))
+        if cid in keep:
+            employees[cid].append(e)
+    for t in whole.teams:
+        cid = owner.get((TEAM_RECORD, t.id))
+        if cid in keep:
+            teams[cid].append(t)
+    return {cid: DirectoryDescription(employees=tuple(employees[cid]), teams=tuple(teams[cid]))
+            for cid in keep}

@@ -5,7 +5,7 @@ company.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
@@ -58,6 +58,9 @@ class ApiContext:
     device_reach: Callable[[str], str] | None = None
     # One company's directory index (GET /directory/search?company=ID); None: only `directory`.
     directory_of: Callable[[str], DirectoryIndex | None] | None = None
+    # Every company's index, one per company (a search of all companies merges them); None:
+    # `directory` is the whole directory.
+    directories: Callable[[], Sequence[DirectoryIndex]] | None = None
     # The SMS gateway's shared secret for its inbound webhook (messages.sms.inbound_token);
     # "" = the webhook is off.
     sms_inbound_token: str = ""

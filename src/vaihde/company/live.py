@@ -195,11 +195,11 @@ class LiveCompany:
                 tenants = {cid: replace(t, greetings=greetings.get(cid, {}))
                            for cid, t in tenants.items()}
         first_load = not self.tenants
+        before = {cid: t.config for cid, t in self.tenants.items()}
         if changed or greet:
             self.tenants = MappingProxyType(tenants)
             if changed:
-                self.index = CompanyIndex.build(self.companies)
-                self.roster = Roster.build(self.companies)
+                self._reindex(before, changed)
         self._revisions = revisions
         self.version = revisions.get(CONFIG, 0)
         for config in changed:
@@ -213,6 +213,22 @@ class LiveCompany:
                     except Exception:
                         log.exception("company change listener failed")
         return bool(changed)
+
+    def _reindex(self, before: Mapping[str, CompanyConfig],
+                 changed: Sequence[CompanyConfig]) -> None:
+        """The number index and the roster after `changed` were swapped in: each changed
+        company's part replaced (the cost of that company), or all rebuilt when there are
+        many or the companies themselves came or went."""
+        companies = self.companies
+        if len(changed) > 8 or list(before) != list(companies):
+            self.index = CompanyIndex.build(companies)
+            self.roster = Roster.build(companies)
+            return
+        index, roster = self.index, self.roster
+        for config in changed:
+            index = index.replaced(companies, before.get(config.id), config)
+            roster = roster.replaced(companies, before.get(config.id), config)
+        self.index, self.roster = index, roster
 
     def prefetch(self, company_id: str | None = None) -> None:
         """Synthesize a company's prompts (every company's: None) in the background; until a

@@ -32,25 +32,63 @@ class CompanyIndex:
     by_number: Mapping[str, str]  # dialled number (digits) → company id
     by_extension: Mapping[str, str]  # employee extension → company id
     _by_tail: Mapping[str, tuple[tuple[str, str], ...]] = field(repr=False)
+    # No two companies claimed one number or extension (apply refuses that): then one
+    # company's part can be swapped without looking at the others (`replaced`).
+    _clean: bool = field(default=True, repr=False, compare=False)
 
     @classmethod
     def build(cls, companies: Mapping[str, CompanyConfig]) -> CompanyIndex:
         by_number: dict[str, str] = {}
         by_extension: dict[str, str] = {}
         tails: dict[str, list[tuple[str, str]]] = {}
+        clean = True
         for cid, config in companies.items():
-            for company_number in config.numbers.values():
-                by_number.setdefault(company_number.digits, cid)
-            for employee in config.employees.values():
-                if employee.extension:
-                    by_extension.setdefault(employee.extension, cid)
-                owned = [*employee.direct,
-                         *(d.address for d in employee.devices if d.kind == "mobile")]
-                for number in owned:
-                    digits = _digits(number)
-                    tails.setdefault(digits[-_TAIL:], []).append((digits, cid))
+            numbers, extensions, owned = _company_keys(config)
+            for number in numbers:
+                clean &= by_number.setdefault(number, cid) == cid
+            for extension in extensions:
+                clean &= by_extension.setdefault(extension, cid) == cid
+            for digits in owned:
+                tails.setdefault(digits[-_TAIL:], []).append((digits, cid))
         return cls(tuple(companies), by_number, by_extension,
-                   {k: tuple(v) for k, v in tails.items()})
+                   {k: tuple(v) for k, v in tails.items()}, clean)
+
+    def replaced(
+        self, companies: Mapping[str, CompanyConfig], old: CompanyConfig | None,
+        new: CompanyConfig,
+    ) -> CompanyIndex:
+        """This index with company `new.id` changed from `old` to `new` (`companies`: every
+        company, `new` among them): the same as `build(companies)`, at the cost of the one
+        company. Falls back to `build` when the companies or their order changed or two
+        companies claim one number."""
+        cid = new.id
+        if not self._clean or old is None or tuple(companies) != self.order:
+            return CompanyIndex.build(companies)
+        by_number, by_extension = dict(self.by_number), dict(self.by_extension)
+        tails = dict(self._by_tail)
+        old_numbers, old_extensions, old_owned = _company_keys(old)
+        for mapping, keys in ((by_number, old_numbers), (by_extension, old_extensions)):
+            for key in keys:
+                if mapping.get(key) == cid:
+                    del mapping[key]
+        new_numbers, new_extensions, new_owned = _company_keys(new)
+        for mapping, keys in ((by_number, new_numbers), (by_extension, new_extensions)):
+            for key in keys:
+                if mapping.setdefault(key, cid) != cid:
+                    return CompanyIndex.build(companies)
+        # Numbers sharing their last digits stay in company order, as `build` leaves them.
+        position = {c: i for i, c in enumerate(self.order)}
+        added: dict[str, list[tuple[str, str]]] = {}
+        for digits in new_owned:
+            added.setdefault(digits[-_TAIL:], []).append((digits, cid))
+        for tail in {d[-_TAIL:] for d in old_owned} | set(added):
+            bucket = [e for e in tails.get(tail, ()) if e[1] != cid] + added.get(tail, [])
+            if bucket:
+                bucket.sort(key=lambda e: position[e[1]])
+                tails[tail] = tuple(bucket)
+            else:
+                tails.pop(tail, None)
+        return CompanyIndex(self.order, by_number, by_extension, tails, True)
 
     @property
     def first(self) -> str:
@@ -76,6 +114,19 @@ class CompanyIndex:
         return self.by_number.get(_digits(dialled), self.first) if dialled else self.first
 
 
+def _company_keys(config: CompanyConfig) -> tuple[list[str], list[str], list[str]]:
+    """A company's numbers, extensions and forwarding numbers (digits), in `build`'s order."""
+    numbers = [n.digits for n in config.numbers.values()]
+    extensions: list[str] = []
+    owned: list[str] = []
+    for employee in config.employees.values():
+        if employee.extension:
+            extensions.append(employee.extension)
+        owned.extend(_digits(number) for number in (
+            *employee.direct, *(d.address for d in employee.devices if d.kind == "mobile")))
+    return numbers, extensions, owned
+
+
 @dataclass(frozen=True)
 class Roster:
     """Every live company's employees and teams as one (ids are unique across the service), for
@@ -87,6 +138,8 @@ class Roster:
     companies: Mapping[str, CompanyConfig]
     _company_of: Mapping[str, str] = field(repr=False)  # employee or team id → company id
     _by_device: Mapping[str, str] = field(repr=False)  # desk phone / softphone → employee id
+    # No id or device in two companies: one company's part can be swapped alone (`replaced`).
+    _clean: bool = field(default=True, repr=False, compare=False)
 
     @classmethod
     def build(cls, companies: Mapping[str, CompanyConfig]) -> Roster:
@@ -94,18 +147,54 @@ class Roster:
         teams: dict[str, Team] = {}
         company_of: dict[str, str] = {}
         by_device: dict[str, str] = {}
+        clean = True
         for cid, config in companies.items():
             for eid, employee in config.employees.items():
-                employees.setdefault(eid, employee)
-                company_of.setdefault(eid, cid)
+                clean &= employees.setdefault(eid, employee) is employee
+                clean &= company_of.setdefault(eid, cid) == cid
                 for device in employee.devices:
                     # Mobiles cannot be told apart from any caller (as CompanyConfig's index).
                     if device.kind != "mobile":
-                        by_device.setdefault(device.address, eid)
+                        clean &= by_device.setdefault(device.address, eid) == eid
             for tid, team in config.teams.items():
-                teams.setdefault(tid, team)
-                company_of.setdefault(tid, cid)
-        return cls(employees, teams, dict(companies), company_of, by_device)
+                clean &= teams.setdefault(tid, team) is team
+                clean &= company_of.setdefault(tid, cid) == cid
+        return cls(employees, teams, dict(companies), company_of, by_device, clean)
+
+    def replaced(
+        self, companies: Mapping[str, CompanyConfig], old: CompanyConfig | None,
+        new: CompanyConfig,
+    ) -> Roster:
+        """This roster with company `new.id` changed from `old` to `new`: the same as
+        `build(companies)` at the cost of the one company (`build` itself when the companies
+        or their order changed, or two companies claim one id or phone)."""
+        cid = new.id
+        if not self._clean or old is None or list(companies) != list(self.companies):
+            return Roster.build(companies)
+        employees, teams = dict(self.employees), dict(self.teams)
+        company_of, by_device = dict(self._company_of), dict(self._by_device)
+        for eid, employee in old.employees.items():
+            if company_of.get(eid) == cid:
+                del employees[eid], company_of[eid]
+            for device in employee.devices:
+                if device.kind != "mobile" and by_device.get(device.address) == eid:
+                    del by_device[device.address]
+        for tid in old.teams:
+            if company_of.get(tid) == cid:
+                del teams[tid], company_of[tid]
+        for eid, employee in new.employees.items():
+            if eid in employees or eid in company_of:
+                return Roster.build(companies)
+            employees[eid], company_of[eid] = employee, cid
+            for device in employee.devices:
+                if device.kind != "mobile":
+                    if by_device.setdefault(device.address, eid) != eid:
+                        return Roster.build(companies)
+        for tid, team in new.teams.items():
+            if tid in teams or tid in company_of:
+                return Roster.build(companies)
+            teams[tid], company_of[tid] = team, cid
+        return Roster(employees, teams, dict(companies), company_of, by_device, True)
 
     def company_of(self, ident: str) -> CompanyConfig | None:
         """The company of an employee or team id (None: nobody's)."""

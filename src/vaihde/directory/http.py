@@ -38,7 +38,7 @@ from vaihde.directory.schemas import (
     TeamRef,
     TeamSummary,
 )
-from vaihde.directory.search import EMPLOYEE_RECORD, DirectoryIndex, Hit, Record, fold
+from vaihde.directory.search import EMPLOYEE_RECORD, DirectoryIndex, Hit, Record, merge
 from vaihde.directory.store import CallerRecord
 from vaihde.presence.model import AvailabilitySummary
 from vaihde.presence.schemas import EmployeePath
@@ -202,7 +202,8 @@ def _indexes(request: web.Request, query: SearchQuery) -> list[DirectoryIndex]:
     wanted = query.company if query.company and query.company != "*" else None
     mine = scope.scope(request)
     if wanted is None and mine is None:
-        return [api.directory()]
+        # Every company's: the service keeps the directory in parts, one per company.
+        return list(api.directories()) if api.directories is not None else [api.directory()]
     if api.directory_of is None:
         # One company's service: its index is the only one (scopes name that company).
         return [api.directory()]
@@ -222,9 +223,8 @@ def _merged(
     """The best `limit` hits of every index (one index: its own order)."""
     if len(indexes) == 1:
         return [(indexes[0], hit) for hit in indexes[0].search(q, limit, kind=kind)]
-    every = [(index, hit) for index in indexes for hit in index.search(q, limit, kind=kind)]
-    every.sort(key=lambda pair: (-pair[1].score, fold(pair[1].name), pair[1].employee_id))
-    return every[:limit]
+    # Ranked as one index of all their records would rank them (search.merge).
+    return merge(indexes, q, limit, kind)
 
 
 # --- the caller register -----------------------------------------------------------------------

@@ -317,8 +317,16 @@ class DirectoryIndex:
 
     def search(self, query: str, limit: int = 20, kind: str = EMPLOYEE_RECORD) -> list[Hit]:
         """The best `limit` employees (kind="team": teams) for `query`, best first."""
+        return [hit for _, hit in self.ranked(query, limit, kind)]
+
+    def ranked(
+        self, query: str, limit: int = 20, kind: str = EMPLOYEE_RECORD
+    ) -> list[tuple[tuple[int, int, str, str], Hit]]:
+        """As `search`, each hit with its sort key (smaller first): (-worst word score, -sum
+        of word scores, folded name, id). Keys of different indexes compare, so the best of
+        several indexes (`merge`) are what one index of all their records would answer."""
         if kind == TEAM_RECORD:
-            return self.teams.search(query, limit) if self.teams is not None else []
+            return self.teams.ranked(query, limit) if self.teams is not None else []
         if limit <= 0:
             return []
         qwords = self._query_words(query)
@@ -352,8 +360,9 @@ class DirectoryIndex:
             if not narrowed:
                 return []
             groups = narrowed
-        hits: list[Hit] = []
+        hits: list[tuple[tuple[int, int, str, str], Hit]] = []
         tests = [(w, w.isdigit() and len(w) >= MIN_SUBSTRING) for w in qwords]
+        records = self.records
         for key in sorted(groups, reverse=True):
             need = limit - len(hits)
             if need <= 0:
@@ -361,7 +370,10 @@ class DirectoryIndex:
             recs = groups[key]
             # In name order (= record index) inside a group.
             chosen = sorted(recs)[:need] if len(recs) <= 4 * need else nsmallest(need, recs)
-            hits.extend(self._hit(rec, key[0], tests) for rec in chosen)
+            for rec in chosen:
+                record = records[rec]
+                hits.append(((-key[0], -key[1], fold(record.name), record.employee_id),
+                             self._hit(rec, key[0], tests)))
         return hits
 
     def _hit(self, rec: int, score: int, tests: list[tuple[str, bool]]) -> Hit:
@@ -376,6 +388,17 @@ class DirectoryIndex:
                     fields.append(kind)
                     break
         return Hit(record.employee_id, record.name, score, tuple(fields), record.kind)
+
+
+def merge(
+    indexes: Iterable[DirectoryIndex], query: str, limit: int = 20, kind: str = EMPLOYEE_RECORD
+) -> list[tuple[DirectoryIndex, Hit]]:
+    """The best `limit` hits of several indexes (say each company's), each with the index it
+    came from, in the order one index of all their records would give them."""
+    every = [(key, n, index, hit) for n, index in enumerate(indexes)
+             for key, hit in index.ranked(query, limit, kind)]
+    every.sort(key=lambda found: (found[0], found[1]))
+    return [(index, hit) for _, _, index, hit in every[:limit]]
 
 
 def _touches(word: str, token: str) -> bool:

@@ -434,6 +434,21 @@ async def search_records(session: AsyncSession) -> list[Record]:
     return records_from_description(await load_directory(session))
 
 
+async def directory_stamps(session: AsyncSession) -> dict[str, tuple[object, ...]]:
+    """Per company, what changes whenever its stored directory does: the number of its
+    employees and teams (active or not: rows are never deleted) and the latest time any of
+    them changed (sync_directory stamps every row it touches). A search index compares these
+    to re-read only the companies that changed."""
+    out: dict[str, tuple[object, ...]] = {}
+    for table in (m.Employee, m.Team):
+        rows = await session.execute(
+            select(table.company_id, func.count(), func.max(table.updated_at))
+            .group_by(table.company_id))
+        for cid, count, latest in rows.all():
+            out[cid] = (*out.get(cid, ()), table.__tablename__, count, str(latest))
+    return out
+
+
 async def record_companies(session: AsyncSession) -> dict[tuple[str, str], str]:
     """(kind, id) → company id of every active employee ("employee") and team ("team"), as
     search records name them."""
