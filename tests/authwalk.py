@@ -43,6 +43,7 @@ from vaihde.auth import store as auth_store
 from vaihde.company import parse_company
 from vaihde.company.apply import apply_company
 from vaihde.company.schema import CompanyConfig
+from vaihde.company.tenants import Roster
 from vaihde.console.stream import Console, ConsoleDeps
 from vaihde.db import Database, migrate, open_database
 from vaihde.directory.store import add_contact, upsert_caller
@@ -276,11 +277,12 @@ async def _world(db: Database, tmp: Path) -> tuple[World, list[Any]]:
     async def applied() -> None:
         await directory.refresh()
 
+    roster = Roster.build(configs)  # both companies, Alfa first
     ctx = ApiContext(
         sessions=db.sessions, cache=cache, directory=directory, company=lambda: configs["alfa"],
         config_applied=applied, message_channels=("email",), console=console,
-        recordings_dir=tmp, directory_of=directory.of, company_by_id=configs.get,
-        company_ids=lambda: list(COMPANIES),
+        recordings_dir=tmp, directory_of=directory.of,
+        roster=lambda: roster,
     )
     root = make_app(_Service(), sessions=db.sessions)  # type: ignore[arg-type]
     root.add_subapp(PREFIX, make_api(ctx))

@@ -177,14 +177,12 @@ class Service:
 
     def _timezone_of(self, employee_id: str) -> str:
         """The time zone of an employee's company (the first company's for nobody's)."""
-        first = self.company.company.timezone
+        company = self._current()
+        first = company.company.timezone if company is not None else "UTC"
         return self.live.roster.timezone_of(employee_id, first) if self.live is not None else first
 
     def _zone_of(self, employee_id: str) -> tzinfo:
         return ZoneInfo(self._timezone_of(employee_id))  # ZoneInfo keeps each zone it made
-
-    def _company_ids(self) -> list[str]:
-        return list(self.live.tenants) if self.live is not None else []
 
     def _employee_company(self, employee_id: str) -> str | None:
         found = self.live.company_of_employee(employee_id) if self.live is not None else None
@@ -387,8 +385,7 @@ class Service:
             config_checker=ConfigChecker(settings.calendar),
             device_reach=lambda device: self.devices.reach(device).value,
             directory_of=directory.of, directories=directory.parts, roster=self._roster,
-            company_by_id=self._company_by_id,
-            company_ids=self._company_ids, wrap_up_max_s=settings.wrap_up_max_s,
+            wrap_up_max_s=settings.wrap_up_max_s,
             sms_inbound_token=messaging.sms.inbound_token if messaging.sms else "",
         )))
         add_web(app, db.sessions)

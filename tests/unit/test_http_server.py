@@ -212,7 +212,7 @@ async def test_connections_beyond_the_cap_get_503_and_room_comes_back(serve):
 
 def test_the_guard_works_under_uvloop():
     """`vaihde serve` runs on uvloop, whose transports are not asyncio's classes."""
-    uvloop = pytest.importorskip("uvloop")
+    import uvloop  # a dependency on Linux (pyproject.toml): never skipped
 
     async def scenario() -> tuple[bytes, bytes]:
         app = make_app(Healthy(), http=FAST)  # type: ignore[arg-type]

@@ -64,13 +64,9 @@ class ApiContext:
     # The SMS gateway's shared secret for its inbound webhook (messages.sms.inbound_token);
     # "" = the webhook is off.
     sms_inbound_token: str = ""
-    # Every company's employees and teams (several companies): whose a recipient is; None:
-    # only `company`.
+    # Every company (several companies): each one's configuration by id, the first first, and
+    # whose an employee or team is; None: only `company`.
     roster: Callable[[], Roster | None] | None = None
-    # Several companies: one company's running configuration by its id (None: only `company`).
-    company_by_id: Callable[[str], CompanyConfig | None] | None = None
-    # Every company's id, the first first (None: only `company`'s).
-    company_ids: Callable[[], list[str]] | None = None
     wrap_up_max_s: int = 120  # the usage report's cap on each wrap-up (console.wrap_up_max_s)
 
 
@@ -111,8 +107,6 @@ def company_of(request: web.Request, company_id: str | None = None) -> CompanyCo
         first = None
     if company_id is None or (first is not None and first.id == company_id):
         return first
-    if api.company_by_id is not None:
-        return api.company_by_id(company_id)
     roster = api.roster() if api.roster is not None else None
     return roster.companies.get(company_id) if roster is not None else None
 
@@ -120,7 +114,8 @@ def company_of(request: web.Request, company_id: str | None = None) -> CompanyCo
 def all_company_ids(request: web.Request) -> list[str]:
     """Every company of the service, the first first."""
     api = ctx(request)
-    if api.company_ids is not None:
-        return api.company_ids()
+    roster = api.roster() if api.roster is not None else None
+    if roster is not None:
+        return list(roster.companies)
     first = company_of(request)
     return [first.id] if first is not None else []
