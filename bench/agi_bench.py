@@ -710,10 +710,11 @@ async def serve_vaihde(config: Path, log_mode: str, gc_mode: str) -> dict[str, A
     server = FastAgiServer(build_router(settings, company), "127.0.0.1", 0)
     await server.start()
     if gc_mode == "freeze":
-        # Experiment: keep everything alive after start-up (modules, settings, company) out of
-        # the collector's full passes.
-        gc.collect()
-        gc.freeze()
+        # As `vaihde serve`: everything alive after start-up frozen, the older generations
+        # collected on the service's schedule only (vaihde.collector).
+        from vaihde import collector
+
+        collector.settle()
     lag = LagMonitor()
     lag.start()
     gc_monitor = GcMonitor()

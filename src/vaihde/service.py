@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
-import time
 from collections.abc import Mapping
 from datetime import tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from vaihde import contract, systemd
+from vaihde import collector, contract, systemd
 from vaihde.agi.channel import Channel
 from vaihde.agi.server import FastAgiServer
 from vaihde.ami import AmiClient, CallTracker
@@ -117,6 +115,7 @@ class Service:
             default_language="fi",
         )
         self.db: Database | None = None
+        self.checker: ConfigChecker | None = None
         self.peer: Peer | None = None  # PostgreSQL: this instance's own connection
         self.changes = Changes()
         self.live: LiveCompany | None = None
@@ -376,13 +375,16 @@ class Service:
             await live.check_for_changes()
             await directory.refresh()
 
+        # The next company check's process, started now and waiting for a file.
+        self.checker = ConfigChecker(settings.calendar)
+        self.checker.warm()
         app = make_app(self, sessions=db.sessions, http=settings.http)
         app.add_subapp("/api/v1", make_api(ApiContext(
             sessions=db.sessions, cache=presence, directory=directory,
             company=self._current, tz=tz, config_applied=config_applied,
             message_channels=messaging.channels, message_taken=message_taken,
             recordings_dir=self.prompts.dir / "recordings", console=console,
-            config_checker=ConfigChecker(settings.calendar),
+            config_checker=self.checker,
             device_reach=lambda device: self.devices.reach(device).value,
             directory_of=directory.of, directories=directory.parts, roster=self._roster,
             wrap_up_max_s=settings.wrap_up_max_s,
@@ -457,6 +459,8 @@ class Service:
             await self._http.stop()
             self._http = None
         await self.prompts.close()
+        if self.checker is not None:
+            self.checker.close()
         if self.sender is not None:
             await self.sender.stop()
         if self.dispatcher is not None:
@@ -469,39 +473,15 @@ class Service:
             self.db = None
 
 
-# A collection longer than this held every call waiting on the loop: worth a log line.
-GC_PAUSE_LOG_MS = 20.0
-
-
-def watch_collector() -> None:
-    """Log each garbage collection that stops the event loop for longer than
-    GC_PAUSE_LOG_MS: with hundreds of calls in progress the collector's full passes are what
-    delays callers most (bench/results/tenants.json)."""
-    started = [0.0]
-
-    def timed(phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            started[0] = time.perf_counter()
-            return
-        pause_ms = (time.perf_counter() - started[0]) * 1000
-        if pause_ms > GC_PAUSE_LOG_MS:
-            log.info("garbage collection paused the loop",
-                     extra={"generation": info.get("generation"),
-                            "pause_ms": round(pause_ms, 1),
-                            "collected": info.get("collected")})
-
-    gc.callbacks.append(timed)
-
-
 async def serve(settings: settings_mod.Settings) -> None:
     service = Service(settings)
     await service.start(listen=False)
-    # Everything alive now (modules, settings, the company) lives as long as the process: keep
-    # it out of the collector's full passes, which otherwise stop the loop for ~90 ms each.
-    # Before taking calls: the collection itself stops the loop too.
-    gc.collect()
-    gc.freeze()
-    watch_collector()
+    # Everything alive now lives as long as the process; the calls' objects are freed as they
+    # end: no collector pass over all of them while callers wait (vaihde.collector).
+    collector.settle()
+    collector.watch_pauses()
+    watching = asyncio.get_running_loop().create_task(
+        collector.Collector().watch(), name="vaihde-collector")
     await service.listen()
     # systemd (Type=notify): ready now; the pings come from this loop, so a blocked loop stops
     # them and systemd restarts the service (WatchdogSec=).
@@ -509,5 +489,6 @@ async def serve(settings: settings_mod.Settings) -> None:
         await systemd.until_stopped("vaihde-watchdog")
     finally:
         log.info("vaihde stopping")
+        watching.cancel()
         with contextlib.suppress(Exception):
             await service.stop()

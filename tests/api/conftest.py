@@ -444,4 +444,5 @@ async def api(
                   directory=directory)
     finally:
         await client.close()
+        ctx.config_checker.close()  # the next check's process, waiting since the last one
 

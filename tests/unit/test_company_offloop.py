@@ -82,3 +82,37 @@ def test_the_checking_process_is_limited_as_documented():
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          check=True, timeout=60).stdout.split()
     assert out == [str(os.nice(0) + 10), str(2 * 1024**3), "False"]
+
+
+async def test_the_next_check_s_process_is_started_ahead_and_waits_for_its_file():
+    """An admin's check, diff and apply come one after another: each is answered by a process
+    that was started (its imports done) before the file came, and a new one then waits."""
+    checker = ConfigChecker(POLICY)
+    checker.warm()
+    waiting = checker._spare
+    assert waiting is not None and waiting.poll() is None
+    try:
+        config = await checker.check(synthetic_company_yaml(5), "company.yaml")
+        assert len(config.employees) == 5
+        assert waiting.wait(10) == 0  # it answered this check, then ended
+        following = checker._spare
+        assert following is not None and following.pid != waiting.pid
+        assert following.poll() is None
+        summary = await checker.summary(synthetic_company_yaml(7), "company.yaml")
+        assert summary.counts["employees"] == 7
+        assert following.wait(10) == 0
+    finally:
+        checker.close()
+    assert checker._spare is None
+
+
+def test_a_waiting_checking_process_ends_when_the_service_is_gone():
+    """kill -9 of the service closes its end of the pipe: the waiting process ends by itself,
+    quietly, instead of staying behind."""
+    checker = ConfigChecker(POLICY)
+    checker.warm()
+    waiting = checker._spare
+    assert waiting is not None and waiting.stdin is not None
+    waiting.stdin.close()
+    assert waiting.wait(30) == 0
+    assert waiting.stderr is not None and waiting.stderr.read() == b""

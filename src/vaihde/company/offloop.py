@@ -6,8 +6,10 @@ Why a process (bench/results/config.json): in a thread, the parse shares the int
 and its garbage collections with the event loop, which then stalls for tens of milliseconds at a
 time; a process leaves the loop alone (only the result is unpickled, in a thread), is killed
 when it runs too long, is limited in memory, and gives its memory back when it ends. It is a
-fresh interpreter (`python -m vaihde.company.offloop`, about 0.1 s to start), not a fork of the
-service, so it inherits none of the service's threads, sockets or locks.
+fresh interpreter (`python -m vaihde.company.offloop`), not a fork of the service, so it
+inherits none of the service's threads, sockets or locks. Its start (the loader's imports, about
+0.4 s of a core) comes before the file does: the service keeps the next check's process started
+and waiting (`warm`), so an admin's check, diff or apply waits only for the check itself.
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ class ConfigChecker:
     timeout: float = CHECK_TIMEOUT_S
     # One at a time: each check may take a core and a few hundred MiB.
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+    # The next check's process, started and waiting for its file (warm()).
+    _spare: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     async def check(self, text: str, name: str) -> CompanyConfig:
         """The valid configuration, or ConfigError with every problem (file:line: field)."""
@@ -79,41 +83,63 @@ class ConfigChecker:
         assert isinstance(value, Summary)
         return value
 
+    def warm(self) -> None:
+        """Start the next check's process now: it imports the loader (about 0.3 s of a core)
+        and waits for its file, so that a check waits only for the check itself."""
+        if self.mode == "process" and (self._spare is None or self._spare.poll() is not None):
+            self._spare = _start()
+
+    def close(self) -> None:
+        """The waiting process, if any, ends (it would also end by itself when the service's
+        end of its pipe closes)."""
+        spare, self._spare = self._spare, None
+        if spare is not None and spare.poll() is None:
+            spare.kill()
+            spare.wait()
+
     async def _run(self, text: str, name: str, want: Want) -> CompanyConfig | Summary:
         async with self._lock:
             if self.mode == "thread":
                 kind, value = await asyncio.to_thread(check_one, text, name, self.calendars, want)
             else:
-                kind, value = await asyncio.to_thread(
-                    _in_process, text, name, self.calendars, want, self.timeout
-                )
+                kind, value = await asyncio.to_thread(self._in_process, text, name, want)
         if kind == "ok":
             return value  # type: ignore[no-any-return]
         if kind == "problems":
             raise ConfigError(value)
         raise RuntimeError(f"checking {name} failed: {value}")
 
+    def _in_process(self, text: str, name: str, want: Want) -> tuple[str, Any]:
+        """Runs in a thread of the service: one checking process (the waiting one when there
+        is one), its answer unpickled here; then the next one is started to wait."""
+        payload = pickle.dumps((text, name, self.calendars, want),
+                               protocol=pickle.HIGHEST_PROTOCOL)
+        proc, self._spare = self._spare, None
+        if proc is None or proc.poll() is not None:
+            proc = _start()
+        try:
+            out, err = proc.communicate(payload, timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            return "problems", [
+                f"{name}:1: (top level): checking took longer than {self.timeout:g} s and was "
+                "stopped: the file is too large or too intricate"
+            ]
+        finally:
+            self.warm()
+        if proc.returncode != 0 or not out:
+            why = err.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no output"]
+            return "error", f"the checking process ended with {proc.returncode}: {why[0]}"
+        result: tuple[str, Any] = pickle.loads(out)
+        return result
 
-def _in_process(
-    text: str, name: str, calendars: CalendarPolicy, want: Want, timeout: float
-) -> tuple[str, Any]:
-    """Runs in a thread of the service: one checking process, its answer unpickled here."""
-    payload = pickle.dumps((text, name, calendars, want), protocol=pickle.HIGHEST_PROTOCOL)
-    try:
-        done = subprocess.run(
-            [sys.executable, "-m", "vaihde.company.offloop"], input=payload,
-            capture_output=True, timeout=timeout, env=_environment(), check=False,
-        )
-    except subprocess.TimeoutExpired:  # run() has killed it
-        return "problems", [
-            f"{name}:1: (top level): checking took longer than {timeout:g} s and was "
-            "stopped: the file is too large or too intricate"
-        ]
-    if done.returncode != 0 or not done.stdout:
-        why = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no output"]
-        return "error", f"the checking process ended with {done.returncode}: {why[0]}"
-    result: tuple[str, Any] = pickle.loads(done.stdout)
-    return result
+
+def _start() -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "vaihde.company.offloop"], stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_environment(),
+    )
 
 
 def _environment() -> dict[str, str]:
@@ -147,9 +173,13 @@ def check_one(
 
 def main() -> None:
     """`python -m vaihde.company.offloop`: (text, name, calendars, want) pickled on stdin, the
-    answer pickled on stdout. One file, then it exits."""
+    answer pickled on stdout. One file, then it exits. It is started ahead (ConfigChecker.warm)
+    and waits here, its imports done, for the file."""
     setup_checking_process()
-    text, name, calendars, want = pickle.load(sys.stdin.buffer)
+    try:
+        text, name, calendars, want = pickle.load(sys.stdin.buffer)
+    except EOFError:
+        return  # started ahead for a check that never came (the service stopped): nothing to do
     result = check_one(text, name, calendars, want)
     pickle.dump(result, sys.stdout.buffer, protocol=pickle.HIGHEST_PROTOCOL)
     sys.stdout.buffer.flush()
