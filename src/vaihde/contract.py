@@ -17,6 +17,9 @@ TEAM_QUEUE = "VAIHDE_TEAM_QUEUE"  # a team's Asterisk queue (validated name), ro
 REASON = "VAIHDE_REASON"  # why the call went where it went; shown to the operator
 CALL_ID = "VAIHDE_CALL_ID"  # the service's id for the call's story (inherited by dialled legs)
 SOUGHT = "VAIHDE_SOUGHT"  # whom the caller tried to reach, "employee:anna" (AMI channelvars)
+# The company's own music on hold (a validated musiconhold.conf class): [vaihde-main] makes it
+# the caller's CHANNEL(musicclass), which wins over the queue's, Dial()'s and parking's class.
+MUSIC_CLASS = "VAIHDE_MOH"
 
 # Set by the dialplan.
 DID = "VAIHDE_DID"  # the dialled company number, digits only (FILTER()ed in the dialplan)

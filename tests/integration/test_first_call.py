@@ -23,7 +23,7 @@ _ids = itertools.count(1)
 
 async def call(
     ami, digits: str = "", *, delay: float = 1.0, callerid: str = "0401234567", hold: int = 60,
-    say: str = "", say_delay: float = 0,
+    say: str = "", say_delay: float = 0, number: str = COMPANY_NUMBER,
 ):
     """Start a simulated caller; returns the Local channel name prefix of the caller's leg."""
     tag = f"t{next(_ids)}{int(time.time() * 1000) % 100000}"
@@ -35,7 +35,7 @@ async def call(
     response = await ami.action(
         {
             "Action": "Originate",
-            "Channel": f"Local/{COMPANY_NUMBER}@vaihde-inbound/n",
+            "Channel": f"Local/{number}@vaihde-inbound/n",
             "Context": "vaihde-test-caller",
             "Exten": "s",
             "Priority": "1",
@@ -45,7 +45,7 @@ async def call(
         }
     )
     assert response.get("Response") == "Success", response
-    return f"Local/{COMPANY_NUMBER}@vaihde-inbound-"
+    return f"Local/{number}@vaihde-inbound-"
 
 
 def device(channel: str) -> str:

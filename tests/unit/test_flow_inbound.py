@@ -6,7 +6,7 @@ from vaihde import contract
 from vaihde.agi.peer import SimulatedChannel, play_session
 from vaihde.agi.server import FastAgiServer
 from vaihde.agi.session import Router
-from vaihde.company import parse_company
+from vaihde.company import ConfigError, parse_company
 from vaihde.flows.inbound import Announce, AskAgain, GoTo, Ring, ToOperator, choose, inbound
 
 COMPANY = """\
@@ -135,6 +135,35 @@ async def test_direct_number_skips_the_menu(company):
     assert len(chan.commands) == 1
     assert chan.variables[contract.SOUGHT] == "employee:anna"
     assert chan.variables[contract.DIAL] == "PJSIP/anna"
+
+
+async def test_the_company_s_music_on_hold_rides_with_every_route():
+    """The caller waits to the company's own music (issue 12): the class goes in the same one
+    round trip as the route, whatever the route; a company without one sets nothing."""
+    company = parse_company(COMPANY.replace(
+        "company: {name: Testi Oy, ",
+        "company: {name: Testi Oy, music_on_hold: testi-oy, "), "company.yaml")
+    assert company.company.music_on_hold == "testi-oy"
+    for script, digits, route in (("inbound?did=358201234501", [], "dial"),
+                                  ("inbound", ["0"], "operator"),
+                                  ("inbound", ["", ""], "operator")):
+        chan = await run_flow(company, SimulatedChannel(digits=digits), script)
+        assert chan.variables[contract.ROUTE] == route
+        assert chan.variables[contract.MUSIC_CLASS] == "testi-oy"
+        assert sum(c.startswith(('EXEC "MSet"', "SET VARIABLE")) for c in chan.commands) == 1
+    plain = await run_flow(parse_company(COMPANY, "company.yaml"), SimulatedChannel(),
+                           "inbound?did=358201234501")
+    assert contract.MUSIC_CLASS not in plain.variables
+
+
+def test_a_music_class_that_is_not_a_class_name_is_refused_where_it_is_written():
+    with pytest.raises(ConfigError) as err:
+        parse_company(COMPANY.replace(
+            "company: {name: Testi Oy, ",
+            'company: {name: Testi Oy, music_on_hold: "x,m(evil)", '), "company.yaml")
+    assert err.value.problems == [
+        "company.yaml:1: company.music_on_hold: must be an Asterisk music-on-hold class (a "
+        "musiconhold.conf section: letters, digits, - and _)"]
 
 
 async def test_hostile_did_is_ignored(company):

@@ -303,6 +303,9 @@ Email = Annotated[
     _pattern(patterns.EMAIL),
 ]
 QueueName = Annotated[str, _shaped(patterns.QUEUE, patterns.QUEUE_HELP), _pattern(patterns.QUEUE)]
+MusicClass = Annotated[
+    str, _shaped(patterns.MUSIC_CLASS, patterns.MUSIC_CLASS_HELP), _pattern(patterns.MUSIC_CLASS)
+]
 DeviceDial = Annotated[
     str, _shaped(patterns.DEVICE, patterns.DEVICE_HELP), _pattern(patterns.DEVICE)
 ]

@@ -40,6 +40,7 @@ from vaihde.company.fields import (
     Language,
     LanguageCode,
     MenuRef,
+    MusicClass,
     Name,
     OfferedLanguage,
     Phone,
@@ -107,6 +108,9 @@ class CompanyInfo:
     timezone: TimeZone = "Europe/Helsinki"
     language: Language = "fi"  # what callers hear first, and where every text must exist
     languages: tuple[Language, ...] = ()  # offered to callers; default: (language,)
+    # What the company's callers hear while they wait (queue, hold, park): an Asterisk
+    # music-on-hold class; "" = Asterisk's default.
+    music_on_hold: MusicClass = ""
 
 
 # ---- where a key press (or the closed-hours action) takes the caller ---------------------------

@@ -39,6 +39,12 @@ EMAIL_HELP = "is not an e-mail address like anna@example.fi"
 QUEUE = re.compile(r"^[A-Za-z0-9_\-]{1,80}$")
 QUEUE_HELP = "must be an Asterisk queue name (letters, digits, - and _)"
 
+# An Asterisk music-on-hold class (musiconhold.conf section), set as CHANNEL(musicclass).
+MUSIC_CLASS = re.compile(r"^[A-Za-z0-9_\-]{1,80}$")
+MUSIC_CLASS_HELP = (
+    "must be an Asterisk music-on-hold class (a musiconhold.conf section: letters, digits, - and _)"
+)
+
 # Dial strings reach Dial() as they are, so only plain device names are allowed: no '&' (extra
 # legs), ',' (Dial options), '$' or quotes (expressions).
 DEVICE = re.compile(r"^(PJSIP|SIP|IAX2|DAHDI|Local)/[A-Za-z0-9_.+@\-/]{1,80}$")

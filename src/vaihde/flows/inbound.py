@@ -353,12 +353,15 @@ def is_human_only(menu: Menu, pressed: str) -> bool:
     return option is not None and option.human_only
 
 
-def route_variables(decision: Final, sought: str = "") -> dict[str, str]:
-    """The contract variables that hand `decision` to the dialplan (ROUTE last)."""
+def route_variables(decision: Final, sought: str = "", music: str = "") -> dict[str, str]:
+    """The contract variables that hand `decision` to the dialplan (ROUTE last); `music`: the
+    company's music-on-hold class, for whatever wait follows."""
     out = {contract.REASON: decision.reason}
     if sought:
         # Rides along into the queue, so even the AMI events say whom the caller wanted.
         out[contract.SOUGHT] = sought
+    if music:
+        out[contract.MUSIC_CLASS] = music
     match decision:
         case Ring(dial=dial, seconds=seconds, then=then):
             out[contract.DIAL] = dial
@@ -382,11 +385,9 @@ def route_variables(decision: Final, sought: str = "") -> dict[str, str]:
     return out
 
 
-async def apply(channel: Channel, decision: Final, sought: str = "") -> None:
+async def apply(channel: Channel, decision: Final, sought: str = "", music: str = "") -> None:
     """Hand the decision to the dialplan through the contract variables (one round trip)."""
-    await channel.set_variables(route_variables(decision, sought))
-
-
+    await channel.set_variables(route_variables(decision, sought, music))
 
 
 async def offer_alternatives(
@@ -652,7 +653,7 @@ async def inbound(
             story.seek("operator", "", "operator")
         story.add("routed", route=type(final).__name__.lower(), reason=final.reason)
         sought = f"{story.sought_kind}:{story.sought_id}" if story.sought_kind else ""
-        await apply(channel, final, sought)
+        await apply(channel, final, sought, company.company.music_on_hold)
         return final
 
     async def answer_for(decision: TakeMessage | TakeCallback) -> Final:

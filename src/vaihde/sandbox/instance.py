@@ -464,8 +464,11 @@ STATIC_FILES: dict[str, str] = {
     "res_parking.conf": "[general]\n\n[default]\nparkext = 700\nparkpos = 701-720\n"
     "context = parkedcalls\n",
     "voicemail.conf": "[general]\nformat = wav49|wav\n",
+    # A second class, as a service centre defines one per client company (music_on_hold:).
     "musiconhold.conf": (
         "[general]\n\n[default]\nmode = files\ndirectory = /usr/share/asterisk/moh\n"
+        "\n[vaihde-client-b]\nmode = files\ndirectory = /usr/share/asterisk/moh\n"
+        "sort = alpha\n"
     ),
     "indications.conf": """\
 [general]
