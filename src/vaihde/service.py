@@ -293,7 +293,7 @@ class Service:
         company = await live.load()
         live.on_change(self._company_changed)
         (self.prompts.dir / "recordings").mkdir(parents=True, exist_ok=True)
-        tz = ZoneInfo(company.company.timezone)
+        tz = company.zone
         self._presence = presence = PresenceCache(db.sessions, tz=tz, zone=self._zone_of)
         await presence.load()
         self._set_from_phone = phone_setter(db.sessions, presence)
@@ -355,7 +355,7 @@ class Service:
             company=self._current, presence=presence, sessions=db.sessions,
             company_by_id=self._company_by_id,
             tz=tz, availability_json=lambda av: {
-                **as_json(av, tz=tz),
+                **as_json(av, tz=presence.zone_of(av.employee_id)),  # their company's zone
                 "devices": self.phones.device_json(av.employee_id)},
             limits=lambda: Limits(self.settings.console_bounce_s, self.settings.console_ring_s,
                                   self.settings.mobile_dial),

@@ -223,6 +223,27 @@ def test_no_answer_then_operator_is_waiting_with_sought_path_and_what_happened()
     assert not any(k.startswith("_") for k in public(call))
 
 
+def test_times_are_told_in_the_call_s_company_zone_not_the_service_s():
+    """A Stockholm client's caller, served by a centre whose first company is in Helsinki: the
+    operator reads Anna's 14.00 as the client's callers and people live it, not as 15.00."""
+    stockholm = ZoneInfo("Europe/Stockholm")
+    w = World()
+    w.company = parse_company(COMPANY.replace(
+        "company: {name: Testi Oy, ", "company: {name: Testi Ab, timezone: Europe/Stockholm, "),
+        "company.yaml")
+    w.caller_arrives()
+    story = menu_story(w)
+    now = datetime.fromtimestamp(w.clock.t, UTC)
+    until = now.astimezone(stockholm).replace(hour=14, minute=0, second=0, microsecond=0)
+    story.add("availability", at=now, employee="anna", state="meeting",
+              until=until.isoformat())
+    story.add("routed", at=now, route="tooperator", reason="menu-main-1-meeting")
+    w.move(CALLER, CALLER_CHAN, "vaihde-operator")
+    (call,) = w.board().lists()["waiting"]  # Inputs.tz is Helsinki
+    assert call["what_happened"] == "in a meeting until 14.00"
+    assert until.astimezone(HELSINKI).hour == 15
+
+
 def test_busy_and_meeting_in_words():
     w = World()
     w.caller_arrives()

@@ -93,4 +93,4 @@ def _next_start(rota: Rota, zone: ZoneInfo, at: datetime) -> datetime | None:
 
 def on_call_now(company: CompanyConfig, rota_id: str, at: datetime) -> OnCall:
     """`on_call` for one of the company's rotas, in the company's zone."""
-    return on_call(company.oncall[rota_id], ZoneInfo(company.company.timezone), at)
+    return on_call(company.oncall[rota_id], company.zone, at)

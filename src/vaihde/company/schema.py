@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from types import MappingProxyType
 from typing import Annotated, Any, ClassVar
+from zoneinfo import ZoneInfo
 
 from pydantic import Field
 
@@ -572,6 +573,11 @@ class CompanyConfig:
     def id(self) -> str:
         """The company's id in the service: company.id, or MAIN when the file gives none."""
         return self.company.id or MAIN_COMPANY
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The company's time zone (ZoneInfo keeps each zone it made: no cost per call)."""
+        return ZoneInfo(self.company.timezone)
 
     @property
     def operators(self) -> Team:

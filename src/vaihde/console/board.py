@@ -294,7 +294,10 @@ def call_json(
         "company": {"id": company.id, "name": company.company.name}
         if company is not None else None,
         "sought": sought,
-        "what_happened": what_happened(story, ch, company, inputs.tz, transfer),
+        # Times as the client's callers and people live them: in the call's company's zone.
+        "what_happened": what_happened(story, ch, company,
+                                       company.zone if company is not None else inputs.tz,
+                                       transfer),
         "availability": availability,
         "bounced": bounced,
         "transfer": _transfer_json(view, transfer, state),

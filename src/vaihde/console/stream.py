@@ -420,8 +420,9 @@ class Console:
 
         async def load() -> None:
             try:
-                facts = await caller_facts(sessions, number, datetime.now(UTC), self.deps.tz,
-                                           company)
+                # "Today" is the company's day, in its own zone.
+                zone = config.zone if config is not None else self.deps.tz
+                facts = await caller_facts(sessions, number, datetime.now(UTC), zone, company)
             except Exception as exc:  # the board works without them
                 log.warning("caller facts not loaded", extra={"error": repr(exc)})
                 return

@@ -199,7 +199,7 @@ class Dispatcher:
             profile = company.profile
             if not profile.summary_to:
                 continue
-            zone = ZoneInfo(company.company.timezone)
+            zone = company.zone
             day = summary_day(now, zone, profile.summary_at)
             if (key, day) in self._settled:
                 continue

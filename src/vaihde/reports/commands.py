@@ -38,7 +38,6 @@ def _hms(seconds: float) -> str:
 
 @command("report usage")
 async def cmd_usage(args: argparse.Namespace) -> int:
-    from zoneinfo import ZoneInfo
 
     from vaihde.company.apply import current_company
     from vaihde.reports import store
@@ -55,7 +54,7 @@ async def cmd_usage(args: argparse.Namespace) -> int:
         zones = {}
         for cid in only:
             config = await current_company(s, cid)
-            zones[cid] = ZoneInfo(config.company.timezone) if config is not None else default
+            zones[cid] = config.zone if config is not None else default
         counts = await store.month_counts(s, args.month, zones, default, only)
         talks = [t for t in await store.month_talks(s, args.month, cap) if t.company_id in only]
     rows = usage(args.month, zones, counts=counts, talks=talks, wrap_cap_s=cap,

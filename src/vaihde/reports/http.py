@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import io
 from datetime import timedelta, tzinfo
-from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -28,7 +27,7 @@ MARK_WITHIN = timedelta(days=1)  # "done" marks the operator's last talk if it e
 def zones(request: web.Request) -> dict[str, tzinfo]:
     """Each running company's time zone (company.timezone in its file)."""
     running = {cid: company_of(request, cid) for cid in all_company_ids(request)}
-    return {cid: ZoneInfo(c.company.timezone) for cid, c in running.items() if c is not None}
+    return {cid: c.zone for cid, c in running.items() if c is not None}
 
 
 async def report(request: web.Request, query: UsageQuery) -> UsageReport:
