@@ -125,11 +125,7 @@ async def owners(
     queues: dict[str, str] = {}
     if config is None or any(t.queue for t in config.teams.values()):
         queues = await _queues_of_others(session, company_id)
-    devices = dict((await session.execute(
-        select(m.Device.dial, m.Employee.company_id)
-        .join(m.Employee, m.Employee.id == m.Device.employee_id)
-        .where(m.Employee.company_id != company_id, m.Device.kind != "mobile"))).all())
-    return Owners(employees, teams, extensions, numbers, queues, devices)
+    return Owners(employees, teams, extensions, numbers, queues)
 
 
 async def _queues_of_others(session: AsyncSession, company_id: str) -> dict[str, str]:

@@ -1,9 +1,8 @@
 """Many companies in one service (issue 12), the pure parts: which company a call belongs to (by
 the number dialled, or by the employee whose phone forwarded it), every company's employees and
 teams as one roster (for what follows phones and team queues service-wide), what a company file
-may not take from another company (ids, extensions, numbers, desk phones and team queue names
-are unique across the service), and which company a `vaihde config … --company ID` command acts
-on.
+may not take from another company (ids, extensions, numbers and team queue names are unique
+across the service), and which company a `vaihde config … --company ID` command acts on.
 """
 
 from __future__ import annotations
@@ -229,9 +228,6 @@ class Owners:
     extensions: Mapping[str, str] = field(default_factory=dict)
     numbers: Mapping[str, str] = field(default_factory=dict)  # company and direct numbers
     queues: Mapping[str, str] = field(default_factory=dict)  # team queue names (Asterisk's)
-    # Desk phones and softphones (Dial() strings): a phone is one company's, or its feature
-    # codes, its state and the calls on it would be told to the wrong company.
-    devices: Mapping[str, str] = field(default_factory=dict)
 
 
 Problem = tuple[tuple[str, ...], str]  # (path in the file, what is wrong)
@@ -268,11 +264,6 @@ def collisions(config: CompanyConfig, others: Owners) -> list[Problem]:
             if owner is not None:
                 out.append(((*where, "direct"),
                             f"{number} is already company {owner!r}'s number"))
-        for device in employee.devices:
-            owner = others.devices.get(device.address) if device.kind != "mobile" else None
-            if owner is not None:
-                out.append(((*where, "devices"),
-                            f"{device.address} is already a phone of company {owner!r}"))
     return out
 
 
