@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from vaihde.config.safe_yaml import DEFAULT_LIMITS
 from vaihde.config.source import Reader
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -33,8 +34,10 @@ class HttpSettings:
     # A request's body must arrive within this long of its headers.
     body_timeout_s: int = 30
     # No request body may be larger (endpoints have smaller limits of their own); the
-    # largest legitimate one is a company file (4 MiB).
-    max_body_bytes: int = 4 * 1024 * 1024
+    # largest legitimate one is a company file, as large as one read from disk may be (8 MiB:
+    # 10,000 employees written out in full are 4.5 MiB). At 4 MiB the admin page refused such
+    # a company that `vaihde config apply` took.
+    max_body_bytes: int = DEFAULT_LIMITS.max_bytes
     # Open HTTP connections at most (console streams included); more are answered 503 and
     # closed at once, so the FastAGI server always has file descriptors for calls.
     max_connections: int = 256
