@@ -54,10 +54,12 @@ async def test_companies_are_applied_each_on_its_own(db, tmp_path: Path):
         assert alfa is not None and list(alfa.employees) == ["aino"]
 
     # Two companies now: a file must say which (here by --company), and may not take what the
-    # other holds: Alfa's number and Alfa's employee id.
+    # other holds: Alfa's number, Alfa's employee id and extension, and an id Alfa's team has.
     (tmp_path / "beta.yaml").write_text(
         company("beta", "0201230000", "bea", "301")
-        + '  aino: {name: Aino Again, devices: [desk: PJSIP/aino2]}\n')
+        + '  aino: {name: Aino Again, devices: [desk: PJSIP/aino2]}\n'
+        + '  cy: {name: Cy, extension: "201", devices: [desk: PJSIP/cy]}\n'
+        + '  alfa-ops: {name: Alf, devices: [desk: PJSIP/alf]}\n')
     before = await row_counts(db)
     refused = await vaihde(db, "config", "apply", str(tmp_path / "beta.yaml"))
     assert refused.returncode == 2 and "say which" in refused.stderr
@@ -67,6 +69,10 @@ async def test_companies_are_applied_each_on_its_own(db, tmp_path: Path):
     assert f"{beta_file}:3: numbers.0201230000: 0201230000 is already company 'alfa''s number" \
         in refused.stderr
     assert f"{beta_file}:13: employees.aino: id already used by company 'alfa'" in refused.stderr
+    assert (f"{beta_file}:14: employees.cy.extension: 201 is already an extension of company "
+            "'alfa'") in refused.stderr
+    assert f"{beta_file}:15: employees.alfa-ops: id already used by company 'alfa'" \
+        in refused.stderr
     wrong = await vaihde(db, "config", "apply", str(beta_file), "--company", "alfa")
     assert wrong.returncode == 2 and "the file is company 'beta', not 'alfa'" in wrong.stderr
     assert await row_counts(db) == before  # nothing of it written
