@@ -84,7 +84,7 @@ class ConfigChecker:
         return value
 
     def warm(self) -> None:
-        """Start the next check's process now: it imports the loader (about 0.3 s of a core)
+        """Start the next check's process now: it imports the loader (about 0.4 s of a core)
         and waits for its file, so that a check waits only for the check itself."""
         if self.mode == "process" and (self._spare is None or self._spare.poll() is not None):
             self._spare = _start()

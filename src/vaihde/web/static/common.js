@@ -43,7 +43,12 @@ const V = (() => {
     return data;
   }
 
+  // Once: every request of a page whose session ended answers 401 (the console's stream, its
+  // board and directory at once), and a second navigation would abort the first.
+  let leaving = false;
   function toLogin() {
+    if (leaving) return;
+    leaving = true;
     location.assign("/login?next=" + encodeURIComponent(location.pathname));
   }
 

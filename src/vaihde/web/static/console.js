@@ -383,7 +383,9 @@
               location.assign("/");
               return;
             }
-          } catch (err) { /* whoami sends to /login on 401 */ }
+          } catch (err) {
+            if (err.status === 401) return;  // whoami is taking the page to /login
+          }
           connect();
         }, retryMs);
         retryMs = Math.min(retryMs * 2, 10000);
