@@ -121,8 +121,9 @@ async def set_state(service, employee: str, state: str, hours: float = 2) -> Non
 
 def cli(service, *args: str) -> None:
     """`vaihde …` in its own process, on the service's database (as an admin would)."""
-    subprocess.run([sys.executable, "-m", "vaihde", *args, "--db", service.db_url],
-                   check=True, capture_output=True, timeout=60)
+    done = subprocess.run([sys.executable, "-m", "vaihde", *args, "--db", service.db_url],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, f"vaihde {' '.join(args)}: {done.stderr.strip()}"
 
 
 async def heard(asterisk, service, text: str) -> None:

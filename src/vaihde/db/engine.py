@@ -74,10 +74,12 @@ def _sqlite_file(url: URL) -> Path | None:
 
 def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
+    # First: the journal mode below may have to wait for another process's lock (the service
+    # writing while an admin's CLI connects) instead of failing at once.
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     # WAL: readers (the service's cache) never block the writer (CLI, web) and vice versa.
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     # WAL makes NORMAL durable against application crashes; only a power cut may lose the last
     # transactions, never corrupt the file.
     cursor.execute("PRAGMA synchronous=NORMAL")
