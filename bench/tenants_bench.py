@@ -450,17 +450,10 @@ def gc_pauses(log: Path) -> dict[str, Any]:
             "scheduled_full": len(re.findall(r"full garbage collection", text))}
 
 
-def run_loop(main: Any) -> Any:
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(main)
-    return uvloop.run(main)
-
-
 def run_setup(tmp: Path, tenants: list[Tenant], name: str,
               args: argparse.Namespace) -> dict[str, Any]:
     from vaihde import collector
+    from vaihde.cli import run_loop
 
     url = f"sqlite+aiosqlite:///{tmp / name}.db"
     print(f"[{name}] applying {len(tenants)} companies, "

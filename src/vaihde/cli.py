@@ -7,7 +7,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from vaihde import __version__
 from vaihde.auth import commands as auth_commands
@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 DEFAULT_CONFIG = os.environ.get("VAIHDE_CONFIG", "config/demo.yaml")
 
+
+T = TypeVar("T")
 
 def _load(path: str) -> Settings:
     from vaihde.config.settings import load
@@ -51,14 +53,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_loop(main: Coroutine[Any, Any, None]) -> None:
+def run_loop(main: Coroutine[Any, Any, T]) -> T:
     """uvloop where installed (a quarter less CPU per call, bench/README.md), else asyncio."""
     try:
         import uvloop
     except ImportError:
-        asyncio.run(main)
-    else:
-        uvloop.run(main)
+        return asyncio.run(main)
+    return uvloop.run(main)
 
 
 def cmd_agi(args: argparse.Namespace) -> int:

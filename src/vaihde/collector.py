@@ -59,6 +59,8 @@ def settle() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(YOUNG_THRESHOLD, NEVER, NEVER)
+    log.info("garbage collection settled", extra={
+        "frozen": gc.get_freeze_count(), "threshold": list(gc.get_threshold())})
 
 
 @dataclass
@@ -76,6 +78,8 @@ class Collector:
         self.last_blocks = sys.getallocatedblocks()
 
     async def watch(self) -> None:
+        log.info("full garbage collections scheduled",
+                 extra={"grow_blocks": self.grow_blocks, "every_s": self.every_s})
         while True:
             await asyncio.sleep(self.check_s)
             self.tick()

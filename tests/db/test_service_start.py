@@ -76,3 +76,53 @@ async def test_fastagi_listens_only_once_the_call_handlers_have_what_they_use(
         assert service.agi.listening
     finally:
         await service.stop()
+
+
+async def test_vaihde_serve_collects_its_older_garbage_on_its_own_schedule(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """README ("Memory"): the running `vaihde serve` leaves only the young generation to
+    Python's automatic collector and schedules the full collections itself; read from its own
+    log, as it runs in production (its own process, JSON logs)."""
+    import asyncio
+    import socket as sockets
+
+    from vaihde import collector
+    from vaihde.sandbox.service import ServiceProcess
+
+    with sockets.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        http_port = s.getsockname()[1]
+    (tmp_path / "company.yaml").write_text(COMPANY)
+    settings = tmp_path / "settings.yaml"
+    settings.write_text("\n".join([
+        "service:",
+        "  fastagi: {host: 127.0.0.1, port: 0}",
+        f"  http: {{host: 127.0.0.1, port: {http_port}}}",
+        f"  ami: {{host: 127.0.0.1, port: {closed_port()}, username: vaihde, secret: s3cret}}",
+        f"database: {{url: {json.dumps(f'sqlite+aiosqlite:///{tmp_path}/vaihde.db')}}}",
+        "company_file: company.yaml",
+        f"prompts: {{dir: {json.dumps(str(tmp_path / 'prompts'))}}}",
+        "guard: {mode: 'off'}", ""]))
+    monkeypatch.delenv("VAIHDE_AMI_SECRET", raising=False)
+    served = ServiceProcess(settings, tmp_path / "vaihde.log")
+    served.start()
+    try:
+        found: dict[str, dict[str, object]] = {}
+        for _ in range(300):
+            for line in served.log_path.read_text(errors="replace").splitlines():
+                if line.startswith("{"):
+                    record = json.loads(line)
+                    found.setdefault(record.get("msg", record.get("message", "")), record)
+            if "full garbage collections scheduled" in found and "vaihde serving" in found:
+                break
+            await asyncio.sleep(0.1)
+        settled = found["garbage collection settled"]
+        assert settled["threshold"] == [collector.YOUNG_THRESHOLD, collector.NEVER,
+                                        collector.NEVER]
+        frozen = settled["frozen"]
+        assert isinstance(frozen, int) and frozen > 100_000  # modules, settings, the company
+        scheduled = found["full garbage collections scheduled"]
+        assert (scheduled["grow_blocks"], scheduled["every_s"]) == (
+            collector.GROW_BLOCKS, collector.EVERY_S)
+    finally:
+        await asyncio.to_thread(served.stop)

@@ -104,8 +104,7 @@ def next_step(
     if recipient.kind == "employee":
         candidates.append(recipient.id)
     if rota and rota in company.oncall:
-        candidates += on_call(company.oncall[rota], company.zone,
-                              at).people
+        candidates += on_call(company.oncall[rota], company.zone, at).people
     for person in candidates:
         if person in tried:
             continue

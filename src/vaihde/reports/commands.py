@@ -38,7 +38,6 @@ def _hms(seconds: float) -> str:
 
 @command("report usage")
 async def cmd_usage(args: argparse.Namespace) -> int:
-
     from vaihde.company.apply import current_company
     from vaihde.reports import store
     from vaihde.reports.usage import csv_rows, usage
