@@ -20,6 +20,9 @@ SOUGHT = "VAIHDE_SOUGHT"  # whom the caller tried to reach, "employee:anna" (AMI
 # The company's own music on hold (a validated musiconhold.conf class): [vaihde-main] makes it
 # the caller's CHANNEL(musicclass), which wins over the queue's, Dial()'s and parking's class.
 MUSIC_CLASS = "VAIHDE_MOH"
+# + a company number's digits (as VAIHDE_DID has them): a dialplan global with that number's
+# company's class, which [vaihde-main] uses before the service routes, or if it cannot.
+NUMBER_MUSIC = "VAIHDE_MOH_"
 
 # Set by the dialplan.
 DID = "VAIHDE_DID"  # the dialled company number, digits only (FILTER()ed in the dialplan)

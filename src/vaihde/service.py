@@ -22,6 +22,7 @@ from vaihde.agi.server import FastAgiServer
 from vaihde.ami import AmiClient, CallTracker
 from vaihde.ami.cluster import Cluster, Link, MergedCalls
 from vaihde.ami.devicestate import DeviceStates
+from vaihde.ami.music import NumberMusic
 from vaihde.ami.phones import PhonePresence
 from vaihde.ami.queues import QueueMembers
 from vaihde.api import ApiContext, LiveDirectory, make_api
@@ -100,6 +101,8 @@ class Service:
                 via=self.cluster.dial_from(link) if self.cluster.several else None,
             )
             link.queues.attach()
+            link.music = NumberMusic(link.client, lambda: self._companies().values())
+            link.music.attach()
             link.client.add_event_listener(self.stories.apply)
         first = self.links[0]
         # The first (or only) Asterisk's, as before: tests and benchmarks read these.
@@ -270,6 +273,9 @@ class Service:
         if not any(link.client.connected for link in self.links):
             return  # the next login resyncs both
         self.jobs.spawn(self.cluster.sync(devices_of(company), look=True), "vaihde-queues-sync")
+        for link in self.links:
+            if link.music is not None:
+                self.jobs.spawn(link.music.changed(), "vaihde-music-sync")
 
     def _task(self, job: Any, name: str) -> None:
         self._tasks.append(asyncio.get_running_loop().create_task(job, name=name))

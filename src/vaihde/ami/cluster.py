@@ -24,6 +24,7 @@ from typing import Any
 from vaihde import contract
 from vaihde.ami.client import AmiClient, AmiRefused
 from vaihde.ami.devicestate import IN_USE, DeviceStates, Listener, ReachListener, reach_of, tell
+from vaihde.ami.music import NumberMusic
 from vaihde.ami.queues import QueueMembers
 from vaihde.ami.tracker import Bridge, CallTracker, ChangeQueue, Channel, ParkedCall, QueueCaller
 from vaihde.company.dials import Reach
@@ -306,13 +307,15 @@ class MergedDevices:
 
 @dataclass
 class Link:
-    """One Asterisk: its settings, AMI client, call tracker, phones' states and team queues."""
+    """One Asterisk: its settings, AMI client, call tracker, phones' states, team queues and
+    each number's music."""
 
     settings: AsteriskSettings
     client: AmiClient
     tracker: CallTracker
     devices: DeviceStates
     queues: QueueMembers | None = None
+    music: NumberMusic | None = None  # each company number's music class, as its globals
     system_name: str = ""  # as Asterisk reported it at the last login ("" = none, or not asked)
     accepted: bool = field(default=False)
 
