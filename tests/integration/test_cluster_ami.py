@@ -18,11 +18,11 @@ import aiohttp
 import pytest
 from amiprobe import AmiProbe
 from company import COMPANY, COMPANY_NUMBER, PHONES, TEAM_QUEUE
-from conftest import TRUNK_TO_A, TRUNK_TO_B, peer_test_settings
 from sqlalchemy import select
 from test_console_live import Stream, bridged, dial_from
 from test_first_call import call
 
+from conftest import TRUNK_TO_A, TRUNK_TO_B, peer_test_settings
 from vaihde.auth.store import add_user, create_token
 from vaihde.config.settings import loads
 from vaihde.db.models import Contact

@@ -28,12 +28,12 @@ import aiohttp
 import pytest
 from amiprobe import AmiProbe
 from company import COMPANY, COMPANY_NUMBER, PHONES
-from conftest import OPERATORS, TEST_DIALPLAN
 from sqlalchemy import select
 from test_cluster_ami import Recorded
 from test_first_call import assert_bridged_with, call, device
 from test_kamailio import HOLD_MS
 
+from conftest import OPERATORS, TEST_DIALPLAN
 from vaihde.auth.store import add_user, create_token
 from vaihde.db import open_database
 from vaihde.db.message_models import Callback

@@ -15,6 +15,7 @@ from vaihde.agi.channel import AgiConnection, Channel
 from vaihde.agi.session import ENV_TIMEOUT_S, SILENCE_BUDGET_S, Router, run_session
 from vaihde.agi.stalls import LoopStalls
 from vaihde.agi.stream import AgiStream
+from vaihde.jobs import cancel_all
 
 log = logging.getLogger("vaihde.agi")
 
@@ -144,8 +145,6 @@ class FastAgiServer:
         await self._server.wait_closed()
         self._server = None
         if self._stall_watch is not None:
-            self._stall_watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._stall_watch
+            await cancel_all([self._stall_watch])
             self._stall_watch = None
         log.info("fastagi stopped", extra={"outcomes": dict(self.outcomes)})

@@ -20,6 +20,8 @@ from typing import Any, cast
 
 from panoramisk.message import Message
 
+from vaihde.jobs import until_set
+
 __all__ = [
     "AmiActionError", "AmiAuthError", "AmiClient", "AmiConnectError", "AmiError", "AmiMessage",
     "AmiNotConnected", "AmiRefused", "AmiResponse", "AmiTimeout", "ConnectedHook", "EventListener",
@@ -609,8 +611,7 @@ class AmiClient:
                     raise
                 log.info("Asterisk is still starting (%s); syncing again once it has booted", e,
                          extra=self._log_extra())
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(session.booted.wait(), min(left, self.reconnect_min))
+                await until_set(session.booted, min(left, self.reconnect_min))
                 if session.closed:
                     raise AmiNotConnected("AMI session lost while Asterisk was starting") from e
 

@@ -60,7 +60,7 @@ from vaihde.console.board import (
 )
 from vaihde.db import models as m
 from vaihde.db.changes import Watch
-from vaihde.jobs import cancel_all
+from vaihde.jobs import cancel_all, next_within
 from vaihde.presence.cache import PresenceCache
 from vaihde.presence.model import Availability
 from vaihde.story import StoryBook
@@ -697,10 +697,8 @@ async def serve(
         await asyncio.wait_for(response.write(f"retry: {RETRY_MS}\n\n".encode() + first),
                                timeout)
         while True:
-            try:
-                message = await asyncio.wait_for(sub.queue.get(), console.deps.ping_s)
-            except TimeoutError:
-                message = PING
+            got = await next_within(sub.queue, console.deps.ping_s)
+            message = PING if got is None else got
             if isinstance(message, _Close):
                 # No id: the browser's Last-Event-ID stays at the last event it really got.
                 await asyncio.wait_for(response.write(sse("reconnect", {"why": message.why},

@@ -16,10 +16,10 @@ other way. On SQLite (one machine) there is no Peer and watches poll as they alw
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Iterable
 
 from vaihde.db.peer import Peer
+from vaihde.jobs import until_set
 
 # While notifications flow, each watch still re-reads this often (a safety net).
 SAFETY_S = 5.0
@@ -44,10 +44,7 @@ class Watch:
     async def wait(self, poll_s: float) -> bool:
         """True if woken, False if the time ran out."""
         timeout = max(poll_s, SAFETY_S) if self.changes.live else poll_s
-        woken = False
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._event.wait(), timeout)
-            woken = True
+        woken = await until_set(self._event, timeout)
         self._event.clear()
         return woken
 

@@ -25,6 +25,7 @@ from typing import Any
 import asyncpg
 
 from vaihde.db.engine import Database
+from vaihde.jobs import cancel_all, until_set
 
 log = logging.getLogger("vaihde.db.peer")
 
@@ -126,16 +127,13 @@ class Peer:
         service starting with a reachable database is alive before it claims anything."""
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="vaihde-peer")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._first.wait(), wait_s)
+        await until_set(self._first, wait_s)
 
     async def stop(self) -> None:
         self._stopping = True
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_all([task])
 
     async def _run(self) -> None:
         failing = False
@@ -191,8 +189,7 @@ class Peer:
         self._tell(True)
         try:
             while not ended.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(ended.wait(), self.ping_s)
+                await until_set(ended, self.ping_s)
                 if ended.is_set():
                     break
                 async with self._query:

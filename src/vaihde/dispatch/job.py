@@ -7,7 +7,6 @@ it takes nothing (its claims may be taken over then), like the message sender.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
@@ -31,6 +30,7 @@ from vaihde.dispatch.model import (
     urgent_sms,
     urgent_state_text,
 )
+from vaihde.jobs import cancel_all, until_set
 from vaihde.messages.email import EmailTransport
 from vaihde.messages.model import SendError, caller_label, clean_line
 from vaihde.messages.settings import SmsSettings, SmtpSettings
@@ -104,9 +104,7 @@ class Dispatcher:
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_all([task])
         if self.sms is not None:
             await self.sms.close()
 
@@ -119,8 +117,7 @@ class Dispatcher:
             except Exception as exc:  # the database may be away for a while: keep trying
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("dispatch: a round failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_s)
+            await until_set(self._wake, self.poll_s)
 
     def _alive(self) -> bool:
         return self.holder is None or self.holder.up

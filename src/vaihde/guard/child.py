@@ -10,6 +10,7 @@ import os
 import sys
 
 from vaihde.guard.__main__ import GuardSettings
+from vaihde.jobs import cancel_all
 from vaihde.process import die_with_parent
 
 log = logging.getLogger("vaihde.guard")
@@ -67,9 +68,7 @@ class GuardChild:
     async def stop(self) -> None:
         self._stopping = True
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_all([self._task])
         process = self.process
         if process is None or process.returncode is not None:
             return

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vaihde.db.clock import utcnow
 from vaihde.db.once import Holder
+from vaihde.jobs import cancel_all, until_set
 from vaihde.messages.email import EmailTransport
 from vaihde.messages.model import (
     BACKOFF,
@@ -123,12 +124,9 @@ class Sender:
         self._wake.set()
         task, self._task = self._task, None
         if task is not None:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(task), grace)
-            except TimeoutError:
-                task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_all([task])
         for transport in self.transports.values():
             with contextlib.suppress(Exception):
                 await transport.close()
@@ -149,8 +147,7 @@ class Sender:
             wait = self.poll_interval
             if self.holder is not None:
                 wait = min(wait, self.takeover_s)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), wait)
+            await until_set(self._wake, wait)
 
     async def run_once(self) -> int:
         """Claim what is due now and send it; returns how many attempts were made."""

@@ -6,7 +6,6 @@ at commit by PostgreSQL (a vaihde.db.changes watch) or found by polling them (SQ
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Collection, Iterable
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -17,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from vaihde.db import models as m
 from vaihde.db.changes import Watch
 from vaihde.db.clock import utcnow as _utcnow
+from vaihde.jobs import cancel_all
 from vaihde.presence.model import Availability, Entry, resolve
 from vaihde.presence.store import active_entries, changed_entries, not_over
 from vaihde.records import of_row
@@ -249,9 +249,7 @@ class PresenceCache:
         try:
             await self._poll(poll_interval, watch)
         finally:
-            ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ticker
+            await cancel_all([ticker])
 
     async def _ticks(self, every: float) -> None:
         while True:

@@ -25,6 +25,7 @@ from vaihde.ami.tracker import Bridge, ChangeQueue, Channel
 from vaihde.auth.model import Role
 from vaihde.db import auth_models as am
 from vaihde.db.models import MAIN
+from vaihde.jobs import next_within
 from vaihde.reports import store
 from vaihde.reports.store import TalkKey
 from vaihde.story import StoryBook
@@ -127,10 +128,8 @@ class TalkRecorder:
                         log.warning("operators' phones not read", extra={"error": repr(exc)})
                 await self.observe()
                 wait = RETRY_S if self._pending else self.reload_s
-                try:
-                    seen = [await asyncio.wait_for(changes.get(), wait)]
-                except TimeoutError:
-                    seen = []
+                first = await next_within(changes, wait)
+                seen = [first] if first is not None else []
                 while not changes.empty():
                     seen.append(changes.get_nowait())
                 entered = any(c.kind in ("bridge_enter", "resynced") for c in seen)
