@@ -20,7 +20,7 @@ from typing import Any, cast
 
 from panoramisk.message import Message
 
-from vaihde.jobs import until_set
+from vaihde.jobs import RECANCEL_S, until_set
 
 __all__ = [
     "AmiActionError", "AmiAuthError", "AmiClient", "AmiConnectError", "AmiError", "AmiMessage",
@@ -487,7 +487,10 @@ class AmiClient:
             self._cancelled_by_close = True
             runner.cancel()
             if runner is not _current_task() and self._run_done is not None:
-                await self._run_done.wait()
+                # Again while it runs: a wait deep in a hook may have swallowed the first cancel
+                # (vaihde.jobs.cancel_all says how).
+                while not await until_set(self._run_done, RECANCEL_S):
+                    runner.cancel()
         for proto in list(self._handshaking):
             proto.abort("client closed")
         session = self._session
