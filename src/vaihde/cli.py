@@ -28,6 +28,7 @@ DEFAULT_CONFIG = os.environ.get("VAIHDE_CONFIG", "config/demo.yaml")
 
 T = TypeVar("T")
 
+
 def _load(path: str) -> Settings:
     from vaihde.config.settings import load
     from vaihde.config.source import ConfigError

@@ -269,9 +269,10 @@ class Service:
         return dict(self.live.companies) if self.live is not None else {}
 
     def _company_changed(self, company: CompanyConfig) -> None:
-        """New teams, members or phones: the team queues and the new phones' states now."""
+        """New teams, members, phones or numbers: the team queues, the new phones' states and
+        the numbers' music now."""
         if not any(link.client.connected for link in self.links):
-            return  # the next login resyncs both
+            return  # the next login resyncs them all
         self.jobs.spawn(self.cluster.sync(devices_of(company), look=True), "vaihde-queues-sync")
         for link in self.links:
             if link.music is not None:

@@ -487,8 +487,9 @@ class AmiClient:
             self._cancelled_by_close = True
             runner.cancel()
             if runner is not _current_task() and self._run_done is not None:
-                # Again while it runs: a wait deep in a hook may have swallowed the first cancel
-                # (vaihde.jobs.cancel_all says how).
+                # Again while run() runs, as cancel_all does (a wait deep in a hook may swallow
+                # one cancel); not cancel_all itself: the task that awaited run() may go on
+                # after it returns, and that is not ours to cancel.
                 while not await until_set(self._run_done, RECANCEL_S):
                     runner.cancel()
         for proto in list(self._handshaking):

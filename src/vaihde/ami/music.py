@@ -64,7 +64,6 @@ class NumberMusic:
         self.client = client
         self.companies = companies
         self.sent: dict[str, str] = {}  # what this Asterisk has, as far as we know
-        self.actions = 0  # Setvar actions sent (tests)
         self._lock = asyncio.Lock()
 
     def attach(self) -> None:
@@ -95,7 +94,6 @@ class NumberMusic:
             await asyncio.gather(*(self.client.action(
                 {"Action": "Setvar", "Variable": PREFIX + digits, "Value": cls})
                 for digits, cls in chunk))
-            self.actions += len(chunk)
             self.sent.update(chunk)
         if items:
             log.info("music on hold per number set", extra={"numbers": len(items)})
